@@ -1,0 +1,154 @@
+// backend.h: the op interface that the model and the trainer are written against.
+//
+// A Backend owns memory (host memory for the CPU backend, device memory for the CUDA
+// backend) and runs ops on it. Every pointer passed to an op is a pointer the same
+// backend returned from alloc_*(); the model never dereferences one itself. Ops are
+// asynchronous on the GPU: nothing here returns a value to the host, so a whole training
+// step can be captured in a CUDA graph. Values that change from step to step (the step
+// number for noise, Adam's bias correction and the batch index) are read from a
+// backend-resident counter, not passed by value, for the same reason.
+//
+// Layout conventions (row-major throughout, as in PyTorch):
+//   activations X are (rows, features); a linear layer's weight W is (out, in), bias b is
+//   (out); Y = X W^T + b.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace mnistgan {
+
+enum class Activation { kNone, kLeakyRelu, kTanh };
+
+// Adam hyperparameters; the step count t comes from a backend-resident counter.
+struct AdamHyper {
+  float lr = 2e-4f;
+  float beta1 = 0.5f;
+  float beta2 = 0.999f;
+  float eps = 1e-8f;
+};
+
+// Noise streams: the Philox key is (seed, stream) and the counter (element, step), so
+// every (seed, step, stream) triple names one reproducible batch of N(0,1) draws on every
+// backend. Streams below 1000 are the D updates within one step; the rest are fixed.
+constexpr uint32_t kNoiseStreamFixedGrid = 0x7fff0001u;  // fixed 8x8 progress grid
+constexpr uint32_t kNoiseStreamSample = 0x7fff0002u;     // `mnistgan sample`
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;  // "cpu" or "cuda (<device name>)"
+
+  // ---- memory -----------------------------------------------------------------------
+  // Zero-initialised; freed with free(). Sizes are element counts.
+  virtual float* alloc_f32(size_t n) = 0;
+  virtual int64_t* alloc_i64(size_t n) = 0;
+  virtual int32_t* alloc_i32(size_t n) = 0;
+  virtual uint8_t* alloc_u8(size_t n) = 0;
+  virtual void free(void* p) = 0;
+  // Host <-> backend copies. to_host() waits for all queued work first.
+  virtual void to_backend(void* dst, const void* src_host, size_t bytes) = 0;
+  virtual void to_host(void* dst_host, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // backend to backend
+  virtual void fill_zero(void* p, size_t bytes) = 0;
+  virtual void synchronize() = 0;
+
+  // ---- linear layers ----------------------------------------------------------------
+  // Y = act(X W^T + b) with LeakyReLU slope `slope`.
+  //   X (rows, in), W (out, in), b (out) or nullptr, Y (rows, out).
+  virtual void linear_forward(const float* X, const float* W, const float* b, float* Y,
+                              int rows, int in, int out, Activation act, float slope) = 0;
+  // dZ = dY * act'(.), with act' read from the saved output Y: LeakyReLU from its sign,
+  // tanh as 1 - Y^2. dY and dZ may alias. All (n).
+  virtual void activation_backward(const float* Y, const float* dY, float* dZ, size_t n,
+                                   Activation act, float slope) = 0;
+  // Given dZ (rows, out) of Z = X W^T + b:
+  //   dW (out, in) = dZ^T X,  db (out) = column sums of dZ,  dX (rows, in) = dZ W.
+  // Any of dW/db/dX may be nullptr to skip it. accumulate=true adds into every non-null
+  // output (dW, db and dX alike: the model sums two paths' gradients into one dX).
+  virtual void linear_backward(const float* X, const float* W, const float* dZ, float* dX,
+                               float* dW, float* db, int rows, int in, int out,
+                               bool accumulate) = 0;
+
+  // ---- column concatenation (for the minibatch-discrimination features) -------------
+  // out (rows, a+b) = [A (rows, a) | B (rows, b)], and its inverse for gradients.
+  virtual void concat_cols(const float* A, const float* B, float* out, int rows, int a,
+                           int b) = 0;
+  virtual void split_cols(const float* in, float* A, float* B, int rows, int a, int b) = 0;
+
+  // ---- minibatch discrimination (Salimans et al. 2016) ------------------------------
+  // M (groups*B, K*C) viewed as (groups, B, K, C); within each group independently:
+  //   O[i,k] = sum_{j != i} exp(-sum_c |M[i,k,c] - M[j,k,c]|),  O (groups*B, K).
+  virtual void mbd_forward(const float* M, float* O, int groups, int B, int K, int C) = 0;
+  // dM[i,k,c] = sum_{j != i} (dO[i,k] + dO[j,k]) * e_ijk * -sign(M[i,k,c] - M[j,k,c]).
+  virtual void mbd_backward(const float* M, const float* dO, float* dM, int groups, int B,
+                            int K, int C) = 0;
+
+  // ---- loss -------------------------------------------------------------------------
+  // Mean binary cross-entropy on logits x (n) against a constant target t, computed as
+  // max(x,0) - x t + log1p(exp(-|x|)) so it is stable for any |x|.
+  //   dx[i] = grad_scale * (sigmoid(x[i]) - t) / n
+  //   stats[0] += mean loss, stats[1] += mean sigmoid(x)   (stats: 2 floats, accumulated
+  //   so the host can read averages every few steps instead of every step).
+  virtual void bce_with_logits(const float* x, int n, float target, float grad_scale,
+                               float* dx, float* stats) = 0;
+
+  // ---- optimiser --------------------------------------------------------------------
+  // One Adam step over a flat buffer of n parameters, as torch.optim.Adam (no weight
+  // decay): t = *step + 1, m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2,
+  //   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+  virtual void adam_step(float* params, const float* grads, float* m, float* v, size_t n,
+                         const AdamHyper& hyper, const int64_t* step) = 0;
+
+  // ---- randomness and data ----------------------------------------------------------
+  // out (n) ~ N(0,1) from Philox4x32-10 keyed by (seed, stream), counter (i/4, *step).
+  // step may be nullptr (then 0). Bitwise identical on every backend (see philox.h).
+  virtual void gaussian_noise(float* out, size_t n, uint64_t seed, uint32_t stream,
+                              const int64_t* step) = 0;
+  // Gather one batch from a backend-resident uint8 dataset, scaled to [-1, 1]:
+  //   batch = (*step) * batches_per_step + batch_offset   (global batch counter)
+  //   epoch = batch / batches_per_epoch, slot = epoch % 2, b = batch % batches_per_epoch
+  //   out[r, p] = dataset[perm[slot * n_images + b * rows + r], p] / 127.5 - 1
+  // perm holds two epochs' permutations (2, n_images) so an epoch boundary inside a step
+  // needs no host action mid-step. dataset (n_images, pixels), out (rows, pixels).
+  virtual void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images,
+                            int pixels, int rows, const int64_t* step, int batches_per_step,
+                            int batch_offset, int64_t batches_per_epoch, float* out) = 0;
+  // *counter += 1 (the step counter lives on the backend so graphs can replay steps).
+  virtual void increment(int64_t* counter) = 0;
+  // Count of non-finite values in x (n), added to *count (for the divergence guard).
+  virtual void count_nonfinite(const float* x, size_t n, float* count) = 0;
+
+  // ---- step graphs (optional) -------------------------------------------------------
+  // Ops issued between begin_capture() and end_capture() are recorded as one replayable
+  // unit (a CUDA graph) instead of run; replay() runs the recording. A backend without
+  // graphs returns false from begin_capture() and keeps running ops eagerly, so callers
+  // write: if (b.begin_capture()) { issue ops; b.end_capture(); b.replay(); } else ...
+  virtual bool begin_capture() { return false; }
+  virtual void end_capture() {}
+  virtual void replay() {}
+};
+
+// Backend-specific knobs (the CPU backend ignores them).
+struct BackendOptions {
+  bool tf32 = false;       // --tf32: TF32 tensor cores in the custom GEMM (CUDA)
+  int linear_version = 0;  // fused linear kernel version; 0 = the shipped one (CUDA)
+};
+
+// Which backends this build has and which one to use.
+bool cuda_backend_built();
+// Empty string when a usable CUDA device is present, otherwise why not.
+std::string cuda_unavailable_reason();
+std::unique_ptr<Backend> make_cpu_backend();
+// Throws std::runtime_error with the reason when no usable device is present.
+std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options = {},
+                                           int device_index = 0);
+// "cpu", "cuda" or "auto" (CUDA when built and a device is present, else CPU). Throws
+// std::invalid_argument for another name, std::runtime_error when CUDA is asked for and
+// cannot be had (the message says why and suggests --device cpu).
+std::unique_ptr<Backend> make_backend(const std::string& device,
+                                      const BackendOptions& options = {});
+
+}  // namespace mnistgan

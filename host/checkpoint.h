@@ -1,0 +1,58 @@
+// checkpoint.h: the checkpoint file format and its link to the model.
+//
+// Layout (little-endian):
+//   "MNGANCKP"                       8-byte magic
+//   u32 version                      kCheckpointVersion
+//   u32 header_bytes, header         JSON: config, step, epoch, seed, RNG/shuffle state
+//   u32 tensor_count
+//   per tensor: u32 name_bytes, name, u32 rank, i64 dims[rank], f32 data[prod(dims)]
+//   u32 crc32                        zlib CRC-32 of every byte after the magic
+// Files are written to a temp file, fsynced and renamed, so a crash leaves either the old
+// file or the new one. Loading checks every length against the bytes that are left before
+// allocating, then the CRC, so a truncated or corrupt file is refused with a message.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backend.h"
+#include "model.h"
+
+namespace mnistgan {
+
+constexpr uint32_t kCheckpointVersion = 1;
+
+class CheckpointError : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct CheckpointTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+
+struct Checkpoint {
+  nlohmann::json header;
+  std::vector<CheckpointTensor> tensors;
+  const CheckpointTensor* find(const std::string& name) const;
+};
+
+std::string serialize_checkpoint(const Checkpoint& checkpoint);
+// `source` names the file in error messages.
+Checkpoint parse_checkpoint(const std::string& bytes, const std::string& source);
+void save_checkpoint(const std::string& path, const Checkpoint& checkpoint);  // atomic
+Checkpoint load_checkpoint(const std::string& path);
+
+// Model <-> checkpoint: every parameter tensor as "<name>", and its Adam moments as
+// "<name>@adam_m" / "<name>@adam_v"; the Adam step counts go in the header.
+void store_model(Backend& backend, Gan& gan, Checkpoint& checkpoint);
+// Throws CheckpointError naming the first missing or mis-shaped tensor.
+void restore_model(Backend& backend, Gan& gan, const Checkpoint& checkpoint,
+                   const std::string& source, bool with_optimizer = true);
+
+}  // namespace mnistgan

@@ -1,0 +1,103 @@
+// cli.cpp: see cli.h. Each flag maps onto one TrainConfig / SampleOptions field; the
+// defaults shown by --help come from those structs.
+#include "cli.h"
+
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+
+#include "config.h"
+#include "sample.h"
+#include "trainer.h"
+
+namespace mnistgan {
+
+namespace {
+
+void add_train_flags(CLI::App& cmd, TrainConfig& c) {
+  cmd.add_option("--data", c.data_dir, "folder with the MNIST IDX files (raw or .gz)")
+      ->capture_default_str();
+  cmd.add_option("--out", c.out_dir, "output folder: metrics.csv, samples/, checkpoints/")
+      ->capture_default_str();
+  cmd.add_option("--device", c.device, "cpu, cuda or auto")->capture_default_str();
+  auto* epochs = cmd.add_option("--epochs", c.epochs, "epochs to train")->capture_default_str();
+  auto* steps = cmd.add_option("--steps", c.steps, "total steps of the run (overrides --epochs)");
+  epochs->excludes(steps);
+  cmd.add_option("--batch-size", c.batch_size, "images per batch")->capture_default_str();
+  cmd.add_option("--lr", c.lr, "Adam learning rate of both networks")->capture_default_str();
+  cmd.add_option("--lr-d", c.lr_d, "discriminator learning rate (default: --lr)");
+  cmd.add_option("--lr-g", c.lr_g, "generator learning rate (default: --lr)");
+  cmd.add_option("--b1", c.beta1, "Adam beta1")->capture_default_str();
+  cmd.add_option("--b2", c.beta2, "Adam beta2")->capture_default_str();
+  cmd.add_option("--latent-dim", c.latent_dim, "noise dimension")->capture_default_str();
+  cmd.add_option("--hidden-g", c.hidden_g, "generator hidden widths, e.g. 256,512,1024")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd.add_option("--hidden-d", c.hidden_d, "discriminator hidden widths, e.g. 1024,512,256")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd.add_option("--mbd-kernels", c.mbd_kernels, "minibatch-discrimination kernels (0: off)")
+      ->capture_default_str();
+  cmd.add_option("--mbd-dims", c.mbd_dims, "minibatch-discrimination dims per kernel")
+      ->capture_default_str();
+  cmd.add_option("--real-label", c.real_label, "target for real images (0.9: one-sided smoothing)")
+      ->capture_default_str();
+  cmd.add_option("--d-steps", c.d_steps, "D updates per G update")->capture_default_str();
+  cmd.add_option("--seed", c.seed, "seed of every random draw")->capture_default_str();
+  cmd.add_option("--log-every", c.log_every, "steps between metrics rows")->capture_default_str();
+  cmd.add_option("--sample-every", c.sample_every, "steps between sample grids (0: each epoch)")
+      ->capture_default_str();
+  cmd.add_option("--checkpoint-every", c.checkpoint_every,
+                 "steps between checkpoints (0: each epoch)")
+      ->capture_default_str();
+  cmd.add_option("--keep-checkpoints", c.keep_checkpoints, "step checkpoints to keep")
+      ->capture_default_str();
+  cmd.add_option("--resume", c.resume, "checkpoint to continue from (same flags)");
+  cmd.add_flag("--cuda-graph,!--no-cuda-graph", c.cuda_graph,
+               "capture the step in a CUDA graph (CUDA only)")
+      ->capture_default_str();
+  cmd.add_flag("--tf32", c.tf32, "TF32 tensor cores in the CUDA GEMM");
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"mnistgan: train the classic MLP GAN on MNIST on a GPU (or the CPU)", "mnistgan"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "mnistgan 0.1.0");
+
+  TrainConfig train_config;
+  CLI::App* train = app.add_subcommand("train", "train a GAN; writes metrics, grids, checkpoints");
+  add_train_flags(*train, train_config);
+
+  SampleOptions sample_options;
+  CLI::App* sample = app.add_subcommand("sample", "draw a grid of digits from a checkpoint");
+  sample->add_option("--checkpoint", sample_options.checkpoint, "a .ckpt from `mnistgan train`")
+      ->required();
+  sample->add_option("--out", sample_options.out, "PNG to write")->capture_default_str();
+  sample->add_option("--n", sample_options.n, "number of images")->capture_default_str();
+  sample->add_option("--nrow", sample_options.nrow, "images per row")->capture_default_str();
+  sample->add_option("--seed", sample_options.seed, "noise seed")->capture_default_str();
+  sample->add_option("--device", sample_options.device, "cpu, cuda or auto")
+      ->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (*train) return run_training(train_config);
+    if (*sample) {
+      run_sample(sample_options);
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "\nmnistgan: error: %s\n", e.what());
+    return 1;
+  }
+  return 2;
+}
+
+}  // namespace mnistgan

@@ -1,0 +1,75 @@
+// config.h: every setting of a training run, with its documented default. The CLI maps
+// one flag to each field (README's flag table lists them); checkpoints store the whole
+// struct as JSON so a run can be resumed and a sample drawn with the same model.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace mnistgan {
+
+struct TrainConfig {
+  // ---- data and outputs ----
+  std::string data_dir = "data/mnist";  // --data: folder with train-images-idx3-ubyte[.gz]
+  std::string out_dir = "runs/latest";  // --out: metrics.csv, samples/, checkpoints
+  std::string device = "auto";          // --device: cpu | cuda | auto
+  std::string resume;                   // --resume: checkpoint to continue from
+
+  // ---- run length: --steps wins when set; otherwise epochs * batches_per_epoch ----
+  int64_t epochs = 20;   // --epochs
+  int64_t steps = 0;     // --steps: total length of the run (0: from --epochs)
+  int batch_size = 64;   // --batch-size
+
+  // ---- model ----
+  int latent_dim = 100;                       // --latent-dim: z ~ N(0, 1)^latent_dim
+  std::vector<int> hidden_g{256, 512, 1024};  // --hidden-g: generator hidden widths
+  std::vector<int> hidden_d{1024, 512, 256};  // --hidden-d: discriminator hidden widths
+  int mbd_kernels = 100;                      // --mbd-kernels: 0 turns it off
+  int mbd_dims = 5;                           // --mbd-dims
+  float leaky_slope = 0.2f;                   // LeakyReLU negative slope (fixed)
+
+  // ---- optimisation ----
+  float lr = 2e-4f;       // --lr: both networks unless --lr-d / --lr-g
+  float lr_d = -1.0f;     // --lr-d (negative: use --lr)
+  float lr_g = -1.0f;     // --lr-g (negative: use --lr)
+  float beta1 = 0.5f;     // --b1
+  float beta2 = 0.999f;   // --b2
+  float adam_eps = 1e-8f; // Adam epsilon (fixed)
+  float real_label = 1.0f;  // --real-label: target for real images (0.9: one-sided smoothing)
+  int d_steps = 1;          // --d-steps: D updates per G update
+  uint64_t seed = 1;        // --seed
+
+  // ---- reporting ----
+  int64_t log_every = 100;    // --log-every: steps between metrics rows
+  int64_t sample_every = 0;   // --sample-every: steps between grids (0: once per epoch)
+  int64_t checkpoint_every = 0;  // --checkpoint-every: steps (0: once per epoch)
+  int keep_checkpoints = 3;      // --keep-checkpoints: how many step checkpoints to keep
+  bool cuda_graph = true;        // --cuda-graph / --no-cuda-graph (CUDA backend only)
+  bool tf32 = false;             // --tf32: TF32 tensor cores in the CUDA GEMM
+
+  float effective_lr_d() const { return lr_d >= 0 ? lr_d : lr; }
+  float effective_lr_g() const { return lr_g >= 0 ? lr_g : lr; }
+  // Throws std::invalid_argument naming the flag when a value is out of range.
+  void validate() const;
+};
+
+// The model-shape fields only: what a checkpoint must agree with to be loaded.
+struct ModelShape {
+  int image_pixels = 784;
+  int latent_dim = 100;
+  std::vector<int> hidden_g{256, 512, 1024};
+  std::vector<int> hidden_d{1024, 512, 256};
+  int mbd_kernels = 100;
+  int mbd_dims = 5;
+  float leaky_slope = 0.2f;
+};
+
+ModelShape model_shape_of(const TrainConfig& config, int image_pixels);
+
+void to_json(nlohmann::json& j, const TrainConfig& c);
+void from_json(const nlohmann::json& j, TrainConfig& c);
+
+}  // namespace mnistgan

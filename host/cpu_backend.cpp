@@ -1,0 +1,244 @@
+// cpu_backend.cpp: the reference implementation of every op in backend.h, on host memory.
+//
+// Plain loops in the order the math is written (plus the pair symmetry of minibatch
+// discrimination), GEMMs through gemm_cpu(). The CUDA backend's tests compare against
+// this file, and the finite-difference tests check this file's backward passes.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+#include "backend.h"
+#include "gemm_cpu.h"
+#include "philox.h"
+
+namespace mnistgan {
+namespace {
+
+// 64-byte aligned, zeroed allocations (cache lines; lets the compiler vectorise freely).
+void* alloc_zeroed(size_t bytes) {
+  const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded);
+  if (p == nullptr) throw std::bad_alloc();
+  std::memset(p, 0, rounded);
+  return p;
+}
+
+inline float leaky(float z, float slope) { return z > 0.0f ? z : slope * z; }
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+
+  float* alloc_f32(size_t n) override { return static_cast<float*>(alloc_zeroed(n * 4)); }
+  int64_t* alloc_i64(size_t n) override { return static_cast<int64_t*>(alloc_zeroed(n * 8)); }
+  int32_t* alloc_i32(size_t n) override { return static_cast<int32_t*>(alloc_zeroed(n * 4)); }
+  uint8_t* alloc_u8(size_t n) override { return static_cast<uint8_t*>(alloc_zeroed(n)); }
+  void free(void* p) override { std::free(p); }
+  void to_backend(void* dst, const void* src, size_t bytes) override {
+    std::memcpy(dst, src, bytes);
+  }
+  void to_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void copy(void* dst, const void* src, size_t bytes) override { std::memmove(dst, src, bytes); }
+  void fill_zero(void* p, size_t bytes) override { std::memset(p, 0, bytes); }
+  void synchronize() override {}
+
+  // X (rows, in), W (out, in), b (out), Y (rows, out).
+  void linear_forward(const float* X, const float* W, const float* b, float* Y, int rows, int in,
+                      int out, Activation act, float slope) override {
+    gemm_cpu(false, true, rows, out, in, 1.0f, X, in, W, in, 0.0f, Y, out);
+    for (int r = 0; r < rows; ++r) {
+      float* y = Y + static_cast<size_t>(r) * out;
+      if (b != nullptr)
+        for (int o = 0; o < out; ++o) y[o] += b[o];
+      switch (act) {
+        case Activation::kNone: break;
+        case Activation::kLeakyRelu:
+          for (int o = 0; o < out; ++o) y[o] = leaky(y[o], slope);
+          break;
+        case Activation::kTanh:
+          for (int o = 0; o < out; ++o) y[o] = std::tanh(y[o]);
+          break;
+      }
+    }
+  }
+
+  // The LeakyReLU derivative is read from the sign of the saved output: y > 0 iff z > 0
+  // for a positive slope, so the pre-activation need not be kept.
+  void activation_backward(const float* Y, const float* dY, float* dZ, size_t n, Activation act,
+                           float slope) override {
+    switch (act) {
+      case Activation::kNone:
+        if (dZ != dY) std::memmove(dZ, dY, n * sizeof(float));
+        break;
+      case Activation::kLeakyRelu:
+        for (size_t i = 0; i < n; ++i) dZ[i] = Y[i] > 0.0f ? dY[i] : slope * dY[i];
+        break;
+      case Activation::kTanh:
+        for (size_t i = 0; i < n; ++i) dZ[i] = dY[i] * (1.0f - Y[i] * Y[i]);
+        break;
+    }
+  }
+
+  // dZ (rows, out): dW (out, in) = dZ^T X; db (out) = sum over rows; dX (rows, in) = dZ W.
+  void linear_backward(const float* X, const float* W, const float* dZ, float* dX, float* dW,
+                       float* db, int rows, int in, int out, bool accumulate) override {
+    const float beta = accumulate ? 1.0f : 0.0f;
+    if (dW != nullptr) gemm_cpu(true, false, out, in, rows, 1.0f, dZ, out, X, in, beta, dW, in);
+    if (db != nullptr) {
+      if (!accumulate) std::fill(db, db + out, 0.0f);
+      for (int r = 0; r < rows; ++r) {
+        const float* dz = dZ + static_cast<size_t>(r) * out;
+        for (int o = 0; o < out; ++o) db[o] += dz[o];
+      }
+    }
+    if (dX != nullptr) gemm_cpu(false, false, rows, in, out, 1.0f, dZ, out, W, in, beta, dX, in);
+  }
+
+  void concat_cols(const float* A, const float* B, float* out, int rows, int a, int b) override {
+    for (int r = 0; r < rows; ++r) {
+      std::memcpy(out + static_cast<size_t>(r) * (a + b), A + static_cast<size_t>(r) * a,
+                  a * sizeof(float));
+      std::memcpy(out + static_cast<size_t>(r) * (a + b) + a, B + static_cast<size_t>(r) * b,
+                  b * sizeof(float));
+    }
+  }
+  void split_cols(const float* in, float* A, float* B, int rows, int a, int b) override {
+    for (int r = 0; r < rows; ++r) {
+      if (A != nullptr)
+        std::memcpy(A + static_cast<size_t>(r) * a, in + static_cast<size_t>(r) * (a + b),
+                    a * sizeof(float));
+      if (B != nullptr)
+        std::memcpy(B + static_cast<size_t>(r) * b, in + static_cast<size_t>(r) * (a + b) + a,
+                    b * sizeof(float));
+    }
+  }
+
+  // M (groups*B, K*C), O (groups*B, K). Each unordered pair (i, j) is visited once and its
+  // e_ijk added to both O[i,k] and O[j,k].
+  void mbd_forward(const float* M, float* O, int groups, int B, int K, int C) override {
+    const int KC = K * C;
+    std::fill(O, O + static_cast<size_t>(groups) * B * K, 0.0f);
+    for (int g = 0; g < groups; ++g) {
+      const float* Mg = M + static_cast<size_t>(g) * B * KC;
+      float* Og = O + static_cast<size_t>(g) * B * K;
+      for (int i = 0; i < B; ++i) {
+        const float* mi = Mg + static_cast<size_t>(i) * KC;
+        for (int j = i + 1; j < B; ++j) {
+          const float* mj = Mg + static_cast<size_t>(j) * KC;
+          for (int k = 0; k < K; ++k) {
+            float l1 = 0.0f;
+            for (int c = 0; c < C; ++c) l1 += std::fabs(mi[k * C + c] - mj[k * C + c]);
+            const float e = std::exp(-l1);
+            Og[static_cast<size_t>(i) * K + k] += e;
+            Og[static_cast<size_t>(j) * K + k] += e;
+          }
+        }
+      }
+    }
+  }
+
+  // e_ijk appears in both O[i,k] and O[j,k], hence the weight (dO[i,k] + dO[j,k]);
+  // d|x|/dx = sign(x), with sign(0) = 0.
+  void mbd_backward(const float* M, const float* dO, float* dM, int groups, int B, int K,
+                    int C) override {
+    const int KC = K * C;
+    std::fill(dM, dM + static_cast<size_t>(groups) * B * KC, 0.0f);
+    for (int g = 0; g < groups; ++g) {
+      const float* Mg = M + static_cast<size_t>(g) * B * KC;
+      const float* dOg = dO + static_cast<size_t>(g) * B * K;
+      float* dMg = dM + static_cast<size_t>(g) * B * KC;
+      for (int i = 0; i < B; ++i) {
+        const float* mi = Mg + static_cast<size_t>(i) * KC;
+        for (int j = i + 1; j < B; ++j) {
+          const float* mj = Mg + static_cast<size_t>(j) * KC;
+          for (int k = 0; k < K; ++k) {
+            float l1 = 0.0f;
+            for (int c = 0; c < C; ++c) l1 += std::fabs(mi[k * C + c] - mj[k * C + c]);
+            const float w = (dOg[static_cast<size_t>(i) * K + k] +
+                             dOg[static_cast<size_t>(j) * K + k]) * std::exp(-l1);
+            for (int c = 0; c < C; ++c) {
+              const float diff = mi[k * C + c] - mj[k * C + c];
+              const float s = diff > 0.0f ? w : (diff < 0.0f ? -w : 0.0f);
+              dMg[static_cast<size_t>(i) * KC + k * C + c] -= s;
+              dMg[static_cast<size_t>(j) * KC + k * C + c] += s;
+            }
+          }
+        }
+      }
+    }
+  }
+
+  // loss_i = max(x,0) - x t + log1p(exp(-|x|)); sums in double, in index order.
+  void bce_with_logits(const float* x, int n, float target, float grad_scale, float* dx,
+                       float* stats) override {
+    double loss_sum = 0.0, prob_sum = 0.0;
+    for (int i = 0; i < n; ++i) {
+      const float xi = x[i];
+      const float loss = std::max(xi, 0.0f) - xi * target + std::log1p(std::exp(-std::fabs(xi)));
+      // sigmoid without overflow: exp of a non-positive number only.
+      const float ex = std::exp(-std::fabs(xi));
+      const float prob = xi >= 0.0f ? 1.0f / (1.0f + ex) : ex / (1.0f + ex);
+      loss_sum += loss;
+      prob_sum += prob;
+      if (dx != nullptr) dx[i] = grad_scale * (prob - target) / static_cast<float>(n);
+    }
+    if (stats != nullptr) {
+      stats[0] += static_cast<float>(loss_sum / n);
+      stats[1] += static_cast<float>(prob_sum / n);
+    }
+  }
+
+  void adam_step(float* params, const float* grads, float* m, float* v, size_t n,
+                 const AdamHyper& h, const int64_t* step) override {
+    const double t = static_cast<double>(*step + 1);
+    const float step_size = static_cast<float>(h.lr / (1.0 - std::pow(h.beta1, t)));
+    const float bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(h.beta2, t)));
+    for (size_t i = 0; i < n; ++i) {
+      const float g = grads[i];
+      m[i] = h.beta1 * m[i] + (1.0f - h.beta1) * g;
+      v[i] = h.beta2 * v[i] + (1.0f - h.beta2) * g * g;
+      params[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2_sqrt + h.eps);
+    }
+  }
+
+  void gaussian_noise(float* out, size_t n, uint64_t seed, uint32_t stream,
+                      const int64_t* step) override {
+    const uint64_t s = step != nullptr ? static_cast<uint64_t>(*step) : 0;
+    float four[4];
+    for (size_t group = 0; group * 4 < n; ++group) {
+      philox_gaussian4(seed, stream, group, s, four);
+      for (size_t e = 0; e < 4 && group * 4 + e < n; ++e) out[group * 4 + e] = four[e];
+    }
+  }
+
+  void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels,
+                    int rows, const int64_t* step, int batches_per_step, int batch_offset,
+                    int64_t batches_per_epoch, float* out) override {
+    const int64_t batch = *step * batches_per_step + batch_offset;
+    const int64_t slot = (batch / batches_per_epoch) % 2;
+    const int64_t b = batch % batches_per_epoch;
+    for (int r = 0; r < rows; ++r) {
+      const int32_t image = perm[slot * n_images + b * rows + r];
+      const uint8_t* src = dataset + static_cast<size_t>(image) * pixels;
+      float* dst = out + static_cast<size_t>(r) * pixels;
+      for (int p = 0; p < pixels; ++p) dst[p] = static_cast<float>(src[p]) / 127.5f - 1.0f;
+    }
+  }
+
+  void increment(int64_t* counter) override { ++*counter; }
+
+  void count_nonfinite(const float* x, size_t n, float* count) override {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; ++i) bad += std::isfinite(x[i]) ? 0 : 1;
+    *count += static_cast<float>(bad);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace mnistgan

@@ -1,0 +1,54 @@
+// progress.h: what a run shows while it trains: metrics.csv and the progress line.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace mnistgan {
+
+// One metrics.csv row: averages over the steps since the previous row.
+struct MetricsRow {
+  int64_t step = 0;        // steps completed
+  double epoch = 0;        // epochs completed, fractional
+  double d_loss = 0;       // BCE(D(x), real_label) + BCE(D(G(z)), 0)
+  double g_loss = 0;       // BCE(D(G(z)), 1) after the D update (non-saturating G loss)
+  double d_x = 0;          // mean D(x) on real batches
+  double d_g_z = 0;        // mean D(G(z)) on fake batches, before the D update
+  double steps_per_s = 0;  // since the previous row
+  double images_per_s = 0;
+  double elapsed_s = 0;    // wall time of this process's training loop
+};
+
+// metrics.csv, rewritten atomically at every row so it is always a complete CSV. On resume
+// it keeps the rows up to the resumed step, so steps done twice are not listed twice.
+class MetricsLog {
+ public:
+  MetricsLog(std::string path, int64_t resume_step);
+  void append(const MetricsRow& row);
+  static const char* header();
+
+ private:
+  std::string path_;
+  std::string text_;
+};
+
+// The progress line: rewritten in place on a terminal, one plain line per update otherwise
+// (so logs and CI output stay readable).
+class ProgressLine {
+ public:
+  ProgressLine(int64_t total_steps, bool live);
+  void update(const MetricsRow& row);
+  void message(const std::string& text);  // a line of its own, above the live line
+  void finish();
+
+ private:
+  int64_t total_;
+  bool live_;
+  bool dirty_ = false;
+};
+
+std::string format_duration(double seconds);  // "1h02m", "3m05s", "12.3s"
+
+}  // namespace mnistgan

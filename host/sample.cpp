@@ -1,0 +1,60 @@
+// sample.cpp: see sample.h.
+#include "sample.h"
+
+#include <cstdio>
+#include <stdexcept>
+#include <vector>
+
+#include "backend.h"
+#include "checkpoint.h"
+#include "config.h"
+#include "image_io.h"
+#include "model.h"
+
+namespace mnistgan {
+
+void SampleOptions::validate() const {
+  if (checkpoint.empty()) throw std::invalid_argument("--checkpoint: required");
+  if (out.empty()) throw std::invalid_argument("--out: required");
+  if (n < 1 || n > 4096) throw std::invalid_argument("--n: must be between 1 and 4096");
+  if (nrow < 1 || nrow > 4096) throw std::invalid_argument("--nrow: must be between 1 and 4096");
+  if (device != "cpu" && device != "cuda" && device != "auto")
+    throw std::invalid_argument("--device: unknown device '" + device +
+                                "'; expected cpu, cuda or auto");
+}
+
+void run_sample(const SampleOptions& options) {
+  options.validate();
+  const Checkpoint ck = load_checkpoint(options.checkpoint);
+  TrainConfig config;
+  if (!ck.header.contains("config"))
+    throw CheckpointError(options.checkpoint + ": header has no model config");
+  from_json(ck.header.at("config"), config);
+  const int rows = ck.header.value("image_rows", 28), cols = ck.header.value("image_cols", 28);
+  if (rows < 1 || cols < 1 || rows > 4096 || cols > 4096)
+    throw CheckpointError(options.checkpoint + ": image size in the header is out of range");
+
+  std::unique_ptr<Backend> backend = make_backend(options.device);
+  Gan gan(*backend, model_shape_of(config, rows * cols), options.n, 1);
+  restore_model(*backend, gan, ck, options.checkpoint, /*with_optimizer=*/false);
+
+  const size_t z_count = static_cast<size_t>(options.n) * config.latent_dim;
+  float* z = backend->alloc_f32(z_count);
+  float* images = backend->alloc_f32(static_cast<size_t>(options.n) * rows * cols);
+  backend->gaussian_noise(z, z_count, options.seed, kNoiseStreamSample, nullptr);
+  gan.generator_forward(z, images, options.n);
+  std::vector<float> host(static_cast<size_t>(options.n) * rows * cols);
+  backend->to_host(host.data(), images, host.size() * sizeof(float));
+  backend->free(z);
+  backend->free(images);
+
+  write_png(options.out, make_grid(host.data(), options.n, rows, cols, options.nrow, 2),
+            {{"Software", "mnistgan"},
+             {"seed", std::to_string(options.seed)},
+             {"checkpoint", options.checkpoint}});
+  std::fprintf(stderr, "mnistgan: wrote %d samples (step %lld, seed %llu) to %s\n", options.n,
+               static_cast<long long>(ck.header.value("step", int64_t{0})),
+               static_cast<unsigned long long>(options.seed), options.out.c_str());
+}
+
+}  // namespace mnistgan

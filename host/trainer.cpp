@@ -1,0 +1,454 @@
+// trainer.cpp: see trainer.h.
+#include "trainer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <stdexcept>
+
+#include "atomic_file.h"
+#include "image_io.h"
+#include "philox.h"
+#include "progress.h"
+
+namespace mnistgan {
+
+namespace fs = std::filesystem;
+
+namespace {
+constexpr uint32_t kShuffleStream = 0x30000u;
+// stats_ slots: real loss, D(x), fake loss, D(G(z)), G loss, D(G(z)) after D step, non-finite
+constexpr int kStatSlots = 8;
+}  // namespace
+
+std::vector<int32_t> epoch_permutation(uint64_t seed, int64_t epoch, int n_images) {
+  std::vector<int32_t> perm(n_images);
+  for (int i = 0; i < n_images; ++i) perm[i] = i;
+  for (int i = n_images - 1; i > 0; --i) {
+    Philox4 c{{static_cast<uint32_t>(i), 0u, static_cast<uint32_t>(epoch),
+               static_cast<uint32_t>(static_cast<uint64_t>(epoch) >> 32)}};
+    const Philox4 r =
+        philox4x32_10(c, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32) ^ kShuffleStream);
+    // Lemire's multiply-shift maps 32 random bits onto [0, i] without a division.
+    const int j = static_cast<int>((static_cast<uint64_t>(r.v[0]) * (i + 1)) >> 32);
+    std::swap(perm[i], perm[j]);
+  }
+  return perm;
+}
+
+int64_t total_steps(const TrainConfig& config, int64_t batches_per_epoch) {
+  if (config.steps > 0) return config.steps;
+  return std::max<int64_t>(1, config.epochs * batches_per_epoch / config.d_steps);
+}
+
+TrainingState::TrainingState(Backend& backend, const TrainConfig& config, const IdxImages& images)
+    : backend_(backend), config_(config) {
+  config_.validate();
+  n_images_ = static_cast<int>(images.count);
+  rows_ = images.rows;
+  cols_ = images.cols;
+  pixels_ = rows_ * cols_;
+  const int B = config_.batch_size;
+  batches_per_epoch_ = n_images_ / B;
+  if (batches_per_epoch_ < 1)
+    throw std::invalid_argument("--batch-size: " + std::to_string(B) + " is larger than the " +
+                                std::to_string(n_images_) + " training images");
+  gan_ = std::make_unique<Gan>(backend_, model_shape_of(config_, pixels_),
+                               std::max(B, kGridImages), 2);
+  dataset_ = backend_.alloc_u8(images.pixels.size());
+  backend_.to_backend(dataset_, images.pixels.data(), images.pixels.size());
+  perm_ = backend_.alloc_i32(2 * static_cast<size_t>(n_images_));
+  x_ = backend_.alloc_f32(2 * static_cast<size_t>(B) * pixels_);
+  z_ = backend_.alloc_f32(static_cast<size_t>(B) * config_.latent_dim);
+  d_logits_ = backend_.alloc_f32(2 * static_cast<size_t>(B));
+  d_fake_ = backend_.alloc_f32(static_cast<size_t>(B) * pixels_);
+  stats_ = backend_.alloc_f32(kStatSlots);
+  step_counter_ = backend_.alloc_i64(1);
+  grid_z_ = backend_.alloc_f32(static_cast<size_t>(kGridImages) * config_.latent_dim);
+  grid_images_ = backend_.alloc_f32(static_cast<size_t>(kGridImages) * pixels_);
+  backend_.gaussian_noise(grid_z_, static_cast<size_t>(kGridImages) * config_.latent_dim,
+                          config_.seed, kNoiseStreamFixedGrid, nullptr);
+}
+
+TrainingState::~TrainingState() {
+  for (void* p : {static_cast<void*>(dataset_), static_cast<void*>(perm_), static_cast<void*>(x_),
+                  static_cast<void*>(z_), static_cast<void*>(d_logits_),
+                  static_cast<void*>(d_fake_), static_cast<void*>(stats_),
+                  static_cast<void*>(step_counter_), static_cast<void*>(grid_z_),
+                  static_cast<void*>(grid_images_)})
+    backend_.free(p);
+}
+
+void TrainingState::initialize() {
+  gan_->init_params(config_.seed);
+  set_step(0);
+}
+
+void TrainingState::set_step(int64_t step) {
+  step_ = step;
+  backend_.to_backend(step_counter_, &step_, sizeof(step_));
+  backend_.fill_zero(stats_, kStatSlots * sizeof(float));
+  stats_steps_ = 0;
+}
+
+void TrainingState::restore(const Checkpoint& ck, const std::string& source) {
+  restore_model(backend_, *gan_, ck, source);
+  const int64_t step = ck.header.value("step", int64_t{-1});
+  if (step < 0) throw CheckpointError(source + ": header has no valid 'step'");
+  set_step(step);
+}
+
+Checkpoint TrainingState::checkpoint() const {
+  Checkpoint ck;
+  ck.header["format"] = "mnistgan checkpoint";
+  ck.header["config"] = config_;
+  ck.header["step"] = step_;
+  ck.header["epoch"] = epochs_done();
+  ck.header["seed"] = config_.seed;
+  ck.header["image_rows"] = rows_;
+  ck.header["image_cols"] = cols_;
+  ck.header["backend"] = backend_.name();
+  // All randomness is counter-based, so (seed, step) is the whole generator state.
+  ck.header["rng"] = {{"generator", "philox4x32-10"}, {"seed", config_.seed}, {"step", step_}};
+  ck.header["shuffle"] = {{"method", "fisher-yates, philox keyed by (seed, epoch)"},
+                          {"batches_done", step_ * config_.d_steps},
+                          {"batches_per_epoch", batches_per_epoch_}};
+  store_model(backend_, *gan_, ck);
+  return ck;
+}
+
+void TrainingState::ensure_permutations() {
+  const int64_t first_batch = step_ * config_.d_steps;
+  const int64_t last_batch = first_batch + config_.d_steps - 1;
+  for (int64_t epoch = first_batch / batches_per_epoch_; epoch <= last_batch / batches_per_epoch_;
+       ++epoch) {
+    const int slot = static_cast<int>(epoch % 2);
+    if (perm_epoch_[slot] == epoch) continue;
+    const std::vector<int32_t> perm = epoch_permutation(config_.seed, epoch, n_images_);
+    backend_.to_backend(perm_ + static_cast<size_t>(slot) * n_images_, perm.data(),
+                        perm.size() * sizeof(int32_t));
+    perm_epoch_[slot] = epoch;
+  }
+}
+
+void TrainingState::issue_step_ops() {
+  const int B = config_.batch_size;
+  const size_t image_floats = static_cast<size_t>(B) * pixels_;
+  float* real = x_;
+  float* fake = x_ + image_floats;
+  Network& D = gan_->discriminator();
+  Network& G = gan_->generator();
+  const AdamHyper d_hyper{config_.effective_lr_d(), config_.beta1, config_.beta2, config_.adam_eps};
+  const AdamHyper g_hyper{config_.effective_lr_g(), config_.beta1, config_.beta2, config_.adam_eps};
+
+  for (int d = 0; d < config_.d_steps; ++d) {
+    backend_.gather_batch(dataset_, perm_, n_images_, pixels_, B, step_counter_, config_.d_steps, d,
+                          batches_per_epoch_, real);
+    backend_.gaussian_noise(z_, static_cast<size_t>(B) * config_.latent_dim, config_.seed,
+                            static_cast<uint32_t>(d), step_counter_);
+    gan_->generator_forward(z_, fake, B);
+    const float* logits = gan_->discriminator_forward(x_, /*groups=*/2, B);
+    backend_.bce_with_logits(logits, B, config_.real_label, 1.0f, d_logits_, stats_ + 0);
+    backend_.bce_with_logits(logits + B, B, 0.0f, 1.0f, d_logits_ + B, stats_ + 2);
+    gan_->discriminator_backward(x_, d_logits_, 2, B, /*param_grads=*/true, nullptr);
+    backend_.adam_step(D.params, D.grads, D.adam_m, D.adam_v, D.size, d_hyper, D.adam_step);
+    backend_.increment(D.adam_step);
+  }
+  // G step on the last fake batch, through the updated D; D's weight gradients are skipped.
+  const float* logits = gan_->discriminator_forward(fake, 1, B);
+  backend_.bce_with_logits(logits, B, 1.0f, 1.0f, d_logits_, stats_ + 4);
+  gan_->discriminator_backward(fake, d_logits_, 1, B, /*param_grads=*/false, d_fake_);
+  gan_->generator_backward(z_, fake, d_fake_, B);
+  backend_.adam_step(G.params, G.grads, G.adam_m, G.adam_v, G.size, g_hyper, G.adam_step);
+  backend_.increment(G.adam_step);
+  backend_.count_nonfinite(stats_, 6, stats_ + 6);
+  backend_.increment(step_counter_);
+}
+
+void TrainingState::step() {
+  ensure_permutations();
+  if (graph_ready_) {
+    backend_.replay();
+  } else if (config_.cuda_graph && backend_.begin_capture()) {
+    issue_step_ops();
+    backend_.end_capture();
+    graph_ready_ = true;
+    backend_.replay();
+  } else {
+    issue_step_ops();
+  }
+  ++step_;
+  ++stats_steps_;
+}
+
+StepStats TrainingState::take_stats() {
+  float s[kStatSlots];
+  backend_.to_host(s, stats_, sizeof(s));
+  backend_.fill_zero(stats_, sizeof(s));
+  StepStats out;
+  out.steps = stats_steps_;
+  const double d_updates = std::max<int64_t>(1, stats_steps_ * config_.d_steps);
+  out.d_loss = (s[0] + s[2]) / d_updates;
+  out.d_x = s[1] / d_updates;
+  out.d_g_z = s[3] / d_updates;
+  out.g_loss = s[4] / std::max<int64_t>(1, stats_steps_);
+  out.nonfinite = s[6];
+  stats_steps_ = 0;
+  return out;
+}
+
+std::vector<float> TrainingState::fixed_grid_images() {
+  gan_->generator_forward(grid_z_, grid_images_, kGridImages);
+  std::vector<float> host(static_cast<size_t>(kGridImages) * pixels_);
+  backend_.to_host(host.data(), grid_images_, host.size() * sizeof(float));
+  return host;
+}
+
+bool TrainingState::weights_finite() {
+  float* count = d_logits_;  // scratch: free between steps
+  backend_.fill_zero(count, sizeof(float));
+  for (Network* net : {&gan_->generator(), &gan_->discriminator()})
+    backend_.count_nonfinite(net->params, net->size, count);
+  float host = 0;
+  backend_.to_host(&host, count, sizeof(host));
+  return host == 0.0f;
+}
+
+// ---------------------------------------------------------------------------------------
+// The run: logging, grids, checkpoints, signals.
+
+namespace {
+
+std::atomic<int> g_stop_signal{0};
+
+extern "C" void on_stop_signal(int signal_number) { g_stop_signal.store(signal_number); }
+
+std::string step_name(const char* prefix, int64_t step, const char* ext) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%s%08" PRId64 "%s", prefix, step, ext);
+  return buf;
+}
+
+// Keeps the newest `keep` step checkpoints in dir, deletes older ones.
+void rotate_checkpoints(const fs::path& dir, int keep) {
+  std::vector<fs::path> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("step_", 0) == 0 && entry.path().extension() == ".ckpt")
+      found.push_back(entry.path());
+  }
+  std::sort(found.begin(), found.end());
+  for (size_t i = 0; i + keep < found.size(); ++i) fs::remove(found[i], ec);
+}
+
+// latest.ckpt -> checkpoints/step_N.ckpt, replaced atomically (symlink, then rename).
+void point_latest(const fs::path& out_dir, const std::string& relative_target) {
+  const fs::path link = out_dir / "latest.ckpt";
+  const fs::path tmp = out_dir / (".latest.ckpt.tmp." + std::to_string(getpid()));
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  fs::create_symlink(relative_target, tmp, ec);
+  if (ec) throw IoError(tmp.string() + ": cannot create symlink: " + ec.message());
+  fs::rename(tmp, link, ec);
+  if (ec) throw IoError(link.string() + ": cannot replace: " + ec.message());
+}
+
+class Run {
+ public:
+  explicit Run(const TrainConfig& config) : config_(config) {}
+
+  int go() {
+    config_.validate();
+    const fs::path out(config_.out_dir);
+    // Checked before loading anything, so a bad --out costs no time.
+    ensure_writable_dir(config_.out_dir);
+    ensure_writable_dir((out / "samples").string());
+    ensure_writable_dir((out / "checkpoints").string());
+
+    Checkpoint resume_from;
+    if (!config_.resume.empty()) {
+      resume_from = load_checkpoint(config_.resume);
+      check_resume_flags(resume_from);
+    }
+    const MnistSplit train = load_mnist(config_.data_dir, "train");
+    BackendOptions options;
+    options.tf32 = config_.tf32;
+    backend_ = make_backend(config_.device, options);
+    state_ = std::make_unique<TrainingState>(*backend_, config_, train.images);
+    if (!config_.resume.empty()) {
+      state_->restore(resume_from, config_.resume);
+    } else {
+      state_->initialize();
+    }
+    const int64_t total = total_steps(config_, state_->batches_per_epoch());
+    const int64_t start = state_->steps_done();
+    std::fprintf(stderr,
+                 "mnistgan: training on %s | %d images %dx%d | batch %d | %" PRId64
+                 " steps (%.2f epochs of %" PRId64 " batches) | mbd %d | seed %" PRIu64 "%s\n",
+                 backend_->name().c_str(), static_cast<int>(train.images.count),
+                 train.images.rows, train.images.cols, config_.batch_size, total,
+                 static_cast<double>(total) * config_.d_steps / state_->batches_per_epoch(),
+                 state_->batches_per_epoch(), config_.mbd_kernels, config_.seed,
+                 start > 0 ? (" | resuming at step " + std::to_string(start)).c_str() : "");
+    if (start >= total) {
+      std::fprintf(stderr, "mnistgan: the checkpoint is already at step %" PRId64
+                   " of %" PRId64 "; nothing to do (raise --steps or --epochs to go on)\n",
+                   start, total);
+      return 0;
+    }
+
+    metrics_ = std::make_unique<MetricsLog>((out / "metrics.csv").string(), start);
+    progress_ = std::make_unique<ProgressLine>(total, isatty(STDERR_FILENO) != 0);
+    reload_gif_frames(start);
+    if (start == 0) write_grid();  // frame 0: the untrained generator
+
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
+    const auto loop_start = std::chrono::steady_clock::now();
+    auto last_log = loop_start;
+    int64_t last_log_step = start;
+    int64_t last_epoch = static_cast<int64_t>(state_->epochs_done());
+    while (state_->steps_done() < total) {
+      state_->step();
+      const int64_t step = state_->steps_done();
+      const bool finished = step == total;
+      const int stop_signal = g_stop_signal.load();
+      if (step % config_.log_every == 0 || finished || stop_signal != 0) {
+        const auto now = std::chrono::steady_clock::now();
+        const StepStats stats = state_->take_stats();
+        MetricsRow row;
+        row.step = step;
+        row.epoch = state_->epochs_done();
+        row.d_loss = stats.d_loss;
+        row.g_loss = stats.g_loss;
+        row.d_x = stats.d_x;
+        row.d_g_z = stats.d_g_z;
+        const double seconds = std::chrono::duration<double>(now - last_log).count();
+        row.steps_per_s = seconds > 0 ? (step - last_log_step) / seconds : 0;
+        row.images_per_s = row.steps_per_s * config_.batch_size * config_.d_steps;
+        row.elapsed_s = std::chrono::duration<double>(now - loop_start).count();
+        last_log = now;
+        last_log_step = step;
+        if (stats.nonfinite > 0 || !state_->weights_finite()) {
+          progress_->finish();
+          std::fprintf(stderr,
+                       "mnistgan: training diverged: a loss or weight became NaN/Inf by step "
+                       "%" PRId64 "; the last good checkpoint is kept in %s (try a lower --lr "
+                       "or --real-label 0.9)\n",
+                       step, (out / "checkpoints").string().c_str());
+          return 3;
+        }
+        metrics_->append(row);
+        progress_->update(row);
+      }
+      const int64_t epoch = static_cast<int64_t>(state_->epochs_done());
+      const bool epoch_end = epoch != last_epoch;
+      last_epoch = epoch;
+      if (epoch_end || finished || stop_signal != 0 ||
+          (config_.sample_every > 0 && step % config_.sample_every == 0))
+        write_grid();
+      if (epoch_end || finished || stop_signal != 0 ||
+          (config_.checkpoint_every > 0 && step % config_.checkpoint_every == 0))
+        write_checkpoint();
+      if (stop_signal != 0) {
+        progress_->finish();
+        std::fprintf(stderr, "mnistgan: stopped by signal %d at step %" PRId64
+                     "; resume with --resume %s\n",
+                     stop_signal, step, (out / "latest.ckpt").string().c_str());
+        return 128 + stop_signal;
+      }
+    }
+    progress_->finish();
+    std::fprintf(stderr, "mnistgan: done: %" PRId64 " steps; checkpoint %s, samples in %s\n",
+                 total, (out / "latest.ckpt").string().c_str(),
+                 (out / "samples").string().c_str());
+    return 0;
+  }
+
+ private:
+  // Shape flags must match the checkpoint; the rest may change (with a note).
+  void check_resume_flags(const Checkpoint& ck) {
+    TrainConfig stored = config_;
+    if (ck.header.contains("config")) from_json(ck.header.at("config"), stored);
+    auto must_match = [&](bool same, const char* flag) {
+      if (!same)
+        throw std::invalid_argument(std::string(flag) + ": differs from the checkpoint " +
+                                    config_.resume + "; resume with the flags it was made with");
+    };
+    must_match(stored.latent_dim == config_.latent_dim, "--latent-dim");
+    must_match(stored.hidden_g == config_.hidden_g, "--hidden-g");
+    must_match(stored.hidden_d == config_.hidden_d, "--hidden-d");
+    must_match(stored.mbd_kernels == config_.mbd_kernels, "--mbd-kernels");
+    must_match(stored.mbd_dims == config_.mbd_dims, "--mbd-dims");
+    must_match(stored.batch_size == config_.batch_size, "--batch-size");
+    must_match(stored.d_steps == config_.d_steps, "--d-steps");
+    if (stored.seed != config_.seed)
+      std::fprintf(stderr, "mnistgan: note: --seed %" PRIu64 " differs from the checkpoint's %"
+                   PRIu64 "; the continued run will not match an uninterrupted one\n",
+                   config_.seed, stored.seed);
+  }
+
+  void write_grid() {
+    const std::vector<float> images = state_->fixed_grid_images();
+    const GrayImage grid = make_grid(images.data(), TrainingState::kGridImages,
+                                     state_->image_rows(), state_->image_cols(), 8, 2);
+    const fs::path path =
+        fs::path(config_.out_dir) / "samples" / step_name("step_", state_->steps_done(), ".png");
+    write_png(path.string(), grid,
+              {{"Software", "mnistgan"},
+               {"seed", std::to_string(config_.seed)},
+               {"step", std::to_string(state_->steps_done())}});
+    gif_.add_frame(grid);
+    gif_.write((fs::path(config_.out_dir) / "progress.gif").string());
+  }
+
+  // On resume, progress.gif is rebuilt from the grids already on disk up to `step`.
+  void reload_gif_frames(int64_t step) {
+    if (step == 0) return;
+    std::vector<fs::path> grids;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(fs::path(config_.out_dir) / "samples", ec))
+      if (entry.path().extension() == ".png" &&
+          entry.path().filename().string() <= step_name("step_", step, ".png"))
+        grids.push_back(entry.path());
+    std::sort(grids.begin(), grids.end());
+    for (const fs::path& p : grids) {
+      try {
+        gif_.add_frame(read_png_gray(p.string()));
+      } catch (const std::exception&) {
+        // A grid of another size or an unreadable one is skipped, not fatal.
+      }
+    }
+  }
+
+  void write_checkpoint() {
+    if (!state_->weights_finite()) return;  // never replace a good checkpoint with NaNs
+    const fs::path dir = fs::path(config_.out_dir) / "checkpoints";
+    const std::string name = step_name("step_", state_->steps_done(), ".ckpt");
+    save_checkpoint((dir / name).string(), state_->checkpoint());
+    point_latest(config_.out_dir, "checkpoints/" + name);
+    rotate_checkpoints(dir, config_.keep_checkpoints);
+  }
+
+  TrainConfig config_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<TrainingState> state_;
+  std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<ProgressLine> progress_;
+  GifWriter gif_{50};
+};
+
+}  // namespace
+
+void request_stop(int signal_number) { g_stop_signal.store(signal_number); }
+
+int run_training(const TrainConfig& config) { return Run(config).go(); }
+
+}  // namespace mnistgan

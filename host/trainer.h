@@ -1,0 +1,109 @@
+// trainer.h: the training step on a Backend, and the whole run around it.
+//
+// TrainingState holds everything on the backend (dataset, model, optimiser state, batch
+// buffers, the step counter) and issues one training step as a fixed sequence of ops:
+//   for d in [0, d_steps):                       D update, real and fake as two groups
+//     x[0:B]   = batch(step * d_steps + d)        x is (2B, 784)
+//     z        = N(0,1) noise (seed, stream d, step)
+//     x[B:2B]  = G(z)
+//     loss_D   = BCE(D(x[0:B]), real_label) + BCE(D(x[B:2B]), 0);  D Adam step
+//   loss_G = BCE(D(x[B:2B]), 1) (non-saturating);  G Adam step;  step += 1
+// The sequence never reads a value back to the host, so on CUDA it is captured once as a
+// graph and replayed. run_training() is the loop around it: logging, grids, checkpoints.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "checkpoint.h"
+#include "config.h"
+#include "idx.h"
+#include "model.h"
+
+namespace mnistgan {
+
+// Averages over the steps since the last read.
+struct StepStats {
+  int64_t steps = 0;
+  double d_loss = 0, g_loss = 0, d_x = 0, d_g_z = 0;
+  double nonfinite = 0;  // count of NaN/Inf losses seen (divergence guard)
+};
+
+class TrainingState {
+ public:
+  // Uploads the dataset; images must outlive nothing (they are copied to the backend).
+  TrainingState(Backend& backend, const TrainConfig& config, const IdxImages& images);
+  ~TrainingState();
+  TrainingState(const TrainingState&) = delete;
+  TrainingState& operator=(const TrainingState&) = delete;
+
+  void initialize();  // fresh weights from config.seed, step 0
+  // Loads weights, Adam state and the step from a checkpoint (shapes checked).
+  void restore(const Checkpoint& checkpoint, const std::string& source);
+  Checkpoint checkpoint() const;  // everything needed to continue the run
+
+  void step();  // one D+G step (graph replay where the backend has graphs)
+  StepStats take_stats();  // reads the accumulated loss stats and resets them (syncs)
+  // Generates the fixed 64-image progress batch: (64, pixels) floats in [-1, 1].
+  std::vector<float> fixed_grid_images();
+  bool weights_finite();
+
+  int64_t steps_done() const { return step_; }
+  int64_t batches_per_epoch() const { return batches_per_epoch_; }
+  double epochs_done() const {
+    return static_cast<double>(step_) * config_.d_steps / batches_per_epoch_;
+  }
+  Gan& gan() { return *gan_; }
+  const TrainConfig& config() const { return config_; }
+  int image_pixels() const { return pixels_; }
+  int image_rows() const { return rows_; }
+  int image_cols() const { return cols_; }
+
+  static constexpr int kGridImages = 64;
+
+ private:
+  void issue_step_ops();
+  void ensure_permutations();  // the epochs this step reads are in the two perm slots
+  void set_step(int64_t step);
+
+  Backend& backend_;
+  TrainConfig config_;
+  int n_images_, pixels_, rows_, cols_;
+  int64_t batches_per_epoch_;
+  std::unique_ptr<Gan> gan_;
+  uint8_t* dataset_ = nullptr;     // (n_images, pixels)
+  int32_t* perm_ = nullptr;        // (2, n_images): epoch e's order in slot e % 2
+  int64_t perm_epoch_[2] = {-1, -1};
+  float* x_ = nullptr;             // (2B, pixels): [real | fake]
+  float* z_ = nullptr;             // (B, latent)
+  float* d_logits_ = nullptr;      // (2B)
+  float* d_fake_ = nullptr;        // (B, pixels)
+  float* stats_ = nullptr;         // 8 accumulators, see take_stats()
+  int64_t* step_counter_ = nullptr;
+  float* grid_z_ = nullptr;        // (64, latent), fixed noise
+  float* grid_images_ = nullptr;   // (64, pixels)
+  int64_t step_ = 0;               // host mirror of *step_counter_
+  int64_t stats_steps_ = 0;
+  bool graph_ready_ = false;
+};
+
+// The epoch's image order: a Fisher-Yates shuffle driven by Philox keyed by (seed, epoch),
+// so any epoch's order can be recomputed on resume without replaying earlier ones.
+std::vector<int32_t> epoch_permutation(uint64_t seed, int64_t epoch, int n_images);
+
+// Total steps of a run: --steps if set, else epochs * batches_per_epoch / d_steps.
+int64_t total_steps(const TrainConfig& config, int64_t batches_per_epoch);
+
+// The whole `mnistgan train` run. Returns the process exit code (0; 130/143 after
+// SIGINT/SIGTERM once the checkpoint is written; 3 when training diverged). Throws
+// (DataError, IoError, CheckpointError, std::invalid_argument, std::runtime_error) with
+// messages that name the file or flag at fault.
+int run_training(const TrainConfig& config);
+
+// Requests a clean stop at the next step boundary (what the signal handlers call).
+void request_stop(int signal_number);
+
+}  // namespace mnistgan

@@ -1,0 +1,61 @@
+// linear.cuh: the fused linear layer Y = act(X W^T + b) and its backward GEMMs.
+//
+// Shapes (row-major, as backend.h):
+//   X (rows, in), W (out, in), b (out) or nullptr, Y (rows, out)
+//   dZ (rows, out) -> dW (out, in) = dZ^T X, db (out) = column sums of dZ, dX (rows, in) = dZ W
+//
+// Forward versions (selectable for the benchmark; 0 means the shipped one):
+//   v1  cuBLAS SGEMM (row-major trick: Y^T = W X^T in column-major, so no transposes are
+//       materialised), then one fused bias + activation kernel over Y. With tf32 on, the
+//       GEMM runs with CUBLAS_COMPUTE_32F_FAST_TF32.
+//   v2  custom tiled SGEMM: shared-memory tiles of X and W (both K-contiguous), float4
+//       global loads when K % 4 == 0 and X, W are 16-byte aligned (scalar loads otherwise),
+//       4x4 register blocking per thread, bias + activation applied in registers before
+//       the only store of Y. Tile size 64x64 when that fills the GPU, 32x32 otherwise
+//       (rows = 64 gives too few 64x64 tiles to occupy 132 SMs). With tf32 on: a WMMA
+//       m16n16k8 TF32 tensor-core kernel (64x64 tiles, 4 warps) with the same epilogue.
+//
+// Shipped: v1. Unmeasured this session (no GPU was available); the reasoning: at these
+// shapes (rows 64..2048, in/out <= 1024) cuBLAS's per-architecture heuristics (split-K,
+// small-tile kernels for rows = 64) beat a generic SIMT tile, and the extra epilogue pass
+// costs at most rows*out*8 bytes (16 MB at 2048x1024, ~5 us at H100 bandwidth). v2 saves
+// that pass and one launch, which matters only when the step is launch-bound (batch 64
+// inside a CUDA graph). Change kLinearShippedVersion if bench/ measures otherwise.
+//
+// Backward: always cuBLAS SGEMM in full FP32 (never TF32), plus a deterministic
+// column-sum kernel for db (one block per 32 columns, fixed-order reduction, no atomics).
+#pragma once
+
+#include <cublas_v2.h>     // cublasHandle_t
+#include <cuda_runtime.h>  // cudaStream_t
+
+#include "backend.h"  // Activation
+
+namespace mnistgan {
+
+constexpr int kLinearShippedVersion = 1;
+constexpr int kLinearMaxVersion = 2;
+
+// What the linear launchers need besides the tensors. The cuBLAS handle must already be
+// bound to the stream passed to the launcher (cublasSetStream), with its workspace set, so
+// the GEMMs can be captured in a CUDA graph.
+struct LinearContext {
+  cublasHandle_t cublas = nullptr;
+  int sm_count = 1;   // multiprocessors of the device (picks v2's tile size)
+  int cc_major = 0;   // compute capability major (TF32 needs 8+)
+  bool tf32 = false;  // TF32 tensor cores for the forward GEMM
+};
+
+// Y = act(X W^T + b). version 0 = kLinearShippedVersion. Throws std::invalid_argument on a
+// bad version or shape, std::runtime_error on a CUDA/cuBLAS error.
+void linear_forward(int version, const LinearContext& ctx, const float* X, const float* W,
+                    const float* b, float* Y, int rows, int in, int out, Activation act,
+                    float slope, cudaStream_t stream);
+
+// dW = dZ^T X, db = column sums of dZ, dX = dZ W; any of dX/dW/db may be nullptr.
+// accumulate: add into the outputs (beta = 1) instead of overwriting them.
+void linear_backward(const LinearContext& ctx, const float* X, const float* W, const float* dZ,
+                     float* dX, float* dW, float* db, int rows, int in, int out, bool accumulate,
+                     cudaStream_t stream);
+
+}  // namespace mnistgan

@@ -1,0 +1,105 @@
+// test_checkpoint.cpp: the checkpoint format round-trips, and refuses truncated, corrupt,
+// wrong-version and mis-shaped files with a message naming the file.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+
+#include "checkpoint.h"
+#include "model.h"
+
+namespace mnistgan {
+namespace {
+
+Checkpoint small_checkpoint() {
+  Checkpoint ck;
+  ck.header["step"] = 123;
+  ck.header["seed"] = 7;
+  ck.tensors.push_back({"a", {2, 3}, {1, 2, 3, 4, 5, 6}});
+  ck.tensors.push_back({"b", {1}, {-0.5f}});
+  return ck;
+}
+
+void expect_refused(const std::string& bytes, const std::string& expected_fragment) {
+  try {
+    parse_checkpoint(bytes, "some/file.ckpt");
+    FAIL() << "accepted a bad checkpoint (expected: " << expected_fragment << ")";
+  } catch (const CheckpointError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("some/file.ckpt"), std::string::npos) << what;
+    EXPECT_NE(what.find(expected_fragment), std::string::npos) << what;
+  }
+}
+
+TEST(Checkpoint, RoundTrip) {
+  const Checkpoint ck = small_checkpoint();
+  const Checkpoint back = parse_checkpoint(serialize_checkpoint(ck), "mem");
+  EXPECT_EQ(back.header, ck.header);
+  ASSERT_EQ(back.tensors.size(), 2u);
+  EXPECT_EQ(back.tensors[0].name, "a");
+  EXPECT_EQ(back.tensors[0].shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(back.tensors[0].data, ck.tensors[0].data);
+  EXPECT_EQ(back.find("b")->data[0], -0.5f);
+}
+
+TEST(Checkpoint, RefusesEveryTruncation) {
+  const std::string bytes = serialize_checkpoint(small_checkpoint());
+  for (size_t len = 0; len < bytes.size(); ++len)
+    EXPECT_THROW(parse_checkpoint(bytes.substr(0, len), "f"), CheckpointError) << len;
+}
+
+TEST(Checkpoint, RefusesCorruptionWrongMagicAndVersion) {
+  std::string bytes = serialize_checkpoint(small_checkpoint());
+  std::string flipped = bytes;
+  flipped[bytes.size() / 2] ^= 0x10;
+  expect_refused(flipped, "CRC");
+  std::string magic = bytes;
+  magic[0] = 'X';
+  expect_refused(magic, "magic");
+  std::string version = bytes;
+  version[8] = 99;
+  expect_refused(version, "version 99");
+  expect_refused("", "magic");
+}
+
+TEST(Checkpoint, MissingFileNamesThePath) {
+  try {
+    load_checkpoint("/nonexistent/dir/x.ckpt");
+    FAIL();
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/dir/x.ckpt"), std::string::npos);
+  }
+}
+
+TEST(Checkpoint, ModelRoundTripAndShapeMismatch) {
+  auto backend = make_cpu_backend();
+  ModelShape shape;
+  shape.image_pixels = 16;
+  shape.latent_dim = 4;
+  shape.hidden_g = {8};
+  shape.hidden_d = {8, 6};
+  shape.mbd_kernels = 3;
+  shape.mbd_dims = 2;
+  Gan a(*backend, shape, 4), b(*backend, shape, 4);
+  a.init_params(1);
+  b.init_params(2);
+  Checkpoint ck;
+  store_model(*backend, a, ck);
+  restore_model(*backend, b, parse_checkpoint(serialize_checkpoint(ck), "mem"), "mem");
+  for (Network* n : {&a.generator(), &a.discriminator()}) {
+    Network& m = n == &a.generator() ? b.generator() : b.discriminator();
+    EXPECT_EQ(0, std::memcmp(n->params, m.params, n->size * sizeof(float)));
+  }
+  ModelShape other = shape;
+  other.hidden_g = {9};
+  Gan c(*backend, other, 4);
+  try {
+    restore_model(*backend, c, ck, "x.ckpt");
+    FAIL();
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("G.fc0.weight"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace mnistgan

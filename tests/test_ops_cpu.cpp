@@ -1,0 +1,345 @@
+// test_ops_cpu.cpp: the CPU backend's ops against double-precision references, and every
+// backward pass against central finite differences of the double-precision forward.
+//
+// Method: for an op y = f(x), take a random probe r and the scalar L = sum(r * f(x)). The
+// backend's backward gives dL/dx from dL/dy = r (in float); the reference gives
+// (L(x + h e_i) - L(x - h e_i)) / 2h with f evaluated in double, so the only float error is
+// the backend's own. Inputs are random and never zero (zero hides sign and bias bugs).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <random>
+#include <vector>
+
+#include "backend.h"
+#include "philox.h"
+
+namespace mnistgan {
+namespace {
+
+// Float backward vs double FD: relative error of float accumulation over <= 1024 terms is
+// ~1e-5; FD with h = 1e-4 in double has truncation error ~h^2 * f''' ~ 1e-8.
+constexpr double kGradAtol = 2e-4;
+constexpr double kGradRtol = 2e-3;
+constexpr double kFdStep = 1e-4;
+
+std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) {
+    do x = dist(gen);
+    while (std::fabs(x) < 1e-3f);
+  }
+  return v;
+}
+
+// |got - want| <= atol + rtol * |want| elementwise; prints the worst element and the first
+// few mismatches on failure.
+void expect_close(const std::vector<double>& got, const std::vector<double>& want, double atol,
+                  double rtol, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  size_t bad = 0, worst = 0;
+  double worst_excess = -1;
+  std::string first;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double err = std::fabs(got[i] - want[i]);
+    const double excess = err - (atol + rtol * std::fabs(want[i]));
+    if (excess > worst_excess) worst_excess = excess, worst = i;
+    if (excess > 0 && ++bad <= 5)
+      first += "\n  [" + std::to_string(i) + "] got " + std::to_string(got[i]) + " want " +
+               std::to_string(want[i]);
+  }
+  EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << got.size()
+                     << " outside tolerance; worst [" << worst << "] got " << got[worst]
+                     << " want " << want[worst] << first;
+}
+
+std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+// Central differences of L(x) = f(x) w.r.t. every element of x.
+std::vector<double> finite_difference(std::vector<double> x,
+                                      const std::function<double(const std::vector<double>&)>& L) {
+  std::vector<double> g(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double keep = x[i];
+    x[i] = keep + kFdStep;
+    const double up = L(x);
+    x[i] = keep - kFdStep;
+    const double down = L(x);
+    x[i] = keep;
+    g[i] = (up - down) / (2 * kFdStep);
+  }
+  return g;
+}
+
+double leaky(double z, double slope) { return z > 0 ? z : slope * z; }
+
+// Y (rows, out) = act(X W^T + b) in double.
+std::vector<double> linear_ref(const std::vector<double>& X, const std::vector<double>& W,
+                               const std::vector<double>& b, int rows, int in, int out,
+                               Activation act, double slope) {
+  std::vector<double> Y(static_cast<size_t>(rows) * out);
+  for (int r = 0; r < rows; ++r)
+    for (int o = 0; o < out; ++o) {
+      double z = b.empty() ? 0.0 : b[o];
+      for (int i = 0; i < in; ++i) z += X[r * in + i] * W[o * in + i];
+      Y[r * out + o] = act == Activation::kLeakyRelu ? leaky(z, slope)
+                       : act == Activation::kTanh    ? std::tanh(z)
+                                                     : z;
+    }
+  return Y;
+}
+
+double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+struct LinearCase {
+  int rows, in, out;
+  Activation act;
+};
+
+class CpuLinear : public ::testing::TestWithParam<LinearCase> {};
+
+TEST_P(CpuLinear, ForwardMatchesDoubleAndBackwardMatchesFiniteDifferences) {
+  const auto [rows, in, out, act] = GetParam();
+  const float slope = 0.2f;
+  auto backend = make_cpu_backend();
+  const auto X = random_values(rows * in, 1), W = random_values(out * in, 2, -0.5f, 0.5f),
+             b = random_values(out, 3), R = random_values(rows * out, 4);
+  std::vector<float> Y(rows * out), dZ(rows * out), dX(rows * in), dW(out * in), db(out);
+  backend->linear_forward(X.data(), W.data(), b.data(), Y.data(), rows, in, out, act, slope);
+  const auto Yref = linear_ref(to_double(X), to_double(W), to_double(b), rows, in, out, act, slope);
+  expect_close(to_double(Y), Yref, 1e-5, 1e-5, "forward");
+
+  backend->activation_backward(Y.data(), R.data(), dZ.data(), dZ.size(), act, slope);
+  backend->linear_backward(X.data(), W.data(), dZ.data(), dX.data(), dW.data(), db.data(), rows,
+                           in, out, false);
+  const auto Xd = to_double(X), Wd = to_double(W), bd = to_double(b), Rd = to_double(R);
+  expect_close(to_double(dX), finite_difference(Xd, [&](const std::vector<double>& x) {
+                 return dot(Rd, linear_ref(x, Wd, bd, rows, in, out, act, slope));
+               }), kGradAtol, kGradRtol, "dX");
+  expect_close(to_double(dW), finite_difference(Wd, [&](const std::vector<double>& w) {
+                 return dot(Rd, linear_ref(Xd, w, bd, rows, in, out, act, slope));
+               }), kGradAtol, kGradRtol, "dW");
+  expect_close(to_double(db), finite_difference(bd, [&](const std::vector<double>& bb) {
+                 return dot(Rd, linear_ref(Xd, Wd, bb, rows, in, out, act, slope));
+               }), kGradAtol, kGradRtol, "db");
+
+  // accumulate=true adds into every output.
+  std::vector<float> dX2 = dX, dW2 = dW, db2 = db;
+  backend->linear_backward(X.data(), W.data(), dZ.data(), dX2.data(), dW2.data(), db2.data(), rows,
+                           in, out, true);
+  for (size_t i = 0; i < dW.size(); ++i) ASSERT_NEAR(dW2[i], 2 * dW[i], 1e-5 + 1e-5 * std::fabs(dW[i]));
+  for (size_t i = 0; i < db.size(); ++i) ASSERT_NEAR(db2[i], 2 * db[i], 1e-5 + 1e-5 * std::fabs(db[i]));
+  for (size_t i = 0; i < dX.size(); ++i) ASSERT_NEAR(dX2[i], 2 * dX[i], 1e-5 + 1e-5 * std::fabs(dX[i]));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CpuLinear,
+                         ::testing::Values(LinearCase{1, 3, 2, Activation::kNone},
+                                           LinearCase{5, 7, 3, Activation::kLeakyRelu},
+                                           LinearCase{4, 9, 6, Activation::kTanh},
+                                           LinearCase{3, 17, 1, Activation::kNone}));
+
+// o[i,k] = sum_{j != i} exp(-sum_c |M[i,k,c] - M[j,k,c]|) within each group, in double.
+std::vector<double> mbd_ref(const std::vector<double>& M, int groups, int B, int K, int C) {
+  std::vector<double> O(static_cast<size_t>(groups) * B * K, 0.0);
+  for (int g = 0; g < groups; ++g)
+    for (int i = 0; i < B; ++i)
+      for (int k = 0; k < K; ++k)
+        for (int j = 0; j < B; ++j) {
+          if (j == i) continue;
+          double l1 = 0;
+          for (int c = 0; c < C; ++c)
+            l1 += std::fabs(M[((g * B + i) * K + k) * C + c] - M[((g * B + j) * K + k) * C + c]);
+          O[(g * B + i) * K + k] += std::exp(-l1);
+        }
+  return O;
+}
+
+TEST(CpuMbd, ForwardMatchesDoubleAndBackwardMatchesFiniteDifferences) {
+  for (auto [groups, B, K, C] : {std::array<int, 4>{1, 1, 2, 3}, {1, 4, 3, 2}, {2, 5, 2, 5},
+                                 {1, 7, 1, 1}}) {
+    SCOPED_TRACE("groups " + std::to_string(groups) + " B " + std::to_string(B));
+    auto backend = make_cpu_backend();
+    const size_t n = static_cast<size_t>(groups) * B * K * C;
+    // Spread out so no two entries are within the FD step of each other (|.| has a kink).
+    const auto M = random_values(n, 11, -1.5f, 1.5f);
+    const auto R = random_values(static_cast<size_t>(groups) * B * K, 12);
+    std::vector<float> O(static_cast<size_t>(groups) * B * K), dM(n);
+    backend->mbd_forward(M.data(), O.data(), groups, B, K, C);
+    expect_close(to_double(O), mbd_ref(to_double(M), groups, B, K, C), 1e-5, 1e-5, "mbd forward");
+    backend->mbd_backward(M.data(), R.data(), dM.data(), groups, B, K, C);
+    const auto Rd = to_double(R);
+    expect_close(to_double(dM), finite_difference(to_double(M), [&](const std::vector<double>& m) {
+                   return dot(Rd, mbd_ref(m, groups, B, K, C));
+                 }), kGradAtol, kGradRtol, "mbd backward");
+  }
+}
+
+double bce_ref(const std::vector<double>& x, double t) {
+  double s = 0;
+  for (double xi : x) {
+    const double p = 1 / (1 + std::exp(-xi));
+    s += -(t * std::log(p) + (1 - t) * std::log(1 - p));
+  }
+  return s / x.size();
+}
+
+TEST(CpuBce, LossGradientAndStats) {
+  auto backend = make_cpu_backend();
+  for (float target : {0.0f, 0.9f, 1.0f}) {
+    const auto x = random_values(13, 21, -4.0f, 4.0f);
+    std::vector<float> dx(x.size());
+    float stats[2] = {0, 0};
+    backend->bce_with_logits(x.data(), x.size(), target, 1.0f, dx.data(), stats);
+    const auto xd = to_double(x);
+    EXPECT_NEAR(stats[0], bce_ref(xd, target), 1e-5);
+    double mean_p = 0;
+    for (double v : xd) mean_p += 1 / (1 + std::exp(-v)) / xd.size();
+    EXPECT_NEAR(stats[1], mean_p, 1e-6);
+    expect_close(to_double(dx), finite_difference(xd, [&](const std::vector<double>& v) {
+                   return bce_ref(v, target);
+                 }), 1e-6, 1e-4, "bce grad");
+  }
+}
+
+TEST(CpuBce, StableForHugeLogits) {
+  auto backend = make_cpu_backend();
+  const std::vector<float> x{100.0f, -100.0f, 88.0f, -88.0f, 1e4f, -1e4f};
+  std::vector<float> dx(x.size());
+  float stats[2] = {0, 0};
+  backend->bce_with_logits(x.data(), x.size(), 1.0f, 1.0f, dx.data(), stats);
+  // Losses: ~0, 100, ~0, 88, 0, 1e4 -> mean (100 + 88 + 1e4) / 6.
+  EXPECT_NEAR(stats[0], (100.0 + 88.0 + 1e4) / 6, 1e-2);
+  for (float g : dx) EXPECT_TRUE(std::isfinite(g));
+  EXPECT_NEAR(dx[1], -1.0f / 6, 1e-6);
+  EXPECT_NEAR(dx[0], 0.0f, 1e-6);
+}
+
+TEST(CpuActivation, TanhAndLeakyBackwardMatchFiniteDifferences) {
+  auto backend = make_cpu_backend();
+  const auto z = random_values(31, 41, -2.0f, 2.0f), r = random_values(31, 42);
+  for (Activation act : {Activation::kLeakyRelu, Activation::kTanh}) {
+    std::vector<float> y(z.size()), dz(z.size());
+    for (size_t i = 0; i < z.size(); ++i)
+      y[i] = act == Activation::kTanh ? std::tanh(z[i]) : (z[i] > 0 ? z[i] : 0.2f * z[i]);
+    backend->activation_backward(y.data(), r.data(), dz.data(), z.size(), act, 0.2f);
+    const auto rd = to_double(r);
+    expect_close(to_double(dz), finite_difference(to_double(z), [&](const std::vector<double>& v) {
+                   double s = 0;
+                   for (size_t i = 0; i < v.size(); ++i)
+                     s += rd[i] * (act == Activation::kTanh ? std::tanh(v[i]) : leaky(v[i], 0.2));
+                   return s;
+                 }), 1e-6, 1e-5, "activation backward");
+  }
+}
+
+TEST(CpuAdam, MatchesTorchFormulaOverSeveralSteps) {
+  auto backend = make_cpu_backend();
+  const size_t n = 10;
+  auto p = random_values(n, 51), g = random_values(n, 52);
+  std::vector<float> m(n, 0), v(n, 0);
+  std::vector<double> pd = to_double(p), md(n, 0), vd(n, 0);
+  const AdamHyper h{1e-2f, 0.5f, 0.999f, 1e-8f};
+  for (int64_t step = 0; step < 5; ++step) {
+    backend->adam_step(p.data(), g.data(), m.data(), v.data(), n, h, &step);
+    const double t = step + 1;
+    for (size_t i = 0; i < n; ++i) {
+      md[i] = 0.5 * md[i] + 0.5 * g[i];
+      vd[i] = 0.999 * vd[i] + 0.001 * g[i] * double(g[i]);
+      const double mhat = md[i] / (1 - std::pow(0.5, t)), vhat = vd[i] / (1 - std::pow(0.999, t));
+      pd[i] -= 1e-2 * mhat / (std::sqrt(vhat) + 1e-8);
+    }
+  }
+  expect_close(to_double(p), pd, 1e-6, 1e-5, "adam params");
+}
+
+TEST(CpuNoise, DeterministicPerStepAndStandardNormal) {
+  auto backend = make_cpu_backend();
+  const size_t n = 100003;  // not a multiple of 4: the tail group is used partially
+  std::vector<float> a(n), b(n), c(n), d(7);
+  int64_t step = 5;
+  backend->gaussian_noise(a.data(), n, 42, 0, &step);
+  backend->gaussian_noise(b.data(), n, 42, 0, &step);
+  EXPECT_EQ(a, b);
+  step = 6;
+  backend->gaussian_noise(c.data(), n, 42, 0, &step);
+  EXPECT_NE(a, c);
+  backend->gaussian_noise(d.data(), 7, 42, 0, &step);  // a prefix is the same stream
+  for (size_t i = 0; i < 7; ++i) EXPECT_EQ(d[i], c[i]);
+  double mean = 0, var = 0;
+  for (float x : a) mean += x / n;
+  for (float x : a) var += (x - mean) * (x - mean) / n;
+  EXPECT_NEAR(mean, 0.0, 0.02);  // 5 sigma of the mean's standard error 1/sqrt(n)
+  EXPECT_NEAR(var, 1.0, 0.03);
+}
+
+TEST(CpuGather, ScalesAndFollowsThePermutationSlots) {
+  auto backend = make_cpu_backend();
+  const int n_images = 6, pixels = 3, rows = 2;
+  std::vector<uint8_t> data(n_images * pixels);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 15);
+  // slot 0 (epochs 0, 2, ...): reversed; slot 1: identity.
+  std::vector<int32_t> perm{5, 4, 3, 2, 1, 0, 0, 1, 2, 3, 4, 5};
+  std::vector<float> out(rows * pixels);
+  const int64_t batches_per_epoch = 3;
+  int64_t step = 4;  // batch 4 = epoch 1 (slot 1), batch 1 within it: images 2, 3
+  backend->gather_batch(data.data(), perm.data(), n_images, pixels, rows, &step, 1, 0,
+                        batches_per_epoch, out.data());
+  for (int r = 0; r < rows; ++r)
+    for (int p = 0; p < pixels; ++p)
+      EXPECT_FLOAT_EQ(out[r * pixels + p], data[(2 + r) * pixels + p] / 127.5f - 1.0f);
+  step = 0;  // with 2 batches per step and offset 1: batch 1, slot 0 -> images 3, 2
+  backend->gather_batch(data.data(), perm.data(), n_images, pixels, rows, &step, 2, 1,
+                        batches_per_epoch, out.data());
+  EXPECT_FLOAT_EQ(out[0], data[3 * pixels] / 127.5f - 1.0f);
+  EXPECT_FLOAT_EQ(out[pixels], data[2 * pixels] / 127.5f - 1.0f);
+  const std::vector<uint8_t> extremes{0, 255};
+  std::vector<int32_t> p2{0, 1, 0, 1};
+  std::vector<float> o2(2);
+  step = 0;
+  backend->gather_batch(extremes.data(), p2.data(), 2, 1, 2, &step, 1, 0, 1, o2.data());
+  EXPECT_EQ(o2[0], -1.0f);
+  EXPECT_EQ(o2[1], 1.0f);
+}
+
+TEST(CpuConcat, SplitInvertsConcat) {
+  auto backend = make_cpu_backend();
+  const auto A = random_values(3 * 2, 61), B = random_values(3 * 4, 62);
+  std::vector<float> out(3 * 6), A2(6), B2(12);
+  backend->concat_cols(A.data(), B.data(), out.data(), 3, 2, 4);
+  EXPECT_EQ(out[6 + 1], A[2 + 1]);
+  EXPECT_EQ(out[6 + 2], B[4]);
+  backend->split_cols(out.data(), A2.data(), B2.data(), 3, 2, 4);
+  EXPECT_EQ(A, A2);
+  EXPECT_EQ(B, B2);
+}
+
+TEST(CpuMisc, IncrementAndNonfiniteCount) {
+  auto backend = make_cpu_backend();
+  int64_t counter = 41;
+  backend->increment(&counter);
+  EXPECT_EQ(counter, 42);
+  const std::vector<float> x{1.0f, NAN, INFINITY, -INFINITY, 0.0f};
+  float count = 1;
+  backend->count_nonfinite(x.data(), x.size(), &count);
+  EXPECT_EQ(count, 4.0f);
+}
+
+TEST(Philox, KnownAnswerFromTheRandom123Paper) {
+  // Random123's kat_vectors: philox4x32-10, counter = 0, key = 0.
+  const Philox4 r = philox4x32_10(Philox4{{0, 0, 0, 0}}, 0, 0);
+  EXPECT_EQ(r.v[0], 0x6627e8d5u);
+  EXPECT_EQ(r.v[1], 0xe169c58du);
+  EXPECT_EQ(r.v[2], 0xbc57ac4cu);
+  EXPECT_EQ(r.v[3], 0x9b00dbd8u);
+}
+
+}  // namespace
+}  // namespace mnistgan
