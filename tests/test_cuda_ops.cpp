@@ -1,0 +1,619 @@
+// test_cuda_ops.cpp: every op of the CUDA backend against the CPU backend (the reference),
+// on random nonzero inputs, at shapes that include 1 row and sizes that are not multiples
+// of any tile; every linear version; a CUDA-graph replay against eager execution.
+//
+// Plain C++ against backend.h only (no CUDA headers), so it builds in CPU-only builds too;
+// there, and on machines without a usable GPU, every test skips with the reason.
+#include <gtest/gtest.h>
+
+#include <algorithm>  // std::max, std::shuffle
+#include <cmath>      // std::sqrt, NAN, INFINITY
+#include <cstdint>
+#include <memory>
+#include <numeric>    // std::iota
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "test_util.h"
+
+namespace mnistgan {
+namespace {
+
+using test::alloc;
+using test::download;
+using test::expect_bitwise_equal;
+using test::expect_close;
+using test::random_vector;
+using test::upload;
+
+// ---- tolerances: |gpu - cpu| <= atol + rtol |cpu| -------------------------------------------
+//
+// FP32 GEMM: the two backends sum the K products in different orders (tiles, split-K,
+// OpenBLAS kernels); each reassociation moves the result by ~eps |partial sum|, bounded by
+// K eps sum|x w| and typically sqrt(K) eps sum|x w|. Inputs here are scaled like the
+// model's (|x| <= 1, |w| <= 1/sqrt(K)), so sum|x w| <= sqrt(K)/2 <= 16 and the typical error
+// at K = 1024 is ~32 * 6e-8 * 16 = 3e-5; 2e-4 leaves margin without hiding indexing bugs
+// (which produce O(0.1) errors).
+constexpr double kGemmAtol = 2e-4;
+constexpr double kGemmRtol = 1e-4;
+// TF32 rounds both operands to a 10-bit mantissa (2^-11 relative each): the error is
+// ~1e-3 sum|x w| at worst, a few 1e-4 in practice at these scales.
+constexpr double kTf32Atol = 1e-2;
+constexpr double kTf32Rtol = 1e-2;
+// Minibatch discrimination: both backends add the j terms in the same order; they differ
+// by expf's last bits (<= 2 ulp on the GPU, libmvec's under -ffast-math on the CPU) and the
+// rounding that follows. The forward sums positive terms (relative error), the backward
+// sums signed terms whose partial sums grow like B, hence an absolute term per row.
+constexpr double kMbdRtol = 1e-4;
+constexpr double kMbdAtolPerRow = 1e-6;
+// Elementwise float math (expf/log1pf vs libm, order of the loss reduction): a few ulp.
+constexpr double kEltAtol = 1e-6;
+constexpr double kEltRtol = 1e-5;
+// Adam: the same expression and rounding order on both; only pow() in the bias
+// correction may differ in the last bit.
+constexpr double kAdamAtol = 1e-7;
+constexpr double kAdamRtol = 1e-6;
+
+struct Pair {
+  std::unique_ptr<Backend> cpu, gpu;
+};
+Pair make_backends(const BackendOptions& options = {}) {
+  return {make_cpu_backend(), make_cuda_backend(options)};
+}
+
+const char* act_name(Activation a) {
+  return a == Activation::kNone ? "none" : a == Activation::kLeakyRelu ? "leaky" : "tanh";
+}
+
+std::string linear_case(int rows, int in, int out, Activation act, bool bias) {
+  return "rows=" + std::to_string(rows) + " in=" + std::to_string(in) + " out=" +
+         std::to_string(out) + " act=" + act_name(act) + (bias ? " bias" : " no-bias");
+}
+
+// ---- linear forward ----------------------------------------------------------------------
+
+struct LinearShape {
+  int rows, in, out;
+};
+// The model's layers (G: 100-256-512-1024-784; D: 784-1024-512-256, MBD T 256->500, final
+// 356->1; D rows are 2 groups), plus 1 row, odd sizes (scalar paths, partial tiles).
+const std::vector<LinearShape> kLinearShapes = {
+    {1, 100, 256},   {3, 7, 5},       {17, 1, 3},       {65, 33, 67},    {64, 100, 256},
+    {64, 256, 512},  {64, 512, 1024}, {64, 1024, 784},  {128, 784, 1024}, {130, 356, 1},
+    {130, 256, 500}, {1000, 513, 255}, {2048, 784, 1024}};
+
+void check_linear_forward(const BackendOptions& options, double atol, double rtol) {
+  Pair p = make_backends(options);
+  const Activation acts[] = {Activation::kNone, Activation::kLeakyRelu, Activation::kTanh};
+  uint32_t seed = 1;
+  for (size_t s = 0; s < kLinearShapes.size(); ++s) {
+    const auto [rows, in, out] = kLinearShapes[s];
+    const float scale = 1.0f / std::sqrt(static_cast<float>(in));
+    const auto x = random_vector(static_cast<size_t>(rows) * in, seed++);
+    const auto w = random_vector(static_cast<size_t>(out) * in, seed++, -scale, scale);
+    const auto b = random_vector(out, seed++, -scale, scale);
+    auto cx = upload(*p.cpu, x), cw = upload(*p.cpu, w), cb = upload(*p.cpu, b);
+    auto gx = upload(*p.gpu, x), gw = upload(*p.gpu, w), gb = upload(*p.gpu, b);
+    auto cy = alloc<float>(*p.cpu, static_cast<size_t>(rows) * out);
+    auto gy = alloc<float>(*p.gpu, static_cast<size_t>(rows) * out);
+    // All activations on the small shapes; one (rotating) on the big ones to keep the CPU
+    // reference time down.
+    const bool big = static_cast<double>(rows) * in * out > 2e7;
+    for (int a = 0; a < 3; ++a) {
+      if (big && a != static_cast<int>(s % 3)) continue;
+      for (const bool bias : {true, false}) {
+        if (big && !bias) continue;
+        const Activation act = acts[a];
+        p.cpu->linear_forward(cx.get(), cw.get(), bias ? cb.get() : nullptr, cy.get(), rows, in,
+                              out, act, 0.2f);
+        p.gpu->linear_forward(gx.get(), gw.get(), bias ? gb.get() : nullptr, gy.get(), rows, in,
+                              out, act, 0.2f);
+        const size_t n = static_cast<size_t>(rows) * out;
+        expect_close(download(*p.gpu, gy.get(), n), download(*p.cpu, cy.get(), n), atol, rtol,
+                     "linear_forward v" + std::to_string(options.linear_version) +
+                         (options.tf32 ? " tf32 " : " ") + linear_case(rows, in, out, act, bias));
+      }
+    }
+  }
+}
+
+TEST(CudaLinear, ForwardShippedMatchesCpu) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  check_linear_forward(BackendOptions{false, 0}, kGemmAtol, kGemmRtol);
+}
+
+TEST(CudaLinear, ForwardV1CublasMatchesCpu) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  check_linear_forward(BackendOptions{false, 1}, kGemmAtol, kGemmRtol);
+}
+
+TEST(CudaLinear, ForwardV2TiledMatchesCpu) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  check_linear_forward(BackendOptions{false, 2}, kGemmAtol, kGemmRtol);
+}
+
+TEST(CudaLinear, ForwardV1Tf32MatchesCpu) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  check_linear_forward(BackendOptions{true, 1}, kTf32Atol, kTf32Rtol);
+}
+
+TEST(CudaLinear, ForwardV2Tf32MatchesCpu) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  check_linear_forward(BackendOptions{true, 2}, kTf32Atol, kTf32Rtol);
+}
+
+// The fused custom kernel against the unfused library path (cuBLAS GEMM + epilogue kernel).
+TEST(CudaLinear, FusedV2MatchesCublasV1) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  auto v1 = make_cuda_backend(BackendOptions{false, 1});
+  auto v2 = make_cuda_backend(BackendOptions{false, 2});
+  uint32_t seed = 100;
+  for (const auto& [rows, in, out] : kLinearShapes) {
+    const float scale = 1.0f / std::sqrt(static_cast<float>(in));
+    const auto x = random_vector(static_cast<size_t>(rows) * in, seed++);
+    const auto w = random_vector(static_cast<size_t>(out) * in, seed++, -scale, scale);
+    const auto b = random_vector(out, seed++, -scale, scale);
+    const size_t n = static_cast<size_t>(rows) * out;
+    auto x1 = upload(*v1, x), w1 = upload(*v1, w), b1 = upload(*v1, b);
+    auto x2 = upload(*v2, x), w2 = upload(*v2, w), b2 = upload(*v2, b);
+    auto y1 = alloc<float>(*v1, n), y2 = alloc<float>(*v2, n);
+    v1->linear_forward(x1.get(), w1.get(), b1.get(), y1.get(), rows, in, out, Activation::kTanh,
+                       0.2f);
+    v2->linear_forward(x2.get(), w2.get(), b2.get(), y2.get(), rows, in, out, Activation::kTanh,
+                       0.2f);
+    expect_close(download(*v2, y2.get(), n), download(*v1, y1.get(), n), kGemmAtol, kGemmRtol,
+                 "v2 vs v1 " + linear_case(rows, in, out, Activation::kTanh, true));
+  }
+}
+
+// Pointers offset by one float are not 16-byte aligned: the float4 paths must fall back.
+TEST(CudaLinear, UnalignedPointersMatchCpu) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  for (const int version : {1, 2}) {
+    for (const bool tf32 : {false, true}) {
+      Pair p = make_backends(BackendOptions{tf32, version});
+      const int rows = 37, in = 100, out = 68;
+      const auto x = random_vector(static_cast<size_t>(rows) * in + 1, 7);
+      const auto w = random_vector(static_cast<size_t>(out) * in + 1, 8, -0.1f, 0.1f);
+      const auto b = random_vector(out, 9, -0.1f, 0.1f);
+      auto cx = upload(*p.cpu, x), cw = upload(*p.cpu, w), cb = upload(*p.cpu, b);
+      auto gx = upload(*p.gpu, x), gw = upload(*p.gpu, w), gb = upload(*p.gpu, b);
+      const size_t n = static_cast<size_t>(rows) * out;
+      auto cy = alloc<float>(*p.cpu, n + 1), gy = alloc<float>(*p.gpu, n + 1);
+      p.cpu->linear_forward(cx.get() + 1, cw.get() + 1, cb.get(), cy.get() + 1, rows, in, out,
+                            Activation::kLeakyRelu, 0.2f);
+      p.gpu->linear_forward(gx.get() + 1, gw.get() + 1, gb.get(), gy.get() + 1, rows, in, out,
+                            Activation::kLeakyRelu, 0.2f);
+      expect_close(download(*p.gpu, gy.get(), n + 1), download(*p.cpu, cy.get(), n + 1),
+                   tf32 ? kTf32Atol : kGemmAtol, tf32 ? kTf32Rtol : kGemmRtol,
+                   "unaligned v" + std::to_string(version) + (tf32 ? " tf32" : ""));
+    }
+  }
+}
+
+// ---- linear backward ---------------------------------------------------------------------
+
+TEST(CudaLinear, BackwardMatchesCpu) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  Pair p = make_backends();
+  uint32_t seed = 200;
+  for (const auto& [rows, in, out] : kLinearShapes) {
+    if (static_cast<double>(rows) * in * out > 2e8) continue;  // CPU time
+    const float xs = 1.0f, ws = 1.0f / std::sqrt(static_cast<float>(in));
+    // dZ scaled so that dW's sums over rows stay O(1), like dX's sums over out.
+    const float zs = 1.0f / std::sqrt(static_cast<float>(std::max(rows, out)));
+    const auto x = random_vector(static_cast<size_t>(rows) * in, seed++, -xs, xs);
+    const auto w = random_vector(static_cast<size_t>(out) * in, seed++, -ws, ws);
+    const auto dz = random_vector(static_cast<size_t>(rows) * out, seed++, -zs, zs);
+    const size_t nx = static_cast<size_t>(rows) * in, nw = static_cast<size_t>(out) * in;
+    for (const bool accumulate : {false, true}) {
+      // Nonzero starting gradients, so overwrite vs accumulate is visible.
+      const auto dx0 = random_vector(nx, seed++), dw0 = random_vector(nw, seed++);
+      const auto db0 = random_vector(out, seed++);
+      auto cx = upload(*p.cpu, x), cw = upload(*p.cpu, w), cdz = upload(*p.cpu, dz);
+      auto gx = upload(*p.gpu, x), gw = upload(*p.gpu, w), gdz = upload(*p.gpu, dz);
+      auto cdx = upload(*p.cpu, dx0), cdw = upload(*p.cpu, dw0), cdb = upload(*p.cpu, db0);
+      auto gdx = upload(*p.gpu, dx0), gdw = upload(*p.gpu, dw0), gdb = upload(*p.gpu, db0);
+      p.cpu->linear_backward(cx.get(), cw.get(), cdz.get(), cdx.get(), cdw.get(), cdb.get(), rows,
+                             in, out, accumulate);
+      p.gpu->linear_backward(gx.get(), gw.get(), gdz.get(), gdx.get(), gdw.get(), gdb.get(), rows,
+                             in, out, accumulate);
+      const std::string what = linear_case(rows, in, out, Activation::kNone, true) +
+                               (accumulate ? " accumulate" : " overwrite");
+      expect_close(download(*p.gpu, gdx.get(), nx), download(*p.cpu, cdx.get(), nx), kGemmAtol,
+                   kGemmRtol, "dX " + what);
+      expect_close(download(*p.gpu, gdw.get(), nw), download(*p.cpu, cdw.get(), nw), kGemmAtol,
+                   kGemmRtol, "dW " + what);
+      expect_close(download(*p.gpu, gdb.get(), out), download(*p.cpu, cdb.get(), out),
+                   kGemmAtol, kGemmRtol, "db " + what);
+    }
+  }
+}
+
+// Each output alone (the others nullptr) must leave nothing else touched.
+TEST(CudaLinear, BackwardNullOutputsAreSkipped) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  Pair p = make_backends();
+  const int rows = 33, in = 20, out = 9;
+  const auto x = random_vector(rows * in, 1), w = random_vector(out * in, 2, -0.2f, 0.2f);
+  const auto dz = random_vector(rows * out, 3, -0.2f, 0.2f);
+  for (int which = 0; which < 3; ++which) {
+    auto cx = upload(*p.cpu, x), cw = upload(*p.cpu, w), cdz = upload(*p.cpu, dz);
+    auto gx = upload(*p.gpu, x), gw = upload(*p.gpu, w), gdz = upload(*p.gpu, dz);
+    auto cdx = alloc<float>(*p.cpu, rows * in), cdw = alloc<float>(*p.cpu, out * in);
+    auto cdb = alloc<float>(*p.cpu, out);
+    auto gdx = alloc<float>(*p.gpu, rows * in), gdw = alloc<float>(*p.gpu, out * in);
+    auto gdb = alloc<float>(*p.gpu, out);
+    p.cpu->linear_backward(cx.get(), cw.get(), cdz.get(), which == 0 ? cdx.get() : nullptr,
+                           which == 1 ? cdw.get() : nullptr, which == 2 ? cdb.get() : nullptr,
+                           rows, in, out, false);
+    p.gpu->linear_backward(gx.get(), gw.get(), gdz.get(), which == 0 ? gdx.get() : nullptr,
+                           which == 1 ? gdw.get() : nullptr, which == 2 ? gdb.get() : nullptr,
+                           rows, in, out, false);
+    const std::string what = "only output " + std::to_string(which);
+    expect_close(download(*p.gpu, gdx.get(), rows * in), download(*p.cpu, cdx.get(), rows * in),
+                 kGemmAtol, kGemmRtol, "dX " + what);
+    expect_close(download(*p.gpu, gdw.get(), out * in), download(*p.cpu, cdw.get(), out * in),
+                 kGemmAtol, kGemmRtol, "dW " + what);
+    expect_close(download(*p.gpu, gdb.get(), out), download(*p.cpu, cdb.get(), out), kGemmAtol,
+                 kGemmRtol, "db " + what);
+  }
+}
+
+// ---- elementwise ---------------------------------------------------------------------------
+
+TEST(CudaOps, ActivationBackwardMatchesCpu) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  Pair p = make_backends();
+  uint32_t seed = 300;
+  for (const size_t n : {size_t{1}, size_t{1000}, size_t{4097}}) {
+    for (const Activation act : {Activation::kNone, Activation::kLeakyRelu, Activation::kTanh}) {
+      for (const bool in_place : {false, true}) {
+        const auto y = random_vector(n, seed++, act == Activation::kTanh ? -0.99f : -2.0f,
+                                     act == Activation::kTanh ? 0.99f : 2.0f);
+        const auto dy = random_vector(n, seed++);
+        auto cy = upload(*p.cpu, y), cdy = upload(*p.cpu, dy), cdz = alloc<float>(*p.cpu, n);
+        auto gy = upload(*p.gpu, y), gdy = upload(*p.gpu, dy), gdz = alloc<float>(*p.gpu, n);
+        float* c_out = in_place ? cdy.get() : cdz.get();
+        float* g_out = in_place ? gdy.get() : gdz.get();
+        p.cpu->activation_backward(cy.get(), cdy.get(), c_out, n, act, 0.2f);
+        p.gpu->activation_backward(gy.get(), gdy.get(), g_out, n, act, 0.2f);
+        expect_close(download(*p.gpu, g_out, n), download(*p.cpu, c_out, n), kEltAtol, kEltRtol,
+                     std::string("activation_backward ") + act_name(act) + " n=" +
+                         std::to_string(n) + (in_place ? " in place" : ""));
+      }
+    }
+  }
+}
+
+TEST(CudaOps, ConcatAndSplitColumnsMatchCpu) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  Pair p = make_backends();
+  struct Case {
+    int rows, a, b;
+  };
+  uint32_t seed = 400;
+  for (const Case c : {Case{1, 256, 100}, Case{130, 256, 100}, Case{7, 3, 1}, Case{5, 4, 0}}) {
+    const size_t na = static_cast<size_t>(c.rows) * c.a, nb = static_cast<size_t>(c.rows) * c.b;
+    const size_t n = na + nb;
+    const auto A = random_vector(na, seed++), B = random_vector(std::max<size_t>(nb, 1), seed++);
+    auto cA = upload(*p.cpu, A), cB = upload(*p.cpu, B), cO = alloc<float>(*p.cpu, n);
+    auto gA = upload(*p.gpu, A), gB = upload(*p.gpu, B), gO = alloc<float>(*p.gpu, n);
+    p.cpu->concat_cols(cA.get(), cB.get(), cO.get(), c.rows, c.a, c.b);
+    p.gpu->concat_cols(gA.get(), gB.get(), gO.get(), c.rows, c.a, c.b);
+    const std::string what = "rows=" + std::to_string(c.rows) + " a=" + std::to_string(c.a) +
+                             " b=" + std::to_string(c.b);
+    expect_bitwise_equal(download(*p.gpu, gO.get(), n), download(*p.cpu, cO.get(), n),
+                         "concat_cols " + what);
+    // Split back, once into both halves and once into A only.
+    for (const bool both : {true, false}) {
+      auto cA2 = alloc<float>(*p.cpu, std::max<size_t>(na, 1));
+      auto cB2 = alloc<float>(*p.cpu, std::max<size_t>(nb, 1));
+      auto gA2 = alloc<float>(*p.gpu, std::max<size_t>(na, 1));
+      auto gB2 = alloc<float>(*p.gpu, std::max<size_t>(nb, 1));
+      p.cpu->split_cols(cO.get(), cA2.get(), both ? cB2.get() : nullptr, c.rows, c.a, c.b);
+      p.gpu->split_cols(gO.get(), gA2.get(), both ? gB2.get() : nullptr, c.rows, c.a, c.b);
+      expect_bitwise_equal(download(*p.gpu, gA2.get(), na), download(*p.cpu, cA2.get(), na),
+                           "split_cols A " + what);
+      expect_bitwise_equal(download(*p.gpu, gB2.get(), nb), download(*p.cpu, cB2.get(), nb),
+                           "split_cols B " + what);
+    }
+  }
+}
+
+// ---- minibatch discrimination ----------------------------------------------------------------
+
+TEST(CudaMbd, ForwardAndBackwardMatchCpu) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  Pair p = make_backends();
+  struct Case {
+    int groups, B, K, C;
+  };
+  // B = 1 (no pairs), C exact (5) and padded (1, 3, 8, 9, 17, 32), K not a multiple of 32,
+  // and the model's largest call: 2 groups of 1024 rows, K = 100, C = 5.
+  const Case cases[] = {{1, 1, 3, 5},    {1, 2, 1, 1},     {2, 64, 100, 5}, {2, 33, 37, 3},
+                        {1, 130, 40, 8}, {1, 70, 20, 9},   {1, 40, 33, 17}, {1, 20, 5, 32},
+                        {1, 1024, 7, 5}, {2, 1024, 100, 5}};
+  uint32_t seed = 500;
+  for (const Case& c : cases) {
+    const size_t rows = static_cast<size_t>(c.groups) * c.B;
+    const size_t nm = rows * c.K * c.C, no = rows * c.K;
+    const auto m = random_vector(nm, seed++, -1.0f, 1.0f);
+    const auto dout = random_vector(no, seed++, -1.0f, 1.0f);
+    auto cm = upload(*p.cpu, m), cdo = upload(*p.cpu, dout);
+    auto gm = upload(*p.gpu, m), gdo = upload(*p.gpu, dout);
+    auto co = alloc<float>(*p.cpu, no), cdm = alloc<float>(*p.cpu, nm);
+    auto go = alloc<float>(*p.gpu, no), gdm = alloc<float>(*p.gpu, nm);
+    p.cpu->mbd_forward(cm.get(), co.get(), c.groups, c.B, c.K, c.C);
+    p.gpu->mbd_forward(gm.get(), go.get(), c.groups, c.B, c.K, c.C);
+    p.cpu->mbd_backward(cm.get(), cdo.get(), cdm.get(), c.groups, c.B, c.K, c.C);
+    p.gpu->mbd_backward(gm.get(), gdo.get(), gdm.get(), c.groups, c.B, c.K, c.C);
+    const std::string what = "groups=" + std::to_string(c.groups) + " B=" + std::to_string(c.B) +
+                             " K=" + std::to_string(c.K) + " C=" + std::to_string(c.C);
+    const double atol = kMbdAtolPerRow * c.B;
+    expect_close(download(*p.gpu, go.get(), no), download(*p.cpu, co.get(), no), atol, kMbdRtol,
+                 "mbd_forward " + what);
+    expect_close(download(*p.gpu, gdm.get(), nm), download(*p.cpu, cdm.get(), nm), atol,
+                 kMbdRtol, "mbd_backward " + what);
+  }
+}
+
+// ---- loss -------------------------------------------------------------------------------
+
+TEST(CudaOps, BceWithLogitsMatchesCpu) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  Pair p = make_backends();
+  uint32_t seed = 600;
+  for (const int n : {1, 7, 128, 2048, 3000}) {
+    for (const float target : {0.0f, 0.9f, 1.0f}) {
+      for (const float grad_scale : {1.0f, -0.5f}) {
+        // Wide logits, so both branches of the stable forms and saturation are exercised.
+        const auto x = random_vector(n, seed++, -30.0f, 30.0f);
+        const std::vector<float> stats0 = {0.25f, 0.5f};  // accumulated into
+        auto cx = upload(*p.cpu, x), cdx = alloc<float>(*p.cpu, n), cs = upload(*p.cpu, stats0);
+        auto gx = upload(*p.gpu, x), gdx = alloc<float>(*p.gpu, n), gs = upload(*p.gpu, stats0);
+        p.cpu->bce_with_logits(cx.get(), n, target, grad_scale, cdx.get(), cs.get());
+        p.gpu->bce_with_logits(gx.get(), n, target, grad_scale, gdx.get(), gs.get());
+        const std::string what = "n=" + std::to_string(n) + " t=" + std::to_string(target) +
+                                 " scale=" + std::to_string(grad_scale);
+        expect_close(download(*p.gpu, gdx.get(), n), download(*p.cpu, cdx.get(), n), kEltAtol,
+                     kEltRtol, "bce dx " + what);
+        expect_close(download(*p.gpu, gs.get(), 2), download(*p.cpu, cs.get(), 2), kEltAtol,
+                     kEltRtol, "bce stats " + what);
+      }
+    }
+  }
+  // Null gradient and null stats are both allowed.
+  const auto x = random_vector(64, 1);
+  auto gx = upload(*p.gpu, x), gs = alloc<float>(*p.gpu, 2), gdx = alloc<float>(*p.gpu, 64);
+  p.gpu->bce_with_logits(gx.get(), 64, 1.0f, 1.0f, nullptr, gs.get());
+  p.gpu->bce_with_logits(gx.get(), 64, 1.0f, 1.0f, gdx.get(), nullptr);
+  p.gpu->synchronize();
+}
+
+// ---- optimiser ----------------------------------------------------------------------------
+
+TEST(CudaOps, AdamMatchesCpuOverSteps) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  Pair p = make_backends();
+  AdamHyper h;
+  h.lr = 1e-3f;
+  uint32_t seed = 700;
+  for (const size_t n : {size_t{1}, size_t{1000}, size_t{100003}}) {
+    const auto params = random_vector(n, seed++);
+    auto cp = upload(*p.cpu, params), gp = upload(*p.gpu, params);
+    auto cm = alloc<float>(*p.cpu, n), cv = alloc<float>(*p.cpu, n);
+    auto gm = alloc<float>(*p.gpu, n), gv = alloc<float>(*p.gpu, n);
+    auto cstep = alloc<int64_t>(*p.cpu, 1), gstep = alloc<int64_t>(*p.gpu, 1);
+    for (int t = 0; t < 3; ++t) {
+      const auto g = random_vector(n, seed++, -0.1f, 0.1f);
+      auto cg = upload(*p.cpu, g), gg = upload(*p.gpu, g);
+      p.cpu->adam_step(cp.get(), cg.get(), cm.get(), cv.get(), n, h, cstep.get());
+      p.gpu->adam_step(gp.get(), gg.get(), gm.get(), gv.get(), n, h, gstep.get());
+      p.cpu->increment(cstep.get());
+      p.gpu->increment(gstep.get());
+    }
+    const std::string what = "n=" + std::to_string(n) + " after 3 steps";
+    expect_close(download(*p.gpu, gp.get(), n), download(*p.cpu, cp.get(), n), kAdamAtol,
+                 kAdamRtol, "adam params " + what);
+    expect_close(download(*p.gpu, gm.get(), n), download(*p.cpu, cm.get(), n), kAdamAtol,
+                 kAdamRtol, "adam m " + what);
+    expect_close(download(*p.gpu, gv.get(), n), download(*p.cpu, cv.get(), n), kAdamAtol,
+                 kAdamRtol, "adam v " + what);
+    EXPECT_EQ(download(*p.gpu, gstep.get(), 1)[0], 3);
+  }
+}
+
+// ---- randomness and data: bitwise --------------------------------------------------------
+
+TEST(CudaOps, GaussianNoiseBitwiseEqualsCpu) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  Pair p = make_backends();
+  for (const size_t n : {size_t{1}, size_t{3}, size_t{4}, size_t{5}, size_t{1001}, size_t{100000}}) {
+    for (const int64_t step : {int64_t{-1}, int64_t{0}, int64_t{7}, int64_t{123456789012}}) {
+      auto cs = upload(*p.cpu, std::vector<int64_t>{step});
+      auto gs = upload(*p.gpu, std::vector<int64_t>{step});
+      auto co = alloc<float>(*p.cpu, n), go = alloc<float>(*p.gpu, n);
+      // step -1 stands for "no counter" (nullptr, meaning step 0).
+      const bool null_step = step < 0;
+      const uint64_t seed = 0x1234567890abcdefull + n;
+      p.cpu->gaussian_noise(co.get(), n, seed, 3, null_step ? nullptr : cs.get());
+      p.gpu->gaussian_noise(go.get(), n, seed, 3, null_step ? nullptr : gs.get());
+      expect_bitwise_equal(download(*p.gpu, go.get(), n), download(*p.cpu, co.get(), n),
+                           "gaussian_noise n=" + std::to_string(n) +
+                               (null_step ? " step=null" : " step=" + std::to_string(step)));
+    }
+  }
+}
+
+TEST(CudaOps, GatherBatchBitwiseEqualsCpu) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  Pair p = make_backends();
+  const int n_images = 100, pixels = 784, rows = 9;
+  const int64_t batches_per_epoch = 11;  // 99 of 100 images per epoch
+  std::mt19937 gen(42);
+  std::vector<uint8_t> data(static_cast<size_t>(n_images) * pixels);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i < 256 ? i : gen());
+  std::vector<int32_t> perm(2 * n_images);
+  std::iota(perm.begin(), perm.begin() + n_images, 0);
+  std::iota(perm.begin() + n_images, perm.end(), 0);
+  std::shuffle(perm.begin(), perm.begin() + n_images, gen);
+  std::shuffle(perm.begin() + n_images, perm.end(), gen);
+  auto cd = upload(*p.cpu, data), gd = upload(*p.gpu, data);
+  auto cp = upload(*p.cpu, perm), gp = upload(*p.gpu, perm);
+  auto cstep = alloc<int64_t>(*p.cpu, 1), gstep = alloc<int64_t>(*p.gpu, 1);
+  auto co = alloc<float>(*p.cpu, rows * pixels), go = alloc<float>(*p.gpu, rows * pixels);
+  // Steps of 2 batches, across several epoch boundaries (both permutation slots).
+  for (int step = 0; step < 25; ++step) {
+    for (int offset = 0; offset < 2; ++offset) {
+      p.cpu->gather_batch(cd.get(), cp.get(), n_images, pixels, rows, cstep.get(), 2, offset,
+                          batches_per_epoch, co.get());
+      p.gpu->gather_batch(gd.get(), gp.get(), n_images, pixels, rows, gstep.get(), 2, offset,
+                          batches_per_epoch, go.get());
+      expect_bitwise_equal(download(*p.gpu, go.get(), rows * pixels),
+                           download(*p.cpu, co.get(), rows * pixels),
+                           "gather_batch step=" + std::to_string(step) +
+                               " offset=" + std::to_string(offset));
+    }
+    p.cpu->increment(cstep.get());
+    p.gpu->increment(gstep.get());
+  }
+}
+
+TEST(CudaOps, IncrementAndCountNonfiniteMatchCpu) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  Pair p = make_backends();
+  auto counter = upload(*p.gpu, std::vector<int64_t>{41});
+  for (int i = 0; i < 3; ++i) p.gpu->increment(counter.get());
+  EXPECT_EQ(download(*p.gpu, counter.get(), 1)[0], 44);
+
+  for (const size_t n : {size_t{1}, size_t{1000}, size_t{3000001}}) {
+    auto x = random_vector(n, static_cast<uint32_t>(n));
+    // Non-finite values scattered over the buffer (first, last, middle).
+    x[0] = NAN;
+    if (n > 1) x[n - 1] = INFINITY;
+    if (n > 2) x[n / 2] = -INFINITY;
+    for (size_t i = 3; i < n; i += 99991) x[i] = NAN;
+    const std::vector<float> count0 = {2.0f};
+    auto cx = upload(*p.cpu, x), cc = upload(*p.cpu, count0);
+    auto gx = upload(*p.gpu, x), gc = upload(*p.gpu, count0);
+    for (int rep = 0; rep < 2; ++rep) {  // twice: the scratch must reset itself
+      p.cpu->count_nonfinite(cx.get(), n, cc.get());
+      p.gpu->count_nonfinite(gx.get(), n, gc.get());
+    }
+    expect_bitwise_equal(download(*p.gpu, gc.get(), 1), download(*p.cpu, cc.get(), 1),
+                         "count_nonfinite n=" + std::to_string(n));
+  }
+}
+
+// ---- graphs -------------------------------------------------------------------------------
+
+// A miniature training step: noise -> linear -> loss -> backward -> Adam -> step += 1.
+// Issued eagerly twice on one backend, captured once and replayed twice on another; the
+// results must be identical (same kernels, same inputs, deterministic reductions).
+struct MiniStep {
+  static constexpr int kRows = 32, kIn = 16, kOut = 1;
+  test::BackendPtr<float> z, w, b, y, dy, dw, db, m, v, stats;
+  test::BackendPtr<int64_t> step;
+
+  explicit MiniStep(Backend& be) {
+    z = alloc<float>(be, kRows * kIn);
+    w = upload(be, random_vector(kOut * kIn, 1, -0.25f, 0.25f));
+    b = upload(be, random_vector(kOut, 2, -0.25f, 0.25f));
+    y = alloc<float>(be, kRows * kOut);
+    dy = alloc<float>(be, kRows * kOut);
+    dw = alloc<float>(be, kOut * kIn);
+    db = alloc<float>(be, kOut);
+    m = alloc<float>(be, kOut * kIn);
+    v = alloc<float>(be, kOut * kIn);
+    stats = alloc<float>(be, 2);
+    step = alloc<int64_t>(be, 1);
+  }
+  void issue(Backend& be) const {
+    be.gaussian_noise(z.get(), kRows * kIn, 99, 0, step.get());
+    be.linear_forward(z.get(), w.get(), b.get(), y.get(), kRows, kIn, kOut, Activation::kNone,
+                      0.2f);
+    be.bce_with_logits(y.get(), kRows, 1.0f, 1.0f, dy.get(), stats.get());
+    be.linear_backward(z.get(), w.get(), dy.get(), nullptr, dw.get(), db.get(), kRows, kIn, kOut,
+                       false);
+    be.adam_step(w.get(), dw.get(), m.get(), v.get(), kOut * kIn, AdamHyper{}, step.get());
+    be.increment(step.get());
+  }
+};
+
+TEST(CudaGraph, ReplayMatchesEagerExecution) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  auto eager_be = make_cuda_backend();
+  auto graph_be = make_cuda_backend();
+  MiniStep eager(*eager_be), graph(*graph_be);
+  eager.issue(*eager_be);
+  eager.issue(*eager_be);
+
+  ASSERT_TRUE(graph_be->begin_capture());
+  graph.issue(*graph_be);
+  graph_be->end_capture();
+  // Capturing records without running: the step counter has not moved yet.
+  EXPECT_EQ(download(*graph_be, graph.step.get(), 1)[0], 0);
+  graph_be->replay();
+  graph_be->replay();
+
+  EXPECT_EQ(download(*graph_be, graph.step.get(), 1)[0], 2);
+  const int nw = MiniStep::kOut * MiniStep::kIn;
+  expect_bitwise_equal(download(*graph_be, graph.w.get(), nw), download(*eager_be, eager.w.get(), nw),
+                       "graph vs eager: weights");
+  expect_bitwise_equal(download(*graph_be, graph.m.get(), nw), download(*eager_be, eager.m.get(), nw),
+                       "graph vs eager: adam m");
+  expect_bitwise_equal(download(*graph_be, graph.z.get(), MiniStep::kRows * MiniStep::kIn),
+                       download(*eager_be, eager.z.get(), MiniStep::kRows * MiniStep::kIn),
+                       "graph vs eager: noise of the second step");
+  expect_bitwise_equal(download(*graph_be, graph.stats.get(), 2),
+                       download(*eager_be, eager.stats.get(), 2), "graph vs eager: loss stats");
+}
+
+TEST(CudaGraph, ReplayWithoutCaptureThrows) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  auto be = make_cuda_backend();
+  EXPECT_THROW(be->replay(), std::logic_error);
+  EXPECT_THROW(be->end_capture(), std::logic_error);
+}
+
+// ---- argument checking and availability ---------------------------------------------------
+
+TEST(CudaOps, BadArgumentsThrowInvalidArgument) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  EXPECT_THROW(make_cuda_backend(BackendOptions{false, 7}), std::invalid_argument);
+  auto be = make_cuda_backend();
+  auto buf = alloc<float>(*be, 4096);
+  EXPECT_THROW(be->linear_forward(buf.get(), buf.get(), nullptr, buf.get(), 0, 4, 4,
+                                  Activation::kNone, 0.2f),
+               std::invalid_argument);
+  EXPECT_THROW(be->mbd_forward(buf.get(), buf.get(), 1, 4, 2, 33), std::invalid_argument);
+  EXPECT_THROW(be->bce_with_logits(buf.get(), 0, 1.0f, 1.0f, buf.get(), buf.get()),
+               std::invalid_argument);
+  EXPECT_THROW(be->concat_cols(buf.get(), buf.get(), buf.get(), 4, -1, 2), std::invalid_argument);
+}
+
+// Runs everywhere (no skip): without a usable device the factory must throw a message that
+// says why and what to do, never crash.
+TEST(CudaBackend, FactoryExplainsWhyCudaIsUnavailable) {
+  const std::string why = cuda_unavailable_reason();
+  if (why.empty()) {
+    auto be = make_cuda_backend();
+    EXPECT_EQ(be->name().rfind("cuda (", 0), 0u) << be->name();
+    return;
+  }
+  try {
+    make_cuda_backend();
+    ADD_FAILURE() << "make_cuda_backend() returned although: " << why;
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(why), std::string::npos) << msg;
+    EXPECT_NE(msg.find("--device cpu"), std::string::npos) << msg;
+  }
+}
+
+}  // namespace
+}  // namespace mnistgan

@@ -1,0 +1,144 @@
+// test_util.h: small helpers for tests that move data through a Backend and compare results.
+//
+//   random_vector(n, seed, lo, hi)   uniform floats in [lo, hi), never exactly zero (a zero
+//                                    hides sign, bias and scaling bugs)
+//   upload(backend, host_vector)     a backend buffer holding a copy, freed automatically
+//   download(backend, ptr, n)        the n elements at ptr, as a host vector
+//   expect_close(got, want, atol, rtol, what)
+//                                    |got - want| <= atol + rtol |want| elementwise; on failure
+//                                    reports the worst element and the first few mismatches
+//   expect_bitwise_equal(got, want, what)
+//                                    the same bits (for ops that must match exactly)
+//
+// Plain C++ and GoogleTest only, so it builds with or without CUDA.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>      // std::fabs, std::isnan
+#include <cstdint>    // uint32_t
+#include <cstring>    // std::memcmp
+#include <memory>     // std::unique_ptr
+#include <random>     // std::mt19937, std::uniform_real_distribution
+#include <sstream>    // std::ostringstream
+#include <stdexcept>  // std::invalid_argument
+#include <string>
+#include <type_traits>  // std::is_same_v
+#include <vector>
+
+#include "backend.h"
+
+namespace mnistgan {
+namespace test {
+
+// Frees a backend allocation with the backend that made it.
+struct BackendFree {
+  Backend* backend = nullptr;
+  void operator()(void* p) const {
+    if (p != nullptr) backend->free(p);
+  }
+};
+template <class T>
+using BackendPtr = std::unique_ptr<T, BackendFree>;
+
+// A zeroed backend buffer of n elements of T (float, int64_t, int32_t or uint8_t).
+template <class T>
+BackendPtr<T> alloc(Backend& backend, size_t n) {
+  T* p = nullptr;
+  if constexpr (std::is_same_v<T, float>) p = backend.alloc_f32(n);
+  else if constexpr (std::is_same_v<T, int64_t>) p = backend.alloc_i64(n);
+  else if constexpr (std::is_same_v<T, int32_t>) p = backend.alloc_i32(n);
+  else if constexpr (std::is_same_v<T, uint8_t>) p = backend.alloc_u8(n);
+  else static_assert(sizeof(T) == 0, "alloc<T>: T must be float, int64_t, int32_t or uint8_t");
+  return BackendPtr<T>(p, BackendFree{&backend});
+}
+
+template <class T>
+BackendPtr<T> upload(Backend& backend, const std::vector<T>& host) {
+  BackendPtr<T> p = alloc<T>(backend, host.size());
+  if (!host.empty()) backend.to_backend(p.get(), host.data(), host.size() * sizeof(T));
+  return p;
+}
+
+template <class T>
+std::vector<T> download(Backend& backend, const T* p, size_t n) {
+  std::vector<T> host(n);
+  if (n != 0) backend.to_host(host.data(), p, n * sizeof(T));
+  return host;
+}
+
+inline std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.0f,
+                                        float hi = 1.0f) {
+  if (!(lo < hi)) throw std::invalid_argument("random_vector: need lo < hi");
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) {
+    do x = dist(gen);
+    while (x == 0.0f);
+  }
+  return v;
+}
+
+// True when every element passes; otherwise records one failure that names `what`, the
+// count of mismatches, the worst element (largest error beyond its tolerance) and the
+// first few mismatches. NaN in got or want counts as a mismatch unless both are NaN.
+inline bool expect_close(const std::vector<float>& got, const std::vector<float>& want,
+                         double atol, double rtol, const std::string& what) {
+  if (got.size() != want.size()) {
+    ADD_FAILURE() << what << ": size " << got.size() << ", expected " << want.size();
+    return false;
+  }
+  constexpr size_t kShowFirst = 5;
+  size_t bad = 0, worst = 0;
+  double worst_excess = -INFINITY;
+  std::ostringstream first;
+  first.precision(9);
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double g = got[i], w = want[i];
+    if (std::isnan(g) && std::isnan(w)) continue;
+    const double tol = atol + rtol * std::fabs(w);
+    const double err = std::fabs(g - w);
+    const double excess = std::isnan(err) ? INFINITY : err - tol;
+    if (excess > worst_excess) worst_excess = excess, worst = i;
+    if (excess > 0) {
+      if (bad < kShowFirst)
+        first << "\n  [" << i << "] got " << g << ", want " << w << ", |diff| " << err
+              << " > tol " << tol;
+      ++bad;
+    }
+  }
+  if (bad == 0) return true;
+  std::ostringstream msg;
+  msg.precision(9);
+  msg << what << ": " << bad << " of " << got.size() << " elements outside |got - want| <= "
+      << atol << " + " << rtol << " |want|; worst [" << worst << "] got " << got[worst]
+      << ", want " << want[worst] << ", |diff| " << std::fabs(double(got[worst]) - want[worst])
+      << "; first mismatches:" << first.str();
+  ADD_FAILURE() << msg.str();
+  return false;
+}
+
+inline bool expect_bitwise_equal(const std::vector<float>& got, const std::vector<float>& want,
+                                 const std::string& what) {
+  if (got.size() != want.size()) {
+    ADD_FAILURE() << what << ": size " << got.size() << ", expected " << want.size();
+    return false;
+  }
+  constexpr size_t kShowFirst = 5;
+  size_t bad = 0;
+  std::ostringstream first;
+  first.precision(9);
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::memcmp(&got[i], &want[i], sizeof(float)) == 0) continue;
+    if (bad < kShowFirst) first << "\n  [" << i << "] got " << got[i] << ", want " << want[i];
+    ++bad;
+  }
+  if (bad == 0) return true;
+  ADD_FAILURE() << what << ": " << bad << " of " << got.size()
+                << " elements differ bitwise; first:" << first.str();
+  return false;
+}
+
+}  // namespace test
+}  // namespace mnistgan
