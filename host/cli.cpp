@@ -55,8 +55,7 @@ void add_train_flags(CLI::App& cmd, TrainConfig& c) {
       ->capture_default_str();
   cmd.add_option("--resume", c.resume, "checkpoint to continue from (same flags)");
   cmd.add_flag("--cuda-graph,!--no-cuda-graph", c.cuda_graph,
-               "capture the step in a CUDA graph (CUDA only)")
-      ->capture_default_str();
+               "capture the step in a CUDA graph (CUDA only; default on)");
   cmd.add_flag("--tf32", c.tf32, "TF32 tensor cores in the CUDA GEMM");
 }
 

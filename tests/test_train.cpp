@@ -5,6 +5,7 @@
 // (bars and blobs, so there is structure to learn) that the test writes itself.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -25,7 +26,9 @@ namespace {
 namespace fs = std::filesystem;
 
 fs::path fresh_dir(const std::string& name) {
-  fs::path dir = fs::path(::testing::TempDir()) / ("mnistgan_" + name);
+  // The pid keeps tests that ctest runs in parallel processes out of each other's way.
+  fs::path dir = fs::path(::testing::TempDir()) /
+                 ("mnistgan_" + name + "_" + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
