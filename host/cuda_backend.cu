@@ -60,23 +60,24 @@ std::string unavailable_reason(int index) {
   }
   if (count == 0) return "no CUDA device found (cudaGetDeviceCount returned 0)";
   if (index < 0 || index >= count)
-    return "CUDA device " + std::to_string(index) + " does not exist (" +
-           std::to_string(count) + " device(s) found)";
+    return "CUDA device " + std::to_string(index) + " does not exist (" + std::to_string(count) +
+           " device(s) found)";
   cudaError_t s = cudaSetDevice(index);
   if (s != cudaSuccess) {
     (void)cudaGetLastError();
-    return "CUDA device " + std::to_string(index) + " cannot be used (cudaSetDevice: " +
-           error_text(s) + ")";
+    return "CUDA device " + std::to_string(index) +
+           " cannot be used (cudaSetDevice: " + error_text(s) + ")";
   }
   s = kernel_image_error();
   if (s != cudaSuccess) {
     (void)cudaGetLastError();
     cudaDeviceProp prop{};
     (void)cudaGetDeviceProperties(&prop, index);
-    return "this build has no kernels for CUDA device " + std::to_string(index) + " (" +
-           prop.name + ", sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
-           "): " + error_text(s) + "; rebuild with -DCMAKE_CUDA_ARCHITECTURES=" +
-           std::to_string(prop.major) + std::to_string(prop.minor);
+    return "this build has no kernels for CUDA device " + std::to_string(index) + " (" + prop.name +
+           ", sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
+           "): " + error_text(s) +
+           "; rebuild with -DCMAKE_CUDA_ARCHITECTURES=" + std::to_string(prop.major) +
+           std::to_string(prop.minor);
   }
   return "";
 }
@@ -154,8 +155,7 @@ class CudaBackend final : public Backend {
 
   void linear_backward(const float* X, const float* W, const float* dZ, float* dX, float* dW,
                        float* db, int rows, int in, int out, bool accumulate) override {
-    mnistgan::linear_backward(linear_, X, W, dZ, dX, dW, db, rows, in, out, accumulate,
-                              stream_);
+    mnistgan::linear_backward(linear_, X, W, dZ, dX, dW, db, rows, in, out, accumulate, stream_);
   }
 
   void concat_cols(const float* A, const float* B, float* out, int rows, int a, int b) override {
@@ -190,8 +190,8 @@ class CudaBackend final : public Backend {
     mnistgan::gaussian_noise(out, n, seed, stream, step, stream_);
   }
 
-  void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels,
-                    int rows, const int64_t* step, int batches_per_step, int batch_offset,
+  void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels, int rows,
+                    const int64_t* step, int batches_per_step, int batch_offset,
                     int64_t batches_per_epoch, float* out) override {
     mnistgan::gather_batch(dataset, perm, n_images, pixels, rows, step, batches_per_step,
                            batch_offset, batches_per_epoch, out, stream_);

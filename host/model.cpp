@@ -75,7 +75,7 @@ Gan::Gan(Backend& backend, const ModelShape& shape, int max_batch, int max_group
   }
   const int h = in, kc = shape.mbd_kernels * shape.mbd_dims;
   if (shape.mbd_kernels > 0)
-    mbd_t_ = add_linear(d_, "D.mbd.T", h, kc, Activation::kNone, /*has_bias=*/false);
+    mbd_t_ = add_linear(d_, "D.mbd", h, kc, Activation::kNone, /*has_bias=*/false);
   d_out_ = add_linear(d_, "D.out", h + shape.mbd_kernels, 1, Activation::kNone);
 
   allocate_network(backend_, g_);
@@ -124,6 +124,17 @@ void Gan::init_params(uint64_t seed) {
           tensor.shape.size() == 2 ? tensor.shape[1] : net->tensors[t - 1].shape[1];
       const float bound = 1.0f / std::sqrt(static_cast<float>(fan_in));
       const uint32_t stream = kInitStreamBase + 0x1000u * network_index + static_cast<uint32_t>(t);
+      if (tensor.name == "D.mbd.weight") {
+        // T ~ N(0, 1), as in the reference minibatch-discrimination code: M's entries are
+        // then large, exp(-L1) ~ 0 between distinct samples, and the features wake up only
+        // when samples crowd together (mode collapse), instead of dominating D from step 0.
+        float four[4];
+        for (size_t i = 0; i < tensor.size; ++i) {
+          if (i % 4 == 0) philox_gaussian4(seed, stream, i / 4, 0, four);
+          host[tensor.offset + i] = four[i % 4];
+        }
+        continue;
+      }
       for (size_t i = 0; i < tensor.size; ++i)
         host[tensor.offset + i] = (2.0f * philox_uniform_float(seed, stream, i, 0) - 1.0f) * bound;
     }

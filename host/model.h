@@ -61,9 +61,9 @@ class Gan {
   Gan(const Gan&) = delete;
   Gan& operator=(const Gan&) = delete;
 
-  // PyTorch nn.Linear's default initialisation for every tensor, drawn from Philox so it is
-  // the same on every backend: W, b and T ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Adam state
-  // is zeroed.
+  // PyTorch nn.Linear's default initialisation, drawn from Philox so it is the same on
+  // every backend: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)); the minibatch-discrimination
+  // tensor T ~ N(0, 1) (see model.cpp). Adam state is zeroed.
   void init_params(uint64_t seed);
 
   // z (rows, latent) -> images (rows, pixels), written to `images` (a backend buffer that

@@ -11,9 +11,8 @@ namespace mnistgan {
 namespace {
 
 static __global__ void __launch_bounds__(kAdamThreads)
-    adam_kernel(float* __restrict__ params, const float* __restrict__ grads,
-                float* __restrict__ m, float* __restrict__ v, size_t n, AdamHyper h,
-                const int64_t* __restrict__ step) {
+    adam_kernel(float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m,
+                float* __restrict__ v, size_t n, AdamHyper h, const int64_t* __restrict__ step) {
   __shared__ float s_step_size, s_bc2_sqrt;
   if (threadIdx.x == 0) {
     // As the CPU: in double from the float hyperparameters, then rounded to float.
@@ -47,8 +46,8 @@ void adam_step(float* params, const float* grads, float* m, float* v, size_t n,
   if (params == nullptr || grads == nullptr || m == nullptr || v == nullptr || step == nullptr)
     throw std::invalid_argument("adam_step: params, grads, m, v and step must all be non-null");
   // A few blocks per SM is enough for a bandwidth-bound loop; the grid-stride covers the rest.
-  adam_kernel<<<grid_blocks(n, kAdamThreads, 4096), kAdamThreads, 0, stream>>>(
-      params, grads, m, v, n, hyper, step);
+  adam_kernel<<<grid_blocks(n, kAdamThreads, 4096), kAdamThreads, 0, stream>>>(params, grads, m, v,
+                                                                               n, hyper, step);
   CUDA_CHECK_LAUNCH();
 }
 

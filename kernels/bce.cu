@@ -46,12 +46,11 @@ static __global__ void __launch_bounds__(kBceThreads)
 
 }  // namespace
 
-void bce_with_logits(const float* x, int n, float target, float grad_scale, float* dx,
-                     float* stats, cudaStream_t stream) {
+void bce_with_logits(const float* x, int n, float target, float grad_scale, float* dx, float* stats,
+                     cudaStream_t stream) {
   if (n < 1 || x == nullptr)
-    throw std::invalid_argument("bce_with_logits: n = " + std::to_string(n) +
-                                " logits at " + (x ? "a valid pointer" : "nullptr") +
-                                "; pass at least one logit");
+    throw std::invalid_argument("bce_with_logits: n = " + std::to_string(n) + " logits at " +
+                                (x ? "a valid pointer" : "nullptr") + "; pass at least one logit");
   bce_kernel<<<1, kBceThreads, 0, stream>>>(x, n, target, grad_scale, dx, stats);
   CUDA_CHECK_LAUNCH();
 }

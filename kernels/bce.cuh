@@ -17,7 +17,7 @@ namespace mnistgan {
 constexpr int kBceThreads = 256;
 
 // Throws std::invalid_argument when n < 1 or x is null.
-void bce_with_logits(const float* x, int n, float target, float grad_scale, float* dx,
-                     float* stats, cudaStream_t stream);
+void bce_with_logits(const float* x, int n, float target, float grad_scale, float* dx, float* stats,
+                     cudaStream_t stream);
 
 }  // namespace mnistgan

@@ -8,7 +8,7 @@
 // caller (ultimately main) decides what to do with the exception.
 #pragma once
 
-#include <cublas_v2.h>      // cublasStatus_t, cublasGetStatusString
+#include <cublas_v2.h>     // cublasStatus_t, cublasGetStatusString
 #include <cuda_runtime.h>  // cudaError_t, cudaGetErrorString, cudaGetLastError
 
 #include <stdexcept>  // std::runtime_error

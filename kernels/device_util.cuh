@@ -15,9 +15,12 @@ namespace mnistgan {
 // act(z) with the same comparisons as the CPU backend: LeakyReLU is z > 0 ? z : slope z.
 __device__ __forceinline__ float apply_activation(float z, Activation act, float slope) {
   switch (act) {
-    case Activation::kLeakyRelu: return z > 0.0f ? z : slope * z;
-    case Activation::kTanh: return tanhf(z);
-    default: return z;
+    case Activation::kLeakyRelu:
+      return z > 0.0f ? z : slope * z;
+    case Activation::kTanh:
+      return tanhf(z);
+    default:
+      return z;
   }
 }
 

@@ -12,7 +12,7 @@
 namespace mnistgan {
 namespace {
 
-#define MNISTGAN_GRID_STRIDE(i, n)                                                         \
+#define MNISTGAN_GRID_STRIDE(i, n)                                                     \
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < (n); \
        i += static_cast<size_t>(gridDim.x) * blockDim.x)
 
@@ -80,8 +80,8 @@ static __global__ void __launch_bounds__(kElementwiseThreads)
 
 void check_cols(const char* op, int rows, int a, int b) {
   if (rows < 1 || a < 0 || b < 0 || a + b < 1)
-    throw std::invalid_argument(std::string(op) + ": rows=" + std::to_string(rows) + ", a=" +
-                                std::to_string(a) + ", b=" + std::to_string(b) +
+    throw std::invalid_argument(std::string(op) + ": rows=" + std::to_string(rows) +
+                                ", a=" + std::to_string(a) + ", b=" + std::to_string(b) +
                                 ": need rows >= 1, a, b >= 0 and a + b >= 1");
 }
 
@@ -91,8 +91,9 @@ void activation_backward(const float* Y, const float* dY, float* dZ, size_t n, A
                          float slope, cudaStream_t stream) {
   if (n == 0) return;
   if (dY == nullptr || dZ == nullptr || (act != Activation::kNone && Y == nullptr))
-    throw std::invalid_argument("activation_backward: dY, dZ (and Y unless act is none) must "
-                                "be non-null");
+    throw std::invalid_argument(
+        "activation_backward: dY, dZ (and Y unless act is none) must "
+        "be non-null");
   if (act == Activation::kNone) {
     if (dZ != dY)
       CUDA_CHECK(cudaMemcpyAsync(dZ, dY, n * sizeof(float), cudaMemcpyDeviceToDevice, stream));
@@ -107,8 +108,9 @@ void concat_cols(const float* A, const float* B, float* out, int rows, int a, in
                  cudaStream_t stream) {
   check_cols("concat_cols", rows, a, b);
   if (out == nullptr || (a > 0 && A == nullptr) || (b > 0 && B == nullptr))
-    throw std::invalid_argument("concat_cols: out, and A / B when their width is > 0, must be "
-                                "non-null");
+    throw std::invalid_argument(
+        "concat_cols: out, and A / B when their width is > 0, must be "
+        "non-null");
   const size_t n = static_cast<size_t>(rows) * (a + b);
   concat_cols_kernel<<<grid_blocks(n, kElementwiseThreads), kElementwiseThreads, 0, stream>>>(
       A, B, out, rows, a, b);

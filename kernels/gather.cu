@@ -12,9 +12,8 @@ namespace {
 
 static __global__ void __launch_bounds__(kGatherThreads)
     gather_kernel(const uint8_t* __restrict__ dataset, const int32_t* __restrict__ perm,
-                  int n_images, int pixels, const int64_t* __restrict__ step,
-                  int batches_per_step, int batch_offset, int64_t batches_per_epoch,
-                  float* __restrict__ out) {
+                  int n_images, int pixels, const int64_t* __restrict__ step, int batches_per_step,
+                  int batch_offset, int64_t batches_per_epoch, float* __restrict__ out) {
   const int r = blockIdx.y, rows = gridDim.y;
   const int p = blockIdx.x * kGatherThreads + threadIdx.x;
   if (p >= pixels) return;
@@ -33,26 +32,25 @@ static __global__ void __launch_bounds__(kGatherThreads)
 
 }  // namespace
 
-void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels,
-                  int rows, const int64_t* step, int batches_per_step, int batch_offset,
+void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels, int rows,
+                  const int64_t* step, int batches_per_step, int batch_offset,
                   int64_t batches_per_epoch, float* out, cudaStream_t stream) {
   if (dataset == nullptr || perm == nullptr || step == nullptr || out == nullptr)
     throw std::invalid_argument("gather_batch: dataset, perm, step and out must be non-null");
   if (n_images < 1 || pixels < 1 || rows < 1 || batches_per_step < 1 || batch_offset < 0 ||
       batches_per_epoch < 1)
-    throw std::invalid_argument(
-        "gather_batch: n_images=" + std::to_string(n_images) + ", pixels=" +
-        std::to_string(pixels) + ", rows=" + std::to_string(rows) + ", batches_per_step=" +
-        std::to_string(batches_per_step) + ", batch_offset=" + std::to_string(batch_offset) +
-        ", batches_per_epoch=" + std::to_string(batches_per_epoch) +
-        ": sizes must be >= 1 and the offset >= 0");
+    throw std::invalid_argument("gather_batch: n_images=" + std::to_string(n_images) + ", pixels=" +
+                                std::to_string(pixels) + ", rows=" + std::to_string(rows) +
+                                ", batches_per_step=" + std::to_string(batches_per_step) +
+                                ", batch_offset=" + std::to_string(batch_offset) +
+                                ", batches_per_epoch=" + std::to_string(batches_per_epoch) +
+                                ": sizes must be >= 1 and the offset >= 0");
   if (batches_per_epoch * rows > n_images)
     throw std::invalid_argument("gather_batch: " + std::to_string(batches_per_epoch) +
                                 " batches of " + std::to_string(rows) + " rows exceed the " +
                                 std::to_string(n_images) +
                                 " images of an epoch; lower batches_per_epoch");
-  if (rows > 65535)
-    throw std::invalid_argument("gather_batch: at most 65535 rows per batch");
+  if (rows > 65535) throw std::invalid_argument("gather_batch: at most 65535 rows per batch");
   const dim3 grid((pixels + kGatherThreads - 1) / kGatherThreads, rows);
   gather_kernel<<<grid, kGatherThreads, 0, stream>>>(dataset, perm, n_images, pixels, step,
                                                      batches_per_step, batch_offset,

@@ -25,8 +25,8 @@ constexpr int kGatherThreads = 256;
 
 // Throws std::invalid_argument on non-positive sizes, null pointers, or when a batch does
 // not fit in an epoch (batches_per_epoch * rows > n_images).
-void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels,
-                  int rows, const int64_t* step, int batches_per_step, int batch_offset,
+void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels, int rows,
+                  const int64_t* step, int batches_per_step, int batch_offset,
                   int64_t batches_per_epoch, float* out, cudaStream_t stream);
 
 }  // namespace mnistgan

@@ -21,7 +21,7 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 
 // Y (rows, out) in place: Y = act(Y + b). b may be nullptr.
 static __global__ void bias_activation_kernel(float* __restrict__ Y, const float* __restrict__ b,
-                                       int rows, int out, Activation act, float slope) {
+                                              int rows, int out, Activation act, float slope) {
   const size_t n = static_cast<size_t>(rows) * out;
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
@@ -113,8 +113,8 @@ struct TileLoader {
     }
   }
 
-  __device__ __forceinline__ void fetch(const float* X, const float* W, int M, int N, int K,
-                                        int m0, int n0, int k0) {
+  __device__ __forceinline__ void fetch(const float* X, const float* W, int M, int N, int K, int m0,
+                                        int n0, int k0) {
     if constexpr (kVec) {
       fetch_vec<BM, kPerX>(X, M, K, m0, k0, xv);
       fetch_vec<BN, kPerW>(W, N, K, n0, k0, wv);
@@ -270,10 +270,8 @@ static __global__ void __launch_bounds__(kTf32Threads)
       for (int idx = threadIdx.x; idx < BM * BK; idx += kTf32Threads) {
         const int r = idx / BK, k = idx % BK;
         const bool kin = k0 + k < K;
-        As[r * kLd + k] =
-            (m0 + r < M && kin) ? X[static_cast<size_t>(m0 + r) * K + k0 + k] : 0.0f;
-        Ws[r * kLd + k] =
-            (n0 + r < N && kin) ? W[static_cast<size_t>(n0 + r) * K + k0 + k] : 0.0f;
+        As[r * kLd + k] = (m0 + r < M && kin) ? X[static_cast<size_t>(m0 + r) * K + k0 + k] : 0.0f;
+        Ws[r * kLd + k] = (n0 + r < N && kin) ? W[static_cast<size_t>(n0 + r) * K + k0 + k] : 0.0f;
       }
     }
     __syncthreads();
@@ -356,11 +354,9 @@ void linear_forward_v2(const LinearContext& ctx, const float* X, const float* W,
   // 64x64 tiles when they give at least one block per SM, else 32x32 (4x the blocks).
   const long long tiles64 = static_cast<long long>((rows + 63) / 64) * ((out + 63) / 64);
   if (tiles64 >= ctx.sm_count)
-    launch_v2_simt<64, 64, 16, 4, 4>(vec, X, W, b, Y, rows, in, out, act, slope, vec_store,
-                                     stream);
+    launch_v2_simt<64, 64, 16, 4, 4>(vec, X, W, b, Y, rows, in, out, act, slope, vec_store, stream);
   else
-    launch_v2_simt<32, 32, 16, 4, 4>(vec, X, W, b, Y, rows, in, out, act, slope, vec_store,
-                                     stream);
+    launch_v2_simt<32, 32, 16, 4, 4>(vec, X, W, b, Y, rows, in, out, act, slope, vec_store, stream);
 }
 
 // ---- backward: db as deterministic column sums ----------------------------------------------
@@ -370,14 +366,15 @@ constexpr int kColSumCols = 32, kColSumSlices = 8;
 // dZ (rows, cols) -> db (cols). Block = 32 columns x 8 row slices; slice y sums rows
 // y, y+8, ... in order, then slice 0 adds the 8 partials in order: a fixed reduction tree,
 // so the result is the same on every run.
-static __global__ void __launch_bounds__(kColSumCols * kColSumSlices)
+static __global__ void __launch_bounds__(kColSumCols* kColSumSlices)
     column_sum_kernel(const float* __restrict__ dZ, float* __restrict__ db, int rows, int cols,
                       bool accumulate) {
   __shared__ float part[kColSumSlices][kColSumCols + 1];
   const int col = blockIdx.x * kColSumCols + threadIdx.x;
   float s = 0.0f;
   if (col < cols)
-    for (int r = threadIdx.y; r < rows; r += kColSumSlices) s += dZ[static_cast<size_t>(r) * cols + col];
+    for (int r = threadIdx.y; r < rows; r += kColSumSlices)
+      s += dZ[static_cast<size_t>(r) * cols + col];
   part[threadIdx.y][threadIdx.x] = s;
   __syncthreads();
   if (threadIdx.y == 0 && col < cols) {
@@ -420,9 +417,10 @@ void linear_forward(int version, const LinearContext& ctx, const float* X, const
                                 "; expected 0 (shipped = v" +
                                 std::to_string(kLinearShippedVersion) + "), 1 or 2");
   if (ctx.tf32 && ctx.cc_major < 8)
-    throw std::invalid_argument("linear_forward: TF32 needs compute capability 8.0 or newer "
-                                "(this device is " + std::to_string(ctx.cc_major) +
-                                ".x); turn --tf32 off");
+    throw std::invalid_argument(
+        "linear_forward: TF32 needs compute capability 8.0 or newer "
+        "(this device is " +
+        std::to_string(ctx.cc_major) + ".x); turn --tf32 off");
   if (version == 1) {
     check_handle("linear_forward v1", ctx, stream);
     linear_forward_v1(ctx, X, W, b, Y, rows, in, out, act, slope, stream);
@@ -445,19 +443,19 @@ void linear_backward(const LinearContext& ctx, const float* X, const float* W, c
   if (dW != nullptr) {
     // Row-major dW (out, in) is column-major (in, out) = X^T dZ, with X row-major = X^T
     // column-major (in, rows) and dZ row-major = dZ^T column-major (out, rows), transposed.
-    CUBLAS_CHECK(cublasSgemm(ctx.cublas, CUBLAS_OP_N, CUBLAS_OP_T, in, out, rows, &one, X, in,
-                             dZ, out, &beta, dW, in));
+    CUBLAS_CHECK(cublasSgemm(ctx.cublas, CUBLAS_OP_N, CUBLAS_OP_T, in, out, rows, &one, X, in, dZ,
+                             out, &beta, dW, in));
   }
   if (db != nullptr) {
     const dim3 block(kColSumCols, kColSumSlices);
-    column_sum_kernel<<<(out + kColSumCols - 1) / kColSumCols, block, 0, stream>>>(
-        dZ, db, rows, out, accumulate);
+    column_sum_kernel<<<(out + kColSumCols - 1) / kColSumCols, block, 0, stream>>>(dZ, db, rows,
+                                                                                   out, accumulate);
     CUDA_CHECK_LAUNCH();
   }
   if (dX != nullptr) {
     // Row-major dX (rows, in) is column-major (in, rows) = W^T dZ^T = (dZ W)^T.
-    CUBLAS_CHECK(cublasSgemm(ctx.cublas, CUBLAS_OP_N, CUBLAS_OP_N, in, rows, out, &one, W, in,
-                             dZ, out, &beta, dX, in));
+    CUBLAS_CHECK(cublasSgemm(ctx.cublas, CUBLAS_OP_N, CUBLAS_OP_N, in, rows, out, &one, W, in, dZ,
+                             out, &beta, dX, in));
   }
 }
 

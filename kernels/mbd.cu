@@ -14,7 +14,9 @@ constexpr int kWarps = 8, kThreads = kWarps * 32, kLanesK = 32;
 
 // Rows j per shared tile: keeps the (j, c, k) tile at <= 32 KB for every kMaxC.
 template <int kMaxC>
-constexpr int tile_rows() { return 256 / kMaxC; }
+constexpr int tile_rows() {
+  return 256 / kMaxC;
+}
 
 // Loads rows [j0, j0 + tj) of group `g`, kernels [k0, k0 + 32) into S[jj][c][kk] (zero past
 // K). Global reads run along (k, c), which is contiguous in M.
@@ -26,8 +28,8 @@ __device__ __forceinline__ void load_tile(const float* __restrict__ Mg, int K, i
     const int jj = idx / per_row, rem = idx - jj * per_row;
     const int kk = rem / C, c = rem - kk * C;
     const int k = k0 + kk;
-    S[jj][c][kk] = k < K ? Mg[static_cast<size_t>(j0 + jj) * KC + static_cast<size_t>(k) * C + c]
-                         : 0.0f;
+    S[jj][c][kk] =
+        k < K ? Mg[static_cast<size_t>(j0 + jj) * KC + static_cast<size_t>(k) * C + c] : 0.0f;
   }
 }
 
@@ -144,8 +146,8 @@ static __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int r = 0; r < kRI; ++r) {
       if (i0 + r >= B) continue;
-      float* out = dM + (static_cast<size_t>(blockIdx.z) * B + i0 + r) * KC +
-                   static_cast<size_t>(k) * C;
+      float* out =
+          dM + (static_cast<size_t>(blockIdx.z) * B + i0 + r) * KC + static_cast<size_t>(k) * C;
 #pragma unroll
       for (int c = 0; c < kMaxC; ++c)
         if (c < C) out[c] = dm[r][c];
@@ -193,22 +195,32 @@ void backward_as(const float* M, const float* dO, float* dM, int groups, int B, 
 
 void mbd_forward(const float* M, float* O, int groups, int B, int K, int C, cudaStream_t stream) {
   check_args("mbd_forward", M, O, groups, B, K, C);
-  if (C == 5) forward_as<5, 4>(M, O, groups, B, K, C, stream);
-  else if (C <= 4) forward_as<4, 4>(M, O, groups, B, K, C, stream);
-  else if (C <= 8) forward_as<8, 4>(M, O, groups, B, K, C, stream);
-  else if (C <= 16) forward_as<16, 2>(M, O, groups, B, K, C, stream);
-  else forward_as<32, 1>(M, O, groups, B, K, C, stream);
+  if (C == 5)
+    forward_as<5, 4>(M, O, groups, B, K, C, stream);
+  else if (C <= 4)
+    forward_as<4, 4>(M, O, groups, B, K, C, stream);
+  else if (C <= 8)
+    forward_as<8, 4>(M, O, groups, B, K, C, stream);
+  else if (C <= 16)
+    forward_as<16, 2>(M, O, groups, B, K, C, stream);
+  else
+    forward_as<32, 1>(M, O, groups, B, K, C, stream);
 }
 
 void mbd_backward(const float* M, const float* dO, float* dM, int groups, int B, int K, int C,
                   cudaStream_t stream) {
   check_args("mbd_backward", M, dM, groups, B, K, C);
   if (dO == nullptr) throw std::invalid_argument("mbd_backward: dO must be non-null");
-  if (C == 5) backward_as<5, 4>(M, dO, dM, groups, B, K, C, stream);
-  else if (C <= 4) backward_as<4, 4>(M, dO, dM, groups, B, K, C, stream);
-  else if (C <= 8) backward_as<8, 4>(M, dO, dM, groups, B, K, C, stream);
-  else if (C <= 16) backward_as<16, 2>(M, dO, dM, groups, B, K, C, stream);
-  else backward_as<32, 1>(M, dO, dM, groups, B, K, C, stream);
+  if (C == 5)
+    backward_as<5, 4>(M, dO, dM, groups, B, K, C, stream);
+  else if (C <= 4)
+    backward_as<4, 4>(M, dO, dM, groups, B, K, C, stream);
+  else if (C <= 8)
+    backward_as<8, 4>(M, dO, dM, groups, B, K, C, stream);
+  else if (C <= 16)
+    backward_as<16, 2>(M, dO, dM, groups, B, K, C, stream);
+  else
+    backward_as<32, 1>(M, dO, dM, groups, B, K, C, stream);
 }
 
 }  // namespace mnistgan

@@ -103,7 +103,7 @@ class ShuffledBatches:
 # Initialisation: every nn.Linear keeps PyTorch's default, which draws weight and bias from
 # U(-1/sqrt(fan_in), 1/sqrt(fan_in)) -- the same distribution the C++ trainer uses (its own
 # Philox stream, so not the same numbers). The minibatch-discrimination tensor T is a bias-free
-# nn.Linear(256, K*C), so it too gets U(-1/sqrt(256), 1/sqrt(256)), matching the C++ trainer.
+# nn.Linear(256, K*C) initialised N(0, 1), as the C++ trainer does (host/model.cpp says why).
 
 
 def mlp(widths, slope):
@@ -131,6 +131,7 @@ class MinibatchDiscrimination(nn.Module):
         super().__init__()
         self.kernels, self.dims = kernels, dims
         self.T = nn.Linear(in_features, kernels * dims, bias=False)
+        nn.init.normal_(self.T.weight, 0.0, 1.0)
 
     def forward(self, h):
         m = self.T(h).view(-1, self.kernels, self.dims)               # (B, K, C)

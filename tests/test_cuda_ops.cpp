@@ -10,7 +10,7 @@
 #include <cmath>      // std::sqrt, NAN, INFINITY
 #include <cstdint>
 #include <memory>
-#include <numeric>    // std::iota
+#include <numeric>  // std::iota
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -69,8 +69,8 @@ const char* act_name(Activation a) {
 }
 
 std::string linear_case(int rows, int in, int out, Activation act, bool bias) {
-  return "rows=" + std::to_string(rows) + " in=" + std::to_string(in) + " out=" +
-         std::to_string(out) + " act=" + act_name(act) + (bias ? " bias" : " no-bias");
+  return "rows=" + std::to_string(rows) + " in=" + std::to_string(in) +
+         " out=" + std::to_string(out) + " act=" + act_name(act) + (bias ? " bias" : " no-bias");
 }
 
 // ---- linear forward ----------------------------------------------------------------------
@@ -81,8 +81,8 @@ struct LinearShape {
 // The model's layers (G: 100-256-512-1024-784; D: 784-1024-512-256, MBD T 256->500, final
 // 356->1; D rows are 2 groups), plus 1 row, odd sizes (scalar paths, partial tiles).
 const std::vector<LinearShape> kLinearShapes = {
-    {1, 100, 256},   {3, 7, 5},       {17, 1, 3},       {65, 33, 67},    {64, 100, 256},
-    {64, 256, 512},  {64, 512, 1024}, {64, 1024, 784},  {128, 784, 1024}, {130, 356, 1},
+    {1, 100, 256},   {3, 7, 5},        {17, 1, 3},       {65, 33, 67},     {64, 100, 256},
+    {64, 256, 512},  {64, 512, 1024},  {64, 1024, 784},  {128, 784, 1024}, {130, 356, 1},
     {130, 256, 500}, {1000, 513, 255}, {2048, 784, 1024}};
 
 void check_linear_forward(const BackendOptions& options, double atol, double rtol) {
@@ -227,8 +227,8 @@ TEST(CudaLinear, BackwardMatchesCpu) {
                    kGemmRtol, "dX " + what);
       expect_close(download(*p.gpu, gdw.get(), nw), download(*p.cpu, cdw.get(), nw), kGemmAtol,
                    kGemmRtol, "dW " + what);
-      expect_close(download(*p.gpu, gdb.get(), out), download(*p.cpu, cdb.get(), out),
-                   kGemmAtol, kGemmRtol, "db " + what);
+      expect_close(download(*p.gpu, gdb.get(), out), download(*p.cpu, cdb.get(), out), kGemmAtol,
+                   kGemmRtol, "db " + what);
     }
   }
 }
@@ -248,11 +248,11 @@ TEST(CudaLinear, BackwardNullOutputsAreSkipped) {
     auto gdx = alloc<float>(*p.gpu, rows * in), gdw = alloc<float>(*p.gpu, out * in);
     auto gdb = alloc<float>(*p.gpu, out);
     p.cpu->linear_backward(cx.get(), cw.get(), cdz.get(), which == 0 ? cdx.get() : nullptr,
-                           which == 1 ? cdw.get() : nullptr, which == 2 ? cdb.get() : nullptr,
-                           rows, in, out, false);
+                           which == 1 ? cdw.get() : nullptr, which == 2 ? cdb.get() : nullptr, rows,
+                           in, out, false);
     p.gpu->linear_backward(gx.get(), gw.get(), gdz.get(), which == 0 ? gdx.get() : nullptr,
-                           which == 1 ? gdw.get() : nullptr, which == 2 ? gdb.get() : nullptr,
-                           rows, in, out, false);
+                           which == 1 ? gdw.get() : nullptr, which == 2 ? gdb.get() : nullptr, rows,
+                           in, out, false);
     const std::string what = "only output " + std::to_string(which);
     expect_close(download(*p.gpu, gdx.get(), rows * in), download(*p.cpu, cdx.get(), rows * in),
                  kGemmAtol, kGemmRtol, "dX " + what);
@@ -282,8 +282,8 @@ TEST(CudaOps, ActivationBackwardMatchesCpu) {
         p.cpu->activation_backward(cy.get(), cdy.get(), c_out, n, act, 0.2f);
         p.gpu->activation_backward(gy.get(), gdy.get(), g_out, n, act, 0.2f);
         expect_close(download(*p.gpu, g_out, n), download(*p.cpu, c_out, n), kEltAtol, kEltRtol,
-                     std::string("activation_backward ") + act_name(act) + " n=" +
-                         std::to_string(n) + (in_place ? " in place" : ""));
+                     std::string("activation_backward ") + act_name(act) +
+                         " n=" + std::to_string(n) + (in_place ? " in place" : ""));
       }
     }
   }
@@ -356,8 +356,8 @@ TEST(CudaMbd, ForwardAndBackwardMatchCpu) {
     const double atol = kMbdAtolPerRow * c.B;
     expect_close(download(*p.gpu, go.get(), no), download(*p.cpu, co.get(), no), atol, kMbdRtol,
                  "mbd_forward " + what);
-    expect_close(download(*p.gpu, gdm.get(), nm), download(*p.cpu, cdm.get(), nm), atol,
-                 kMbdRtol, "mbd_backward " + what);
+    expect_close(download(*p.gpu, gdm.get(), nm), download(*p.cpu, cdm.get(), nm), atol, kMbdRtol,
+                 "mbd_backward " + what);
   }
 }
 
@@ -417,12 +417,12 @@ TEST(CudaOps, AdamMatchesCpuOverSteps) {
       p.gpu->increment(gstep.get());
     }
     const std::string what = "n=" + std::to_string(n) + " after 3 steps";
-    expect_close(download(*p.gpu, gp.get(), n), download(*p.cpu, cp.get(), n), kAdamAtol,
-                 kAdamRtol, "adam params " + what);
-    expect_close(download(*p.gpu, gm.get(), n), download(*p.cpu, cm.get(), n), kAdamAtol,
-                 kAdamRtol, "adam m " + what);
-    expect_close(download(*p.gpu, gv.get(), n), download(*p.cpu, cv.get(), n), kAdamAtol,
-                 kAdamRtol, "adam v " + what);
+    expect_close(download(*p.gpu, gp.get(), n), download(*p.cpu, cp.get(), n), kAdamAtol, kAdamRtol,
+                 "adam params " + what);
+    expect_close(download(*p.gpu, gm.get(), n), download(*p.cpu, cm.get(), n), kAdamAtol, kAdamRtol,
+                 "adam m " + what);
+    expect_close(download(*p.gpu, gv.get(), n), download(*p.cpu, cv.get(), n), kAdamAtol, kAdamRtol,
+                 "adam v " + what);
     EXPECT_EQ(download(*p.gpu, gstep.get(), 1)[0], 3);
   }
 }
@@ -432,7 +432,8 @@ TEST(CudaOps, AdamMatchesCpuOverSteps) {
 TEST(CudaOps, GaussianNoiseBitwiseEqualsCpu) {
   if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
   Pair p = make_backends();
-  for (const size_t n : {size_t{1}, size_t{3}, size_t{4}, size_t{5}, size_t{1001}, size_t{100000}}) {
+  for (const size_t n :
+       {size_t{1}, size_t{3}, size_t{4}, size_t{5}, size_t{1001}, size_t{100000}}) {
     for (const int64_t step : {int64_t{-1}, int64_t{0}, int64_t{7}, int64_t{123456789012}}) {
       auto cs = upload(*p.cpu, std::vector<int64_t>{step});
       auto gs = upload(*p.gpu, std::vector<int64_t>{step});
@@ -473,10 +474,9 @@ TEST(CudaOps, GatherBatchBitwiseEqualsCpu) {
                           batches_per_epoch, co.get());
       p.gpu->gather_batch(gd.get(), gp.get(), n_images, pixels, rows, gstep.get(), 2, offset,
                           batches_per_epoch, go.get());
-      expect_bitwise_equal(download(*p.gpu, go.get(), rows * pixels),
-                           download(*p.cpu, co.get(), rows * pixels),
-                           "gather_batch step=" + std::to_string(step) +
-                               " offset=" + std::to_string(offset));
+      expect_bitwise_equal(
+          download(*p.gpu, go.get(), rows * pixels), download(*p.cpu, co.get(), rows * pixels),
+          "gather_batch step=" + std::to_string(step) + " offset=" + std::to_string(offset));
     }
     p.cpu->increment(cstep.get());
     p.gpu->increment(gstep.get());
@@ -562,10 +562,10 @@ TEST(CudaGraph, ReplayMatchesEagerExecution) {
 
   EXPECT_EQ(download(*graph_be, graph.step.get(), 1)[0], 2);
   const int nw = MiniStep::kOut * MiniStep::kIn;
-  expect_bitwise_equal(download(*graph_be, graph.w.get(), nw), download(*eager_be, eager.w.get(), nw),
-                       "graph vs eager: weights");
-  expect_bitwise_equal(download(*graph_be, graph.m.get(), nw), download(*eager_be, eager.m.get(), nw),
-                       "graph vs eager: adam m");
+  expect_bitwise_equal(download(*graph_be, graph.w.get(), nw),
+                       download(*eager_be, eager.w.get(), nw), "graph vs eager: weights");
+  expect_bitwise_equal(download(*graph_be, graph.m.get(), nw),
+                       download(*eager_be, eager.m.get(), nw), "graph vs eager: adam m");
   expect_bitwise_equal(download(*graph_be, graph.z.get(), MiniStep::kRows * MiniStep::kIn),
                        download(*eager_be, eager.z.get(), MiniStep::kRows * MiniStep::kIn),
                        "graph vs eager: noise of the second step");

@@ -45,11 +45,16 @@ using BackendPtr = std::unique_ptr<T, BackendFree>;
 template <class T>
 BackendPtr<T> alloc(Backend& backend, size_t n) {
   T* p = nullptr;
-  if constexpr (std::is_same_v<T, float>) p = backend.alloc_f32(n);
-  else if constexpr (std::is_same_v<T, int64_t>) p = backend.alloc_i64(n);
-  else if constexpr (std::is_same_v<T, int32_t>) p = backend.alloc_i32(n);
-  else if constexpr (std::is_same_v<T, uint8_t>) p = backend.alloc_u8(n);
-  else static_assert(sizeof(T) == 0, "alloc<T>: T must be float, int64_t, int32_t or uint8_t");
+  if constexpr (std::is_same_v<T, float>)
+    p = backend.alloc_f32(n);
+  else if constexpr (std::is_same_v<T, int64_t>)
+    p = backend.alloc_i64(n);
+  else if constexpr (std::is_same_v<T, int32_t>)
+    p = backend.alloc_i32(n);
+  else if constexpr (std::is_same_v<T, uint8_t>)
+    p = backend.alloc_u8(n);
+  else
+    static_assert(sizeof(T) == 0, "alloc<T>: T must be float, int64_t, int32_t or uint8_t");
   return BackendPtr<T>(p, BackendFree{&backend});
 }
 
@@ -83,8 +88,8 @@ inline std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.0
 // True when every element passes; otherwise records one failure that names `what`, the
 // count of mismatches, the worst element (largest error beyond its tolerance) and the
 // first few mismatches. NaN in got or want counts as a mismatch unless both are NaN.
-inline bool expect_close(const std::vector<float>& got, const std::vector<float>& want,
-                         double atol, double rtol, const std::string& what) {
+inline bool expect_close(const std::vector<float>& got, const std::vector<float>& want, double atol,
+                         double rtol, const std::string& what) {
   if (got.size() != want.size()) {
     ADD_FAILURE() << what << ": size " << got.size() << ", expected " << want.size();
     return false;
@@ -103,17 +108,17 @@ inline bool expect_close(const std::vector<float>& got, const std::vector<float>
     if (excess > worst_excess) worst_excess = excess, worst = i;
     if (excess > 0) {
       if (bad < kShowFirst)
-        first << "\n  [" << i << "] got " << g << ", want " << w << ", |diff| " << err
-              << " > tol " << tol;
+        first << "\n  [" << i << "] got " << g << ", want " << w << ", |diff| " << err << " > tol "
+              << tol;
       ++bad;
     }
   }
   if (bad == 0) return true;
   std::ostringstream msg;
   msg.precision(9);
-  msg << what << ": " << bad << " of " << got.size() << " elements outside |got - want| <= "
-      << atol << " + " << rtol << " |want|; worst [" << worst << "] got " << got[worst]
-      << ", want " << want[worst] << ", |diff| " << std::fabs(double(got[worst]) - want[worst])
+  msg << what << ": " << bad << " of " << got.size() << " elements outside |got - want| <= " << atol
+      << " + " << rtol << " |want|; worst [" << worst << "] got " << got[worst] << ", want "
+      << want[worst] << ", |diff| " << std::fabs(double(got[worst]) - want[worst])
       << "; first mismatches:" << first.str();
   ADD_FAILURE() << msg.str();
   return false;
