@@ -49,6 +49,15 @@ MNISTGAN_HD Philox4 philox4x32_10(Philox4 c, uint32_t k0, uint32_t k1) {
   return c;
 }
 
+// The 128 random bits at (index, step) of stream (seed, stream): key = (seed low 32 bits,
+// seed high 32 bits ^ stream), counter = (index low, index high, step low, step high).
+MNISTGAN_HD Philox4 philox_draw(uint64_t seed, uint32_t stream, uint64_t index, uint64_t step) {
+  const Philox4 counter{{static_cast<uint32_t>(index), static_cast<uint32_t>(index >> 32),
+                         static_cast<uint32_t>(step), static_cast<uint32_t>(step >> 32)}};
+  return philox4x32_10(counter, static_cast<uint32_t>(seed),
+                       static_cast<uint32_t>(seed >> 32) ^ stream);
+}
+
 // Uniform in (0, 1], never 0 so log() in Box-Muller is finite. 32 bits -> double.
 MNISTGAN_HD double philox_uniform(uint32_t x) { return (static_cast<double>(x) + 1.0) * 2.3283064365386963e-10; }
 
@@ -57,13 +66,7 @@ MNISTGAN_HD double philox_uniform(uint32_t x) { return (static_cast<double>(x) +
 // counter = (group low, group high, step low, step high).
 MNISTGAN_HD void philox_gaussian4(uint64_t seed, uint32_t stream, uint64_t group, uint64_t step,
                                   float out[4]) {
-  Philox4 c;
-  c.v[0] = static_cast<uint32_t>(group);
-  c.v[1] = static_cast<uint32_t>(group >> 32);
-  c.v[2] = static_cast<uint32_t>(step);
-  c.v[3] = static_cast<uint32_t>(step >> 32);
-  const Philox4 r = philox4x32_10(c, static_cast<uint32_t>(seed),
-                                  static_cast<uint32_t>(seed >> 32) ^ stream);
+  const Philox4 r = philox_draw(seed, stream, group, step);
   constexpr double kTwoPi = 6.283185307179586;
   for (int pair = 0; pair < 2; ++pair) {
     const double u1 = philox_uniform(r.v[2 * pair]);
@@ -77,13 +80,7 @@ MNISTGAN_HD void philox_gaussian4(uint64_t seed, uint32_t stream, uint64_t group
 // Uniform float in [0, 1) for element i of stream (seed, stream) at `step`; used for
 // initialisation and shuffles so those are reproducible across backends too.
 MNISTGAN_HD float philox_uniform_float(uint64_t seed, uint32_t stream, uint64_t i, uint64_t step) {
-  Philox4 c;
-  c.v[0] = static_cast<uint32_t>(i);
-  c.v[1] = static_cast<uint32_t>(i >> 32);
-  c.v[2] = static_cast<uint32_t>(step);
-  c.v[3] = static_cast<uint32_t>(step >> 32);
-  const Philox4 r = philox4x32_10(c, static_cast<uint32_t>(seed),
-                                  static_cast<uint32_t>(seed >> 32) ^ stream);
+  const Philox4 r = philox_draw(seed, stream, i, step);
   return static_cast<float>(r.v[0] >> 8) * (1.0f / 16777216.0f);  // 24 bits -> [0, 1)
 }
 

@@ -31,10 +31,8 @@ std::vector<int32_t> epoch_permutation(uint64_t seed, int64_t epoch, int n_image
   std::vector<int32_t> perm(n_images);
   for (int i = 0; i < n_images; ++i) perm[i] = i;
   for (int i = n_images - 1; i > 0; --i) {
-    Philox4 c{{static_cast<uint32_t>(i), 0u, static_cast<uint32_t>(epoch),
-               static_cast<uint32_t>(static_cast<uint64_t>(epoch) >> 32)}};
-    const Philox4 r =
-        philox4x32_10(c, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32) ^ kShuffleStream);
+    const Philox4 r = philox_draw(seed, kShuffleStream, static_cast<uint64_t>(i),
+                                  static_cast<uint64_t>(epoch));
     // Lemire's multiply-shift maps 32 random bits onto [0, i] without a division.
     const int j = static_cast<int>((static_cast<uint64_t>(r.v[0]) * (i + 1)) >> 32);
     std::swap(perm[i], perm[j]);
