@@ -119,15 +119,22 @@ void Gan::init_params(uint64_t seed) {
     std::vector<float> host(net->size);
     for (size_t t = 0; t < net->tensors.size(); ++t) {
       const ParamTensor& tensor = net->tensors[t];
-      // A bias follows its weight; both use the weight's fan-in (its second dimension).
-      const int64_t fan_in =
-          tensor.shape.size() == 2 ? tensor.shape[1] : net->tensors[t - 1].shape[1];
-      const float bound = 1.0f / std::sqrt(static_cast<float>(fan_in));
+      // He (Kaiming) uniform for LeakyReLU(0.2): W ~ U(-b, b), b = gain * sqrt(3 / fan_in),
+      // gain = sqrt(2 / (1 + 0.2^2)); biases 0. It keeps the activations' scale through the
+      // layers, so the untrained generator's samples differ from one another. PyTorch's
+      // nn.Linear default shrinks them layer by layer until all fakes look alike, and
+      // minibatch discrimination then separates real from fake at once and D wins for good.
+      if (tensor.shape.size() == 1) {
+        std::fill(host.begin() + tensor.offset, host.begin() + tensor.offset + tensor.size, 0.0f);
+        continue;
+      }
+      const float gain = std::sqrt(2.0f / (1.0f + shape_.leaky_slope * shape_.leaky_slope));
+      const float bound = gain * std::sqrt(3.0f / static_cast<float>(tensor.shape[1]));
       const uint32_t stream = kInitStreamBase + 0x1000u * network_index + static_cast<uint32_t>(t);
       if (tensor.name == "D.mbd.weight") {
-        // T ~ N(0, 1), as in the reference minibatch-discrimination code: M's entries are
-        // then large, exp(-L1) ~ 0 between distinct samples, and the features wake up only
-        // when samples crowd together (mode collapse), instead of dominating D from step 0.
+        // T ~ N(0, 1), as in common minibatch-discrimination code: M's entries are then
+        // large, exp(-L1) ~ 0 between distinct samples, and the features wake up only when
+        // samples crowd together (mode collapse) instead of dominating D from step 0.
         float four[4];
         for (size_t i = 0; i < tensor.size; ++i) {
           if (i % 4 == 0) philox_gaussian4(seed, stream, i / 4, 0, four);

@@ -61,9 +61,9 @@ class Gan {
   Gan(const Gan&) = delete;
   Gan& operator=(const Gan&) = delete;
 
-  // PyTorch nn.Linear's default initialisation, drawn from Philox so it is the same on
-  // every backend: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)); the minibatch-discrimination
-  // tensor T ~ N(0, 1) (see model.cpp). Adam state is zeroed.
+  // Initialisation, drawn from Philox so it is the same on every backend: every weight
+  // He-uniform for LeakyReLU(0.2) (torch.nn.init.kaiming_uniform_(w, a=0.2)), biases 0,
+  // the minibatch-discrimination tensor T ~ N(0, 1); see model.cpp for why. Adam state 0.
   void init_params(uint64_t seed);
 
   // z (rows, latent) -> images (rows, pixels), written to `images` (a backend buffer that

@@ -100,10 +100,17 @@ class ShuffledBatches:
 # ---------------------------------------------------------------------------------------------
 # Model
 #
-# Initialisation: every nn.Linear keeps PyTorch's default, which draws weight and bias from
-# U(-1/sqrt(fan_in), 1/sqrt(fan_in)) -- the same distribution the C++ trainer uses (its own
-# Philox stream, so not the same numbers). The minibatch-discrimination tensor T is a bias-free
-# nn.Linear(256, K*C) initialised N(0, 1), as the C++ trainer does (host/model.cpp says why).
+# Initialisation, as the C++ trainer (host/model.cpp says why): every Linear weight
+# kaiming_uniform_(a=0.2) (He-uniform for LeakyReLU(0.2)), every bias 0, and the
+# minibatch-discrimination tensor T ~ N(0, 1). Same distributions, not the same numbers (the
+# C++ side draws from its own Philox streams).
+
+
+def init_weights(module):
+    if isinstance(module, nn.Linear):
+        nn.init.kaiming_uniform_(module.weight, a=0.2, nonlinearity="leaky_relu")
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
 
 
 def mlp(widths, slope):
@@ -265,6 +272,11 @@ def main(argv=None):
 
     G = Generator(args.latent_dim, args.hidden_g).to(device)
     D = Discriminator(args.hidden_d, args.mbd_kernels, args.mbd_dims).to(device)
+    G.apply(init_weights)
+    D.apply(init_weights)
+    for m in D.modules():
+        if isinstance(m, MinibatchDiscrimination):
+            nn.init.normal_(m.T.weight, 0.0, 1.0)
     optG = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.b1, args.b2), eps=1e-8)
     optD = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.b1, args.b2), eps=1e-8)
     bce = nn.BCEWithLogitsLoss()
