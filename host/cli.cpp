@@ -3,6 +3,8 @@
 #include "cli.h"
 
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <exception>
 
 #include <CLI/CLI.hpp>
@@ -22,7 +24,15 @@ void add_train_flags(CLI::App& cmd, TrainConfig& c) {
       ->capture_default_str();
   cmd.add_option("--device", c.device, "cpu, cuda or auto")->capture_default_str();
   auto* epochs = cmd.add_option("--epochs", c.epochs, "epochs to train")->capture_default_str();
-  auto* steps = cmd.add_option("--steps", c.steps, "total steps of the run (overrides --epochs)");
+  auto* steps = cmd.add_option("--steps", c.steps, "total steps of the run (overrides --epochs)")
+                    ->check(CLI::Validator(
+                        [](std::string& value) {
+                          char* end = nullptr;
+                          const long long n = std::strtoll(value.c_str(), &end, 10);
+                          return *end == '\0' && n >= 1 ? std::string()
+                                                         : "must be a whole number >= 1";
+                        },
+                        "STEPS"));
   epochs->excludes(steps);
   cmd.add_option("--batch-size", c.batch_size, "images per batch")->capture_default_str();
   cmd.add_option("--lr", c.lr, "Adam learning rate of both networks")->capture_default_str();

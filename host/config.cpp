@@ -18,7 +18,7 @@ void TrainConfig::validate() const {
   require(device == "cpu" || device == "cuda" || device == "auto", "--device",
           "unknown device '" + device + "'; expected cpu, cuda or auto");
   require(epochs >= 1, "--epochs", "must be at least 1 (got " + std::to_string(epochs) + ")");
-  require(steps >= 0, "--steps", "must be positive (got " + std::to_string(steps) + ")");
+  require(steps >= 0, "--steps", "must be at least 1 (got " + std::to_string(steps) + ")");
   require(batch_size >= 2 && batch_size <= 4096, "--batch-size",
           "must be between 2 and 4096 (got " + std::to_string(batch_size) + ")");
   require(latent_dim >= 1 && latent_dim <= 4096, "--latent-dim", "must be between 1 and 4096");
@@ -35,8 +35,9 @@ void TrainConfig::validate() const {
   require(mbd_dims >= 1 && mbd_dims <= 64, "--mbd-dims", "must be between 1 and 64");
   auto positive_finite = [](float x) { return std::isfinite(x) && x > 0.0f; };
   require(positive_finite(lr), "--lr", "must be a positive number");
-  require(lr_d < 0 || positive_finite(lr_d) || lr_d == -1.0f, "--lr-d", "must be positive");
-  require(lr_g < 0 || positive_finite(lr_g) || lr_g == -1.0f, "--lr-g", "must be positive");
+  // -1 is the "not given: use --lr" sentinel; any other value must be a usable rate.
+  require(lr_d == -1.0f || positive_finite(lr_d), "--lr-d", "must be a positive number");
+  require(lr_g == -1.0f || positive_finite(lr_g), "--lr-g", "must be a positive number");
   require(std::isfinite(beta1) && beta1 >= 0.0f && beta1 < 1.0f, "--b1", "must be in [0, 1)");
   require(std::isfinite(beta2) && beta2 >= 0.0f && beta2 < 1.0f, "--b2", "must be in [0, 1)");
   require(std::isfinite(real_label) && real_label > 0.0f && real_label <= 1.0f, "--real-label",

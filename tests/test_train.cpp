@@ -213,14 +213,18 @@ TEST(Cli, BadFlagsNameTheFlag) {
                            fresh_dir("cli_bad").string();
   for (const auto& [flag, value] : std::vector<std::pair<std::string, std::string>>{
            {"--batch-size", "0"}, {"--lr", "-1"}, {"--device", "tpu"}, {"--b1", "1.5"},
-           {"--mbd-dims", "0"}, {"--real-label", "0"}, {"--log-every", "0"}}) {
-    const Result r = run(base + " " + flag + " " + value + " --steps 1");
+           {"--mbd-dims", "0"}, {"--real-label", "0"}, {"--log-every", "0"},
+           {"--lr-d", "-5"}, {"--epochs", "0"}}) {
+    const Result r = run(base + " " + flag + " " + value + (flag == "--epochs" ? "" : " --steps 1"));
     EXPECT_NE(r.code, 0) << flag;
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag << ": " << r.output;
   }
-  const Result r = run("train --batch-size abc");
-  EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.output.find("--batch-size"), std::string::npos) << r.output;
+  for (const std::string args : {"train --batch-size abc", "train --steps 0"}) {
+    const Result r = run(args);
+    EXPECT_NE(r.code, 0) << args;
+    EXPECT_NE(r.output.find(args.substr(6, args.find(' ', 6) - 6)), std::string::npos)
+        << args << ": " << r.output;
+  }
 }
 
 TEST(Cli, BadDataAndCheckpointNameTheFile) {
