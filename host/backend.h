@@ -58,8 +58,8 @@ class Backend {
   // ---- linear layers ----------------------------------------------------------------
   // Y = act(X W^T + b) with LeakyReLU slope `slope`.
   //   X (rows, in), W (out, in), b (out) or nullptr, Y (rows, out).
-  virtual void linear_forward(const float* X, const float* W, const float* b, float* Y,
-                              int rows, int in, int out, Activation act, float slope) = 0;
+  virtual void linear_forward(const float* X, const float* W, const float* b, float* Y, int rows,
+                              int in, int out, Activation act, float slope) = 0;
   // dZ = dY * act'(.), with act' read from the saved output Y: LeakyReLU from its sign,
   // tanh as 1 - Y^2. dY and dZ may alias. All (n).
   virtual void activation_backward(const float* Y, const float* dY, float* dZ, size_t n,
@@ -74,8 +74,7 @@ class Backend {
 
   // ---- column concatenation (for the minibatch-discrimination features) -------------
   // out (rows, a+b) = [A (rows, a) | B (rows, b)], and its inverse for gradients.
-  virtual void concat_cols(const float* A, const float* B, float* out, int rows, int a,
-                           int b) = 0;
+  virtual void concat_cols(const float* A, const float* B, float* out, int rows, int a, int b) = 0;
   virtual void split_cols(const float* in, float* A, float* B, int rows, int a, int b) = 0;
 
   // ---- minibatch discrimination (Salimans et al. 2016) ------------------------------
@@ -83,8 +82,8 @@ class Backend {
   //   O[i,k] = sum_{j != i} exp(-sum_c |M[i,k,c] - M[j,k,c]|),  O (groups*B, K).
   virtual void mbd_forward(const float* M, float* O, int groups, int B, int K, int C) = 0;
   // dM[i,k,c] = sum_{j != i} (dO[i,k] + dO[j,k]) * e_ijk * -sign(M[i,k,c] - M[j,k,c]).
-  virtual void mbd_backward(const float* M, const float* dO, float* dM, int groups, int B,
-                            int K, int C) = 0;
+  virtual void mbd_backward(const float* M, const float* dO, float* dM, int groups, int B, int K,
+                            int C) = 0;
 
   // ---- loss -------------------------------------------------------------------------
   // Mean binary cross-entropy on logits x (n) against a constant target t, computed as
@@ -92,8 +91,8 @@ class Backend {
   //   dx[i] = grad_scale * (sigmoid(x[i]) - t) / n
   //   stats[0] += mean loss, stats[1] += mean sigmoid(x)   (stats: 2 floats, accumulated
   //   so the host can read averages every few steps instead of every step).
-  virtual void bce_with_logits(const float* x, int n, float target, float grad_scale,
-                               float* dx, float* stats) = 0;
+  virtual void bce_with_logits(const float* x, int n, float target, float grad_scale, float* dx,
+                               float* stats) = 0;
 
   // ---- optimiser --------------------------------------------------------------------
   // One Adam step over a flat buffer of n parameters, as torch.optim.Adam (no weight
@@ -113,9 +112,9 @@ class Backend {
   //   out[r, p] = dataset[perm[slot * n_images + b * rows + r], p] / 127.5 - 1
   // perm holds two epochs' permutations (2, n_images) so an epoch boundary inside a step
   // needs no host action mid-step. dataset (n_images, pixels), out (rows, pixels).
-  virtual void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images,
-                            int pixels, int rows, const int64_t* step, int batches_per_step,
-                            int batch_offset, int64_t batches_per_epoch, float* out) = 0;
+  virtual void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels,
+                            int rows, const int64_t* step, int batches_per_step, int batch_offset,
+                            int64_t batches_per_epoch, float* out) = 0;
   // *counter += 1 (the step counter lives on the backend so graphs can replay steps).
   virtual void increment(int64_t* counter) = 0;
   // Count of non-finite values in x (n), added to *count (for the divergence guard).

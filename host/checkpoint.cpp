@@ -1,9 +1,9 @@
 // checkpoint.cpp: see checkpoint.h.
 #include "checkpoint.h"
 
-#include <cstring>
-
 #include <zlib.h>  // crc32
+
+#include <cstring>
 
 #include "atomic_file.h"
 
@@ -179,9 +179,9 @@ void store_model(Backend& backend, Gan& gan, Checkpoint& ck) {
     int64_t adam_step = 0;
     backend.to_host(&adam_step, net.adam_step, sizeof(adam_step));
     ck.header["adam_step"][kNetNames[n]] = adam_step;
-    for (const auto& [suffix, source] :
-         {std::pair<const char*, std::vector<float>*>{"", &params}, {"@adam_m", &m},
-          {"@adam_v", &v}}) {
+    for (const auto& [suffix, source] : {std::pair<const char*, std::vector<float>*>{"", &params},
+                                         {"@adam_m", &m},
+                                         {"@adam_v", &v}}) {
       for (const ParamTensor& t : net.tensors) {
         CheckpointTensor out{t.name + suffix, t.shape, {}};
         out.data.assign(source->begin() + t.offset, source->begin() + t.offset + t.size);
@@ -213,8 +213,8 @@ void restore_model(Backend& backend, Gan& gan, const Checkpoint& ck, const std::
             for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
             return out + ")";
           };
-          throw CheckpointError(source + ": tensor '" + name + "' has shape " +
-                                str(found->shape) + " but the model expects " + str(t.shape) +
+          throw CheckpointError(source + ": tensor '" + name + "' has shape " + str(found->shape) +
+                                " but the model expects " + str(t.shape) +
                                 " (check --hidden-g/--hidden-d/--latent-dim/--mbd-*)");
         }
         std::copy(found->data.begin(), found->data.end(), buffers[k].begin() + t.offset);
@@ -224,8 +224,8 @@ void restore_model(Backend& backend, Gan& gan, const Checkpoint& ck, const std::
     if (with_optimizer) {
       backend.to_backend(net.adam_m, buffers[1].data(), net.size * sizeof(float));
       backend.to_backend(net.adam_v, buffers[2].data(), net.size * sizeof(float));
-      const int64_t adam_step = ck.header.value("adam_step", nlohmann::json::object())
-                                    .value(kNetNames[n], int64_t{0});
+      const int64_t adam_step =
+          ck.header.value("adam_step", nlohmann::json::object()).value(kNetNames[n], int64_t{0});
       backend.to_backend(net.adam_step, &adam_step, sizeof(adam_step));
     }
   }

@@ -2,12 +2,11 @@
 // defaults shown by --help come from those structs.
 #include "cli.h"
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <string>
 #include <exception>
-
-#include <CLI/CLI.hpp>
+#include <string>
 
 #include "config.h"
 #include "sample.h"
@@ -24,15 +23,15 @@ void add_train_flags(CLI::App& cmd, TrainConfig& c) {
       ->capture_default_str();
   cmd.add_option("--device", c.device, "cpu, cuda or auto")->capture_default_str();
   auto* epochs = cmd.add_option("--epochs", c.epochs, "epochs to train")->capture_default_str();
-  auto* steps = cmd.add_option("--steps", c.steps, "total steps of the run (overrides --epochs)")
-                    ->check(CLI::Validator(
-                        [](std::string& value) {
-                          char* end = nullptr;
-                          const long long n = std::strtoll(value.c_str(), &end, 10);
-                          return *end == '\0' && n >= 1 ? std::string()
-                                                         : "must be a whole number >= 1";
-                        },
-                        "STEPS"));
+  auto* steps =
+      cmd.add_option("--steps", c.steps, "total steps of the run (overrides --epochs)")
+          ->check(CLI::Validator(
+              [](std::string& value) {
+                char* end = nullptr;
+                const long long n = std::strtoll(value.c_str(), &end, 10);
+                return *end == '\0' && n >= 1 ? std::string() : "must be a whole number >= 1";
+              },
+              "STEPS"));
   epochs->excludes(steps);
   cmd.add_option("--batch-size", c.batch_size, "images per batch")->capture_default_str();
   cmd.add_option("--lr", c.lr, "Adam learning rate of both networks")->capture_default_str();
@@ -88,8 +87,7 @@ int run_cli(int argc, char** argv) {
   sample->add_option("--n", sample_options.n, "number of images")->capture_default_str();
   sample->add_option("--nrow", sample_options.nrow, "images per row")->capture_default_str();
   sample->add_option("--seed", sample_options.seed, "noise seed")->capture_default_str();
-  sample->add_option("--device", sample_options.device, "cpu, cuda or auto")
-      ->capture_default_str();
+  sample->add_option("--device", sample_options.device, "cpu, cuda or auto")->capture_default_str();
 
   try {
     app.parse(argc, argv);

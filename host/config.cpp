@@ -2,9 +2,8 @@
 #include "config.h"
 
 #include <cmath>
-#include <stdexcept>
-
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 namespace mnistgan {
 

@@ -4,10 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace mnistgan {
 
@@ -19,9 +18,9 @@ struct TrainConfig {
   std::string resume;                   // --resume: checkpoint to continue from
 
   // ---- run length: --steps wins when set; otherwise epochs * batches_per_epoch ----
-  int64_t epochs = 20;   // --epochs
-  int64_t steps = 0;     // --steps: total length of the run (0: from --epochs)
-  int batch_size = 64;   // --batch-size
+  int64_t epochs = 20;  // --epochs
+  int64_t steps = 0;    // --steps: total length of the run (0: from --epochs)
+  int batch_size = 64;  // --batch-size
 
   // ---- model ----
   int latent_dim = 100;                       // --latent-dim: z ~ N(0, 1)^latent_dim
@@ -32,19 +31,19 @@ struct TrainConfig {
   float leaky_slope = 0.2f;                   // LeakyReLU negative slope (fixed)
 
   // ---- optimisation ----
-  float lr = 2e-4f;       // --lr: both networks unless --lr-d / --lr-g
-  float lr_d = -1.0f;     // --lr-d (negative: use --lr)
-  float lr_g = -1.0f;     // --lr-g (negative: use --lr)
-  float beta1 = 0.5f;     // --b1
-  float beta2 = 0.999f;   // --b2
-  float adam_eps = 1e-8f; // Adam epsilon (fixed)
+  float lr = 2e-4f;         // --lr: both networks unless --lr-d / --lr-g
+  float lr_d = -1.0f;       // --lr-d (negative: use --lr)
+  float lr_g = -1.0f;       // --lr-g (negative: use --lr)
+  float beta1 = 0.5f;       // --b1
+  float beta2 = 0.999f;     // --b2
+  float adam_eps = 1e-8f;   // Adam epsilon (fixed)
   float real_label = 1.0f;  // --real-label: target for real images (0.9: one-sided smoothing)
   int d_steps = 1;          // --d-steps: D updates per G update
   uint64_t seed = 1;        // --seed
 
   // ---- reporting ----
-  int64_t log_every = 100;    // --log-every: steps between metrics rows
-  int64_t sample_every = 0;   // --sample-every: steps between grids (0: once per epoch)
+  int64_t log_every = 100;       // --log-every: steps between metrics rows
+  int64_t sample_every = 0;      // --sample-every: steps between grids (0: once per epoch)
   int64_t checkpoint_every = 0;  // --checkpoint-every: steps (0: once per epoch)
   int keep_checkpoints = 3;      // --keep-checkpoints: how many step checkpoints to keep
   bool cuda_graph = true;        // --cuda-graph / --no-cuda-graph (CUDA backend only)

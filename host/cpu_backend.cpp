@@ -55,7 +55,8 @@ class CpuBackend final : public Backend {
       if (b != nullptr)
         for (int o = 0; o < out; ++o) y[o] += b[o];
       switch (act) {
-        case Activation::kNone: break;
+        case Activation::kNone:
+          break;
         case Activation::kLeakyRelu:
           for (int o = 0; o < out; ++o) y[o] = leaky(y[o], slope);
           break;
@@ -171,8 +172,8 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels,
-                    int rows, const int64_t* step, int batches_per_step, int batch_offset,
+  void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels, int rows,
+                    const int64_t* step, int batches_per_step, int batch_offset,
                     int64_t batches_per_epoch, float* out) override {
     const int64_t batch = *step * batches_per_step + batch_offset;
     const int64_t slot = (batch / batches_per_epoch) % 2;

@@ -5,8 +5,8 @@
 // unordered pair is visited once (e_ijk = e_jik) and feeds both rows.
 #include "cpu_mbd.h"
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace mnistgan {
@@ -54,8 +54,7 @@ void mbd_forward_cpu(const float* M, float* O, int groups, int B, int K, int C) 
 }
 
 // dM[i,k,c] = sum_{j != i} (dO[i,k] + dO[j,k]) e_ijk * -sign(M[i,k,c] - M[j,k,c]).
-void mbd_backward_cpu(const float* M, const float* dO, float* dM, int groups, int B, int K,
-                      int C) {
+void mbd_backward_cpu(const float* M, const float* dO, float* dM, int groups, int B, int K, int C) {
   const size_t KC = static_cast<size_t>(K) * C;
   std::vector<float> Mt(B * KC), dMt(B * KC), e(K);
   for (int g = 0; g < groups; ++g) {
@@ -83,7 +82,8 @@ void mbd_backward_cpu(const float* M, const float* dO, float* dM, int groups, in
     for (int b = 0; b < B; ++b)
       for (int k = 0; k < K; ++k)
         for (int c = 0; c < C; ++c)
-          dMg[(static_cast<size_t>(b) * K + k) * C + c] = dMt[(static_cast<size_t>(b) * C + c) * K + k];
+          dMg[(static_cast<size_t>(b) * K + k) * C + c] =
+              dMt[(static_cast<size_t>(b) * C + c) * K + k];
   }
 }
 

@@ -12,8 +12,8 @@ namespace mnistgan {
 
 #if defined(MNISTGAN_USE_CBLAS)
 
-void gemm_cpu(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
-              int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+void gemm_cpu(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+              const float* B, int ldb, float beta, float* C, int ldc) {
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
               trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -22,8 +22,8 @@ void gemm_cpu(bool trans_a, bool trans_b, int M, int N, int K, float alpha, cons
 
 // Plain loop: packs op(A) row-wise and op(B) into (K, N) so the inner loop is a
 // contiguous axpy over N that the compiler vectorises.
-void gemm_cpu(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
-              int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+void gemm_cpu(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+              const float* B, int ldb, float beta, float* C, int ldc) {
   std::vector<float> b_kn(static_cast<size_t>(K) * N);
   for (int k = 0; k < K; ++k)
     for (int n = 0; n < N; ++n)

@@ -69,8 +69,8 @@ Gan::Gan(Backend& backend, const ModelShape& shape, int max_batch, int max_group
   // Discriminator: pixels -> hidden_d (LeakyReLU) -> [mbd] -> 1 logit.
   in = shape.image_pixels;
   for (size_t l = 0; l < shape.hidden_d.size(); ++l) {
-    d_layers_.push_back(add_linear(d_, "D.fc" + std::to_string(l), in, shape.hidden_d[l],
-                                   Activation::kLeakyRelu));
+    d_layers_.push_back(
+        add_linear(d_, "D.fc" + std::to_string(l), in, shape.hidden_d[l], Activation::kLeakyRelu));
     in = shape.hidden_d[l];
   }
   const int h = in, kc = shape.mbd_kernels * shape.mbd_dims;
@@ -165,8 +165,7 @@ void Gan::generator_forward(const float* z, float* images, int rows) {
   }
 }
 
-void Gan::generator_backward(const float* z, const float* images, const float* d_images,
-                             int rows) {
+void Gan::generator_backward(const float* z, const float* images, const float* d_images, int rows) {
   std::vector<float*> outputs = g_acts_;
   outputs.back() = const_cast<float*>(images);
   backward_through(g_, g_layers_, outputs, z, const_cast<float*>(d_images), rows,
@@ -212,7 +211,7 @@ void Gan::discriminator_backward(const float* x, const float* d_logits, int grou
     // logit = [h | o] w + b, so d[h | o] = d_logit w; split it into dh and do.
     backend_.linear_backward(features_, d_.params + d_out_.weight, d_logits, scratch_c_,
                              grad(d_out_, false), grad(d_out_, true), rows, d_out_.in, 1, false);
-    float* d_o = mbd_o_;     // o itself is no longer needed (features_ holds a copy)
+    float* d_o = mbd_o_;      // o itself is no longer needed (features_ holds a copy)
     float* d_m = scratch_b_;  // (rows, K*C)
     backend_.split_cols(scratch_c_, d_h, d_o, rows, width, shape_.mbd_kernels);
     backend_.mbd_backward(mbd_m_, d_o, d_m, groups, B, shape_.mbd_kernels, shape_.mbd_dims);

@@ -34,8 +34,8 @@ struct ParamTensor {
 struct LinearLayer {
   int in = 0, out = 0;
   Activation act = Activation::kNone;
-  size_t weight = 0;   // offset of W (out, in)
-  size_t bias = 0;     // offset of b (out)
+  size_t weight = 0;  // offset of W (out, in)
+  size_t bias = 0;    // offset of b (out)
   bool has_bias = true;
 };
 
@@ -97,10 +97,10 @@ class Gan {
   LinearLayer mbd_t_;                             // T as a bias-free linear layer
   LinearLayer d_out_;                             // the final logit layer
   std::vector<float*> g_acts_, d_acts_;           // each layer's output
-  float* mbd_m_ = nullptr;      // (rows, K*C)
-  float* mbd_o_ = nullptr;      // (rows, K)
-  float* features_ = nullptr;   // (rows, H + K)
-  float* logits_ = nullptr;     // (rows)
+  float* mbd_m_ = nullptr;                        // (rows, K*C)
+  float* mbd_o_ = nullptr;                        // (rows, K)
+  float* features_ = nullptr;                     // (rows, H + K)
+  float* logits_ = nullptr;                       // (rows)
   float* scratch_a_ = nullptr;  // gradient ping-pong buffers, (rows, widest layer)
   float* scratch_b_ = nullptr;
   float* scratch_c_ = nullptr;

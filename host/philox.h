@@ -59,7 +59,9 @@ MNISTGAN_HD Philox4 philox_draw(uint64_t seed, uint32_t stream, uint64_t index, 
 }
 
 // Uniform in (0, 1], never 0 so log() in Box-Muller is finite. 32 bits -> double.
-MNISTGAN_HD double philox_uniform(uint32_t x) { return (static_cast<double>(x) + 1.0) * 2.3283064365386963e-10; }
+MNISTGAN_HD double philox_uniform(uint32_t x) {
+  return (static_cast<double>(x) + 1.0) * 2.3283064365386963e-10;
+}
 
 // The four N(0,1) values for elements [4*group, 4*group + 4) of noise stream
 // (seed, stream) at step `step`. Key = (seed low 32 bits, seed high 32 bits ^ stream),

@@ -60,7 +60,8 @@ void ProgressLine::update(const MetricsRow& r) {
   const double eta = r.steps_per_s > 0 ? (total_ - r.step) / r.steps_per_s : NAN;
   char line[256];
   std::snprintf(line, sizeof(line),
-                "step %" PRId64 "/%" PRId64 " (%3.0f%%) epoch %.2f | d_loss %.3f g_loss %.3f "
+                "step %" PRId64 "/%" PRId64
+                " (%3.0f%%) epoch %.2f | d_loss %.3f g_loss %.3f "
                 "D(x) %.3f D(G(z)) %.3f | %.1f steps/s %.0f img/s | ETA %s",
                 r.step, total_, 100.0 * r.step / std::max<int64_t>(total_, 1), r.epoch, r.d_loss,
                 r.g_loss, r.d_x, r.d_g_z, r.steps_per_s, r.images_per_s,

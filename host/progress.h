@@ -18,7 +18,7 @@ struct MetricsRow {
   double d_g_z = 0;        // mean D(G(z)) on fake batches, before the D update
   double steps_per_s = 0;  // since the previous row
   double images_per_s = 0;
-  double elapsed_s = 0;    // wall time of this process's training loop
+  double elapsed_s = 0;  // wall time of this process's training loop
 };
 
 // metrics.csv, rewritten atomically at every row so it is always a complete CSV. On resume

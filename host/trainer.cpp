@@ -31,8 +31,8 @@ std::vector<int32_t> epoch_permutation(uint64_t seed, int64_t epoch, int n_image
   std::vector<int32_t> perm(n_images);
   for (int i = 0; i < n_images; ++i) perm[i] = i;
   for (int i = n_images - 1; i > 0; --i) {
-    const Philox4 r = philox_draw(seed, kShuffleStream, static_cast<uint64_t>(i),
-                                  static_cast<uint64_t>(epoch));
+    const Philox4 r =
+        philox_draw(seed, kShuffleStream, static_cast<uint64_t>(i), static_cast<uint64_t>(epoch));
     // Lemire's multiply-shift maps 32 random bits onto [0, i] without a division.
     const int j = static_cast<int>((static_cast<uint64_t>(r.v[0]) * (i + 1)) >> 32);
     std::swap(perm[i], perm[j]);
@@ -57,8 +57,8 @@ TrainingState::TrainingState(Backend& backend, const TrainConfig& config, const 
   if (batches_per_epoch_ < 1)
     throw std::invalid_argument("--batch-size: " + std::to_string(B) + " is larger than the " +
                                 std::to_string(n_images_) + " training images");
-  gan_ = std::make_unique<Gan>(backend_, model_shape_of(config_, pixels_),
-                               std::max(B, kGridImages), 2);
+  gan_ = std::make_unique<Gan>(backend_, model_shape_of(config_, pixels_), std::max(B, kGridImages),
+                               2);
   dataset_ = backend_.alloc_u8(images.pixels.size());
   backend_.to_backend(dataset_, images.pixels.data(), images.pixels.size());
   perm_ = backend_.alloc_i32(2 * static_cast<size_t>(n_images_));
@@ -75,11 +75,11 @@ TrainingState::TrainingState(Backend& backend, const TrainConfig& config, const 
 }
 
 TrainingState::~TrainingState() {
-  for (void* p : {static_cast<void*>(dataset_), static_cast<void*>(perm_), static_cast<void*>(x_),
-                  static_cast<void*>(z_), static_cast<void*>(d_logits_),
-                  static_cast<void*>(d_fake_), static_cast<void*>(stats_),
-                  static_cast<void*>(step_counter_), static_cast<void*>(grid_z_),
-                  static_cast<void*>(grid_images_)})
+  for (void* p :
+       {static_cast<void*>(dataset_), static_cast<void*>(perm_), static_cast<void*>(x_),
+        static_cast<void*>(z_), static_cast<void*>(d_logits_), static_cast<void*>(d_fake_),
+        static_cast<void*>(stats_), static_cast<void*>(step_counter_), static_cast<void*>(grid_z_),
+        static_cast<void*>(grid_images_)})
     backend_.free(p);
 }
 
@@ -290,14 +290,15 @@ class Run {
     std::fprintf(stderr,
                  "mnistgan: training on %s | %d images %dx%d | batch %d | %" PRId64
                  " steps (%.2f epochs of %" PRId64 " batches) | mbd %d | seed %" PRIu64 "%s\n",
-                 backend_->name().c_str(), static_cast<int>(train.images.count),
-                 train.images.rows, train.images.cols, config_.batch_size, total,
+                 backend_->name().c_str(), static_cast<int>(train.images.count), train.images.rows,
+                 train.images.cols, config_.batch_size, total,
                  static_cast<double>(total) * config_.d_steps / state_->batches_per_epoch(),
                  state_->batches_per_epoch(), config_.mbd_kernels, config_.seed,
                  start > 0 ? (" | resuming at step " + std::to_string(start)).c_str() : "");
     if (start >= total) {
-      std::fprintf(stderr, "mnistgan: the checkpoint is already at step %" PRId64
-                   " of %" PRId64 "; nothing to do (raise --steps or --epochs to go on)\n",
+      std::fprintf(stderr,
+                   "mnistgan: the checkpoint is already at step %" PRId64 " of %" PRId64
+                   "; nothing to do (raise --steps or --epochs to go on)\n",
                    start, total);
       return 0;
     }
@@ -338,7 +339,8 @@ class Run {
           progress_->finish();
           std::fprintf(stderr,
                        "mnistgan: training diverged: a loss or weight became NaN/Inf by step "
-                       "%" PRId64 "; the last good checkpoint is kept in %s (try a lower --lr "
+                       "%" PRId64
+                       "; the last good checkpoint is kept in %s (try a lower --lr "
                        "or --real-label 0.9)\n",
                        step, (out / "checkpoints").string().c_str());
           return 3;
@@ -357,16 +359,15 @@ class Run {
         write_checkpoint();
       if (stop_signal != 0) {
         progress_->finish();
-        std::fprintf(stderr, "mnistgan: stopped by signal %d at step %" PRId64
-                     "; resume with --resume %s\n",
-                     stop_signal, step, (out / "latest.ckpt").string().c_str());
+        std::fprintf(
+            stderr, "mnistgan: stopped by signal %d at step %" PRId64 "; resume with --resume %s\n",
+            stop_signal, step, (out / "latest.ckpt").string().c_str());
         return 128 + stop_signal;
       }
     }
     progress_->finish();
-    std::fprintf(stderr, "mnistgan: done: %" PRId64 " steps; checkpoint %s, samples in %s\n",
-                 total, (out / "latest.ckpt").string().c_str(),
-                 (out / "samples").string().c_str());
+    std::fprintf(stderr, "mnistgan: done: %" PRId64 " steps; checkpoint %s, samples in %s\n", total,
+                 (out / "latest.ckpt").string().c_str(), (out / "samples").string().c_str());
     return 0;
   }
 
@@ -388,8 +389,9 @@ class Run {
     must_match(stored.batch_size == config_.batch_size, "--batch-size");
     must_match(stored.d_steps == config_.d_steps, "--d-steps");
     if (stored.seed != config_.seed)
-      std::fprintf(stderr, "mnistgan: note: --seed %" PRIu64 " differs from the checkpoint's %"
-                   PRIu64 "; the continued run will not match an uninterrupted one\n",
+      std::fprintf(stderr,
+                   "mnistgan: note: --seed %" PRIu64 " differs from the checkpoint's %" PRIu64
+                   "; the continued run will not match an uninterrupted one\n",
                    config_.seed, stored.seed);
   }
 

@@ -45,7 +45,7 @@ class TrainingState {
   void restore(const Checkpoint& checkpoint, const std::string& source);
   Checkpoint checkpoint() const;  // everything needed to continue the run
 
-  void step();  // one D+G step (graph replay where the backend has graphs)
+  void step();             // one D+G step (graph replay where the backend has graphs)
   StepStats take_stats();  // reads the accumulated loss stats and resets them (syncs)
   // Generates the fixed 64-image progress batch: (64, pixels) floats in [-1, 1].
   std::vector<float> fixed_grid_images();
@@ -74,18 +74,18 @@ class TrainingState {
   int n_images_, pixels_, rows_, cols_;
   int64_t batches_per_epoch_;
   std::unique_ptr<Gan> gan_;
-  uint8_t* dataset_ = nullptr;     // (n_images, pixels)
-  int32_t* perm_ = nullptr;        // (2, n_images): epoch e's order in slot e % 2
+  uint8_t* dataset_ = nullptr;  // (n_images, pixels)
+  int32_t* perm_ = nullptr;     // (2, n_images): epoch e's order in slot e % 2
   int64_t perm_epoch_[2] = {-1, -1};
-  float* x_ = nullptr;             // (2B, pixels): [real | fake]
-  float* z_ = nullptr;             // (B, latent)
-  float* d_logits_ = nullptr;      // (2B)
-  float* d_fake_ = nullptr;        // (B, pixels)
-  float* stats_ = nullptr;         // 8 accumulators, see take_stats()
+  float* x_ = nullptr;         // (2B, pixels): [real | fake]
+  float* z_ = nullptr;         // (B, latent)
+  float* d_logits_ = nullptr;  // (2B)
+  float* d_fake_ = nullptr;    // (B, pixels)
+  float* stats_ = nullptr;     // 8 accumulators, see take_stats()
   int64_t* step_counter_ = nullptr;
-  float* grid_z_ = nullptr;        // (64, latent), fixed noise
-  float* grid_images_ = nullptr;   // (64, pixels)
-  int64_t step_ = 0;               // host mirror of *step_counter_
+  float* grid_z_ = nullptr;       // (64, latent), fixed noise
+  float* grid_images_ = nullptr;  // (64, pixels)
+  int64_t step_ = 0;              // host mirror of *step_counter_
   int64_t stats_steps_ = 0;
   bool graph_ready_ = false;
 };

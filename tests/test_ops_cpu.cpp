@@ -52,9 +52,8 @@ void expect_close(const std::vector<double>& got, const std::vector<double>& wan
       first += "\n  [" + std::to_string(i) + "] got " + std::to_string(got[i]) + " want " +
                std::to_string(want[i]);
   }
-  EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << got.size()
-                     << " outside tolerance; worst [" << worst << "] got " << got[worst]
-                     << " want " << want[worst] << first;
+  EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << got.size() << " outside tolerance; worst ["
+                     << worst << "] got " << got[worst] << " want " << want[worst] << first;
 }
 
 std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
@@ -118,26 +117,39 @@ TEST_P(CpuLinear, ForwardMatchesDoubleAndBackwardMatchesFiniteDifferences) {
   expect_close(to_double(Y), Yref, 1e-5, 1e-5, "forward");
 
   backend->activation_backward(Y.data(), R.data(), dZ.data(), dZ.size(), act, slope);
-  backend->linear_backward(X.data(), W.data(), dZ.data(), dX.data(), dW.data(), db.data(), rows,
-                           in, out, false);
+  backend->linear_backward(X.data(), W.data(), dZ.data(), dX.data(), dW.data(), db.data(), rows, in,
+                           out, false);
   const auto Xd = to_double(X), Wd = to_double(W), bd = to_double(b), Rd = to_double(R);
-  expect_close(to_double(dX), finite_difference(Xd, [&](const std::vector<double>& x) {
-                 return dot(Rd, linear_ref(x, Wd, bd, rows, in, out, act, slope));
-               }), kGradAtol, kGradRtol, "dX");
-  expect_close(to_double(dW), finite_difference(Wd, [&](const std::vector<double>& w) {
-                 return dot(Rd, linear_ref(Xd, w, bd, rows, in, out, act, slope));
-               }), kGradAtol, kGradRtol, "dW");
-  expect_close(to_double(db), finite_difference(bd, [&](const std::vector<double>& bb) {
-                 return dot(Rd, linear_ref(Xd, Wd, bb, rows, in, out, act, slope));
-               }), kGradAtol, kGradRtol, "db");
+  expect_close(to_double(dX),
+               finite_difference(Xd,
+                                 [&](const std::vector<double>& x) {
+                                   return dot(Rd, linear_ref(x, Wd, bd, rows, in, out, act, slope));
+                                 }),
+               kGradAtol, kGradRtol, "dX");
+  expect_close(to_double(dW),
+               finite_difference(Wd,
+                                 [&](const std::vector<double>& w) {
+                                   return dot(Rd, linear_ref(Xd, w, bd, rows, in, out, act, slope));
+                                 }),
+               kGradAtol, kGradRtol, "dW");
+  expect_close(to_double(db),
+               finite_difference(bd,
+                                 [&](const std::vector<double>& bb) {
+                                   return dot(Rd,
+                                              linear_ref(Xd, Wd, bb, rows, in, out, act, slope));
+                                 }),
+               kGradAtol, kGradRtol, "db");
 
   // accumulate=true adds into every output.
   std::vector<float> dX2 = dX, dW2 = dW, db2 = db;
   backend->linear_backward(X.data(), W.data(), dZ.data(), dX2.data(), dW2.data(), db2.data(), rows,
                            in, out, true);
-  for (size_t i = 0; i < dW.size(); ++i) ASSERT_NEAR(dW2[i], 2 * dW[i], 1e-5 + 1e-5 * std::fabs(dW[i]));
-  for (size_t i = 0; i < db.size(); ++i) ASSERT_NEAR(db2[i], 2 * db[i], 1e-5 + 1e-5 * std::fabs(db[i]));
-  for (size_t i = 0; i < dX.size(); ++i) ASSERT_NEAR(dX2[i], 2 * dX[i], 1e-5 + 1e-5 * std::fabs(dX[i]));
+  for (size_t i = 0; i < dW.size(); ++i)
+    ASSERT_NEAR(dW2[i], 2 * dW[i], 1e-5 + 1e-5 * std::fabs(dW[i]));
+  for (size_t i = 0; i < db.size(); ++i)
+    ASSERT_NEAR(db2[i], 2 * db[i], 1e-5 + 1e-5 * std::fabs(db[i]));
+  for (size_t i = 0; i < dX.size(); ++i)
+    ASSERT_NEAR(dX2[i], 2 * dX[i], 1e-5 + 1e-5 * std::fabs(dX[i]));
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CpuLinear,
@@ -163,8 +175,8 @@ std::vector<double> mbd_ref(const std::vector<double>& M, int groups, int B, int
 }
 
 TEST(CpuMbd, ForwardMatchesDoubleAndBackwardMatchesFiniteDifferences) {
-  for (auto [groups, B, K, C] : {std::array<int, 4>{1, 1, 2, 3}, {1, 4, 3, 2}, {2, 5, 2, 5},
-                                 {1, 7, 1, 1}}) {
+  for (auto [groups, B, K, C] :
+       {std::array<int, 4>{1, 1, 2, 3}, {1, 4, 3, 2}, {2, 5, 2, 5}, {1, 7, 1, 1}}) {
     SCOPED_TRACE("groups " + std::to_string(groups) + " B " + std::to_string(B));
     auto backend = make_cpu_backend();
     const size_t n = static_cast<size_t>(groups) * B * K * C;
@@ -176,9 +188,12 @@ TEST(CpuMbd, ForwardMatchesDoubleAndBackwardMatchesFiniteDifferences) {
     expect_close(to_double(O), mbd_ref(to_double(M), groups, B, K, C), 1e-5, 1e-5, "mbd forward");
     backend->mbd_backward(M.data(), R.data(), dM.data(), groups, B, K, C);
     const auto Rd = to_double(R);
-    expect_close(to_double(dM), finite_difference(to_double(M), [&](const std::vector<double>& m) {
-                   return dot(Rd, mbd_ref(m, groups, B, K, C));
-                 }), kGradAtol, kGradRtol, "mbd backward");
+    expect_close(to_double(dM),
+                 finite_difference(to_double(M),
+                                   [&](const std::vector<double>& m) {
+                                     return dot(Rd, mbd_ref(m, groups, B, K, C));
+                                   }),
+                 kGradAtol, kGradRtol, "mbd backward");
   }
 }
 
@@ -203,9 +218,10 @@ TEST(CpuBce, LossGradientAndStats) {
     double mean_p = 0;
     for (double v : xd) mean_p += 1 / (1 + std::exp(-v)) / xd.size();
     EXPECT_NEAR(stats[1], mean_p, 1e-6);
-    expect_close(to_double(dx), finite_difference(xd, [&](const std::vector<double>& v) {
-                   return bce_ref(v, target);
-                 }), 1e-6, 1e-4, "bce grad");
+    expect_close(
+        to_double(dx),
+        finite_difference(xd, [&](const std::vector<double>& v) { return bce_ref(v, target); }),
+        1e-6, 1e-4, "bce grad");
   }
 }
 
@@ -231,12 +247,16 @@ TEST(CpuActivation, TanhAndLeakyBackwardMatchFiniteDifferences) {
       y[i] = act == Activation::kTanh ? std::tanh(z[i]) : (z[i] > 0 ? z[i] : 0.2f * z[i]);
     backend->activation_backward(y.data(), r.data(), dz.data(), z.size(), act, 0.2f);
     const auto rd = to_double(r);
-    expect_close(to_double(dz), finite_difference(to_double(z), [&](const std::vector<double>& v) {
-                   double s = 0;
-                   for (size_t i = 0; i < v.size(); ++i)
-                     s += rd[i] * (act == Activation::kTanh ? std::tanh(v[i]) : leaky(v[i], 0.2));
-                   return s;
-                 }), 1e-6, 1e-5, "activation backward");
+    expect_close(to_double(dz),
+                 finite_difference(to_double(z),
+                                   [&](const std::vector<double>& v) {
+                                     double s = 0;
+                                     for (size_t i = 0; i < v.size(); ++i)
+                                       s += rd[i] * (act == Activation::kTanh ? std::tanh(v[i])
+                                                                              : leaky(v[i], 0.2));
+                                     return s;
+                                   }),
+                 1e-6, 1e-5, "activation backward");
   }
 }
 

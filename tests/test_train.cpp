@@ -27,8 +27,8 @@ namespace fs = std::filesystem;
 
 fs::path fresh_dir(const std::string& name) {
   // The pid keeps tests that ctest runs in parallel processes out of each other's way.
-  fs::path dir = fs::path(::testing::TempDir()) /
-                 ("mnistgan_" + name + "_" + std::to_string(getpid()));
+  fs::path dir =
+      fs::path(::testing::TempDir()) / ("mnistgan_" + name + "_" + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -65,7 +65,8 @@ fs::path synthetic_mnist() {
 
 fs::path data_dir() {
   const fs::path real = fs::path(MNISTGAN_SOURCE_DIR) / "data" / "mnist";
-  if (fs::exists(real / "train-images-idx3-ubyte") || fs::exists(real / "train-images-idx3-ubyte.gz"))
+  if (fs::exists(real / "train-images-idx3-ubyte") ||
+      fs::exists(real / "train-images-idx3-ubyte.gz"))
     return real;
   return synthetic_mnist();
 }
@@ -102,7 +103,8 @@ TEST(TrainCpu, LossesMoveAndGeneratedBatchIsNotConstant) {
 
   const std::vector<float> after = state.fixed_grid_images();
   double change = 0, mean = 0, var = 0;
-  for (size_t i = 0; i < after.size(); ++i) change += std::fabs(after[i] - before[i]) / after.size();
+  for (size_t i = 0; i < after.size(); ++i)
+    change += std::fabs(after[i] - before[i]) / after.size();
   EXPECT_GT(change, 0.05) << "the generator did not move";
   // Not constant across the batch: per-pixel std over the 64 images, averaged.
   const int pixels = state.image_pixels();
@@ -211,11 +213,18 @@ TEST(Cli, TrainSampleResume) {
 TEST(Cli, BadFlagsNameTheFlag) {
   const std::string base = "train --device cpu --data " + data_dir().string() + " --out " +
                            fresh_dir("cli_bad").string();
-  for (const auto& [flag, value] : std::vector<std::pair<std::string, std::string>>{
-           {"--batch-size", "0"}, {"--lr", "-1"}, {"--device", "tpu"}, {"--b1", "1.5"},
-           {"--mbd-dims", "0"}, {"--real-label", "0"}, {"--log-every", "0"},
-           {"--lr-d", "-5"}, {"--epochs", "0"}}) {
-    const Result r = run(base + " " + flag + " " + value + (flag == "--epochs" ? "" : " --steps 1"));
+  for (const auto& [flag, value] :
+       std::vector<std::pair<std::string, std::string>>{{"--batch-size", "0"},
+                                                        {"--lr", "-1"},
+                                                        {"--device", "tpu"},
+                                                        {"--b1", "1.5"},
+                                                        {"--mbd-dims", "0"},
+                                                        {"--real-label", "0"},
+                                                        {"--log-every", "0"},
+                                                        {"--lr-d", "-5"},
+                                                        {"--epochs", "0"}}) {
+    const Result r =
+        run(base + " " + flag + " " + value + (flag == "--epochs" ? "" : " --steps 1"));
     EXPECT_NE(r.code, 0) << flag;
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag << ": " << r.output;
   }
