@@ -12,6 +12,7 @@
 
 #include "backend.h"
 #include "model.h"
+#include "test_util.h"  // random_vector
 
 namespace mnistgan {
 namespace {
@@ -29,14 +30,6 @@ ModelShape tiny_shape(int mbd_kernels) {
   s.mbd_kernels = mbd_kernels;
   s.mbd_dims = 2;
   return s;
-}
-
-std::vector<float> random_vector(size_t n, uint32_t seed, float scale) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> d(-scale, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(gen);
-  return v;
 }
 
 double weighted_sum(const float* y, const std::vector<float>& r) {
@@ -83,8 +76,8 @@ TEST_P(ModelGradient, DiscriminatorParamsAndInputMatchFiniteDifferences) {
   // Scale the weights up so activations cross the LeakyReLU kink and o varies.
   for (size_t i = 0; i < D.size; ++i) D.params[i] *= 3.0f;
   const int rows = groups * B, pixels = 6;
-  std::vector<float> x = random_vector(rows * pixels, 7, 1.0f);
-  const std::vector<float> r = random_vector(rows, 8, 1.0f);
+  std::vector<float> x = test::random_vector(rows * pixels, 7, -1.0f, 1.0f);
+  const std::vector<float> r = test::random_vector(rows, 8, -1.0f, 1.0f);
   std::vector<float> dx(rows * pixels);
   gan.discriminator_forward(x.data(), groups, B);
   gan.discriminator_backward(x.data(), r.data(), groups, B, true, dx.data());
@@ -113,7 +106,8 @@ TEST_P(ModelGradient, GeneratorParamsMatchFiniteDifferences) {
   gan.init_params(6);
   Network& G = gan.generator();
   for (size_t i = 0; i < G.size; ++i) G.params[i] *= 2.0f;
-  const std::vector<float> z = random_vector(B * 3, 9, 1.5f), r = random_vector(B * 6, 10, 1.0f);
+  const std::vector<float> z = test::random_vector(B * 3, 9, -1.5f, 1.5f),
+                           r = test::random_vector(B * 6, 10, -1.0f, 1.0f);
   std::vector<float> images(B * 6);
   gan.generator_forward(z.data(), images.data(), B);
   gan.generator_backward(z.data(), images.data(), r.data(), B);

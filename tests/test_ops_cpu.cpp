@@ -15,6 +15,7 @@
 
 #include "backend.h"
 #include "philox.h"
+#include "test_util.h"  // random_vector
 
 namespace mnistgan {
 namespace {
@@ -24,17 +25,6 @@ namespace {
 constexpr double kGradAtol = 2e-4;
 constexpr double kGradRtol = 2e-3;
 constexpr double kFdStep = 1e-4;
-
-std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) {
-    do x = dist(gen);
-    while (std::fabs(x) < 1e-3f);
-  }
-  return v;
-}
 
 // |got - want| <= atol + rtol * |want| elementwise; prints the worst element and the first
 // few mismatches on failure.
@@ -109,8 +99,9 @@ TEST_P(CpuLinear, ForwardMatchesDoubleAndBackwardMatchesFiniteDifferences) {
   const auto [rows, in, out, act] = GetParam();
   const float slope = 0.2f;
   auto backend = make_cpu_backend();
-  const auto X = random_values(rows * in, 1), W = random_values(out * in, 2, -0.5f, 0.5f),
-             b = random_values(out, 3), R = random_values(rows * out, 4);
+  const auto X = test::random_vector(rows * in, 1),
+             W = test::random_vector(out * in, 2, -0.5f, 0.5f), b = test::random_vector(out, 3),
+             R = test::random_vector(rows * out, 4);
   std::vector<float> Y(rows * out), dZ(rows * out), dX(rows * in), dW(out * in), db(out);
   backend->linear_forward(X.data(), W.data(), b.data(), Y.data(), rows, in, out, act, slope);
   const auto Yref = linear_ref(to_double(X), to_double(W), to_double(b), rows, in, out, act, slope);
@@ -181,8 +172,8 @@ TEST(CpuMbd, ForwardMatchesDoubleAndBackwardMatchesFiniteDifferences) {
     auto backend = make_cpu_backend();
     const size_t n = static_cast<size_t>(groups) * B * K * C;
     // Spread out so no two entries are within the FD step of each other (|.| has a kink).
-    const auto M = random_values(n, 11, -1.5f, 1.5f);
-    const auto R = random_values(static_cast<size_t>(groups) * B * K, 12);
+    const auto M = test::random_vector(n, 11, -1.5f, 1.5f);
+    const auto R = test::random_vector(static_cast<size_t>(groups) * B * K, 12);
     std::vector<float> O(static_cast<size_t>(groups) * B * K), dM(n);
     backend->mbd_forward(M.data(), O.data(), groups, B, K, C);
     expect_close(to_double(O), mbd_ref(to_double(M), groups, B, K, C), 1e-5, 1e-5, "mbd forward");
@@ -209,7 +200,7 @@ double bce_ref(const std::vector<double>& x, double t) {
 TEST(CpuBce, LossGradientAndStats) {
   auto backend = make_cpu_backend();
   for (float target : {0.0f, 0.9f, 1.0f}) {
-    const auto x = random_values(13, 21, -4.0f, 4.0f);
+    const auto x = test::random_vector(13, 21, -4.0f, 4.0f);
     std::vector<float> dx(x.size());
     float stats[2] = {0, 0};
     backend->bce_with_logits(x.data(), x.size(), target, 1.0f, dx.data(), stats);
@@ -240,7 +231,7 @@ TEST(CpuBce, StableForHugeLogits) {
 
 TEST(CpuActivation, TanhAndLeakyBackwardMatchFiniteDifferences) {
   auto backend = make_cpu_backend();
-  const auto z = random_values(31, 41, -2.0f, 2.0f), r = random_values(31, 42);
+  const auto z = test::random_vector(31, 41, -2.0f, 2.0f), r = test::random_vector(31, 42);
   for (Activation act : {Activation::kLeakyRelu, Activation::kTanh}) {
     std::vector<float> y(z.size()), dz(z.size());
     for (size_t i = 0; i < z.size(); ++i)
@@ -263,7 +254,7 @@ TEST(CpuActivation, TanhAndLeakyBackwardMatchFiniteDifferences) {
 TEST(CpuAdam, MatchesTorchFormulaOverSeveralSteps) {
   auto backend = make_cpu_backend();
   const size_t n = 10;
-  auto p = random_values(n, 51), g = random_values(n, 52);
+  auto p = test::random_vector(n, 51), g = test::random_vector(n, 52);
   std::vector<float> m(n, 0), v(n, 0);
   std::vector<double> pd = to_double(p), md(n, 0), vd(n, 0);
   const AdamHyper h{1e-2f, 0.5f, 0.999f, 1e-8f};
@@ -331,7 +322,7 @@ TEST(CpuGather, ScalesAndFollowsThePermutationSlots) {
 
 TEST(CpuConcat, SplitInvertsConcat) {
   auto backend = make_cpu_backend();
-  const auto A = random_values(3 * 2, 61), B = random_values(3 * 4, 62);
+  const auto A = test::random_vector(3 * 2, 61), B = test::random_vector(3 * 4, 62);
   std::vector<float> out(3 * 6), A2(6), B2(12);
   backend->concat_cols(A.data(), B.data(), out.data(), 3, 2, 4);
   EXPECT_EQ(out[6 + 1], A[2 + 1]);
