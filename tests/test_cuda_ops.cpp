@@ -120,30 +120,28 @@ void check_linear_forward(const BackendOptions& options, double atol, double rto
   }
 }
 
-TEST(CudaLinear, ForwardShippedMatchesCpu) {
+// Every linear version (0 = the shipped one), in FP32 and TF32, against the CPU.
+struct LinearVersionCase {
+  bool tf32;
+  int version;
+  double atol, rtol;
+};
+
+class CudaLinearVersion : public ::testing::TestWithParam<LinearVersionCase> {};
+
+TEST_P(CudaLinearVersion, ForwardMatchesCpu) {
   if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
-  check_linear_forward(BackendOptions{false, 0}, kGemmAtol, kGemmRtol);
+  const LinearVersionCase c = GetParam();
+  check_linear_forward(BackendOptions{c.tf32, c.version}, c.atol, c.rtol);
 }
 
-TEST(CudaLinear, ForwardV1CublasMatchesCpu) {
-  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
-  check_linear_forward(BackendOptions{false, 1}, kGemmAtol, kGemmRtol);
-}
-
-TEST(CudaLinear, ForwardV2TiledMatchesCpu) {
-  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
-  check_linear_forward(BackendOptions{false, 2}, kGemmAtol, kGemmRtol);
-}
-
-TEST(CudaLinear, ForwardV1Tf32MatchesCpu) {
-  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
-  check_linear_forward(BackendOptions{true, 1}, kTf32Atol, kTf32Rtol);
-}
-
-TEST(CudaLinear, ForwardV2Tf32MatchesCpu) {
-  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
-  check_linear_forward(BackendOptions{true, 2}, kTf32Atol, kTf32Rtol);
-}
+INSTANTIATE_TEST_SUITE_P(
+    Versions, CudaLinearVersion,
+    ::testing::Values(LinearVersionCase{false, 0, kGemmAtol, kGemmRtol},  // shipped
+                      LinearVersionCase{false, 1, kGemmAtol, kGemmRtol},  // cuBLAS + epilogue
+                      LinearVersionCase{false, 2, kGemmAtol, kGemmRtol},  // tiled fused
+                      LinearVersionCase{true, 1, kTf32Atol, kTf32Rtol},
+                      LinearVersionCase{true, 2, kTf32Atol, kTf32Rtol}));
 
 // The fused custom kernel against the unfused library path (cuBLAS GEMM + epilogue kernel).
 TEST(CudaLinear, FusedV2MatchesCublasV1) {
