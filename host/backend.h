@@ -98,8 +98,13 @@ class Backend {
   // One Adam step over a flat buffer of n parameters, as torch.optim.Adam (no weight
   // decay): t = *step + 1, m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2,
   //   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+  // skip_if_nonzero: a backend float read when the op runs (so a replayed graph sees the
+  // current value); when it is non-null and *skip_if_nonzero != 0 (NaN included) the op
+  // changes nothing (the divergence guard's --nan-policy skip-step, like PyTorch AMP's
+  // GradScaler skipping optimizer.step()).
   virtual void adam_step(float* params, const float* grads, float* m, float* v, size_t n,
-                         const AdamHyper& hyper, const int64_t* step) = 0;
+                         const AdamHyper& hyper, const int64_t* step,
+                         const float* skip_if_nonzero = nullptr) = 0;
 
   // ---- randomness and data ----------------------------------------------------------
   // out (n) ~ N(0,1) from Philox4x32-10 keyed by (seed, stream), counter (i/4, *step).
@@ -115,8 +120,12 @@ class Backend {
   virtual void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels,
                             int rows, const int64_t* step, int batches_per_step, int batch_offset,
                             int64_t batches_per_epoch, float* out) = 0;
-  // *counter += 1 (the step counter lives on the backend so graphs can replay steps).
-  virtual void increment(int64_t* counter) = 0;
+  // *counter += 1 (the step counter lives on the backend so graphs can replay steps);
+  // nothing when skip_if_nonzero is non-null and *skip_if_nonzero != 0 (as adam_step).
+  virtual void increment(int64_t* counter, const float* skip_if_nonzero = nullptr) = 0;
+  // acc (n) += x (n), elementwise; nothing when skip_if_nonzero is non-null and
+  // *skip_if_nonzero != 0 (so a skipped update's losses stay out of the averages).
+  virtual void accumulate(const float* x, float* acc, size_t n, const float* skip_if_nonzero) = 0;
   // Count of non-finite values in x (n), added to *count (for the divergence guard).
   virtual void count_nonfinite(const float* x, size_t n, float* count) = 0;
 

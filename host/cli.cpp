@@ -54,6 +54,9 @@ void add_train_flags(CLI::App& cmd, TrainConfig& c) {
       ->capture_default_str();
   cmd.add_option("--d-steps", c.d_steps, "D updates per G update")->capture_default_str();
   cmd.add_option("--seed", c.seed, "seed of every random draw")->capture_default_str();
+  cmd.add_option("--nan-policy", c.nan_policy,
+                 "non-finite loss or gradient: stop (exit 3) or skip-step (skip that update)")
+      ->capture_default_str();
   cmd.add_option("--log-every", c.log_every, "steps between metrics rows")->capture_default_str();
   cmd.add_option("--sample-every", c.sample_every, "steps between sample grids (0: each epoch)")
       ->capture_default_str();

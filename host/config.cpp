@@ -46,6 +46,8 @@ void TrainConfig::validate() const {
   require(sample_every >= 0, "--sample-every", "must be 0 (once per epoch) or positive");
   require(checkpoint_every >= 0, "--checkpoint-every", "must be 0 (once per epoch) or positive");
   require(keep_checkpoints >= 1, "--keep-checkpoints", "must be at least 1");
+  require(nan_policy == "stop" || nan_policy == "skip-step", "--nan-policy",
+          "unknown policy '" + nan_policy + "'; expected stop or skip-step");
 }
 
 ModelShape model_shape_of(const TrainConfig& c, int image_pixels) {
@@ -82,6 +84,7 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
                      {"real_label", c.real_label},
                      {"d_steps", c.d_steps},
                      {"seed", c.seed},
+                     {"nan_policy", c.nan_policy},
                      {"log_every", c.log_every},
                      {"sample_every", c.sample_every},
                      {"checkpoint_every", c.checkpoint_every},
@@ -116,6 +119,7 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   get("real_label", c.real_label);
   get("d_steps", c.d_steps);
   get("seed", c.seed);
+  get("nan_policy", c.nan_policy);
   get("log_every", c.log_every);
   get("sample_every", c.sample_every);
   get("checkpoint_every", c.checkpoint_every);

@@ -40,6 +40,13 @@ struct TrainConfig {
   float real_label = 1.0f;  // --real-label: target for real images (0.9: one-sided smoothing)
   int d_steps = 1;          // --d-steps: D updates per G update
   uint64_t seed = 1;        // --seed
+  // --nan-policy: what a non-finite loss or gradient does. "stop": training stops with
+  // exit code 3 at the next log row, keeping the last good checkpoint. "skip-step": an
+  // update whose loss, logit gradient or parameter gradients hold a NaN/Inf is skipped on
+  // the backend (Adam and its step count untouched), counted in metrics.csv's `skipped`
+  // column, and training goes on; it still stops when the weights themselves become
+  // non-finite or when a network had every update of a log interval skipped.
+  std::string nan_policy = "stop";
 
   // ---- reporting ----
   int64_t log_every = 100;       // --log-every: steps between metrics rows

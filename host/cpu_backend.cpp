@@ -149,7 +149,9 @@ class CpuBackend final : public Backend {
 
   // Memory-bound: one pass, vectorised, split over the cores.
   void adam_step(float* __restrict params, const float* __restrict grads, float* __restrict m,
-                 float* __restrict v, size_t n, const AdamHyper& h, const int64_t* step) override {
+                 float* __restrict v, size_t n, const AdamHyper& h, const int64_t* step,
+                 const float* skip_if_nonzero) override {
+    if (skip_if_nonzero != nullptr && *skip_if_nonzero != 0.0f) return;
     const double t = static_cast<double>(*step + 1);
     const float step_size = static_cast<float>(h.lr / (1.0 - std::pow(h.beta1, t)));
     const float bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(h.beta2, t)));
@@ -186,7 +188,15 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void increment(int64_t* counter) override { ++*counter; }
+  void increment(int64_t* counter, const float* skip_if_nonzero) override {
+    if (skip_if_nonzero != nullptr && *skip_if_nonzero != 0.0f) return;
+    ++*counter;
+  }
+
+  void accumulate(const float* x, float* acc, size_t n, const float* skip_if_nonzero) override {
+    if (skip_if_nonzero != nullptr && *skip_if_nonzero != 0.0f) return;
+    for (size_t i = 0; i < n; ++i) acc[i] += x[i];
+  }
 
   void count_nonfinite(const float* x, size_t n, float* count) override {
     size_t bad = 0;

@@ -22,6 +22,7 @@
 #include "linear.cuh"       // linear_forward, linear_backward, LinearContext
 #include "mbd.cuh"          // mbd_forward, mbd_backward
 #include "noise.cuh"        // gaussian_noise
+#include "skip_guard.cuh"   // increment_unless, accumulate_unless
 
 namespace mnistgan {
 namespace {
@@ -181,8 +182,9 @@ class CudaBackend final : public Backend {
   }
 
   void adam_step(float* params, const float* grads, float* m, float* v, size_t n,
-                 const AdamHyper& hyper, const int64_t* step) override {
-    mnistgan::adam_step(params, grads, m, v, n, hyper, step, stream_);
+                 const AdamHyper& hyper, const int64_t* step,
+                 const float* skip_if_nonzero) override {
+    mnistgan::adam_step(params, grads, m, v, n, hyper, step, stream_, skip_if_nonzero);
   }
 
   void gaussian_noise(float* out, size_t n, uint64_t seed, uint32_t stream,
@@ -197,7 +199,17 @@ class CudaBackend final : public Backend {
                            batch_offset, batches_per_epoch, out, stream_);
   }
 
-  void increment(int64_t* counter) override { mnistgan::increment(counter, stream_); }
+  void increment(int64_t* counter, const float* skip_if_nonzero) override {
+    if (skip_if_nonzero == nullptr) {
+      mnistgan::increment(counter, stream_);
+    } else {
+      increment_unless(counter, skip_if_nonzero, stream_);
+    }
+  }
+
+  void accumulate(const float* x, float* acc, size_t n, const float* skip_if_nonzero) override {
+    accumulate_unless(x, acc, n, skip_if_nonzero, stream_);
+  }
 
   void count_nonfinite(const float* x, size_t n, float* count) override {
     mnistgan::count_nonfinite(x, n, count, count_scratch_, stream_);

@@ -12,7 +12,7 @@
 namespace mnistgan {
 
 const char* MetricsLog::header() {
-  return "step,epoch,d_loss,g_loss,d_x,d_g_z,steps_per_s,images_per_s,elapsed_s\n";
+  return "step,epoch,d_loss,g_loss,d_x,d_g_z,steps_per_s,images_per_s,elapsed_s,skipped\n";
 }
 
 MetricsLog::MetricsLog(std::string path, int64_t resume_step) : path_(std::move(path)) {
@@ -32,9 +32,10 @@ MetricsLog::MetricsLog(std::string path, int64_t resume_step) : path_(std::move(
 
 void MetricsLog::append(const MetricsRow& r) {
   char line[512];
-  std::snprintf(line, sizeof(line), "%" PRId64 ",%.4f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.3f\n", r.step,
+  std::snprintf(line, sizeof(line),
+                "%" PRId64 ",%.4f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.3f,%" PRId64 "\n", r.step,
                 r.epoch, r.d_loss, r.g_loss, r.d_x, r.d_g_z, r.steps_per_s, r.images_per_s,
-                r.elapsed_s);
+                r.elapsed_s, r.skipped);
   text_ += line;
   write_file_atomic(path_, text_);
 }

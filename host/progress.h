@@ -19,6 +19,7 @@ struct MetricsRow {
   double steps_per_s = 0;  // since the previous row
   double images_per_s = 0;
   double elapsed_s = 0;  // wall time of this process's training loop
+  int64_t skipped = 0;   // updates skipped by --nan-policy skip-step since the previous row
 };
 
 // metrics.csv, rewritten atomically at every row so it is always a complete CSV. On resume

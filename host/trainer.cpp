@@ -7,12 +7,14 @@
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <stdexcept>
 
 #include "atomic_file.h"
+#include "disk_space.h"
 #include "image_io.h"
 #include "philox.h"
 #include "progress.h"
@@ -25,6 +27,12 @@ namespace {
 constexpr uint32_t kShuffleStream = 0x30000u;
 // stats_ slots: real loss, D(x), fake loss, D(G(z)), G loss, D(G(z)) after D step, non-finite
 constexpr int kStatSlots = 8;
+// guard_ slots (--nan-policy skip-step): one update's own BCE stats and its non-finite
+// count, which is the skip flag of that update's adam_step / increment / accumulate.
+//   [0..3] D update: real loss, D(x), fake loss, D(G(z));  [4] D skip flag
+//   [5..6] G update: loss, D(G(z));                         [7] G skip flag
+constexpr int kGuardSlots = 8;
+constexpr int kGuardDStats = 0, kGuardDFlag = 4, kGuardGStats = 5, kGuardGFlag = 7;
 }  // namespace
 
 std::vector<int32_t> epoch_permutation(uint64_t seed, int64_t epoch, int n_images) {
@@ -67,6 +75,7 @@ TrainingState::TrainingState(Backend& backend, const TrainConfig& config, const 
   d_logits_ = backend_.alloc_f32(2 * static_cast<size_t>(B));
   d_fake_ = backend_.alloc_f32(static_cast<size_t>(B) * pixels_);
   stats_ = backend_.alloc_f32(kStatSlots);
+  guard_ = backend_.alloc_f32(kGuardSlots);
   step_counter_ = backend_.alloc_i64(1);
   grid_z_ = backend_.alloc_f32(static_cast<size_t>(kGridImages) * config_.latent_dim);
   grid_images_ = backend_.alloc_f32(static_cast<size_t>(kGridImages) * pixels_);
@@ -79,7 +88,7 @@ TrainingState::~TrainingState() {
        {static_cast<void*>(dataset_), static_cast<void*>(perm_), static_cast<void*>(x_),
         static_cast<void*>(z_), static_cast<void*>(d_logits_), static_cast<void*>(d_fake_),
         static_cast<void*>(stats_), static_cast<void*>(step_counter_), static_cast<void*>(grid_z_),
-        static_cast<void*>(grid_images_)})
+        static_cast<void*>(grid_images_), static_cast<void*>(guard_)})
     backend_.free(p);
 }
 
@@ -93,6 +102,8 @@ void TrainingState::set_step(int64_t step) {
   backend_.to_backend(step_counter_, &step_, sizeof(step_));
   backend_.fill_zero(stats_, kStatSlots * sizeof(float));
   stats_steps_ = 0;
+  backend_.to_host(&d_updates_mark_, gan_->discriminator().adam_step, sizeof(int64_t));
+  backend_.to_host(&g_updates_mark_, gan_->generator().adam_step, sizeof(int64_t));
 }
 
 void TrainingState::restore(const Checkpoint& ck, const std::string& source) {
@@ -145,6 +156,17 @@ void TrainingState::issue_step_ops() {
   const AdamHyper d_hyper{config_.effective_lr_d(), config_.beta1, config_.beta2, config_.adam_eps};
   const AdamHyper g_hyper{config_.effective_lr_g(), config_.beta1, config_.beta2, config_.adam_eps};
 
+  // --nan-policy skip-step: each update writes its BCE stats into guard_ instead of the
+  // accumulators, counts the non-finite values in them, in the logit gradient and in the
+  // parameter gradients into its skip flag, and Adam, Adam's step count and the
+  // accumulation of its stats all do nothing when the flag is non-zero. All of it on the
+  // backend: no host sync, so the step stays one graph. Under "stop" none of it is issued.
+  const bool guarded = skip_nonfinite_updates();
+  float* d_stats = guarded ? guard_ + kGuardDStats : stats_ + 0;
+  float* d_skip = guarded ? guard_ + kGuardDFlag : nullptr;
+  float* g_stats = guarded ? guard_ + kGuardGStats : stats_ + 4;
+  float* g_skip = guarded ? guard_ + kGuardGFlag : nullptr;
+
   for (int d = 0; d < config_.d_steps; ++d) {
     backend_.gather_batch(dataset_, perm_, n_images_, pixels_, B, step_counter_, config_.d_steps, d,
                           batches_per_epoch_, real);
@@ -152,26 +174,50 @@ void TrainingState::issue_step_ops() {
                             static_cast<uint32_t>(d), step_counter_);
     gan_->generator_forward(z_, fake, B);
     const float* logits = gan_->discriminator_forward(x_, /*groups=*/2, B);
-    backend_.bce_with_logits(logits, B, config_.real_label, 1.0f, d_logits_, stats_ + 0);
-    backend_.bce_with_logits(logits + B, B, 0.0f, 1.0f, d_logits_ + B, stats_ + 2);
+    if (guarded) backend_.fill_zero(guard_ + kGuardDStats, (kGuardDFlag + 1) * sizeof(float));
+    backend_.bce_with_logits(logits, B, config_.real_label, 1.0f, d_logits_, d_stats + 0);
+    backend_.bce_with_logits(logits + B, B, 0.0f, 1.0f, d_logits_ + B, d_stats + 2);
     gan_->discriminator_backward(x_, d_logits_, 2, B, /*param_grads=*/true, nullptr);
-    backend_.adam_step(D.params, D.grads, D.adam_m, D.adam_v, D.size, d_hyper, D.adam_step);
-    backend_.increment(D.adam_step);
+    if (d == 0) maybe_inject_nonfinite(D.grads, NonfiniteTarget::kDiscriminator);
+    if (guarded) {
+      backend_.count_nonfinite(d_stats, 4, d_skip);
+      backend_.count_nonfinite(d_logits_, 2 * static_cast<size_t>(B), d_skip);
+      backend_.count_nonfinite(D.grads, D.size, d_skip);
+    }
+    backend_.adam_step(D.params, D.grads, D.adam_m, D.adam_v, D.size, d_hyper, D.adam_step, d_skip);
+    backend_.increment(D.adam_step, d_skip);
+    if (guarded) backend_.accumulate(d_stats, stats_ + 0, 4, d_skip);
   }
   // G step on the last fake batch, through the updated D; D's weight gradients are skipped.
   const float* logits = gan_->discriminator_forward(fake, 1, B);
-  backend_.bce_with_logits(logits, B, 1.0f, 1.0f, d_logits_, stats_ + 4);
+  if (guarded) backend_.fill_zero(guard_ + kGuardGStats, 3 * sizeof(float));
+  backend_.bce_with_logits(logits, B, 1.0f, 1.0f, d_logits_, g_stats);
   gan_->discriminator_backward(fake, d_logits_, 1, B, /*param_grads=*/false, d_fake_);
   gan_->generator_backward(z_, fake, d_fake_, B);
-  backend_.adam_step(G.params, G.grads, G.adam_m, G.adam_v, G.size, g_hyper, G.adam_step);
-  backend_.increment(G.adam_step);
+  maybe_inject_nonfinite(G.grads, NonfiniteTarget::kGenerator);
+  if (guarded) {
+    backend_.count_nonfinite(g_stats, 2, g_skip);
+    backend_.count_nonfinite(d_logits_, static_cast<size_t>(B), g_skip);
+    backend_.count_nonfinite(G.grads, G.size, g_skip);
+  }
+  backend_.adam_step(G.params, G.grads, G.adam_m, G.adam_v, G.size, g_hyper, G.adam_step, g_skip);
+  backend_.increment(G.adam_step, g_skip);
+  if (guarded) backend_.accumulate(g_stats, stats_ + 4, 2, g_skip);
   backend_.count_nonfinite(stats_, 6, stats_ + 6);
   backend_.increment(step_counter_);
 }
 
+void TrainingState::maybe_inject_nonfinite(float* grads, NonfiniteTarget target) {
+  static const float kNan = NAN;  // static: the CUDA copy may read it after this returns
+  if (inject_step_ == step_ + 1 && inject_target_ == target)
+    backend_.to_backend(grads, &kNan, sizeof(kNan));
+}
+
 void TrainingState::step() {
   ensure_permutations();
-  if (graph_ready_) {
+  if (inject_step_ >= 0) {
+    issue_step_ops();  // eager: the test hook decides per step on the host
+  } else if (graph_ready_) {
     backend_.replay();
   } else if (config_.cuda_graph && backend_.begin_capture()) {
     issue_step_ops();
@@ -189,13 +235,23 @@ StepStats TrainingState::take_stats() {
   float s[kStatSlots];
   backend_.to_host(s, stats_, sizeof(s));
   backend_.fill_zero(stats_, sizeof(s));
+  // Adam's step counts say how many updates were applied (skip-step leaves them alone
+  // for a skipped update), so the averages are over applied updates only.
+  int64_t d_done = 0, g_done = 0;
+  backend_.to_host(&d_done, gan_->discriminator().adam_step, sizeof(d_done));
+  backend_.to_host(&g_done, gan_->generator().adam_step, sizeof(g_done));
+  const int64_t d_applied = d_done - d_updates_mark_, g_applied = g_done - g_updates_mark_;
+  d_updates_mark_ = d_done;
+  g_updates_mark_ = g_done;
   StepStats out;
   out.steps = stats_steps_;
-  const double d_updates = std::max<int64_t>(1, stats_steps_ * config_.d_steps);
+  out.skipped_d = stats_steps_ * config_.d_steps - d_applied;
+  out.skipped_g = stats_steps_ - g_applied;
+  const double d_updates = std::max<int64_t>(1, d_applied);
   out.d_loss = (s[0] + s[2]) / d_updates;
   out.d_x = s[1] / d_updates;
   out.d_g_z = s[3] / d_updates;
-  out.g_loss = s[4] / std::max<int64_t>(1, stats_steps_);
+  out.g_loss = s[4] / std::max<int64_t>(1, g_applied);
   out.nonfinite = s[6];
   stats_steps_ = 0;
   return out;
@@ -260,7 +316,23 @@ void point_latest(const fs::path& out_dir, const std::string& relative_target) {
 
 class Run {
  public:
-  explicit Run(const TrainConfig& config) : config_(config) {}
+  Run(const TrainConfig& config, const RunTestHooks& hooks) : config_(config), hooks_(hooks) {}
+
+  // What to tell the user after a write failed mid-run: the outputs written so far are
+  // whole (every write is atomic), so say which checkpoint to resume from. "" before the
+  // training loop has started (start-up errors carry their own advice).
+  std::string after_failed_write() const {
+    if (!training_started_) return "";
+    const fs::path latest = fs::path(config_.out_dir) / "latest.ckpt";
+    std::error_code ec;
+    if (!fs::exists(latest, ec))
+      return "; no checkpoint had been written yet; free some space or choose another --out "
+             "and start again";
+    return "; files already written are intact, and " + latest.string() +
+           " is the last good checkpoint: free some space or choose another --out (copy the "
+           "checkpoint there), then continue with --resume " +
+           latest.string();
+  }
 
   int go() {
     config_.validate();
@@ -276,10 +348,21 @@ class Run {
       check_resume_flags(resume_from);
     }
     const MnistSplit train = load_mnist(config_.data_dir, "train");
+    // Before any step: refuse a run whose checkpoints, grids and metrics cannot fit.
+    {
+      const int64_t bpe = static_cast<int64_t>(train.images.count) / config_.batch_size;
+      const int64_t first =
+          resume_from.tensors.empty() ? 0 : resume_from.header.value("step", int64_t{0});
+      const RunSpaceEstimate need = estimate_run_space(
+          config_, train.images.rows, train.images.cols, first,
+          total_steps(config_, std::max<int64_t>(1, bpe)), std::max<int64_t>(1, bpe));
+      check_free_space(config_.out_dir, need, free_disk_bytes(config_.out_dir));
+    }
     BackendOptions options;
     options.tf32 = config_.tf32;
     backend_ = make_backend(config_.device, options);
     state_ = std::make_unique<TrainingState>(*backend_, config_, train.images);
+    state_->inject_nonfinite_gradient(hooks_.nonfinite_gradient_step, hooks_.nonfinite_target);
     if (!config_.resume.empty()) {
       state_->restore(resume_from, config_.resume);
     } else {
@@ -310,6 +393,7 @@ class Run {
 
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
+    training_started_ = true;
     const auto loop_start = std::chrono::steady_clock::now();
     auto last_log = loop_start;
     int64_t last_log_step = start;
@@ -333,18 +417,37 @@ class Run {
         row.steps_per_s = seconds > 0 ? (step - last_log_step) / seconds : 0;
         row.images_per_s = row.steps_per_s * config_.batch_size * config_.d_steps;
         row.elapsed_s = std::chrono::duration<double>(now - loop_start).count();
+        const int64_t interval_start = last_log_step + 1;
         last_log = now;
         last_log_step = step;
-        if (stats.nonfinite > 0 || !state_->weights_finite()) {
+        row.skipped = stats.skipped_d + stats.skipped_g;
+        skipped_total_ += row.skipped;
+        const std::string steps_text =
+            interval_start == step
+                ? "at step " + std::to_string(step)
+                : "in steps " + std::to_string(interval_start) + "-" + std::to_string(step);
+        // skip-step cannot help a network none of whose updates went through: stop then.
+        const bool all_skipped =
+            stats.steps > 0 &&
+            (stats.skipped_g == stats.steps || stats.skipped_d == stats.steps * config_.d_steps);
+        if (stats.nonfinite > 0 || all_skipped || !state_->weights_finite()) {
           progress_->finish();
           std::fprintf(stderr,
-                       "mnistgan: training diverged: a loss or weight became NaN/Inf by step "
-                       "%" PRId64
-                       "; the last good checkpoint is kept in %s (try a lower --lr "
-                       "or --real-label 0.9)\n",
-                       step, (out / "checkpoints").string().c_str());
+                       "mnistgan: training diverged %s: %s; the last good checkpoint is kept "
+                       "in %s (try a lower --lr or --real-label 0.9%s)\n",
+                       steps_text.c_str(),
+                       all_skipped ? "every update of a network had a NaN/Inf loss or gradient "
+                                     "and was skipped (--nan-policy skip-step)"
+                                   : "a loss or weight became NaN/Inf",
+                       (out / "checkpoints").string().c_str(),
+                       config_.nan_policy == "stop" ? ", or --nan-policy skip-step" : "");
           return 3;
         }
+        if (row.skipped > 0)
+          progress_->message("mnistgan: skipped " + std::to_string(row.skipped) +
+                             " update(s) with a NaN/Inf loss or gradient " + steps_text +
+                             " (--nan-policy skip-step; " + std::to_string(skipped_total_) +
+                             " so far)");
         metrics_->append(row);
         progress_->update(row);
       }
@@ -368,6 +471,12 @@ class Run {
     progress_->finish();
     std::fprintf(stderr, "mnistgan: done: %" PRId64 " steps; checkpoint %s, samples in %s\n", total,
                  (out / "latest.ckpt").string().c_str(), (out / "samples").string().c_str());
+    if (skipped_total_ > 0)
+      std::fprintf(stderr,
+                   "mnistgan: %" PRId64
+                   " update(s) were skipped for a NaN/Inf loss or gradient (see the skipped column "
+                   "of metrics.csv)\n",
+                   skipped_total_);
     return 0;
   }
 
@@ -438,6 +547,9 @@ class Run {
   }
 
   TrainConfig config_;
+  RunTestHooks hooks_;
+  bool training_started_ = false;
+  int64_t skipped_total_ = 0;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<TrainingState> state_;
   std::unique_ptr<MetricsLog> metrics_;
@@ -449,6 +561,13 @@ class Run {
 
 void request_stop(int signal_number) { g_stop_signal.store(signal_number); }
 
-int run_training(const TrainConfig& config) { return Run(config).go(); }
+int run_training(const TrainConfig& config, const RunTestHooks& hooks) {
+  Run run(config, hooks);
+  try {
+    return run.go();
+  } catch (const IoError& e) {
+    throw IoError(e.what() + run.after_failed_write());
+  }
+}
 
 }  // namespace mnistgan

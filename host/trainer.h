@@ -30,7 +30,13 @@ struct StepStats {
   int64_t steps = 0;
   double d_loss = 0, g_loss = 0, d_x = 0, d_g_z = 0;
   double nonfinite = 0;  // count of NaN/Inf losses seen (divergence guard)
+  // Updates skipped by --nan-policy skip-step (always 0 under stop); the loss averages
+  // above are over the applied updates only.
+  int64_t skipped_d = 0, skipped_g = 0;
 };
+
+// Which update a test-injected non-finite gradient goes into (TrainingState's test hook).
+enum class NonfiniteTarget { kDiscriminator, kGenerator };
 
 class TrainingState {
  public:
@@ -51,6 +57,16 @@ class TrainingState {
   std::vector<float> fixed_grid_images();
   bool weights_finite();
 
+  // Test hook: the update of step `step` (counted from 1, as metrics.csv's step column;
+  // -1 disarms) gets a NaN written into its parameter gradient just before the divergence
+  // guard looks at it: D's first update of the step (kDiscriminator) or G's update
+  // (kGenerator), as if the backward pass had produced one. While armed, steps are issued
+  // eagerly (no graph replay), so it works on every backend. Used by the --nan-policy tests.
+  void inject_nonfinite_gradient(int64_t step, NonfiniteTarget target) {
+    inject_step_ = step;
+    inject_target_ = target;
+  }
+
   int64_t steps_done() const { return step_; }
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
   double epochs_done() const {
@@ -68,6 +84,8 @@ class TrainingState {
   void issue_step_ops();
   void ensure_permutations();  // the epochs this step reads are in the two perm slots
   void set_step(int64_t step);
+  bool skip_nonfinite_updates() const { return config_.nan_policy == "skip-step"; }
+  void maybe_inject_nonfinite(float* grads, NonfiniteTarget target);
 
   Backend& backend_;
   TrainConfig config_;
@@ -82,11 +100,15 @@ class TrainingState {
   float* d_logits_ = nullptr;  // (2B)
   float* d_fake_ = nullptr;    // (B, pixels)
   float* stats_ = nullptr;     // 8 accumulators, see take_stats()
+  float* guard_ = nullptr;     // 8 per-update slots of the skip-step guard, see trainer.cpp
   int64_t* step_counter_ = nullptr;
   float* grid_z_ = nullptr;       // (64, latent), fixed noise
   float* grid_images_ = nullptr;  // (64, pixels)
   int64_t step_ = 0;              // host mirror of *step_counter_
   int64_t stats_steps_ = 0;
+  int64_t d_updates_mark_ = 0, g_updates_mark_ = 0;  // Adam step counts at the last take_stats
+  int64_t inject_step_ = -1;
+  NonfiniteTarget inject_target_ = NonfiniteTarget::kDiscriminator;
   bool graph_ready_ = false;
 };
 
@@ -97,11 +119,19 @@ std::vector<int32_t> epoch_permutation(uint64_t seed, int64_t epoch, int n_image
 // Total steps of a run: --steps if set, else epochs * batches_per_epoch / d_steps.
 int64_t total_steps(const TrainConfig& config, int64_t batches_per_epoch);
 
+// Test-only knobs of run_training (the CLI never sets them).
+struct RunTestHooks {
+  int64_t nonfinite_gradient_step = -1;  // see TrainingState::inject_nonfinite_gradient
+  NonfiniteTarget nonfinite_target = NonfiniteTarget::kDiscriminator;
+};
+
 // The whole `mnistgan train` run. Returns the process exit code (0; 130/143 after
 // SIGINT/SIGTERM once the checkpoint is written; 3 when training diverged). Throws
 // (DataError, IoError, CheckpointError, std::invalid_argument, std::runtime_error) with
-// messages that name the file or flag at fault.
-int run_training(const TrainConfig& config);
+// messages that name the file or flag at fault; before training starts, IoError when --out
+// lacks the disk space the run needs; during training, IoError naming the file that could
+// not be written and the intact checkpoint to resume from.
+int run_training(const TrainConfig& config, const RunTestHooks& hooks = {});
 
 // Requests a clean stop at the next step boundary (what the signal handlers call).
 void request_stop(int signal_number);

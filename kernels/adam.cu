@@ -12,7 +12,11 @@ namespace {
 
 static __global__ void __launch_bounds__(kAdamThreads)
     adam_kernel(float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m,
-                float* __restrict__ v, size_t n, AdamHyper h, const int64_t* __restrict__ step) {
+                float* __restrict__ v, size_t n, AdamHyper h, const int64_t* __restrict__ step,
+                const float* __restrict__ skip_if_nonzero) {
+  // Uniform across the grid (every thread reads the same word), so returning before the
+  // barrier below is safe: no block is left waiting on threads that left.
+  if (skip_if_nonzero != nullptr && *skip_if_nonzero != 0.0f) return;
   __shared__ float s_step_size, s_bc2_sqrt;
   if (threadIdx.x == 0) {
     // As the CPU: in double from the float hyperparameters, then rounded to float.
@@ -41,13 +45,14 @@ static __global__ void __launch_bounds__(kAdamThreads)
 }  // namespace
 
 void adam_step(float* params, const float* grads, float* m, float* v, size_t n,
-               const AdamHyper& hyper, const int64_t* step, cudaStream_t stream) {
+               const AdamHyper& hyper, const int64_t* step, cudaStream_t stream,
+               const float* skip_if_nonzero) {
   if (n == 0) return;
   if (params == nullptr || grads == nullptr || m == nullptr || v == nullptr || step == nullptr)
     throw std::invalid_argument("adam_step: params, grads, m, v and step must all be non-null");
   // A few blocks per SM is enough for a bandwidth-bound loop; the grid-stride covers the rest.
-  adam_kernel<<<grid_blocks(n, kAdamThreads, 4096), kAdamThreads, 0, stream>>>(params, grads, m, v,
-                                                                               n, hyper, step);
+  adam_kernel<<<grid_blocks(n, kAdamThreads, 4096), kAdamThreads, 0, stream>>>(
+      params, grads, m, v, n, hyper, step, skip_if_nonzero);
   CUDA_CHECK_LAUNCH();
 }
 

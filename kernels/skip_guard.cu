@@ -1,0 +1,46 @@
+// skip_guard.cu: guarded increment and accumulate (see skip_guard.cuh).
+#include <cuda_runtime.h>  // kernel launches
+
+#include <stdexcept>  // std::invalid_argument
+
+#include "cuda_check.cuh"   // CUDA_CHECK_LAUNCH
+#include "device_util.cuh"  // grid_blocks
+#include "skip_guard.cuh"
+
+namespace mnistgan {
+namespace {
+
+static __global__ void increment_unless_kernel(int64_t* counter, const float* skip_if_nonzero) {
+  if (*skip_if_nonzero == 0.0f) *counter += 1;
+}
+
+// acc, x (n). The flag is the same word for every thread, so the whole grid agrees.
+static __global__ void __launch_bounds__(kSkipGuardThreads)
+    accumulate_unless_kernel(const float* __restrict__ x, float* __restrict__ acc, size_t n,
+                             const float* __restrict__ skip_if_nonzero) {
+  if (skip_if_nonzero != nullptr && *skip_if_nonzero != 0.0f) return;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x)
+    acc[i] = __fadd_rn(acc[i], x[i]);  // one rounded add, as the CPU's acc[i] += x[i]
+}
+
+}  // namespace
+
+void increment_unless(int64_t* counter, const float* skip_if_nonzero, cudaStream_t stream) {
+  if (counter == nullptr || skip_if_nonzero == nullptr)
+    throw std::invalid_argument("increment_unless: counter and skip_if_nonzero must be non-null");
+  increment_unless_kernel<<<1, 1, 0, stream>>>(counter, skip_if_nonzero);
+  CUDA_CHECK_LAUNCH();
+}
+
+void accumulate_unless(const float* x, float* acc, size_t n, const float* skip_if_nonzero,
+                       cudaStream_t stream) {
+  if (n == 0) return;
+  if (x == nullptr || acc == nullptr)
+    throw std::invalid_argument("accumulate_unless: x and acc must be non-null");
+  accumulate_unless_kernel<<<grid_blocks(n, kSkipGuardThreads, 1024), kSkipGuardThreads, 0,
+                             stream>>>(x, acc, n, skip_if_nonzero);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace mnistgan
