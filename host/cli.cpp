@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "sample.h"
+#include "toy.h"
 #include "trainer.h"
 
 namespace mnistgan {
@@ -92,6 +93,11 @@ int run_cli(int argc, char** argv) {
   sample->add_option("--seed", sample_options.seed, "noise seed")->capture_default_str();
   sample->add_option("--device", sample_options.device, "cpu, cuda or auto")->capture_default_str();
 
+  ToyOptions toy_options;
+  CLI::App* toy = app.add_subcommand(
+      "toy", "1-D Gaussian GAN demo of mode collapse, with and without minibatch discrimination");
+  add_toy_flags(*toy, toy_options);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -99,6 +105,7 @@ int run_cli(int argc, char** argv) {
   }
   try {
     if (*train) return run_training(train_config);
+    if (*toy) return run_toy(toy_options);
     if (*sample) {
       run_sample(sample_options);
       return 0;

@@ -179,13 +179,16 @@ GrayImage make_grid(const float* images, int n, int height, int width, int nrow,
   return grid;
 }
 
-void write_png(const std::string& path, const GrayImage& image, const PngText& text) {
-  check_image(image, "write_png");
+namespace {
+
+// pixels (height, width, channels) 8-bit, channels 1 (gray) or 3 (RGB); checked by callers.
+void encode_png(const std::string& path, int width, int height, int channels, const uint8_t* pixels,
+                const PngText& text) {
   for (const auto& [keyword, value] : text) check_text_entry(keyword, value);
 
   MemorySink sink;
-  const int ok = stbi_write_png_to_func(png_sink, &sink, image.width, image.height, 1,
-                                        image.pixels.data(), image.width);
+  const int ok =
+      stbi_write_png_to_func(png_sink, &sink, width, height, channels, pixels, width * channels);
   if (!ok || sink.failed) throw IoError(path + ": cannot encode PNG (out of memory)");
   std::string& png = sink.bytes;
 
@@ -200,6 +203,24 @@ void write_png(const std::string& path, const GrayImage& image, const PngText& t
   png.insert(kAfterIhdr, chunks);
 
   write_file_atomic(path, png);
+}
+
+}  // namespace
+
+void write_png(const std::string& path, const GrayImage& image, const PngText& text) {
+  check_image(image, "write_png");
+  encode_png(path, image.width, image.height, 1, image.pixels.data(), text);
+}
+
+void write_png_rgb(const std::string& path, const RgbImage& image, const PngText& text) {
+  if (image.width <= 0 || image.height <= 0 ||
+      image.pixels.size() != 3 * static_cast<size_t>(image.width) * image.height) {
+    throw std::invalid_argument("write_png_rgb: image is " + std::to_string(image.width) + "x" +
+                                std::to_string(image.height) + " with " +
+                                std::to_string(image.pixels.size()) +
+                                " bytes; need width, height > 0 and 3 * width * height bytes");
+  }
+  encode_png(path, image.width, image.height, 3, image.pixels.data(), text);
 }
 
 GrayImage read_png_gray(const std::string& path) {

@@ -21,6 +21,12 @@ struct GrayImage {
   std::vector<uint8_t> pixels;
 };
 
+// An 8-bit RGB image, row-major: pixels[(y * width + x) * 3 + channel], size 3 * width * height.
+struct RgbImage {
+  int width = 0, height = 0;
+  std::vector<uint8_t> pixels;
+};
+
 // PNG tEXt metadata, (keyword, text) pairs, e.g. {"seed", "42"}, {"step", "1000"}.
 using PngText = std::vector<std::pair<std::string, std::string>>;
 
@@ -41,6 +47,10 @@ GrayImage make_grid(const float* images, int n, int height, int width, int nrow,
 // Throws std::invalid_argument on an empty or inconsistent image, IoError naming `path` on
 // an encoding or write failure.
 void write_png(const std::string& path, const GrayImage& image, const PngText& text = {});
+
+// As write_png, for an 8-bit RGB image (colour type 2); std::invalid_argument when the
+// pixel count is not 3 * width * height.
+void write_png_rgb(const std::string& path, const RgbImage& image, const PngText& text = {});
 
 // Reads a PNG (any colour type or bit depth; colour is converted to gray, 16 bits to 8).
 // Throws IoError naming `path` when the file is missing, too large or not a decodable PNG.

@@ -57,13 +57,13 @@ Gan::Gan(Backend& backend, const ModelShape& shape, int max_batch, int max_group
   if (shape.hidden_d.empty() || shape.hidden_g.empty())
     throw std::invalid_argument("Gan: both networks need at least one hidden layer");
 
-  // Generator: latent -> hidden_g... -> pixels (tanh).
+  // Generator: latent -> hidden_g... -> pixels (shape.generator_output: tanh for MNIST).
   int in = shape.latent_dim;
   for (size_t l = 0; l <= shape.hidden_g.size(); ++l) {
     const bool last = l == shape.hidden_g.size();
     const int out = last ? shape.image_pixels : shape.hidden_g[l];
     g_layers_.push_back(add_linear(g_, "G.fc" + std::to_string(l), in, out,
-                                   last ? Activation::kTanh : Activation::kLeakyRelu));
+                                   last ? shape.generator_output : Activation::kLeakyRelu));
     in = out;
   }
   // Discriminator: pixels -> hidden_d (LeakyReLU) -> [mbd] -> 1 logit.

@@ -1,6 +1,7 @@
 // model.h: the MLP GAN, written once against the Backend op interface.
 //
 //   G: z (B, latent) -> [Linear -> LeakyReLU(0.2)] x hidden_g -> Linear -> tanh -> (B, 784)
+//      (the last activation is shape.generator_output: tanh for MNIST, none for the 1-D toy)
 //   D: x (B, 784) -> [Linear -> LeakyReLU(0.2)] x hidden_d -> h (B, H)
 //        -> minibatch discrimination: M = h T^T (B, K*C), o (B, K) (see backend.h)
 //        -> Linear on [h | o] (B, H + K) -> logit (B)
