@@ -8,6 +8,7 @@
 #include <exception>
 #include <string>
 
+#include "bench.h"
 #include "config.h"
 #include "sample.h"
 #include "toy.h"
@@ -83,6 +84,25 @@ int run_cli(int argc, char** argv) {
   CLI::App* train = app.add_subcommand("train", "train a GAN; writes metrics, grids, checkpoints");
   add_train_flags(*train, train_config);
 
+  BenchOptions bench_options;
+  CLI::App* bench = app.add_subcommand(
+      "bench", "kernel and end-to-end throughput (table on stdout, --json for a file)");
+  bench->add_option("--device", bench_options.device, "cpu, cuda or auto")->capture_default_str();
+  bench->add_option("--batches", bench_options.batches, "batch sizes, e.g. 64,256,1024")
+      ->delimiter(',')
+      ->capture_default_str();
+  bench->add_option("--repeats", bench_options.repeats,
+                    "timed runs per kernel (default: 50 on cuda, 10 on cpu)");
+  bench->add_option("--warmup", bench_options.warmup,
+                    "untimed runs first (default: 10 on cuda, 2 on cpu)");
+  bench->add_option("--e2e-steps", bench_options.e2e_steps,
+                    "timed training steps per end-to-end row (default: 500 on cuda, 20 on cpu)");
+  bench->add_option("--json", bench_options.json_path, "also write the results as JSON here");
+  bench->add_option("--seed", bench_options.seed, "seed of weights, data and kernel inputs")
+      ->capture_default_str();
+  bench->add_flag("--kernels-only", bench_options.kernels_only, "skip the end-to-end runs");
+  bench->add_flag("--e2e-only", bench_options.e2e_only, "skip the ceilings and kernels");
+
   SampleOptions sample_options;
   CLI::App* sample = app.add_subcommand("sample", "draw a grid of digits from a checkpoint");
   sample->add_option("--checkpoint", sample_options.checkpoint, "a .ckpt from `mnistgan train`")
@@ -106,6 +126,7 @@ int run_cli(int argc, char** argv) {
   try {
     if (*train) return run_training(train_config);
     if (*toy) return run_toy(toy_options);
+    if (*bench) return run_bench(bench_options);
     if (*sample) {
       run_sample(sample_options);
       return 0;
