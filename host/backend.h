@@ -93,6 +93,17 @@ class Backend {
   //   so the host can read averages every few steps instead of every step).
   virtual void bce_with_logits(const float* x, int n, float target, float grad_scale, float* dx,
                                float* stats) = 0;
+  // Mean softmax cross-entropy of logits (rows, classes) against integer labels (rows),
+  // with the row maximum subtracted first so exp() never overflows:
+  //   loss_r = log(sum_c exp(x_rc - max_r)) - (x_r,label_r - max_r)
+  //   dlogits[r, c] = grad_scale * (softmax(x_r)_c - [c == label_r]) / rows   (or nullptr)
+  //   stats[0] += mean loss, stats[1] += fraction of rows whose argmax (the first maximum)
+  //   is the label   (stats: 2 floats or nullptr, accumulated like bce_with_logits).
+  // A label outside [0, classes) makes its row's loss and gradient NaN (visible in stats)
+  // rather than reading out of bounds. Sums run in a fixed order: deterministic.
+  virtual void softmax_cross_entropy(const float* logits, const int32_t* labels, int rows,
+                                     int classes, float grad_scale, float* dlogits,
+                                     float* stats) = 0;
 
   // ---- optimiser --------------------------------------------------------------------
   // One Adam step over a flat buffer of n parameters, as torch.optim.Adam (no weight

@@ -9,7 +9,9 @@
 #include <string>
 
 #include "bench.h"
+#include "classifier.h"
 #include "config.h"
+#include "eval.h"
 #include "sample.h"
 #include "toy.h"
 #include "trainer.h"
@@ -71,6 +73,43 @@ void add_train_flags(CLI::App& cmd, TrainConfig& c) {
   cmd.add_flag("--cuda-graph,!--no-cuda-graph", c.cuda_graph,
                "capture the step in a CUDA graph (CUDA only; default on)");
   cmd.add_flag("--tf32", c.tf32, "TF32 tensor cores in the CUDA GEMM");
+  cmd.add_option("--eval-every", c.eval_every,
+                 "steps between sample-quality evaluations, also run at the end (0: off)")
+      ->capture_default_str();
+  cmd.add_option("--classifier", c.classifier, "feature classifier for --eval-every")
+      ->capture_default_str();
+  cmd.add_option("--eval-samples", c.eval_samples, "images per evaluation")
+      ->capture_default_str();
+}
+
+void add_classifier_flags(CLI::App& cmd, ClassifierOptions& o) {
+  cmd.add_option("--data", o.data_dir, "folder with the MNIST IDX files (train and t10k)")
+      ->capture_default_str();
+  cmd.add_option("--out", o.out, "classifier file to write (atomically)")->capture_default_str();
+  cmd.add_option("--epochs", o.epochs, "epochs to train")->capture_default_str();
+  cmd.add_option("--seed", o.seed, "seed of init, shuffles and shifts")->capture_default_str();
+  cmd.add_option("--device", o.device, "cpu, cuda or auto")->capture_default_str();
+  cmd.add_option("--batch-size", o.batch_size, "images per batch")->capture_default_str();
+  cmd.add_option("--lr", o.lr, "Adam learning rate (decays linearly to lr/20)")
+      ->capture_default_str();
+  cmd.add_option("--max-shift", o.max_shift, "random shifts of up to N px (0: none)")
+      ->capture_default_str();
+  cmd.add_option("--min-accuracy", o.min_accuracy, "refuse to save below this test accuracy")
+      ->capture_default_str();
+}
+
+void add_eval_flags(CLI::App& cmd, EvalOptions& o) {
+  cmd.add_option("--checkpoint", o.checkpoint, "a .ckpt from `mnistgan train`")->required();
+  cmd.add_option("--classifier", o.classifier, "feature classifier from `mnistgan classifier`")
+      ->capture_default_str();
+  cmd.add_option("--json", o.json, "also write the figures as JSON here");
+  cmd.add_option("--data", o.data_dir, "folder with the MNIST IDX files (train and t10k)")
+      ->capture_default_str();
+  cmd.add_option("--seed", o.seed, "seed of the sample noise and the floor's train subset")
+      ->capture_default_str();
+  cmd.add_option("--device", o.device, "cpu, cuda or auto")->capture_default_str();
+  cmd.add_option("--samples", o.samples, "generated and real images compared")
+      ->capture_default_str();
 }
 
 }  // namespace
@@ -113,6 +152,16 @@ int run_cli(int argc, char** argv) {
   sample->add_option("--seed", sample_options.seed, "noise seed")->capture_default_str();
   sample->add_option("--device", sample_options.device, "cpu, cuda or auto")->capture_default_str();
 
+  ClassifierOptions classifier_options;
+  CLI::App* classifier = app.add_subcommand(
+      "classifier", "train the MNIST feature classifier that `mnistgan eval` measures with");
+  add_classifier_flags(*classifier, classifier_options);
+
+  EvalOptions eval_options;
+  CLI::App* eval = app.add_subcommand(
+      "eval", "sample-quality metrics of a checkpoint against MNIST test, with real-data floors");
+  add_eval_flags(*eval, eval_options);
+
   ToyOptions toy_options;
   CLI::App* toy = app.add_subcommand(
       "toy", "1-D Gaussian GAN demo of mode collapse, with and without minibatch discrimination");
@@ -126,6 +175,11 @@ int run_cli(int argc, char** argv) {
   try {
     if (*train) return run_training(train_config);
     if (*toy) return run_toy(toy_options);
+    if (*classifier) return run_classifier_command(classifier_options);
+    if (*eval) {
+      run_eval(eval_options);
+      return 0;
+    }
     if (*bench) return run_bench(bench_options);
     if (*sample) {
       run_sample(sample_options);

@@ -46,6 +46,9 @@ void TrainConfig::validate() const {
   require(sample_every >= 0, "--sample-every", "must be 0 (once per epoch) or positive");
   require(checkpoint_every >= 0, "--checkpoint-every", "must be 0 (once per epoch) or positive");
   require(keep_checkpoints >= 1, "--keep-checkpoints", "must be at least 1");
+  require(eval_every >= 0, "--eval-every", "must be 0 (off) or a number of steps");
+  require(eval_samples >= 10 && eval_samples <= 10000, "--eval-samples",
+          "must be between 10 and 10000 (the MNIST test set's size)");
   require(nan_policy == "stop" || nan_policy == "skip-step", "--nan-policy",
           "unknown policy '" + nan_policy + "'; expected stop or skip-step");
 }
@@ -90,7 +93,10 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
                      {"checkpoint_every", c.checkpoint_every},
                      {"keep_checkpoints", c.keep_checkpoints},
                      {"cuda_graph", c.cuda_graph},
-                     {"tf32", c.tf32}};
+                     {"tf32", c.tf32},
+                     {"eval_every", c.eval_every},
+                     {"classifier", c.classifier},
+                     {"eval_samples", c.eval_samples}};
 }
 
 // Missing keys keep their defaults, so checkpoints from older versions still load.
@@ -126,6 +132,9 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   get("keep_checkpoints", c.keep_checkpoints);
   get("cuda_graph", c.cuda_graph);
   get("tf32", c.tf32);
+  get("eval_every", c.eval_every);
+  get("classifier", c.classifier);
+  get("eval_samples", c.eval_samples);
 }
 
 }  // namespace mnistgan

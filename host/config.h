@@ -57,6 +57,11 @@ struct TrainConfig {
   int keep_checkpoints = 3;      // --keep-checkpoints: how many step checkpoints to keep
   bool cuda_graph = true;        // --cuda-graph / --no-cuda-graph (CUDA backend only)
   bool tf32 = false;             // --tf32: TF32 tensor cores in the CUDA GEMM
+  // --eval-every: steps between sample-quality evaluations (eval.h), also run at the end;
+  // their figures fill metrics.csv's eval_* columns. 0: off.
+  int64_t eval_every = 0;
+  std::string classifier = "models/mnist_classifier.bin";  // --classifier: for --eval-every
+  int64_t eval_samples = 10000;  // --eval-samples: generated (and real) images per evaluation
 
   float effective_lr_d() const { return lr_d >= 0 ? lr_d : lr; }
   float effective_lr_g() const { return lr_g >= 0 ? lr_g : lr; }

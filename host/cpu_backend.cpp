@@ -147,6 +147,37 @@ class CpuBackend final : public Backend {
     }
   }
 
+  // logits (rows, classes), labels (rows); see backend.h. Row by row, classes in order.
+  void softmax_cross_entropy(const float* logits, const int32_t* labels, int rows, int classes,
+                             float grad_scale, float* dlogits, float* stats) override {
+    double loss_sum = 0.0, correct = 0.0;
+    for (int r = 0; r < rows; ++r) {
+      const float* x = logits + static_cast<size_t>(r) * classes;
+      const int label = labels[r];
+      float max = x[0];
+      int argmax = 0;
+      for (int c = 1; c < classes; ++c)
+        if (x[c] > max) max = x[c], argmax = c;
+      // log(sum exp(x)) - x_label = log(sum exp(x - max)) - (x_label - max)
+      float sum = 0.0f;
+      for (int c = 0; c < classes; ++c) sum += std::exp(x[c] - max);
+      const bool valid = label >= 0 && label < classes;
+      const float loss = valid ? std::log(sum) - (x[label] - max) : NAN;
+      loss_sum += loss;
+      correct += valid && argmax == label ? 1.0 : 0.0;
+      if (dlogits != nullptr) {
+        float* d = dlogits + static_cast<size_t>(r) * classes;
+        const float scale = grad_scale / static_cast<float>(rows);
+        for (int c = 0; c < classes; ++c)
+          d[c] = valid ? scale * (std::exp(x[c] - max) / sum - (c == label ? 1.0f : 0.0f)) : NAN;
+      }
+    }
+    if (stats != nullptr) {
+      stats[0] += static_cast<float>(loss_sum / rows);
+      stats[1] += static_cast<float>(correct / rows);
+    }
+  }
+
   // Memory-bound: one pass, vectorised, split over the cores.
   void adam_step(float* __restrict params, const float* __restrict grads, float* __restrict m,
                  float* __restrict v, size_t n, const AdamHyper& h, const int64_t* step,

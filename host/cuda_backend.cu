@@ -23,6 +23,7 @@
 #include "mbd.cuh"          // mbd_forward, mbd_backward
 #include "noise.cuh"        // gaussian_noise
 #include "skip_guard.cuh"   // increment_unless, accumulate_unless
+#include "softmax_xent.cuh"  // softmax_cross_entropy
 
 namespace mnistgan {
 namespace {
@@ -179,6 +180,12 @@ class CudaBackend final : public Backend {
   void bce_with_logits(const float* x, int n, float target, float grad_scale, float* dx,
                        float* stats) override {
     mnistgan::bce_with_logits(x, n, target, grad_scale, dx, stats, stream_);
+  }
+
+  void softmax_cross_entropy(const float* logits, const int32_t* labels, int rows, int classes,
+                             float grad_scale, float* dlogits, float* stats) override {
+    mnistgan::softmax_cross_entropy(logits, labels, rows, classes, grad_scale, dlogits, stats,
+                                    stream_);
   }
 
   void adam_step(float* params, const float* grads, float* m, float* v, size_t n,

@@ -15,8 +15,23 @@ const char* MetricsLog::header() {
   return "step,epoch,d_loss,g_loss,d_x,d_g_z,steps_per_s,images_per_s,elapsed_s,skipped\n";
 }
 
-MetricsLog::MetricsLog(std::string path, int64_t resume_step) : path_(std::move(path)) {
+const std::vector<std::string>& MetricsLog::eval_columns() {
+  static const std::vector<std::string> columns = {
+      "eval_frechet_distance", "eval_classifier_score", "eval_classifier_score_std",
+      "eval_classes_hit",      "eval_classes_half_share", "eval_kl_uniform_nats",
+      "eval_precision_k3",     "eval_recall_k3",          "eval_density_k5",
+      "eval_coverage_k5"};
+  return columns;
+}
+
+MetricsLog::MetricsLog(std::string path, int64_t resume_step, bool with_eval)
+    : path_(std::move(path)), with_eval_(with_eval) {
   text_ = header();
+  if (with_eval_) {
+    text_.pop_back();  // the newline
+    for (const std::string& column : eval_columns()) text_ += "," + column;
+    text_ += "\n";
+  }
   if (resume_step <= 0) return;
   std::ifstream in(path_);
   std::string line;
@@ -36,7 +51,19 @@ void MetricsLog::append(const MetricsRow& r) {
                 "%" PRId64 ",%.4f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.3f,%" PRId64 "\n", r.step,
                 r.epoch, r.d_loss, r.g_loss, r.d_x, r.d_g_z, r.steps_per_s, r.images_per_s,
                 r.elapsed_s, r.skipped);
-  text_ += line;
+  if (!with_eval_) {
+    text_ += line;
+  } else {
+    // The row without its newline, then the eval cells (empty without an evaluation).
+    text_.append(line, std::strlen(line) - 1);
+    for (size_t i = 0; i < eval_columns().size(); ++i) {
+      char cell[32] = "";
+      if (i < r.eval.size()) std::snprintf(cell, sizeof(cell), "%.6g", r.eval[i]);
+      text_ += ",";
+      text_ += cell;
+    }
+    text_ += "\n";
+  }
   write_file_atomic(path_, text_);
 }
 

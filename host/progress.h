@@ -20,19 +20,26 @@ struct MetricsRow {
   double images_per_s = 0;
   double elapsed_s = 0;  // wall time of this process's training loop
   int64_t skipped = 0;   // updates skipped by --nan-policy skip-step since the previous row
+  // The eval_* columns (--eval-every), in MetricsLog::eval_columns() order; empty (empty
+  // cells) on rows without an evaluation.
+  std::vector<double> eval;
 };
 
 // metrics.csv, rewritten atomically at every row so it is always a complete CSV. On resume
 // it keeps the rows up to the resumed step, so steps done twice are not listed twice.
 class MetricsLog {
  public:
-  MetricsLog(std::string path, int64_t resume_step);
+  // with_eval: rows end with the eval_columns() (train --eval-every).
+  MetricsLog(std::string path, int64_t resume_step, bool with_eval = false);
   void append(const MetricsRow& row);
   static const char* header();
+  // Names of the eval columns that end every row (eval.cpp's eval_figures, prefixed).
+  static const std::vector<std::string>& eval_columns();
 
  private:
   std::string path_;
   std::string text_;
+  bool with_eval_ = false;
 };
 
 // The progress line: rewritten in place on a terminal, one plain line per update otherwise

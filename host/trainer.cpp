@@ -15,6 +15,7 @@
 
 #include "atomic_file.h"
 #include "disk_space.h"
+#include "eval.h"
 #include "image_io.h"
 #include "philox.h"
 #include "progress.h"
@@ -362,6 +363,7 @@ class Run {
     options.tf32 = config_.tf32;
     backend_ = make_backend(config_.device, options);
     state_ = std::make_unique<TrainingState>(*backend_, config_, train.images);
+    if (config_.eval_every > 0) start_evaluator(train);
     state_->inject_nonfinite_gradient(hooks_.nonfinite_gradient_step, hooks_.nonfinite_target);
     if (!config_.resume.empty()) {
       state_->restore(resume_from, config_.resume);
@@ -386,7 +388,8 @@ class Run {
       return 0;
     }
 
-    metrics_ = std::make_unique<MetricsLog>((out / "metrics.csv").string(), start);
+    metrics_ = std::make_unique<MetricsLog>((out / "metrics.csv").string(), start,
+                                            config_.eval_every > 0);
     progress_ = std::make_unique<ProgressLine>(total, isatty(STDERR_FILENO) != 0);
     reload_gif_frames(start);
     if (start == 0) write_grid();  // frame 0: the untrained generator
@@ -403,7 +406,8 @@ class Run {
       const int64_t step = state_->steps_done();
       const bool finished = step == total;
       const int stop_signal = g_stop_signal.load();
-      if (step % config_.log_every == 0 || finished || stop_signal != 0) {
+      const bool eval_now = evaluator_ && (step % config_.eval_every == 0 || finished);
+      if (step % config_.log_every == 0 || finished || stop_signal != 0 || eval_now) {
         const auto now = std::chrono::steady_clock::now();
         const StepStats stats = state_->take_stats();
         MetricsRow row;
@@ -448,6 +452,10 @@ class Run {
                              " update(s) with a NaN/Inf loss or gradient " + steps_text +
                              " (--nan-policy skip-step; " + std::to_string(skipped_total_) +
                              " so far)");
+        if (eval_now) {
+          row.eval = evaluate(step);
+          last_log = std::chrono::steady_clock::now();  // keeps eval time out of steps/s
+        }
         metrics_->append(row);
         progress_->update(row);
       }
@@ -504,6 +512,57 @@ class Run {
                    config_.seed, stored.seed);
   }
 
+  // --eval-every: the classifier and the real data's features, once. A missing classifier
+  // fails here, before any step, with the command that makes it.
+  void start_evaluator(const MnistSplit& train) {
+    const auto begin = std::chrono::steady_clock::now();
+    const MnistSplit test = load_mnist(config_.data_dir, "t10k");
+    evaluator_ = std::make_unique<Evaluator>(*backend_, config_.classifier, train, test,
+                                             config_.eval_samples, config_.seed);
+    std::fprintf(stderr,
+                 "mnistgan: eval every %" PRId64 " steps and at the end: %" PRId64
+                 " samples vs MNIST test | classifier %s (sha256 %.12s..., test accuracy %.4f) | "
+                 "floor: Frechet %.3f, score %.3f, precision %.3f, recall %.3f (%.1fs)\n",
+                 config_.eval_every, config_.eval_samples, config_.classifier.c_str(),
+                 evaluator_->classifier_info().weights_sha256.c_str(),
+                 evaluator_->classifier_info().test_accuracy, evaluator_->floor().frechet,
+                 evaluator_->floor().score.mean, evaluator_->floor().prdc.precision,
+                 evaluator_->floor().prdc.recall,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
+  }
+
+  // One evaluation of the current generator: its figures for metrics.csv, a line on the
+  // console, and <out>/eval.json (the latest evaluation, with the floor beside it).
+  std::vector<double> evaluate(int64_t step) {
+    const auto begin = std::chrono::steady_clock::now();
+    const EvalMetrics m = evaluator_->evaluate_generator(state_->gan());
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    char line[256];
+    std::snprintf(line, sizeof(line),
+                  "mnistgan: eval at step %" PRId64
+                  ": Frechet %.3f (floor %.3f) | score %.3f | classes %d | precision %.3f "
+                  "recall %.3f | density %.3f coverage %.3f (%.1fs)",
+                  step, m.frechet, evaluator_->floor().frechet, m.score.mean,
+                  m.histogram.classes_half_share, m.prdc.precision, m.prdc.recall, m.prdc.density,
+                  m.prdc.coverage, seconds);
+    progress_->message(line);
+    const nlohmann::json j = {{"step", step},
+                              {"samples", config_.eval_samples},
+                              {"seed", config_.seed},
+                              {"classifier",
+                               {{"path", config_.classifier},
+                                {"sha256", evaluator_->classifier_info().weights_sha256},
+                                {"test_accuracy", evaluator_->classifier_info().test_accuracy}}},
+                              {"model", m},
+                              {"floor", evaluator_->floor()},
+                              {"seconds", seconds}};
+    write_file_atomic((fs::path(config_.out_dir) / "eval.json").string(), j.dump(2) + "\n");
+    std::vector<double> figures;
+    for (const auto& figure : eval_figures(m)) figures.push_back(figure.second);
+    return figures;
+  }
+
   void write_grid() {
     const std::vector<float> images = state_->fixed_grid_images();
     const GrayImage grid = make_grid(images.data(), TrainingState::kGridImages,
@@ -554,6 +613,7 @@ class Run {
   std::unique_ptr<TrainingState> state_;
   std::unique_ptr<MetricsLog> metrics_;
   std::unique_ptr<ProgressLine> progress_;
+  std::unique_ptr<Evaluator> evaluator_;  // --eval-every > 0 only
   GifWriter gif_{50};
 };
 

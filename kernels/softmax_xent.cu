@@ -1,0 +1,72 @@
+// softmax_xent.cu: softmax cross-entropy with integer labels (see softmax_xent.cuh).
+#include <cuda_runtime.h>  // expf, logf
+
+#include <stdexcept>  // std::invalid_argument
+#include <string>     // std::to_string
+
+#include "cuda_check.cuh"  // CUDA_CHECK_LAUNCH
+#include "softmax_xent.cuh"
+
+namespace mnistgan {
+namespace {
+
+static __global__ void __launch_bounds__(kSoftmaxXentThreads)
+    softmax_xent_kernel(const float* __restrict__ logits, const int32_t* __restrict__ labels,
+                        int rows, int classes, float grad_scale, float* __restrict__ dlogits,
+                        float* __restrict__ stats) {
+  static_assert((kSoftmaxXentThreads & (kSoftmaxXentThreads - 1)) == 0,
+                "the tree needs a power of two");
+  __shared__ double s_loss[kSoftmaxXentThreads], s_correct[kSoftmaxXentThreads];
+  double loss_sum = 0.0, correct = 0.0;
+  const float scale = grad_scale / static_cast<float>(rows);
+  for (int r = threadIdx.x; r < rows; r += kSoftmaxXentThreads) {
+    const float* x = logits + static_cast<size_t>(r) * classes;
+    const int label = labels[r];
+    float max = x[0];
+    int argmax = 0;
+    for (int c = 1; c < classes; ++c)
+      if (x[c] > max) max = x[c], argmax = c;
+    // log(sum exp(x)) - x_label = log(sum exp(x - max)) - (x_label - max)
+    float sum = 0.0f;
+    for (int c = 0; c < classes; ++c) sum += expf(x[c] - max);
+    const bool valid = label >= 0 && label < classes;
+    const float loss = valid ? logf(sum) - (x[label] - max) : __int_as_float(0x7fc00000);
+    loss_sum += loss;
+    correct += valid && argmax == label ? 1.0 : 0.0;
+    if (dlogits != nullptr) {
+      float* d = dlogits + static_cast<size_t>(r) * classes;
+      for (int c = 0; c < classes; ++c)
+        d[c] = valid ? scale * (expf(x[c] - max) / sum - (c == label ? 1.0f : 0.0f))
+                     : __int_as_float(0x7fc00000);
+    }
+  }
+  s_loss[threadIdx.x] = loss_sum;
+  s_correct[threadIdx.x] = correct;
+  __syncthreads();
+  for (int stride = kSoftmaxXentThreads / 2; stride > 0; stride /= 2) {
+    if (threadIdx.x < stride) {
+      s_loss[threadIdx.x] += s_loss[threadIdx.x + stride];
+      s_correct[threadIdx.x] += s_correct[threadIdx.x + stride];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0 && stats != nullptr) {
+    stats[0] += static_cast<float>(s_loss[0] / rows);
+    stats[1] += static_cast<float>(s_correct[0] / rows);
+  }
+}
+
+}  // namespace
+
+void softmax_cross_entropy(const float* logits, const int32_t* labels, int rows, int classes,
+                           float grad_scale, float* dlogits, float* stats, cudaStream_t stream) {
+  if (rows < 1 || classes < 1 || logits == nullptr || labels == nullptr)
+    throw std::invalid_argument("softmax_cross_entropy: rows = " + std::to_string(rows) +
+                                ", classes = " + std::to_string(classes) +
+                                "; pass at least one row and class, with logits and labels");
+  softmax_xent_kernel<<<1, kSoftmaxXentThreads, 0, stream>>>(logits, labels, rows, classes,
+                                                             grad_scale, dlogits, stats);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace mnistgan
