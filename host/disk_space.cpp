@@ -1,11 +1,13 @@
 // disk_space.cpp: see disk_space.h.
 #include "disk_space.h"
 
+#include <signal.h>       // kill
 #include <sys/statvfs.h>  // statvfs
 
 #include <algorithm>     // std::max
 #include <cerrno>        // errno
 #include <cstdio>        // std::snprintf
+#include <cstdlib>       // std::strtol
 #include <cstring>       // std::strerror
 #include <filesystem>    // directory_iterator, file_size
 #include <system_error>  // std::error_code
@@ -103,6 +105,26 @@ uint64_t free_disk_bytes(const std::string& dir) {
   if (statvfs(path.c_str(), &info) != 0)
     throw IoError(path + ": cannot read the free disk space (statvfs): " + std::strerror(errno));
   return static_cast<uint64_t>(info.f_bavail) * static_cast<uint64_t>(info.f_frsize);
+}
+
+int remove_stale_temp_files(const std::string& dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir.empty() ? "." : dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const size_t tmp = name.rfind(".tmp.");
+    if (tmp == std::string::npos) continue;
+    // "<pid>.<n>" after ".tmp.", both decimal.
+    const std::string suffix = name.substr(tmp + 5);
+    const size_t dot = suffix.find('.');
+    if (dot == 0 || dot == std::string::npos || dot + 1 == suffix.size() ||
+        suffix.find_first_not_of("0123456789.") != std::string::npos)
+      continue;
+    const long pid = std::strtol(suffix.substr(0, dot).c_str(), nullptr, 10);
+    if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM)) continue;
+    if (fs::remove(entry.path(), ec)) ++removed;
+  }
+  return removed;
 }
 
 std::string format_bytes(uint64_t bytes) {

@@ -51,6 +51,12 @@ uint64_t free_disk_bytes(const std::string& dir);
 // free some space, lower --keep-checkpoints (now 3), or choose another --out".
 void check_free_space(const std::string& dir, const RunSpaceEstimate& need, uint64_t free_bytes);
 
+// Deletes the temporary files "<name>.tmp.<pid>.<n>" that write_file_atomic leaves in `dir`
+// when its process is killed mid-write (SIGKILL, power loss), unless process <pid> is still
+// alive (another run writing there now). Returns the count removed. A killed run would
+// otherwise leave one partial checkpoint per kill behind, uncounted by the estimate above.
+int remove_stale_temp_files(const std::string& dir);
+
 std::string format_bytes(uint64_t bytes);  // "512 B", "3.4 KiB", "37.2 MiB", "1.50 GiB"
 
 }  // namespace mnistgan

@@ -343,6 +343,10 @@ class Run {
     ensure_writable_dir((out / "samples").string());
     ensure_writable_dir((out / "checkpoints").string());
 
+    // A run killed mid-write leaves a partial temp checkpoint; the finished ones are intact.
+    if (const int stale = remove_stale_temp_files((out / "checkpoints").string()); stale > 0)
+      std::fprintf(stderr, "mnistgan: removed %d partial checkpoint(s) left by a killed run\n",
+                   stale);
     Checkpoint resume_from;
     if (!config_.resume.empty()) {
       resume_from = load_checkpoint(config_.resume);

@@ -94,6 +94,23 @@ TEST(DiskSpace, FreeBytesOfAMissingFolderNamesIt) {
   }
 }
 
+TEST(DiskSpace, RemovesOnlyTempFilesOfDeadProcesses) {
+  const fs::path dir = fresh_dir("stale_temps");
+  const std::string mine = std::to_string(getpid());
+  // pid 999999999 is above Linux's pid_max (4194304), so that process cannot be alive.
+  for (const std::string& name : std::vector<std::string>{
+           "step_00000010.ckpt.tmp.999999999.0", "metrics.csv.tmp.999999999.3",
+           "step_00000020.ckpt.tmp." + mine + ".1", "notes.tmp.txt", "step_00000010.ckpt"})
+    std::ofstream(dir / name) << "x";
+  EXPECT_EQ(remove_stale_temp_files(dir.string()), 2);
+  EXPECT_FALSE(fs::exists(dir / "step_00000010.ckpt.tmp.999999999.0"));
+  EXPECT_FALSE(fs::exists(dir / "metrics.csv.tmp.999999999.3"));
+  EXPECT_TRUE(fs::exists(dir / ("step_00000020.ckpt.tmp." + mine + ".1"))) << "a live writer's";
+  EXPECT_TRUE(fs::exists(dir / "notes.tmp.txt"));
+  EXPECT_TRUE(fs::exists(dir / "step_00000010.ckpt"));
+  EXPECT_EQ(remove_stale_temp_files((dir / "missing").string()), 0);
+}
+
 std::vector<std::string> small_run(const fs::path& out, int steps) {
   return {"train",
           "--device",

@@ -123,20 +123,22 @@ void kill_and_resume_matches(const std::string& device) {
     ASSERT_TRUE(fs::exists(out / "latest.ckpt")) << "nothing to resume from";
     const int64_t resumed_from =
         load_checkpoint((out / "latest.ckpt").string()).header.value("step", int64_t{0});
-    if (has_temp_checkpoint(out / "checkpoints")) ++caught_mid_write;
+    const bool mid_write = has_temp_checkpoint(out / "checkpoints");
+    caught_mid_write += mid_write ? 1 : 0;
     std::vector<std::string> resume = args;
     resume.push_back("--resume");
     resume.push_back((out / "latest.ckpt").string());
     r = runtest::run_binary(resume);
     ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_FALSE(has_temp_checkpoint(out / "checkpoints")) << "a partial checkpoint was kept";
     const Checkpoint got = load_checkpoint((out / "latest.ckpt").string());
     EXPECT_EQ(got.header.value("step", 0), kTotalSteps);
     EXPECT_EQ(got.header.at("adam_step"), want.header.at("adam_step"));
     runtest::same_tensors(want, got,
                           point.name + " (resumed from step " + std::to_string(resumed_from) + ")");
-    std::printf("[ kill ] %s %s: killed, resumed from step %lld, bitwise equal at step %d\n",
-                device.c_str(), point.name.c_str(), static_cast<long long>(resumed_from),
-                kTotalSteps);
+    std::printf("[ kill ] %s %s: killed%s, resumed from step %lld, bitwise equal at step %d\n",
+                device.c_str(), point.name.c_str(), mid_write ? " mid-write" : "",
+                static_cast<long long>(resumed_from), kTotalSteps);
   }
   std::printf("[ kill ] %s: %d of 3 kills left a checkpoint temp file (killed mid-write)\n",
               device.c_str(), caught_mid_write);

@@ -304,6 +304,31 @@ TEST(NanGuard, SkipStepStopsWhenAWholeIntervalWasSkipped) {
   EXPECT_EQ(load_checkpoint((out / "latest.ckpt").string()).header.value("step", 0), 2);
 }
 
+TEST(NanGuardCli, NanPolicyFlagIsValidatedAndRecorded) {
+  const fs::path out = fresh_dir("nan_policy_cli");
+  const std::vector<std::string> base = {
+      "train",       "--device",   "cpu",          "--data",  test_data_dir().string(),
+      "--out",       out.string(), "--batch-size", "32",      "--hidden-g",
+      "64",          "--hidden-d", "64",           "--steps", "4",
+      "--log-every", "2"};
+  std::vector<std::string> args = base;
+  args.insert(args.end(), {"--nan-policy", "ignore"});
+  runtest::BinaryResult r = runtest::run_binary(args);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("--nan-policy"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("stop or skip-step"), std::string::npos) << r.output;
+
+  args = base;
+  args.insert(args.end(), {"--nan-policy", "skip-step"});
+  r = runtest::run_binary(args);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const Checkpoint ck = load_checkpoint((out / "latest.ckpt").string());
+  EXPECT_EQ(ck.header.at("config").at("nan_policy"), "skip-step");
+  const std::vector<std::string> row = metrics_row(out / "metrics.csv", 4);
+  ASSERT_EQ(row.size(), 10u);
+  EXPECT_EQ(row.back(), "0");
+}
+
 // The same skip on the GPU (the hook issues the step eagerly; graphs off for that step).
 TEST(NanGuardCuda, SkipStepSkipsTheInjectedUpdate) {
   if (auto why = cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;

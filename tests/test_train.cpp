@@ -380,41 +380,7 @@ TEST(Signals, SigtermWritesACheckpointAndExits143) {
                           std::to_string(step) + ".png")));
 }
 
-// SIGKILL mid-run (no chance to clean up), then --resume from the last checkpoint: the
-// final weights are bitwise identical to an uninterrupted run with the same flags.
-TEST(Signals, SigkillThenResumeMatchesAnUninterruptedRun) {
-  const int total = 40;
-  const fs::path straight = fresh_dir("straight"), killed = fresh_dir("killed");
-  Result r = run([&] {
-    std::string args;
-    for (const std::string& a : run_args(straight, total)) args += a + " ";
-    return args;
-  }());
-  ASSERT_EQ(r.code, 0) << r.output;
-
-  const pid_t pid = spawn(run_args(killed, total), killed.parent_path() / "killed.log");
-  ASSERT_TRUE(wait_for(killed / "latest.ckpt", pid, 60)) << "no checkpoint before the kill";
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  std::vector<std::string> resume = run_args(killed, total);
-  resume.push_back("--resume");
-  resume.push_back((killed / "latest.ckpt").string());
-  std::string args;
-  for (const std::string& a : resume) args += a + " ";
-  r = run(args);
-  ASSERT_EQ(r.code, 0) << r.output;
-
-  const Checkpoint a = load_checkpoint((straight / "latest.ckpt").string());
-  const Checkpoint b = load_checkpoint((killed / "latest.ckpt").string());
-  EXPECT_EQ(a.header.value("step", 0), total);
-  EXPECT_EQ(b.header.value("step", 0), total);
-  ASSERT_EQ(a.tensors.size(), b.tensors.size());
-  for (size_t t = 0; t < a.tensors.size(); ++t)
-    EXPECT_EQ(0, std::memcmp(a.tensors[t].data.data(), b.tensors[t].data.data(),
-                             a.tensors[t].data.size() * sizeof(float)))
-        << a.tensors[t].name;
-}
+// SIGKILL then --resume, at several kill points and on both backends: test_kill_resume.cpp.
 
 }  // namespace
 }  // namespace mnistgan
