@@ -15,7 +15,9 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
@@ -27,8 +29,10 @@
 #include "eval.h"
 #include "eval_metrics.h"
 #include "idx.h"
+#include "progress.h"
 #include "sha256.h"
 #include "test_util.h"
+#include "trainer.h"
 
 namespace mnistgan {
 namespace {
@@ -620,6 +624,131 @@ TEST(EvalWithClassifier, SaveAndLoadKeepWeightsAndCheckTheDigest) {
   } catch (const IoError& e) {
     EXPECT_NE(std::string(e.what()).find("mnistgan classifier"), std::string::npos) << e.what();
   }
+  fs::remove_all(dir);
+}
+
+// ---- train --eval-every and `mnistgan eval` ------------------------------------------------
+
+// A data folder with train and t10k: the real MNIST folder, or the synthetic sets written out.
+fs::path data_dir_with_test_split(TrainedClassifier& t) {
+  if (t.real_mnist) return fs::path(MNISTGAN_SOURCE_DIR) / "data" / "mnist";
+  static const fs::path dir = [&] {
+    const fs::path d = fresh_dir("synthetic_data");
+    write_idx_images((d / "train-images-idx3-ubyte").string(), t.train.images);
+    write_idx_labels((d / "train-labels-idx1-ubyte").string(), t.train.labels);
+    write_idx_images((d / "t10k-images-idx3-ubyte").string(), t.test.images);
+    write_idx_labels((d / "t10k-labels-idx1-ubyte").string(), t.test.labels);
+    return d;
+  }();
+  return dir;
+}
+
+std::vector<std::string> csv_lines(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) lines.push_back(line);
+  return lines;
+}
+
+std::vector<std::string> split_commas(const std::string& line) {
+  std::vector<std::string> cells(1);
+  for (char c : line) {
+    if (c == ',')
+      cells.emplace_back();
+    else
+      cells.back().push_back(c);
+  }
+  return cells;
+}
+
+TEST(EvalInTraining, EvalColumnsEveryNStepsAndAtTheEndThenTheCliEvaluatesTheCheckpoint) {
+  TrainedClassifier& t = trained();
+  const fs::path dir = fresh_dir("train_eval");
+  const std::string classifier_path = (dir / "classifier.bin").string();
+  ClassifierInfo info;
+  info.test_accuracy = t.accuracy;
+  info = save_classifier(classifier_path, *t.classifier, info);
+
+  TrainConfig config;
+  config.data_dir = data_dir_with_test_split(t).string();
+  config.out_dir = (dir / "run").string();
+  config.device = "cpu";
+  config.batch_size = 32;
+  config.hidden_g = {64, 128};
+  config.hidden_d = {128, 64};
+  config.mbd_kernels = 8;
+  config.steps = 20;
+  config.log_every = 10;
+  config.eval_every = 15;
+  config.eval_samples = 200;
+  config.classifier = classifier_path;
+
+  // Without the classifier the run stops before its first step, naming the command.
+  TrainConfig missing = config;
+  missing.classifier = (dir / "absent.bin").string();
+  missing.out_dir = (dir / "run_missing").string();
+  try {
+    run_training(missing);
+    ADD_FAILURE() << "training started without its classifier";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("mnistgan classifier"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "run_missing" / "metrics.csv"));
+
+  ::testing::internal::CaptureStderr();
+  const int code = run_training(config);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_EQ(code, 0) << log;
+  EXPECT_NE(log.find("eval at step 15"), std::string::npos) << log;
+  const std::vector<std::string> lines = csv_lines(dir / "run" / "metrics.csv");
+  ASSERT_EQ(lines.size(), 4u) << "header and steps 10, 15, 20";
+  const std::vector<std::string> header = split_commas(lines[0]);
+  const std::vector<std::string>& columns = MetricsLog::eval_columns();
+  ASSERT_GT(header.size(), columns.size());
+  // The eval columns come last, in eval_figures' order.
+  const std::vector<std::pair<std::string, double>> figures = eval_figures(EvalMetrics{});
+  ASSERT_EQ(figures.size(), columns.size());
+  for (size_t i = 0; i < columns.size(); ++i) {
+    EXPECT_EQ(header[header.size() - columns.size() + i], columns[i]);
+    EXPECT_EQ(columns[i], "eval_" + figures[i].first);
+  }
+  for (size_t row = 1; row < lines.size(); ++row) {
+    const std::vector<std::string> cells = split_commas(lines[row]);
+    ASSERT_EQ(cells.size(), header.size()) << lines[row];
+    const bool evaluated = cells[0] == "15" || cells[0] == "20";
+    for (size_t i = header.size() - columns.size(); i < header.size(); ++i)
+      EXPECT_EQ(cells[i].empty(), !evaluated) << "step " << cells[0] << " column " << header[i];
+  }
+  const nlohmann::json latest =
+      nlohmann::json::parse(read_file((dir / "run" / "eval.json").string(), 1 << 20));
+  EXPECT_EQ(latest.at("step").get<int64_t>(), 20);
+  EXPECT_EQ(latest.at("classifier").at("sha256").get<std::string>(), info.weights_sha256);
+  EXPECT_TRUE(latest.at("floor").contains("frechet_distance"));
+
+  // `mnistgan eval` on the run's checkpoint: a table on stdout and the JSON file.
+  const std::string json = (dir / "eval.json").string();
+  const std::string cmd = std::string(MNISTGAN_BINARY) + " eval --device cpu --checkpoint " +
+                          (dir / "run" / "latest.ckpt").string() + " --classifier " +
+                          classifier_path + " --data " + config.data_dir +
+                          " --samples 200 --json " + json + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buf[4096];
+  while (fgets(buf, sizeof(buf), pipe) != nullptr) output += buf;
+  EXPECT_EQ(pclose(pipe), 0) << output;
+  EXPECT_NE(output.find("frechet_distance"), std::string::npos) << output;
+  const nlohmann::json j = nlohmann::json::parse(read_file(json, 1 << 20));
+  EXPECT_EQ(j.at("samples").get<int64_t>(), 200);
+  EXPECT_EQ(j.at("classifier").at("sha256").get<std::string>(), info.weights_sha256);
+  // Same generator, seed and sample count as the run's final evaluation: the same figures,
+  // up to float rounding (the run generates 32 rows per GEMM, eval 1000, and OpenBLAS sums
+  // in a shape-dependent order).
+  const double run_fd = latest.at("model").at("frechet_distance").get<double>();
+  EXPECT_NEAR(j.at("model").at("frechet_distance").get<double>(), run_fd, 1e-5 * run_fd);
+  EXPECT_EQ(j.at("model").at("class_counts"), latest.at("model").at("class_counts"));
   fs::remove_all(dir);
 }
 
