@@ -43,6 +43,7 @@ class Reader {
   }
   void get_floats(float* dst, size_t n, const char* what) {
     if (n > (end_ - pos_) / sizeof(float)) fail(std::string("truncated in ") + what);
+    if (n == 0) return;  // a tensor with a zero dimension: dst is null, and memcpy(null) is UB
     std::memcpy(dst, bytes_.data() + pos_, n * sizeof(float));
     pos_ += n * sizeof(float);
   }
@@ -164,6 +165,20 @@ Checkpoint load_checkpoint(const std::string& path) {
   return parse_checkpoint(bytes, path);
 }
 
+int64_t header_int(const nlohmann::json& object, const std::string& key, int64_t fallback,
+                   const std::string& source) {
+  if (!object.is_object())
+    throw CheckpointError(source + ": header field holding '" + key + "' is not a JSON object");
+  const auto it = object.find(key);
+  if (it == object.end()) return fallback;
+  // Integers only, and only those int64_t holds (an unsigned above INT64_MAX does not).
+  if (!it->is_number_integer() ||
+      (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t{INT64_MAX}))
+    throw CheckpointError(source + ": header field '" + key + "' is " + it->dump() +
+                          ", not an integer (corrupt or hand-edited checkpoint?)");
+  return it->get<int64_t>();
+}
+
 namespace {
 const char* kNetNames[2] = {"G", "D"};
 }
@@ -224,8 +239,8 @@ void restore_model(Backend& backend, Gan& gan, const Checkpoint& ck, const std::
     if (with_optimizer) {
       backend.to_backend(net.adam_m, buffers[1].data(), net.size * sizeof(float));
       backend.to_backend(net.adam_v, buffers[2].data(), net.size * sizeof(float));
-      const int64_t adam_step =
-          ck.header.value("adam_step", nlohmann::json::object()).value(kNetNames[n], int64_t{0});
+      const int64_t adam_step = header_int(ck.header.value("adam_step", nlohmann::json::object()),
+                                           kNetNames[n], 0, source);
       backend.to_backend(net.adam_step, &adam_step, sizeof(adam_step));
     }
   }

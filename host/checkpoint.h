@@ -47,6 +47,13 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& source)
 void save_checkpoint(const std::string& path, const Checkpoint& checkpoint);  // atomic
 Checkpoint load_checkpoint(const std::string& path);
 
+// object[key] as an integer, or `fallback` when the key is absent. Throws CheckpointError
+// naming `source` and the key when object is not a JSON object or the value is not an
+// integer that fits int64_t: nlohmann's value() would convert 1e300 to an integer, which
+// is undefined behaviour (found by fuzz/fuzz_checkpoint.cpp).
+int64_t header_int(const nlohmann::json& object, const std::string& key, int64_t fallback,
+                   const std::string& source);
+
 // Model <-> checkpoint: every parameter tensor as "<name>", and its Adam moments as
 // "<name>@adam_m" / "<name>@adam_v"; the Adam step counts go in the header.
 void store_model(Backend& backend, Gan& gan, Checkpoint& checkpoint);

@@ -2,8 +2,11 @@
 #include "config.h"
 
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <type_traits>
 
 namespace mnistgan {
 
@@ -101,8 +104,40 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
 
 // Missing keys keep their defaults, so checkpoints from older versions still load.
 void from_json(const nlohmann::json& j, TrainConfig& c) {
+  // nlohmann's get_to converts 1e99 to an int with a plain cast, which is undefined
+  // behaviour (found by fuzz/fuzz_checkpoint.cpp), so integer fields must be JSON integers
+  // that fit; anything else throws std::invalid_argument naming the key.
+  auto integer = [](const nlohmann::json& v, const char* key, auto& field) {
+    using Int = std::decay_t<decltype(field)>;
+    using Limits = std::numeric_limits<Int>;
+    bool fits = false;
+    if (v.is_number_unsigned()) {
+      fits = v.get<uint64_t>() <= static_cast<uint64_t>(Limits::max());
+    } else if (v.is_number_integer()) {  // signed storage; may still be positive
+      const int64_t x = v.get<int64_t>();
+      fits = x >= static_cast<int64_t>(Limits::min()) &&
+             (x < 0 || static_cast<uint64_t>(x) <= static_cast<uint64_t>(Limits::max()));
+    }
+    if (!fits)
+      throw std::invalid_argument(std::string("config field '") + key + "' is " + v.dump() +
+                                  ", not an integer in range (corrupt or hand-edited file?)");
+    field = v.is_number_unsigned() ? static_cast<Int>(v.get<uint64_t>())
+                                   : static_cast<Int>(v.get<int64_t>());
+  };
   auto get = [&](const char* key, auto& field) {
-    if (j.contains(key)) j.at(key).get_to(field);
+    if (!j.contains(key)) return;
+    const nlohmann::json& v = j.at(key);
+    using Field = std::decay_t<decltype(field)>;
+    if constexpr (std::is_integral_v<Field> && !std::is_same_v<Field, bool>) {
+      integer(v, key, field);
+    } else if constexpr (std::is_same_v<Field, std::vector<int>>) {
+      if (!v.is_array())
+        throw std::invalid_argument(std::string("config field '") + key + "' is not a list");
+      field.assign(v.size(), 0);
+      for (size_t i = 0; i < v.size(); ++i) integer(v[i], key, field[i]);
+    } else {
+      v.get_to(field);
+    }
   };
   get("data_dir", c.data_dir);
   get("out_dir", c.out_dir);

@@ -39,10 +39,13 @@ struct FileCloser {
 };
 using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
-// The bytes of a file, decompressed when it starts with the gzip magic 1f 8b.
+// The bytes of a file or of a buffer in memory, decompressed when they start with the gzip
+// magic 1f 8b. Everything past the first read of the input is shared by both, so the
+// in-memory parsers (what the fuzzers drive) run the same checks as the file loaders.
 class ByteSource {
  public:
-  explicit ByteSource(const std::string& path) : path_(path) {
+  // Streams a file: the loaders never hold the compressed and decompressed data at once.
+  explicit ByteSource(const std::string& path) : name_(path) {
     file_.reset(std::fopen(path.c_str(), "rb"));
     if (!file_) {
       const int err = errno;
@@ -54,19 +57,13 @@ class ByteSource {
     if (fstat(fileno(file_.get()), &st) != 0)
       fail(path, std::string("cannot stat: ") + std::strerror(errno));
     if (!S_ISREG(st.st_mode)) fail(path, "not a regular file");
-    file_size_ = static_cast<uint64_t>(st.st_size);
-    if (file_size_ == 0) fail(path, std::string("empty file; ") + kFetchHint);
-
-    uint8_t magic[2] = {0, 0};
-    const size_t got = std::fread(magic, 1, 2, file_.get());
-    if (got < 2 && std::ferror(file_.get())) fail_read();
-    gzip_ = got == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
-    if (std::fseek(file_.get(), 0, SEEK_SET) != 0) fail_read();
-    if (gzip_) {
-      in_.resize(kInChunk);
-      // 16 + MAX_WBITS: expect a gzip header and trailer (CRC and length are checked).
-      if (inflateInit2(&zs_, 16 + MAX_WBITS) != Z_OK) fail(path, "zlib inflateInit2 failed");
-    }
+    input_size_ = static_cast<uint64_t>(st.st_size);
+    start();
+  }
+  // Reads size bytes at data (not copied; they must outlive this); `name` is for messages.
+  ByteSource(const uint8_t* data, size_t size, const std::string& name)
+      : name_(name), memory_(data), input_size_(size) {
+    start();
   }
   ~ByteSource() {
     if (gzip_) inflateEnd(&zs_);
@@ -74,18 +71,41 @@ class ByteSource {
   ByteSource(const ByteSource&) = delete;
   ByteSource& operator=(const ByteSource&) = delete;
 
+  const std::string& name() const { return name_; }
   bool gzip() const { return gzip_; }
-  uint64_t file_size() const { return file_size_; }
+  uint64_t input_size() const { return input_size_; }  // bytes in the file, compressed or not
 
   // Reads up to n bytes into dst; returns fewer only at the end of the (decompressed) data.
-  size_t read(uint8_t* dst, size_t n) { return gzip_ ? read_gzip(dst, n) : read_raw(dst, n); }
+  size_t read(uint8_t* dst, size_t n) { return gzip_ ? read_gzip(dst, n) : read_input(dst, n); }
 
  private:
-  [[noreturn]] void fail_read() const {
-    fail(path_, std::string("read error: ") + std::strerror(errno));
+  void start() {
+    if (input_size_ == 0) fail(name_, std::string("empty file; ") + kFetchHint);
+    uint8_t magic[2] = {0, 0};
+    const size_t got = read_input(magic, 2);
+    gzip_ = got == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    // Back to the start: the magic is part of the gzip header or of the IDX header.
+    if (file_ && std::fseek(file_.get(), 0, SEEK_SET) != 0) fail_read();
+    memory_pos_ = 0;
+    if (gzip_) {
+      in_.resize(kInChunk);
+      // 16 + MAX_WBITS: expect a gzip header and trailer (CRC and length are checked).
+      if (inflateInit2(&zs_, 16 + MAX_WBITS) != Z_OK) fail(name_, "zlib inflateInit2 failed");
+    }
   }
 
-  size_t read_raw(uint8_t* dst, size_t n) {
+  [[noreturn]] void fail_read() const {
+    fail(name_, std::string("read error: ") + std::strerror(errno));
+  }
+
+  // Up to n bytes of the input as stored (compressed or not); fewer only at its end.
+  size_t read_input(uint8_t* dst, size_t n) {
+    if (!file_) {
+      const size_t got = static_cast<size_t>(std::min<uint64_t>(n, input_size_ - memory_pos_));
+      if (got > 0) std::memcpy(dst, memory_ + memory_pos_, got);
+      memory_pos_ += got;
+      return got;
+    }
     const size_t got = std::fread(dst, 1, n, file_.get());
     if (got < n && std::ferror(file_.get())) fail_read();
     return got;
@@ -94,11 +114,8 @@ class ByteSource {
   // Tops up the compressed input when zlib has consumed it all.
   void refill() {
     if (zs_.avail_in != 0 || in_eof_) return;
-    const size_t got = std::fread(in_.data(), 1, in_.size(), file_.get());
-    if (got < in_.size()) {
-      if (std::ferror(file_.get())) fail_read();
-      in_eof_ = true;
-    }
+    const size_t got = read_input(in_.data(), in_.size());
+    if (got < in_.size()) in_eof_ = true;
     zs_.next_in = in_.data();
     zs_.avail_in = static_cast<uInt>(got);
   }
@@ -125,23 +142,25 @@ class ByteSource {
           }
           break;
         case Z_BUF_ERROR:  // no progress possible: refill() left no input, so it ended early
-          fail(path_, std::string("truncated gzip stream (cut-short download?); ") + kFetchHint);
+          fail(name_, std::string("truncated gzip stream (cut-short download?); ") + kFetchHint);
         case Z_NEED_DICT:
         case Z_DATA_ERROR:
-          fail(path_, std::string("corrupt gzip data (") + (zs_.msg ? zs_.msg : "no detail") +
+          fail(name_, std::string("corrupt gzip data (") + (zs_.msg ? zs_.msg : "no detail") +
                           "); " + kFetchHint);
         case Z_MEM_ERROR:
-          fail(path_, "out of memory while decompressing");
+          fail(name_, "out of memory while decompressing");
         default:
-          fail(path_, "zlib inflate error " + std::to_string(ret));
+          fail(name_, "zlib inflate error " + std::to_string(ret));
       }
     }
     return done;
   }
 
-  std::string path_;
-  FilePtr file_;
-  uint64_t file_size_ = 0;
+  std::string name_;
+  FilePtr file_;                     // the file, or null when reading memory_
+  const uint8_t* memory_ = nullptr;  // (input_size_) bytes when not reading a file
+  uint64_t memory_pos_ = 0;
+  uint64_t input_size_ = 0;
   bool gzip_ = false;
   z_stream zs_{};
   std::vector<uint8_t> in_;
@@ -176,9 +195,9 @@ struct IdxData {
 };
 
 // Reads and checks an IDX ubyte file of the given rank (see idx.h for the layout).
-IdxData load_idx(const std::string& path, int rank) {
+IdxData parse_idx(ByteSource& src, int rank) {
   const char* kind = rank == kImagesRank ? "images" : "labels";
-  ByteSource src(path);
+  const std::string& path = src.name();
 
   // ---- header: 00 00 08 <rank>, then rank big-endian uint32 dimensions ----
   uint8_t header[4 + 4 * kImagesRank];
@@ -232,15 +251,15 @@ IdxData load_idx(const std::string& path, int rank) {
 
   // ---- size checks, before anything the size of the header's promise is allocated ----
   if (!src.gzip()) {
-    if (src.file_size() < total)
-      fail(path, "truncated: " + says + ", file has " + std::to_string(src.file_size()) + "; " +
+    if (src.input_size() < total)
+      fail(path, "truncated: " + says + ", file has " + std::to_string(src.input_size()) + "; " +
                      kFetchHint);
-    if (src.file_size() > total)
-      fail(path, std::to_string(src.file_size() - total) + " trailing bytes: " + says +
-                     ", file has " + std::to_string(src.file_size()) + "; " + kFetchHint);
-  } else if (total / kMaxDeflateRatio > src.file_size()) {
+    if (src.input_size() > total)
+      fail(path, std::to_string(src.input_size() - total) + " trailing bytes: " + says +
+                     ", file has " + std::to_string(src.input_size()) + "; " + kFetchHint);
+  } else if (total / kMaxDeflateRatio > src.input_size()) {
     fail(path, says + " (decompressed), more than a gzip file of " +
-                   std::to_string(src.file_size()) + " bytes can hold; corrupt header? " +
+                   std::to_string(src.input_size()) + " bytes can hold; corrupt header? " +
                    kFetchHint);
   }
 
@@ -270,6 +289,15 @@ IdxData load_idx(const std::string& path, int rank) {
   return out;
 }
 
+IdxImages images_of(IdxData idx) {
+  IdxImages images;
+  images.count = idx.dims[0];
+  images.rows = static_cast<int>(idx.dims[1]);
+  images.cols = static_cast<int>(idx.dims[2]);
+  images.pixels = std::move(idx.data);
+  return images;
+}
+
 FilePtr open_for_write(const std::string& path) {
   FilePtr f(std::fopen(path.c_str(), "wb"));
   if (!f) fail(path, std::string("cannot open for writing: ") + std::strerror(errno));
@@ -289,17 +317,23 @@ void write_all(const std::string& path, FilePtr f, const uint8_t* header, size_t
 }  // namespace
 
 IdxImages load_idx_images(const std::string& path) {
-  IdxData idx = load_idx(path, kImagesRank);
-  IdxImages images;
-  images.count = idx.dims[0];
-  images.rows = static_cast<int>(idx.dims[1]);
-  images.cols = static_cast<int>(idx.dims[2]);
-  images.pixels = std::move(idx.data);
-  return images;
+  ByteSource src(path);
+  return images_of(parse_idx(src, kImagesRank));
 }
 
 std::vector<uint8_t> load_idx_labels(const std::string& path) {
-  return load_idx(path, kLabelsRank).data;
+  ByteSource src(path);
+  return parse_idx(src, kLabelsRank).data;
+}
+
+IdxImages parse_idx_images(const uint8_t* data, size_t size, const std::string& source) {
+  ByteSource src(data, size, source);
+  return images_of(parse_idx(src, kImagesRank));
+}
+
+std::vector<uint8_t> parse_idx_labels(const uint8_t* data, size_t size, const std::string& source) {
+  ByteSource src(data, size, source);
+  return parse_idx(src, kLabelsRank).data;
 }
 
 MnistSplit load_mnist(const std::string& dir, const std::string& split) {

@@ -42,6 +42,13 @@ IdxImages load_idx_images(const std::string& path);
 // (MNIST-format sets other than MNIST may have more than 10 classes). Throws DataError.
 std::vector<uint8_t> load_idx_labels(const std::string& path);
 
+// The same loaders on a file's bytes already in memory (raw or gzip, data[0..size) is not
+// copied); `source` names the input in messages. They share every check with the file
+// loaders above (only the file is not opened), which is what the fuzz targets in fuzz/ rely
+// on. Throw DataError.
+IdxImages parse_idx_images(const uint8_t* data, size_t size, const std::string& source);
+std::vector<uint8_t> parse_idx_labels(const uint8_t* data, size_t size, const std::string& source);
+
 // One split of an MNIST-format dataset: images.count == labels.size().
 struct MnistSplit {
   IdxImages images;

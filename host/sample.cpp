@@ -30,9 +30,18 @@ void run_sample(const SampleOptions& options) {
   if (!ck.header.contains("config"))
     throw CheckpointError(options.checkpoint + ": header has no model config");
   from_json(ck.header.at("config"), config);
-  const int rows = ck.header.value("image_rows", 28), cols = ck.header.value("image_cols", 28);
-  if (rows < 1 || cols < 1 || rows > 4096 || cols > 4096)
+  // The model is built from the stored config, so it must pass the checks the flags do (a
+  // negative width would otherwise become a huge allocation; found by fuzz_checkpoint).
+  try {
+    config.validate();
+  } catch (const std::invalid_argument& e) {
+    throw CheckpointError(options.checkpoint + ": the stored config is invalid: " + e.what());
+  }
+  const int64_t stored_rows = header_int(ck.header, "image_rows", 28, options.checkpoint),
+                stored_cols = header_int(ck.header, "image_cols", 28, options.checkpoint);
+  if (stored_rows < 1 || stored_cols < 1 || stored_rows > 4096 || stored_cols > 4096)
     throw CheckpointError(options.checkpoint + ": image size in the header is out of range");
+  const int rows = static_cast<int>(stored_rows), cols = static_cast<int>(stored_cols);
 
   std::unique_ptr<Backend> backend = make_backend(options.device);
   Gan gan(*backend, model_shape_of(config, rows * cols), options.n, 1);
@@ -53,7 +62,7 @@ void run_sample(const SampleOptions& options) {
              {"seed", std::to_string(options.seed)},
              {"checkpoint", options.checkpoint}});
   std::fprintf(stderr, "mnistgan: wrote %d samples (step %lld, seed %llu) to %s\n", options.n,
-               static_cast<long long>(ck.header.value("step", int64_t{0})),
+               static_cast<long long>(header_int(ck.header, "step", 0, options.checkpoint)),
                static_cast<unsigned long long>(options.seed), options.out.c_str());
 }
 

@@ -109,7 +109,7 @@ void TrainingState::set_step(int64_t step) {
 
 void TrainingState::restore(const Checkpoint& ck, const std::string& source) {
   restore_model(backend_, *gan_, ck, source);
-  const int64_t step = ck.header.value("step", int64_t{-1});
+  const int64_t step = header_int(ck.header, "step", -1, source);
   if (step < 0) throw CheckpointError(source + ": header has no valid 'step'");
   set_step(step);
 }
@@ -356,8 +356,9 @@ class Run {
     // Before any step: refuse a run whose checkpoints, grids and metrics cannot fit.
     {
       const int64_t bpe = static_cast<int64_t>(train.images.count) / config_.batch_size;
-      const int64_t first =
-          resume_from.tensors.empty() ? 0 : resume_from.header.value("step", int64_t{0});
+      const int64_t first = resume_from.tensors.empty()
+                                ? 0
+                                : header_int(resume_from.header, "step", 0, config_.resume);
       const RunSpaceEstimate need = estimate_run_space(
           config_, train.images.rows, train.images.cols, first,
           total_steps(config_, std::max<int64_t>(1, bpe)), std::max<int64_t>(1, bpe));
