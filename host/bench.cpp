@@ -3,6 +3,7 @@
 #include "bench.h"
 
 #include <sys/utsname.h>  // uname (machine type fallback)
+#include <unistd.h>       // sysconf (cache sizes)
 
 #include <algorithm>   // std::sort, std::max
 #include <chrono>      // std::chrono::steady_clock
@@ -414,17 +415,21 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Bytes written between timed CPU repeats to evict the last repeat's data from every cache
-// level (larger than the L3 of the machines this runs on), as the GPU side flushes L2: each
-// repeat then starts from memory, the case the roofline's bandwidth ceiling describes.
-constexpr size_t kCpuCacheFlushBytes = size_t{64} << 20;
+// Bytes written between timed CPU repeats to evict the last repeat's data from the caches,
+// as the GPU side flushes L2: twice the L3 the OS reports, at least 64 MiB (virtual machines
+// often report none). Small ops may still run partly from cache (a VM's L3 can be larger
+// than it admits), which shows as a roofline fraction above 100%.
+size_t cpu_cache_flush_bytes() {
+  const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  return std::max<size_t>(size_t{64} << 20, l3 > 0 ? 2 * static_cast<size_t>(l3) : 0);
+}
 
 // Runs fn warmup times untimed, then `repeats` times timed one by one (the backend is
 // synchronised around each so an asynchronous backend would be timed whole), with the
 // caches flushed before each timed run when flush_caches is set.
 std::vector<double> time_repeats(Backend& backend, int warmup, int repeats,
                                  const std::function<void()>& fn, bool flush_caches = true) {
-  static std::vector<unsigned char> flush(kCpuCacheFlushBytes);
+  static std::vector<unsigned char> flush(cpu_cache_flush_bytes());
   for (int i = 0; i < warmup; ++i) fn();
   backend.synchronize();
   std::vector<double> seconds;

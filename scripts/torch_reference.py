@@ -15,6 +15,13 @@ How:
     python3 scripts/torch_reference.py --device cpu --steps 200            # CPU, all cores
     python3 scripts/torch_reference.py --device cuda --steps 2000 --compile max-autotune
     python3 scripts/torch_reference.py --synthetic --mbd-kernels 0 --json out.json
+    python3 scripts/torch_reference.py --device cuda --synthetic --sweep --json torch.json
+
+--sweep runs eager and every torch.compile mode (default, reduce-overhead, max-autotune) at
+batch 64, 256 and 1024, each with and without minibatch discrimination, in one process, and
+writes all rows to --json (schema "torch-reference/1"; scripts/compare.sh reads it). A mode
+that fails, or torch.compile itself on PyTorch 1.x (Debian's 1.13 has none), is reported per
+row ("not available: ..." / "failed: ...") and the sweep goes on with the next mode.
 
 It needs only torch and numpy (no torchvision). Without the MNIST files under --data (or with
 --synthetic) it trains on random pixels, which is just as good for timing. The last line
@@ -32,6 +39,7 @@ import os
 import platform
 import struct
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -39,6 +47,7 @@ import torch
 import torch.nn as nn
 
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+SWEEP_MODES = COMPILE_MODES  # "none" is eager; printed as "eager" in --sweep results
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,6 +185,16 @@ def int_list(text):
     return values
 
 
+def mode_list(text):
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    modes = ["none" if m == "eager" else m for m in modes]
+    bad = [m for m in modes if m not in COMPILE_MODES]
+    if not modes or bad:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of eager,{','.join(COMPILE_MODES[1:])}; got {text!r}")
+    return modes
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -202,7 +221,14 @@ def parse_args(argv=None):
     p.add_argument("--compile", default="none", choices=COMPILE_MODES,
                    help="torch.compile mode for G and D (torch >= 2)")
     p.add_argument("--log-every", type=int, default=100, help="steps between loss lines (0: none)")
-    p.add_argument("--json", help="write the results to this file")
+    p.add_argument("--json", help="write the results to this file (atomically)")
+    p.add_argument("--sweep", action="store_true",
+                   help="time every --modes x --batches x (minibatch discrimination on, off) "
+                   "combination in one run; a mode that fails is reported and the sweep goes on")
+    p.add_argument("--batches", type=int_list, default=[64, 256, 1024],
+                   help="batch sizes of --sweep")
+    p.add_argument("--modes", type=mode_list, default=list(SWEEP_MODES),
+                   help="compile modes of --sweep (eager = no torch.compile)")
     args = p.parse_args(argv)
     for name in ("steps", "batch_size", "latent_dim", "mbd_dims"):
         if getattr(args, name) < 1:
@@ -245,33 +271,35 @@ def fail_compile(message):
 # Training
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    if args.compile != "none" and torch_major() < 2:
-        fail_compile(f"torch.compile needs PyTorch >= 2, this is {torch.__version__}; "
-                     "run with --compile none")
+class CompileUnavailable(Exception):
+    """torch.compile cannot be used with this PyTorch (reported as "not available")."""
 
-    threads = args.threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
-    device = pick_device(args.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = args.tf32
-        torch.backends.cudnn.allow_tf32 = args.tf32
-        device_name = torch.cuda.get_device_name(device)
-        device_field = "cuda:" + device_name.replace(" ", "_")
-    else:
-        device_name = cpu_name()
-        device_field = "cpu"
-    print(f"torch {torch.__version__}, device {device} ({device_name}), threads {threads}")
+
+def compile_unavailable_reason(mode):
+    """None when `mode` can be tried, else why not (PyTorch 1.x has no torch.compile)."""
+    if mode == "none":
+        return None
+    if torch_major() < 2 or not hasattr(torch, "compile"):
+        return f"torch.compile not available in torch {torch.__version__} (needs >= 2)"
+    return None
+
+
+def time_config(args, device, data, batch, mbd_kernels, mode, log=True):
+    """Builds fresh G, D and optimisers, runs args.warmup untimed and args.steps timed training
+    steps at this batch, minibatch-discrimination width and compile mode. Returns a dict of
+    figures. Raises CompileUnavailable, or whatever PyTorch raised (torch.compile fails lazily,
+    at the first call, so a compile failure surfaces from the warm-up)."""
+    why = compile_unavailable_reason(mode)
+    if why:
+        raise CompileUnavailable(why)
+    dynamo = getattr(torch, "_dynamo", None)
+    if mode != "none" and dynamo is not None:
+        dynamo.reset()  # each configuration compiles afresh, as a user's first run would
 
     torch.manual_seed(args.seed)  # initialisation and the z draws
-    images, source = load_images(args.data, args.synthetic, args.seed)
-    data = torch.from_numpy(images).to(device).float().div_(127.5).sub_(1.0)  # [-1, 1]
-    batches = ShuffledBatches(data, args.batch_size, args.seed)
-    print(f"data: {source}, {data.shape[0]} images, {batches.per_epoch} batches per epoch")
-
+    batches = ShuffledBatches(data, batch, args.seed)
     G = Generator(args.latent_dim, args.hidden_g).to(device)
-    D = Discriminator(args.hidden_d, args.mbd_kernels, args.mbd_dims).to(device)
+    D = Discriminator(args.hidden_d, mbd_kernels, args.mbd_dims).to(device)
     G.apply(init_weights)
     D.apply(init_weights)
     for m in D.modules():
@@ -281,14 +309,11 @@ def main(argv=None):
     optD = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.b1, args.b2), eps=1e-8)
     bce = nn.BCEWithLogitsLoss()
     G_run, D_run = G, D
-    if args.compile != "none":
-        try:
-            G_run = torch.compile(G, mode=args.compile)
-            D_run = torch.compile(D, mode=args.compile)
-        except Exception as e:  # noqa: BLE001 -- any failure here means no compiled run
-            fail_compile(f"{type(e).__name__}: {e}")
+    if mode != "none":
+        G_run = torch.compile(G, mode=mode)
+        D_run = torch.compile(D, mode=mode)
 
-    B = args.batch_size
+    B = batch
     real_target = torch.full((B, 1), args.real_label, device=device)
     fake_target = torch.zeros((B, 1), device=device)
     ones = torch.ones((B, 1), device=device)
@@ -296,7 +321,7 @@ def main(argv=None):
     # Under reduce-overhead (CUDA graphs) each step must be marked, and a compiled call's
     # outputs may be overwritten by a later call, so the logged statistics are read at once.
     mark_step = getattr(getattr(torch, "compiler", None), "cudagraph_mark_step_begin", None)
-    if args.compile != "reduce-overhead":
+    if mode != "reduce-overhead":
         mark_step = None
 
     def train_step(want_stats):
@@ -330,23 +355,20 @@ def main(argv=None):
 
     def run_step(step):
         """Runs training step number `step` (1-based), logging it when due."""
-        due = args.log_every and step % args.log_every == 0
+        due = log and args.log_every and step % args.log_every == 0
         stats = train_step(due)
         if due:
             print("step %6d  d_loss %.4f  g_loss %.4f  D(x) %.4f  D(G(z)) %.4f" % ((step,) + stats))
 
     step = 0
-    try:
-        for _ in range(args.warmup):
-            step += 1
-            run_step(step)
-        if args.compile != "none" and args.warmup == 0:
-            print("note: --compile with --warmup 0 times the compilation too")
-        sync()
-    except Exception as e:  # noqa: BLE001 -- torch.compile fails lazily, at the first call
-        if args.compile != "none":
-            fail_compile(f"{type(e).__name__}: {e}")
-        raise
+    t_warm = time.perf_counter()
+    for _ in range(args.warmup):
+        step += 1
+        run_step(step)
+    if mode != "none" and args.warmup == 0:
+        print("note: --compile with --warmup 0 times the compilation too")
+    sync()
+    warmup_seconds = time.perf_counter() - t_warm
 
     t0 = time.perf_counter()
     for _ in range(args.steps):
@@ -354,24 +376,131 @@ def main(argv=None):
         run_step(step)
     sync()
     seconds = time.perf_counter() - t0
-
     steps_per_s = args.steps / seconds
-    images_per_s = steps_per_s * B
-    results = {
-        "device": device_field, "threads": threads, "batch": B, "mbd": args.mbd_kernels,
-        "compile": args.compile, "steps": args.steps, "steps_per_s": steps_per_s,
-        "images_per_s": images_per_s, "torch_version": torch.__version__,
-        "device_name": device_name, "seconds": seconds, "warmup": args.warmup, "data": source,
-    }
-    if args.json:
-        with open(args.json, "w") as f:
+    return {"mode": "eager" if mode == "none" else mode, "compile": mode, "batch": B,
+            "mbd": mbd_kernels, "steps": args.steps, "warmup": args.warmup,
+            "seconds": seconds, "warmup_seconds": warmup_seconds,
+            "steps_per_s": steps_per_s, "images_per_s": steps_per_s * B, "status": "ok"}
+
+
+def write_json(path, results):
+    """Writes results as JSON atomically (temporary file in the same folder, then rename)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".torch_reference.", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
             json.dump(results, f, indent=2)
             f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def describe_device(device):
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return name, "cuda:" + name.replace(" ", "_")
+    return cpu_name(), "cpu"
+
+
+def sweep(args, device, data, source, threads):
+    """Every (compile mode, batch, minibatch discrimination on/off) combination; a mode that
+    fails or is unavailable is reported per row and the sweep goes on."""
+    device_name, device_field = describe_device(device)
+    mbd_values = [args.mbd_kernels, 0] if args.mbd_kernels > 0 else [0]
+    rows = []
+    for mode in args.modes:
+        mode_failed = None  # a compile mode that failed once is not retried at other shapes
+        for batch in args.batches:
+            for mbd in mbd_values:
+                row = {"mode": "eager" if mode == "none" else mode, "compile": mode,
+                       "batch": batch, "mbd": mbd}
+                if mode_failed:
+                    row.update(status=mode_failed)
+                else:
+                    try:
+                        row = time_config(args, device, data, batch, mbd, mode, log=False)
+                    except CompileUnavailable as e:
+                        row["status"] = mode_failed = f"not available: {e}"
+                    except Exception as e:  # noqa: BLE001 -- report any failure and go on
+                        message = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+                        row["status"] = f"failed: {message}"
+                        if mode != "none":
+                            mode_failed = row["status"] + " (at batch %d)" % batch
+                        if device.type == "cuda":
+                            torch.cuda.empty_cache()
+                rows.append(row)
+                if row["status"] == "ok":
+                    print(f"torch_reference: device={device_field} threads={threads} batch={batch} "
+                          f"mbd={mbd} compile={mode} steps={row['steps']} "
+                          f"steps_per_s={row['steps_per_s']:.3f} "
+                          f"images_per_s={row['images_per_s']:.1f}", flush=True)
+                else:
+                    print(f"torch_reference: device={device_field} batch={batch} mbd={mbd} "
+                          f"compile={mode} status={row['status']}", flush=True)
+    results = {
+        "schema": "torch-reference/1", "tool": "scripts/torch_reference.py",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "torch_version": torch.__version__, "device": device_field, "device_name": device_name,
+        "cuda_runtime": torch.version.cuda, "threads": threads, "data": source,
+        "tf32": bool(args.tf32), "seed": args.seed,
+        "settings": {"batches": args.batches, "modes": args.modes, "mbd": mbd_values,
+                     "steps": args.steps, "warmup": args.warmup},
+        "results": rows,
+    }
+    if args.json:
+        write_json(args.json, results)
+        print(f"wrote {args.json}")
+    ok = [r for r in rows if r["status"] == "ok"]
+    return 0 if ok else 1
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    threads = args.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    device = pick_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.backends.cudnn.allow_tf32 = args.tf32
+    device_name, device_field = describe_device(device)
+    print(f"torch {torch.__version__}, device {device} ({device_name}), threads {threads}")
+
+    images, source = load_images(args.data, args.synthetic, args.seed)
+    data = torch.from_numpy(images).to(device).float().div_(127.5).sub_(1.0)  # [-1, 1]
+    print(f"data: {source}, {data.shape[0]} images")
+
+    if args.sweep:
+        return sweep(args, device, data, source, threads)
+
+    # One configuration, as before: --compile failures stop the script with exit code 2.
+    try:
+        r = time_config(args, device, data, args.batch_size, args.mbd_kernels, args.compile)
+    except CompileUnavailable as e:
+        fail_compile(f"{e}; run with --compile none")
+    except Exception as e:  # noqa: BLE001 -- any failure here means no compiled run
+        if args.compile != "none":
+            fail_compile(f"{type(e).__name__}: {e}")
+        raise
+    results = {
+        "device": device_field, "threads": threads, "batch": r["batch"], "mbd": r["mbd"],
+        "compile": args.compile, "steps": r["steps"], "steps_per_s": r["steps_per_s"],
+        "images_per_s": r["images_per_s"], "torch_version": torch.__version__,
+        "device_name": device_name, "seconds": r["seconds"], "warmup": args.warmup,
+        "data": source,
+    }
+    if args.json:
+        write_json(args.json, results)
     print(f"torch {torch.__version__}, device {device_name}")
-    print(f"torch_reference: device={device_field} threads={threads} batch={B} "
-          f"mbd={args.mbd_kernels} compile={args.compile} steps={args.steps} "
-          f"steps_per_s={steps_per_s:.3f} images_per_s={images_per_s:.1f}")
+    print(f"torch_reference: device={device_field} threads={threads} batch={r['batch']} "
+          f"mbd={r['mbd']} compile={args.compile} steps={r['steps']} "
+          f"steps_per_s={r['steps_per_s']:.3f} images_per_s={r['images_per_s']:.1f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -6,7 +6,8 @@
 #include <sys/wait.h>  // WIFEXITED, WEXITSTATUS
 #include <unistd.h>    // getpid
 
-#include <cstdio>  // popen
+#include <cstdio>   // popen
+#include <cstdlib>  // std::system
 #include <filesystem>
 #include <fstream>
 #include <functional>  // std::function
@@ -369,6 +370,87 @@ TEST(BenchCli, BadFlagsAndMissingGpuFailWithAReason) {
   r = run("bench --device cuda --batches 2");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("--device cpu"), std::string::npos) << r.output;
+}
+
+// scripts/compare_results.py (what scripts/compare.sh prints and records) on real CPU results
+// from the bench and a hand-written PyTorch sweep whose ratios are known.
+TEST(BenchCompareScript, RatiosAndRecordFromCpuResults) {
+  if (std::system("python3 -c pass > /dev/null 2>&1") != 0) GTEST_SKIP() << "no python3";
+  const fs::path dir = fresh_dir("compare");
+  const Result bench =
+      run("bench --device cpu --batches 4 --repeats 1 --warmup 0 --e2e-steps 2 "
+          "--json " +
+          (dir / "ours.json").string());
+  ASSERT_EQ(bench.code, 0) << bench.output;
+  const nlohmann::json ours = nlohmann::json::parse(std::ifstream(dir / "ours.json"));
+  const double ours_mbd = ours["e2e"][0]["steps_per_s"].get<double>();
+  ASSERT_TRUE(ours["e2e"][0]["mbd"].get<bool>());
+  // Eager at a quarter of our speed, the best compiled mode at half; one mode failed.
+  const nlohmann::json torch_results = {{"schema", "torch-reference/1"},
+                                        {"torch_version", "2.5.0"},
+                                        {"results",
+                                         {{{"mode", "eager"},
+                                           {"compile", "none"},
+                                           {"batch", 4},
+                                           {"mbd", 100},
+                                           {"steps_per_s", ours_mbd / 4},
+                                           {"status", "ok"}},
+                                          {{"mode", "default"},
+                                           {"compile", "default"},
+                                           {"batch", 4},
+                                           {"mbd", 100},
+                                           {"steps_per_s", ours_mbd / 3},
+                                           {"status", "ok"}},
+                                          {{"mode", "max-autotune"},
+                                           {"compile", "max-autotune"},
+                                           {"batch", 4},
+                                           {"mbd", 100},
+                                           {"steps_per_s", ours_mbd / 2},
+                                           {"status", "ok"}},
+                                          {{"mode", "reduce-overhead"},
+                                           {"compile", "reduce-overhead"},
+                                           {"batch", 4},
+                                           {"mbd", 100},
+                                           {"status", "failed: RuntimeError: boom"}}}}};
+  std::ofstream(dir / "torch.json") << torch_results.dump();
+  const std::string script = std::string(MNISTGAN_SOURCE_DIR) + "/scripts/compare_results.py";
+  const std::string args =
+      " --ours " + (dir / "ours.json").string() + " --torch " + (dir / "torch.json").string();
+  const std::string cmd = "python3 " + script + args + " --allow-cpu --command 'test cmd' --out " +
+                          (dir / "record.json").string() + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buf[4096];
+  while (fgets(buf, sizeof(buf), pipe) != nullptr) output += buf;
+  ASSERT_EQ(pclose(pipe), 0) << output;
+  EXPECT_NE(output.find("4.00"), std::string::npos) << output;  // ours / eager
+  EXPECT_NE(output.find("2.00"), std::string::npos) << output;  // ours / best compiled
+  EXPECT_NE(output.find("max-autotune"), std::string::npos) << output;
+  EXPECT_NE(output.find("failed: RuntimeError: boom"), std::string::npos) << output;
+
+  const nlohmann::json record = nlohmann::json::parse(std::ifstream(dir / "record.json"));
+  EXPECT_EQ(record["schema"], "mnistgan-compare/1");
+  EXPECT_EQ(record["command"], "test cmd");
+  EXPECT_EQ(record["commit"], ours["commit"]);
+  const nlohmann::json& row = record["comparison"][0];
+  EXPECT_EQ(row["batch"], 4);
+  EXPECT_TRUE(row["mbd"].get<bool>());
+  EXPECT_NEAR(row["ours_over_eager"].get<double>(), 4.0, 1e-9);
+  EXPECT_NEAR(row["ours_over_best_compiled"].get<double>(), 2.0, 1e-9);
+  EXPECT_EQ(row["torch_best_compiled_mode"], "max-autotune");
+  EXPECT_TRUE(record["comparison"][1]["ours_over_eager"].is_null());  // no torch row, mbd off
+
+  // Without --allow-cpu it refuses CPU results: the record is about a GPU.
+  const Result refused = [&] {
+    Result r{-1, ""};
+    FILE* p = popen(("python3 " + script + args + " 2>&1").c_str(), "r");
+    while (p != nullptr && fgets(buf, sizeof(buf), p) != nullptr) r.output += buf;
+    r.code = p != nullptr ? WEXITSTATUS(pclose(p)) : -1;
+    return r;
+  }();
+  EXPECT_NE(refused.code, 0);
+  EXPECT_NE(refused.output.find("--device cuda"), std::string::npos) << refused.output;
 }
 
 }  // namespace
