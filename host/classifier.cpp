@@ -316,7 +316,7 @@ ClassifierInfo save_classifier(const std::string& path, Classifier& classifier,
 ClassifierInfo load_classifier(const std::string& path, Classifier& classifier) {
   if (!std::filesystem::exists(path))
     throw IoError(path + ": no feature classifier here; make it with `" + kClassifierCommand +
-                  " --out " + path + "` (about a minute per epoch on 2 CPU cores), or pass " +
+                  " --out " + path + "` (about 75 s on 2 CPU cores), or pass " +
                   "--classifier FILE");
   const Checkpoint file = load_checkpoint(path);
   if (file.header.value("kind", std::string()) != kClassifierKind)
