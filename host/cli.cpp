@@ -78,8 +78,7 @@ void add_train_flags(CLI::App& cmd, TrainConfig& c) {
       ->capture_default_str();
   cmd.add_option("--classifier", c.classifier, "feature classifier for --eval-every")
       ->capture_default_str();
-  cmd.add_option("--eval-samples", c.eval_samples, "images per evaluation")
-      ->capture_default_str();
+  cmd.add_option("--eval-samples", c.eval_samples, "images per evaluation")->capture_default_str();
 }
 
 void add_classifier_flags(CLI::App& cmd, ClassifierOptions& o) {

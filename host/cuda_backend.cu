@@ -13,16 +13,16 @@
 #include <stdexcept>  // std::runtime_error, std::invalid_argument, std::logic_error
 #include <string>     // std::string, std::to_string
 
-#include "adam.cuh"         // adam_step
-#include "backend.h"        // Backend, BackendOptions
-#include "bce.cuh"          // bce_with_logits
-#include "cuda_check.cuh"   // CUDA_CHECK, CUBLAS_CHECK
-#include "elementwise.cuh"  // activation_backward, concat/split_cols, increment, count_nonfinite
-#include "gather.cuh"       // gather_batch
-#include "linear.cuh"       // linear_forward, linear_backward, LinearContext
-#include "mbd.cuh"          // mbd_forward, mbd_backward
-#include "noise.cuh"        // gaussian_noise
-#include "skip_guard.cuh"   // increment_unless, accumulate_unless
+#include "adam.cuh"          // adam_step
+#include "backend.h"         // Backend, BackendOptions
+#include "bce.cuh"           // bce_with_logits
+#include "cuda_check.cuh"    // CUDA_CHECK, CUBLAS_CHECK
+#include "elementwise.cuh"   // activation_backward, concat/split_cols, increment, count_nonfinite
+#include "gather.cuh"        // gather_batch
+#include "linear.cuh"        // linear_forward, linear_backward, LinearContext
+#include "mbd.cuh"           // mbd_forward, mbd_backward
+#include "noise.cuh"         // gaussian_noise
+#include "skip_guard.cuh"    // increment_unless, accumulate_unless
 #include "softmax_xent.cuh"  // softmax_cross_entropy
 
 namespace mnistgan {

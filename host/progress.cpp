@@ -17,7 +17,7 @@ const char* MetricsLog::header() {
 
 const std::vector<std::string>& MetricsLog::eval_columns() {
   static const std::vector<std::string> columns = {
-      "eval_frechet_distance", "eval_classifier_score", "eval_classifier_score_std",
+      "eval_frechet_distance", "eval_classifier_score",   "eval_classifier_score_std",
       "eval_classes_hit",      "eval_classes_half_share", "eval_kl_uniform_nats",
       "eval_precision_k3",     "eval_recall_k3",          "eval_density_k5",
       "eval_coverage_k5"};

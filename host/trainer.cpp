@@ -393,8 +393,8 @@ class Run {
       return 0;
     }
 
-    metrics_ = std::make_unique<MetricsLog>((out / "metrics.csv").string(), start,
-                                            config_.eval_every > 0);
+    metrics_ =
+        std::make_unique<MetricsLog>((out / "metrics.csv").string(), start, config_.eval_every > 0);
     progress_ = std::make_unique<ProgressLine>(total, isatty(STDERR_FILENO) != 0);
     reload_gif_frames(start);
     if (start == 0) write_grid();  // frame 0: the untrained generator
