@@ -250,6 +250,13 @@ bool ToyRunResult::collapsed(double target_std) const {
   return !diverged() && evals.back().generated.std < ToyOptions::kCollapseRatio * target_std;
 }
 
+double ToyRunResult::min_std() const {
+  double lowest = std::numeric_limits<double>::quiet_NaN();
+  for (size_t i = 1; i < evals.size(); ++i)
+    if (evals[i].finite && !(evals[i].generated.std >= lowest)) lowest = evals[i].generated.std;
+  return lowest;
+}
+
 ToyRunResult train_toy(Backend& backend, const ToyOptions& options, uint64_t seed, int mbd_kernels,
                        const std::string& out_dir, bool verbose) {
   ToyOptions run_options = options;
@@ -379,9 +386,9 @@ int run_toy(const ToyOptions& options) {
               ToyOptions::kCollapseRatio * options.target_std);
   std::string summary =
       "setting,seed,steps,gen_mean,gen_std,gen_skewness,gen_excess_kurtosis,ks,w1,collapsed,"
-      "diverged,seconds\n";
+      "diverged,min_std,seconds\n";
   struct Tally {
-    int runs = 0, collapsed = 0, diverged = 0;
+    int runs = 0, collapsed = 0, diverged = 0, ever_collapsed = 0;
     double ks = 0, w1 = 0, std = 0;
   };
   std::vector<Tally> tallies(settings.size());
@@ -397,12 +404,14 @@ int run_toy(const ToyOptions& options) {
       ++t.runs;
       t.collapsed += collapsed;
       t.diverged += r.diverged();
+      t.ever_collapsed += r.min_std() < ToyOptions::kCollapseRatio * options.target_std;
       if (!r.diverged()) t.ks += e.ks, t.w1 += e.w1, t.std += e.generated.std;
       char row[256];
-      std::snprintf(
-          row, sizeof(row), "%s,%" PRIu64 ",%" PRId64 ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%d,%d,%.3f\n",
-          label.c_str(), seed, e.step, e.generated.mean, e.generated.std, e.generated.skewness,
-          e.generated.excess_kurtosis, e.ks, e.w1, collapsed, r.diverged(), r.seconds);
+      std::snprintf(row, sizeof(row),
+                    "%s,%" PRIu64 ",%" PRId64 ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%d,%d,%.6g,%.3f\n",
+                    label.c_str(), seed, e.step, e.generated.mean, e.generated.std,
+                    e.generated.skewness, e.generated.excess_kurtosis, e.ks, e.w1, collapsed,
+                    r.diverged(), r.min_std(), r.seconds);
       summary += row;
       write_file_atomic((fs::path(options.out_dir) / "summary.csv").string(), summary);
       if (r.diverged())
@@ -410,25 +419,28 @@ int run_toy(const ToyOptions& options) {
                     label.c_str(), seed, e.step);
       else
         std::printf("  %-10s seed %3" PRIu64
-                    ": mean %6.3f std %6.3f skew %6.3f kurt %7.3f | KS %.4f W1 %.4f | %.1f s%s\n",
+                    ": mean %6.3f std %6.3f skew %6.3f kurt %7.3f | KS %.4f W1 %.4f | min std "
+                    "%6.3f | %.1f s%s\n",
                     label.c_str(), seed, e.generated.mean, e.generated.std, e.generated.skewness,
-                    e.generated.excess_kurtosis, e.ks, e.w1, r.seconds,
+                    e.generated.excess_kurtosis, e.ks, e.w1, r.min_std(), r.seconds,
                     collapsed ? " | COLLAPSED" : "");
       std::fflush(stdout);
     }
   }
-  std::printf("\n%-10s %5s %10s %9s %8s %8s %9s\n", "setting", "runs", "collapsed", "diverged",
-              "mean KS", "mean W1", "mean std");
+  std::printf("\n%-10s %5s %10s %9s %8s %8s %9s %15s\n", "setting", "runs", "collapsed", "diverged",
+              "mean KS", "mean W1", "mean std", "ever collapsed");
   for (size_t s = 0; s < settings.size(); ++s) {
     const Tally& t = tallies[s];
     const int ok = t.runs - t.diverged;
-    std::printf("%-10s %5d %10d %9d %8.4f %8.4f %9.3f\n",
+    std::printf("%-10s %5d %10d %9d %8.4f %8.4f %9.3f %15d\n",
                 mbd_label(settings[s], options.mbd_dims).c_str(), t.runs, t.collapsed, t.diverged,
-                ok > 0 ? t.ks / ok : NAN, ok > 0 ? t.w1 / ok : NAN, ok > 0 ? t.std / ok : NAN);
+                ok > 0 ? t.ks / ok : NAN, ok > 0 ? t.w1 / ok : NAN, ok > 0 ? t.std / ok : NAN,
+                t.ever_collapsed);
   }
   std::printf(
-      "(collapsed: final generated std < %g = half the target std; means over runs "
-      "that did not diverge)\nwrote %s/summary.csv and a folder per run\n",
+      "(collapsed: final generated std < %g = half the target std; ever collapsed: below it at "
+      "some evaluation after step 0;\n means over runs that did not diverge)\nwrote "
+      "%s/summary.csv and a folder per run\n",
       ToyOptions::kCollapseRatio * options.target_std, options.out_dir.c_str());
   return 0;
 }

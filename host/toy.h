@@ -85,6 +85,9 @@ struct ToyRunResult {
   double seconds = 0;            // wall time of the training steps and evaluations
   bool diverged() const { return evals.empty() || !evals.back().finite; }
   bool collapsed(double target_std) const;
+  // The smallest generated std at any evaluation after step 0 (a collapse that recovered
+  // before the end shows here); NaN when there is none.
+  double min_std() const;
 };
 
 // Trains one toy GAN on `backend` with options' settings but the given seed and

@@ -257,6 +257,28 @@ TEST(ToyTrain, WithoutMinibatchDiscriminationToo) {
             0.5 * std::fabs(a.evals.front().generated.mean - 4.0));
 }
 
+// The same run on the GPU: the ops differ from the CPU's only in float rounding (summation
+// order), which 20 Adam steps amplify little. Not run where there is no GPU.
+TEST(ToyTrain, CudaRunMatchesTheCpuRun) {
+  if (auto why = cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  auto cpu = make_cpu_backend();
+  auto cuda = make_cuda_backend();
+  ToyOptions o = short_run();
+  o.steps = 20;
+  o.log_every = 20;
+  constexpr double kAtol = 2e-3, kRtol = 2e-3;  // a few hundred float ulps after 20 steps
+  for (int mbd : {5, 0}) {
+    const ToyRunResult want = train_toy(*cpu, o, 3, mbd, "", false);
+    const ToyRunResult got = train_toy(*cuda, o, 3, mbd, "", false);
+    test::expect_close(got.generated, want.generated, kAtol, kRtol,
+                       "cuda vs cpu toy samples, mbd " + std::to_string(mbd));
+  }
+  const ToyRunResult trained = train_toy(*cuda, short_run(), 5, 5, "", false);
+  ASSERT_FALSE(trained.diverged());
+  EXPECT_LT(std::fabs(trained.evals.back().generated.mean - 4.0),
+            0.5 * std::fabs(trained.evals.front().generated.mean - 4.0));
+}
+
 TEST(ToyOptions, ValidationNamesTheFlag) {
   auto message = [](auto&& change) {
     ToyOptions o;
