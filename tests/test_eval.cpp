@@ -224,6 +224,27 @@ TEST(SoftmaxXentCuda, MatchesCpu) {
   }
 }
 
+// The classifier's features and the k-NN distances on the GPU against the CPU: both are
+// GEMM-bound, so the tolerances are the GEMM ones of test_cuda_ops.cpp (FP32, K <= 784).
+TEST(EvalCuda, FeaturesAndRadiiMatchCpu) {
+  if (auto why = cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  auto cpu = make_cpu_backend();
+  auto gpu = make_cuda_backend();
+  Classifier on_cpu(*cpu, 128), on_gpu(*gpu, 128);
+  on_cpu.init_params(3);
+  on_gpu.init_params(3);
+  const int n = 300;  // not a multiple of the 128-row chunks
+  const std::vector<float> images = random_vector(static_cast<size_t>(n) * 784, 41);
+  const FeatureSet a = embed_images(*cpu, on_cpu, images.data(), n);
+  const FeatureSet b = embed_images(*gpu, on_gpu, images.data(), n);
+  expect_close(b.features, a.features, 2e-4, 1e-4, "classifier features, cuda vs cpu");
+  for (size_t i = 0; i < a.probs.size(); ++i) ASSERT_NEAR(b.probs[i], a.probs[i], 1e-4) << i;
+  const auto radii_cpu = knn_radii_squared(*cpu, a.features.data(), n, 256, {3, 5});
+  const auto radii_gpu = knn_radii_squared(*gpu, a.features.data(), n, 256, {3, 5});
+  for (int k = 0; k < 2; ++k)
+    expect_close(radii_gpu[k], radii_cpu[k], 1e-3, 1e-4, "k-NN radii, cuda vs cpu");
+}
+
 // ---- Jacobi eigensolver -----------------------------------------------------------------
 
 TEST(SymmetricEigen, KnownTwoByTwoAndThreeByThree) {
