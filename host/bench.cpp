@@ -679,7 +679,9 @@ int run_bench(const BenchOptions& options) {
   }
   if (!o.kernels_only) {
     auto backend = make_backend(backend_name);
-    if (!report.device.contains("name")) report.device["name"] = backend->name();
+    if (!report.device.contains("name"))
+      report.device["name"] =
+          backend_name == "cpu" ? report.device["cpu_model"].get<std::string>() : backend->name();
     const IdxImages images = synthetic_images(shape, o.seed);
     const std::vector<std::string> graphs = backend_name == "cuda"
                                                 ? std::vector<std::string>{"on", "off"}
