@@ -90,7 +90,7 @@ cmake --build "$build_dir" --target mnistgan # a no-op when up to date
 
 # ---- run both, logging everything ----------------------------------------------------------
 stamp="$(date -u +%Y-%m-%dT%H%MZ)"
-gpu_tag="$(echo "$gpu_name" | tr -c 'A-Za-z0-9_.-\n' '_')"
+gpu_tag="$(printf '%s' "$gpu_name" | tr -c 'A-Za-z0-9_.-' '_')"
 mkdir -p "$out_dir"
 record="$out_dir/$stamp-$gpu_tag.json"
 log="$out_dir/$stamp-$gpu_tag.log"
