@@ -343,10 +343,12 @@ class Run {
     ensure_writable_dir((out / "samples").string());
     ensure_writable_dir((out / "checkpoints").string());
 
-    // A run killed mid-write leaves a partial temp checkpoint; the finished ones are intact.
-    if (const int stale = remove_stale_temp_files((out / "checkpoints").string()); stale > 0)
-      std::fprintf(stderr, "mnistgan: removed %d partial checkpoint(s) left by a killed run\n",
-                   stale);
+    // A run killed mid-write leaves partial temp files; the finished outputs are intact.
+    int stale = 0;
+    for (const fs::path& dir : {out, out / "samples", out / "checkpoints"})
+      stale += remove_stale_temp_files(dir.string());
+    if (stale > 0)
+      std::fprintf(stderr, "mnistgan: removed %d partial file(s) left by a killed run\n", stale);
     Checkpoint resume_from;
     if (!config_.resume.empty()) {
       resume_from = load_checkpoint(config_.resume);
