@@ -350,6 +350,7 @@ class Run {
     if (stale > 0)
       std::fprintf(stderr, "mnistgan: removed %d partial file(s) left by a killed run\n", stale);
     Checkpoint resume_from;
+
     if (!config_.resume.empty()) {
       resume_from = load_checkpoint(config_.resume);
       check_resume_flags(resume_from);
