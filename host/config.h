@@ -78,14 +78,14 @@ struct ModelShape {
   int mbd_kernels = 100;
   int mbd_dims = 5;
   float leaky_slope = 0.2f;
+  // The generator's last layer: tanh for images in [-1, 1]; kNone (linear) for the 1-D toy,
+  // whose N(4, 1.25) target tanh cannot reach. Not a flag: `mnistgan train` always uses tanh.
+  Activation generator_output = Activation::kTanh;
 };
 
 ModelShape model_shape_of(const TrainConfig& config, int image_pixels);
 
 void to_json(nlohmann::json& j, const TrainConfig& c);
-  // The generator's last layer: tanh for images in [-1, 1]; kNone (linear) for the 1-D toy,
-  // whose N(4, 1.25) target tanh cannot reach. Not a flag: `mnistgan train` always uses tanh.
-  Activation generator_output = Activation::kTanh;
 void from_json(const nlohmann::json& j, TrainConfig& c);
 
 }  // namespace mnistgan
