@@ -69,7 +69,7 @@ for t in $targets; do
   set -e
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   files=$(find "$work/$t" -type f | wc -l)
-  bytes=$(du -sb "$work/$t" | cut -f1)
+  bytes=$(find "$work/$t" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
   line="$t: ${execs:-?} executions in ${seconds}s, corpus $files files / $bytes bytes"
   if [ "$rc" -ne 0 ]; then
     failed=1
