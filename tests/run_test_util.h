@@ -5,6 +5,7 @@
 //   fresh_dir(name)            an empty folder under the test temp dir, unique per process
 //   test_data_dir()            data/mnist, or 512 synthetic 28x28 bar images
 //   run_binary(args)           runs `mnistgan args` through the shell, output captured
+//   run_command("args")        the same with the arguments as one shell string
 //   spawn_binary(args, log)    fork + exec of mnistgan with stderr to `log`; returns the pid
 //   wait_for_file(f, pid, s)   polls until f exists, the child exits, or s seconds pass
 //   same_tensors(a, b)         every tensor of two checkpoints bitwise equal (gtest failures)
@@ -78,8 +79,9 @@ inline std::string join_args(const std::vector<std::string>& args) {
   return s;
 }
 
-inline BinaryResult run_binary(const std::vector<std::string>& args) {
-  const std::string cmd = std::string(MNISTGAN_BINARY) + join_args(args) + " 2>&1";
+// `args` is pasted into a shell command line after the binary; stderr joins stdout.
+inline BinaryResult run_command(const std::string& args) {
+  const std::string cmd = std::string(MNISTGAN_BINARY) + " " + args + " 2>&1";
   BinaryResult r;
   FILE* pipe = popen(cmd.c_str(), "r");
   if (pipe == nullptr) return r;
@@ -88,6 +90,10 @@ inline BinaryResult run_binary(const std::vector<std::string>& args) {
   const int status = pclose(pipe);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+inline BinaryResult run_binary(const std::vector<std::string>& args) {
+  return run_command(join_args(args));
 }
 
 // `before_exec` runs in the child (e.g. to set resource limits) just before execv.

@@ -20,6 +20,7 @@
 #include "backend.h"
 #include "bench.h"
 #include "config.h"
+#include "run_test_util.h"  // fresh_dir, run_command
 
 namespace mnistgan {
 namespace {
@@ -250,7 +251,9 @@ TEST(BenchEnvironment, CommitDateAndCpuAreFilledIn) {
   const auto [commit, source] = source_commit();
   EXPECT_FALSE(commit.empty());
   EXPECT_TRUE(source == "git" || source == "configure" || source == "none") << source;
-  if (source == "none") EXPECT_EQ(commit, "unknown");
+  if (source == "none") {
+    EXPECT_EQ(commit, "unknown");
+  }
   const std::string date = utc_now_iso8601();
   ASSERT_EQ(date.size(), 20u) << date;
   EXPECT_EQ(date[4], '-');
@@ -261,38 +264,16 @@ TEST(BenchEnvironment, CommitDateAndCpuAreFilledIn) {
 
 // ---- the command -----------------------------------------------------------------------------
 
-struct Result {
-  int code;
-  std::string output;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(MNISTGAN_BINARY) + " " + args + " 2>&1";
-  Result r{-1, ""};
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buf[4096];
-  while (fgets(buf, sizeof(buf), pipe) != nullptr) r.output += buf;
-  const int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
-fs::path fresh_dir(const std::string& name) {
-  fs::path dir =
-      fs::path(::testing::TempDir()) / ("mnistgan_bench_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+// Fresh folders carry this file's prefix; see runtest::fresh_dir.
+fs::path fresh_dir(const std::string& name) { return runtest::fresh_dir("bench_" + name); }
 
 TEST(BenchCli, CpuRunWritesJsonWithPositiveFigures) {
   const fs::path dir = fresh_dir("cpu");
   const fs::path json_path = dir / "bench.json";
-  const Result r =
-      run("bench --device cpu --batches 4,8 --repeats 2 --warmup 0 --e2e-steps 2 "
-          "--json " +
-          json_path.string());
+  const runtest::BinaryResult r = runtest::run_command(
+      "bench --device cpu --batches 4,8 --repeats 2 --warmup 0 --e2e-steps 2 "
+      "--json " +
+      json_path.string());
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("end to end"), std::string::npos) << r.output;
   std::ifstream in(json_path);
@@ -340,14 +321,16 @@ TEST(BenchCli, CpuRunWritesJsonWithPositiveFigures) {
 
 TEST(BenchCli, E2eOnlyAndKernelsOnlySkipTheOtherPart) {
   const fs::path dir = fresh_dir("parts");
-  Result r = run("bench --device cpu --batches 2 --e2e-steps 1 --warmup 0 --e2e-only --json " +
-                 (dir / "e2e.json").string());
+  runtest::BinaryResult r = runtest::run_command(
+      "bench --device cpu --batches 2 --e2e-steps 1 --warmup 0 --e2e-only --json " +
+      (dir / "e2e.json").string());
   ASSERT_EQ(r.code, 0) << r.output;
   nlohmann::json j = nlohmann::json::parse(std::ifstream(dir / "e2e.json"));
   EXPECT_TRUE(j["kernels"].empty());
   EXPECT_EQ(j["e2e"].size(), 2u);
-  r = run("bench --device cpu --batches 2 --repeats 1 --warmup 0 --kernels-only --json " +
-          (dir / "k.json").string());
+  r = runtest::run_command(
+      "bench --device cpu --batches 2 --repeats 1 --warmup 0 --kernels-only --json " +
+      (dir / "k.json").string());
   ASSERT_EQ(r.code, 0) << r.output;
   j = nlohmann::json::parse(std::ifstream(dir / "k.json"));
   EXPECT_FALSE(j["kernels"].empty());
@@ -355,19 +338,19 @@ TEST(BenchCli, E2eOnlyAndKernelsOnlySkipTheOtherPart) {
 }
 
 TEST(BenchCli, BadFlagsAndMissingGpuFailWithAReason) {
-  Result r = run("bench --device cpu --batches 64,0");
+  runtest::BinaryResult r = runtest::run_command("bench --device cpu --batches 64,0");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("--batches"), std::string::npos) << r.output;
-  r = run("bench --device cpu --kernels-only --e2e-only");
+  r = runtest::run_command("bench --device cpu --kernels-only --e2e-only");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("--e2e-only"), std::string::npos) << r.output;
-  r = run("bench --device cpu --batches abc");
+  r = runtest::run_command("bench --device cpu --batches abc");
   EXPECT_GT(r.code, 100) << r.output;  // CLI11's code for input it cannot parse
-  r = run("bench --device cpu --batches 2 --json /proc/no_such_dir/out.json");
+  r = runtest::run_command("bench --device cpu --batches 2 --json /proc/no_such_dir/out.json");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("/proc/no_such_dir"), std::string::npos) << r.output;
   if (cuda_unavailable_reason().empty()) GTEST_SKIP() << "a GPU is present";
-  r = run("bench --device cuda --batches 2");
+  r = runtest::run_command("bench --device cuda --batches 2");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("--device cpu"), std::string::npos) << r.output;
 }
@@ -377,10 +360,10 @@ TEST(BenchCli, BadFlagsAndMissingGpuFailWithAReason) {
 TEST(BenchCompareScript, RatiosAndRecordFromCpuResults) {
   if (std::system("python3 -c pass > /dev/null 2>&1") != 0) GTEST_SKIP() << "no python3";
   const fs::path dir = fresh_dir("compare");
-  const Result bench =
-      run("bench --device cpu --batches 4 --repeats 1 --warmup 0 --e2e-steps 2 "
-          "--json " +
-          (dir / "ours.json").string());
+  const runtest::BinaryResult bench = runtest::run_command(
+      "bench --device cpu --batches 4 --repeats 1 --warmup 0 --e2e-steps 2 "
+      "--json " +
+      (dir / "ours.json").string());
   ASSERT_EQ(bench.code, 0) << bench.output;
   const nlohmann::json ours = nlohmann::json::parse(std::ifstream(dir / "ours.json"));
   const double ours_mbd = ours["e2e"][0]["steps_per_s"].get<double>();
@@ -442,8 +425,8 @@ TEST(BenchCompareScript, RatiosAndRecordFromCpuResults) {
   EXPECT_TRUE(record["comparison"][1]["ours_over_eager"].is_null());  // no torch row, mbd off
 
   // Without --allow-cpu it refuses CPU results: the record is about a GPU.
-  const Result refused = [&] {
-    Result r{-1, ""};
+  const runtest::BinaryResult refused = [&] {
+    runtest::BinaryResult r{-1, ""};
     FILE* p = popen(("python3 " + script + args + " 2>&1").c_str(), "r");
     while (p != nullptr && fgets(buf, sizeof(buf), p) != nullptr) r.output += buf;
     r.code = p != nullptr ? WEXITSTATUS(pclose(p)) : -1;

@@ -30,6 +30,7 @@
 #include "eval_metrics.h"
 #include "idx.h"
 #include "progress.h"
+#include "run_test_util.h"  // fresh_dir, run_command
 #include "sha256.h"
 #include "test_util.h"
 #include "trainer.h"
@@ -458,13 +459,8 @@ TEST(Prdc, BlocksCoverEveryPair) {
 
 // ---- with a trained classifier ----------------------------------------------------------
 
-fs::path fresh_dir(const std::string& name) {
-  fs::path dir =
-      fs::path(::testing::TempDir()) / ("mnistgan_eval_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+// Fresh folders carry this file's prefix; see runtest::fresh_dir.
+fs::path fresh_dir(const std::string& name) { return runtest::fresh_dir("eval_" + name); }
 
 // Ten classes of synthetic 28x28 "digits": class c is a bar at column 2 + 2.5c of random
 // height, plus noise; a classifier learns them in a fraction of an epoch.
@@ -750,16 +746,12 @@ TEST(EvalInTraining, EvalColumnsEveryNStepsAndAtTheEndThenTheCliEvaluatesTheChec
 
   // `mnistgan eval` on the run's checkpoint: a table on stdout and the JSON file.
   const std::string json = (dir / "eval.json").string();
-  const std::string cmd = std::string(MNISTGAN_BINARY) + " eval --device cpu --checkpoint " +
-                          (dir / "run" / "latest.ckpt").string() + " --classifier " +
-                          classifier_path + " --data " + config.data_dir +
-                          " --samples 200 --json " + json + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string output;
-  char buf[4096];
-  while (fgets(buf, sizeof(buf), pipe) != nullptr) output += buf;
-  EXPECT_EQ(pclose(pipe), 0) << output;
+  const runtest::BinaryResult eval = runtest::run_command(
+      "eval --device cpu --checkpoint " + (dir / "run" / "latest.ckpt").string() +
+      " --classifier " + classifier_path + " --data " + config.data_dir + " --samples 200 --json " +
+      json);
+  const std::string& output = eval.output;
+  EXPECT_EQ(eval.code, 0) << output;
   EXPECT_NE(output.find("frechet_distance"), std::string::npos) << output;
   const nlohmann::json j = nlohmann::json::parse(read_file(json, 1 << 20));
   EXPECT_EQ(j.at("samples").get<int64_t>(), 200);

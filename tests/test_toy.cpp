@@ -21,7 +21,8 @@
 #include "config.h"
 #include "image_io.h"
 #include "model.h"
-#include "test_util.h"  // random_vector
+#include "run_test_util.h"  // fresh_dir, run_command
+#include "test_util.h"      // random_vector
 #include "toy.h"
 #include "toy_plot.h"
 #include "toy_stats.h"
@@ -31,13 +32,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path fresh_dir(const std::string& name) {
-  fs::path dir =
-      fs::path(::testing::TempDir()) / ("mnistgan_toy_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+// Fresh folders carry this file's prefix; see runtest::fresh_dir.
+fs::path fresh_dir(const std::string& name) { return runtest::fresh_dir("toy_" + name); }
 
 // ---- statistics ---------------------------------------------------------------------------
 
@@ -355,26 +351,10 @@ TEST(ToyPlot, TextAdvancesSixPixelsPerCharacterPerScale) {
 
 // ---- the command line ---------------------------------------------------------------------
 
-struct Result {
-  int code;
-  std::string output;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(MNISTGAN_BINARY) + " " + args + " 2>&1";
-  Result r{-1, ""};
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buf[4096];
-  while (fgets(buf, sizeof(buf), pipe) != nullptr) r.output += buf;
-  const int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
 TEST(ToyCli, RunWritesMetricsAndHistogram) {
   const fs::path out = fresh_dir("cli");
-  const Result r = run("toy --device cpu --steps 100 --log-every 50 --out " + out.string());
+  const runtest::BinaryResult r =
+      runtest::run_command("toy --device cpu --steps 100 --log-every 50 --out " + out.string());
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("KS"), std::string::npos) << r.output;
   std::ifstream csv(out / "metrics.csv");
@@ -389,8 +369,8 @@ TEST(ToyCli, RunWritesMetricsAndHistogram) {
 
 TEST(ToyCli, CompareWritesASummaryRowPerRun) {
   const fs::path out = fresh_dir("compare");
-  const Result r = run("toy --device cpu --steps 40 --log-every 40 --seeds 2 --compare-mbd --out " +
-                       out.string());
+  const runtest::BinaryResult r = runtest::run_command(
+      "toy --device cpu --steps 40 --log-every 40 --seeds 2 --compare-mbd --out " + out.string());
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("collapsed"), std::string::npos) << r.output;
   std::ifstream csv(out / "summary.csv");
@@ -409,11 +389,12 @@ TEST(ToyCli, BadFlagsAreNamed) {
            {"--seeds 0", "--seeds"},
            {"--compare-mbd --mbd-kernels 0", "--compare-mbd"},
            {"--device tpu", "--device"}}) {
-    const Result r = run("toy --out " + fresh_dir("bad").string() + " " + args);
+    const runtest::BinaryResult r =
+        runtest::run_command("toy --out " + fresh_dir("bad").string() + " " + args);
     EXPECT_EQ(r.code, 1) << args << "\n" << r.output;
     EXPECT_NE(r.output.find(flag), std::string::npos) << args << "\n" << r.output;
   }
-  const Result r = run("toy --steps abc");
+  const runtest::BinaryResult r = runtest::run_command("toy --steps abc");
   EXPECT_GT(r.code, 100) << r.output;  // CLI11's code for input it cannot parse
   EXPECT_NE(r.output.find("--steps"), std::string::npos) << r.output;
 }

@@ -19,6 +19,7 @@
 
 #include "checkpoint.h"
 #include "idx.h"
+#include "run_test_util.h"  // fresh_dir, run_command
 #include "trainer.h"
 
 namespace mnistgan {
@@ -26,51 +27,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path fresh_dir(const std::string& name) {
-  // The pid keeps tests that ctest runs in parallel processes out of each other's way.
-  fs::path dir =
-      fs::path(::testing::TempDir()) / ("mnistgan_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+using runtest::fresh_dir;
 
-// 512 synthetic 28x28 images: one bright bar each plus noise.
-fs::path synthetic_mnist() {
-  static const fs::path dir = [] {
-    fs::path d = fresh_dir("synthetic_data");
-    IdxImages images;
-    images.count = 512;
-    images.rows = images.cols = 28;
-    images.pixels.resize(512 * 784);
-    std::vector<uint8_t> labels(512);
-    std::mt19937 gen(3);
-    for (int i = 0; i < 512; ++i) {
-      // A bar of random position, width and height: varied enough that a batch of
-      // identical fakes is easy for D to tell from a real batch.
-      const int cls = i % 10, x0 = 2 + gen() % 20, width = 2 + gen() % 5;
-      const int y0 = 2 + gen() % 8, y1 = 18 + gen() % 8;
-      labels[i] = static_cast<uint8_t>(cls);
-      for (int y = 0; y < 28; ++y)
-        for (int x = 0; x < 28; ++x) {
-          const bool on = x >= x0 && x < x0 + width && y >= y0 && y < y1;
-          images.pixels[i * 784 + y * 28 + x] = on ? 150 + gen() % 106 : gen() % 20;
-        }
-    }
-    write_idx_images((d / "train-images-idx3-ubyte").string(), images);
-    write_idx_labels((d / "train-labels-idx1-ubyte").string(), labels);
-    return d;
-  }();
-  return dir;
-}
-
-fs::path data_dir() {
-  const fs::path real = fs::path(MNISTGAN_SOURCE_DIR) / "data" / "mnist";
-  if (fs::exists(real / "train-images-idx3-ubyte") ||
-      fs::exists(real / "train-images-idx3-ubyte.gz"))
-    return real;
-  return synthetic_mnist();
-}
+// The real MNIST files when data/mnist has them, else 512 synthetic bar images.
+fs::path data_dir() { return runtest::test_data_dir(); }
 
 TrainConfig small_config(const fs::path& out) {
   TrainConfig c;
@@ -159,23 +119,6 @@ TEST(Shuffle, EpochPermutationIsAPermutationAndDiffersPerEpoch) {
 
 // ---- the CLI ----------------------------------------------------------------------------
 
-struct Result {
-  int code;
-  std::string output;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(MNISTGAN_BINARY) + " " + args + " 2>&1";
-  Result r{-1, ""};
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buf[4096];
-  while (fgets(buf, sizeof(buf), pipe) != nullptr) r.output += buf;
-  const int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
 std::string last_line(const fs::path& file) {
   std::ifstream in(file);
   std::string line, last;
@@ -188,7 +131,7 @@ TEST(Cli, TrainSampleResume) {
   const fs::path out = fresh_dir("cli_run");
   const std::string common = "train --device cpu --data " + data_dir().string() + " --out " +
                              out.string() + " --batch-size 32 --log-every 20 --mbd-kernels 20";
-  Result r = run(common + " --steps 60");
+  runtest::BinaryResult r = runtest::run_command(common + " --steps 60");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(fs::exists(out / "metrics.csv"));
   EXPECT_EQ(last_line(out / "metrics.csv").rfind("60,", 0), 0u) << last_line(out / "metrics.csv");
@@ -198,12 +141,12 @@ TEST(Cli, TrainSampleResume) {
   ASSERT_TRUE(fs::exists(out / "latest.ckpt"));
 
   const fs::path png = out / "grid.png";
-  r = run("sample --device cpu --checkpoint " + (out / "latest.ckpt").string() + " --out " +
-          png.string());
+  r = runtest::run_command("sample --device cpu --checkpoint " + (out / "latest.ckpt").string() +
+                           " --out " + png.string());
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_GT(fs::file_size(png), 1000u);
 
-  r = run(common + " --steps 80 --resume " + (out / "latest.ckpt").string());
+  r = runtest::run_command(common + " --steps 80 --resume " + (out / "latest.ckpt").string());
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("resuming at step 60"), std::string::npos) << r.output;
   EXPECT_EQ(last_line(out / "metrics.csv").rfind("80,", 0), 0u);
@@ -224,13 +167,13 @@ TEST(Cli, BadFlagsNameTheFlag) {
                                                         {"--log-every", "0"},
                                                         {"--lr-d", "-5"},
                                                         {"--epochs", "0"}}) {
-    const Result r =
-        run(base + " " + flag + " " + value + (flag == "--epochs" ? "" : " --steps 1"));
+    const runtest::BinaryResult r = runtest::run_command(base + " " + flag + " " + value +
+                                                         (flag == "--epochs" ? "" : " --steps 1"));
     EXPECT_NE(r.code, 0) << flag;
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag << ": " << r.output;
   }
   for (const std::string args : {"train --batch-size abc", "train --steps 0"}) {
-    const Result r = run(args);
+    const runtest::BinaryResult r = runtest::run_command(args);
     EXPECT_NE(r.code, 0) << args;
     EXPECT_NE(r.output.find(args.substr(6, args.find(' ', 6) - 6)), std::string::npos)
         << args << ": " << r.output;
@@ -244,13 +187,13 @@ TEST(Cli, BadDataAndCheckpointNameTheFile) {
     f << "not an idx file";
   }
   write_idx_labels((dir / "train-labels-idx1-ubyte").string(), std::vector<uint8_t>(10, 1));
-  Result r = run("train --device cpu --steps 1 --data " + dir.string() + " --out " +
-                 (dir / "out").string());
+  runtest::BinaryResult r = runtest::run_command("train --device cpu --steps 1 --data " +
+                                                 dir.string() + " --out " + (dir / "out").string());
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("train-images-idx3-ubyte"), std::string::npos) << r.output;
 
-  r = run("train --device cpu --steps 1 --data " + (dir / "missing").string() + " --out " +
-          (dir / "out").string());
+  r = runtest::run_command("train --device cpu --steps 1 --data " + (dir / "missing").string() +
+                           " --out " + (dir / "out").string());
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("missing"), std::string::npos) << r.output;
 
@@ -259,8 +202,8 @@ TEST(Cli, BadDataAndCheckpointNameTheFile) {
     std::ofstream f(bad_ckpt, std::ios::binary);
     f << "MNGANCKP garbage";
   }
-  r = run("sample --device cpu --checkpoint " + bad_ckpt.string() + " --out " +
-          (dir / "x.png").string());
+  r = runtest::run_command("sample --device cpu --checkpoint " + bad_ckpt.string() + " --out " +
+                           (dir / "x.png").string());
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("bad.ckpt"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir / "x.png"));
@@ -268,8 +211,9 @@ TEST(Cli, BadDataAndCheckpointNameTheFile) {
 
 TEST(Cli, CudaWithoutAGpuSaysSo) {
   if (cuda_unavailable_reason().empty()) GTEST_SKIP() << "a GPU is present";
-  const Result r = run("train --device cuda --steps 1 --data " + data_dir().string() + " --out " +
-                       fresh_dir("cli_cuda").string());
+  const runtest::BinaryResult r =
+      runtest::run_command("train --device cuda --steps 1 --data " + data_dir().string() +
+                           " --out " + fresh_dir("cli_cuda").string());
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("cuda"), std::string::npos) << r.output;
 }
