@@ -323,9 +323,10 @@ ClassifierInfo load_classifier(const std::string& path, Classifier& classifier) 
     throw CheckpointError(path + ": not a feature classifier (header kind is '" +
                           file.header.value("kind", std::string("none")) + "'); make one with `" +
                           kClassifierCommand + "`");
-  if (file.header.value("format", 0) != kClassifierFormat)
-    throw CheckpointError(path + ": classifier format " +
-                          std::to_string(file.header.value("format", 0)) +
+  // header_int, not value(): a hand-edited 1e300 must be an error, not a UB cast.
+  const int64_t format = header_int(file.header, "format", 0, path);
+  if (format != kClassifierFormat)
+    throw CheckpointError(path + ": classifier format " + std::to_string(format) +
                           " is not the supported " + std::to_string(kClassifierFormat) +
                           "; remake it with `" + kClassifierCommand + "`");
   std::vector<float> params(classifier.network().size);
@@ -336,8 +337,15 @@ ClassifierInfo load_classifier(const std::string& path, Classifier& classifier) 
     std::memcpy(params.data() + tensor.offset, stored->data.data(), tensor.size * sizeof(float));
   }
   ClassifierInfo info;
-  info.seed = file.header.value("seed", uint64_t{0});
-  info.epochs = file.header.value("epochs", 0);
+  const auto seed = file.header.find("seed");
+  info.seed = seed != file.header.end() && seed->is_number_unsigned()
+                  ? seed->get<uint64_t>()
+                  : static_cast<uint64_t>(header_int(file.header, "seed", 0, path));
+  const int64_t epochs = header_int(file.header, "epochs", 0, path);
+  if (epochs < 0 || epochs > 1000000)
+    throw CheckpointError(path + ": header 'epochs' is " + std::to_string(epochs) +
+                          ", not a plausible epoch count");
+  info.epochs = static_cast<int>(epochs);
   info.test_accuracy = file.header.value("test_accuracy", 0.0);
   info.weights_sha256 = sha256_hex(params.data(), params.size() * sizeof(float));
   if (info.weights_sha256 != file.header.value("weights_sha256", std::string()))

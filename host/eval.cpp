@@ -250,8 +250,10 @@ void run_eval(const EvalOptions& options) {
     throw CheckpointError(options.checkpoint + ": header has no model config");
   TrainConfig config;
   from_json(ck.header.at("config"), config);
-  const int rows = ck.header.value("image_rows", 28), cols = ck.header.value("image_cols", 28);
-  if (rows * cols != kClassifierInput)
+  // header_int, not value(): a hand-edited 1e300 must be an error, not a UB cast.
+  const int64_t rows = header_int(ck.header, "image_rows", 28, options.checkpoint);
+  const int64_t cols = header_int(ck.header, "image_cols", 28, options.checkpoint);
+  if (rows != 28 || cols != 28)
     throw CheckpointError(options.checkpoint + ": the model makes " + std::to_string(rows) + "x" +
                           std::to_string(cols) + " images; eval needs 28x28 MNIST digits");
   std::unique_ptr<Backend> backend = make_backend(options.device);
@@ -272,7 +274,7 @@ void run_eval(const EvalOptions& options) {
       *backend, embed_generator(*backend, gan, classifier, options.samples, options.seed));
   const double model_s = seconds_since(model_start);
 
-  const int64_t step = ck.header.value("step", int64_t{0});
+  const int64_t step = header_int(ck.header, "step", 0, options.checkpoint);
   std::printf(
       "mnistgan eval: %s (step %lld) | %lld samples vs %lld MNIST test images | seed "
       "%llu | %s\n",
