@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "atomic_file.h"
@@ -349,8 +350,8 @@ class Run {
       stale += remove_stale_temp_files(dir.string());
     if (stale > 0)
       std::fprintf(stderr, "mnistgan: removed %d partial file(s) left by a killed run\n", stale);
-    Checkpoint resume_from;
 
+    Checkpoint resume_from;
     if (!config_.resume.empty()) {
       resume_from = load_checkpoint(config_.resume);
       check_resume_flags(resume_from);
