@@ -141,7 +141,11 @@ INSTANTIATE_TEST_SUITE_P(
                       LinearVersionCase{false, 1, kGemmAtol, kGemmRtol},  // cuBLAS + epilogue
                       LinearVersionCase{false, 2, kGemmAtol, kGemmRtol},  // tiled fused
                       LinearVersionCase{true, 1, kTf32Atol, kTf32Rtol},
-                      LinearVersionCase{true, 2, kTf32Atol, kTf32Rtol}));
+                      LinearVersionCase{true, 2, kTf32Atol, kTf32Rtol}),
+    // Readable test names (v0_fp32, v2_tf32, ...) instead of the struct's bytes.
+    [](const ::testing::TestParamInfo<LinearVersionCase>& info) {
+      return "v" + std::to_string(info.param.version) + (info.param.tf32 ? "_tf32" : "_fp32");
+    });
 
 // The fused custom kernel against the unfused library path (cuBLAS GEMM + epilogue kernel).
 TEST(CudaLinear, FusedV2MatchesCublasV1) {
