@@ -26,6 +26,7 @@
 #include "backend.h"
 #include "checkpoint.h"
 #include "config.h"
+#include "disk_space.h"  // model_parameter_count
 #include "fuzz_common.h"
 #include "model.h"
 #include "trainer.h"
@@ -35,24 +36,7 @@ namespace {
 
 constexpr char kSource[] = "fuzz.ckpt";
 // Largest model the sample path builds: 1M parameters (4 MB per buffer).
-constexpr int64_t kMaxSampleParams = int64_t{1} << 20;
-
-// Parameters of the model a config describes, or -1 when a width is out of range.
-int64_t param_count(const TrainConfig& c, int64_t pixels) {
-  int64_t total = 0, in = c.latent_dim;
-  for (int64_t out : c.hidden_g) {
-    total += in * out + out;
-    in = out;
-  }
-  total += in * pixels + pixels;
-  in = pixels;
-  for (int64_t out : c.hidden_d) {
-    total += in * out + out;
-    in = out;
-  }
-  total += in * c.mbd_kernels * c.mbd_dims + in + c.mbd_kernels + 1;
-  return total;
-}
+constexpr uint64_t kMaxSampleParams = uint64_t{1} << 20;
 
 // Mirrors Run::go (host/trainer.cpp) on --resume: the stored config for the shape-flag
 // check, the step for the disk-space estimate, then the restore.
@@ -72,8 +56,9 @@ void sample_path(Backend& backend, const Checkpoint& ck) {
   const int64_t rows = header_int(ck.header, "image_rows", 28, kSource),
                 cols = header_int(ck.header, "image_cols", 28, kSource);
   if (rows < 1 || cols < 1 || rows > 4096 || cols > 4096) return;
-  if (param_count(config, rows * cols) > kMaxSampleParams) return;
-  Gan gan(backend, model_shape_of(config, static_cast<int>(rows * cols)), 1, 1);
+  const ModelShape shape = model_shape_of(config, static_cast<int>(rows * cols));
+  if (model_parameter_count(shape) > kMaxSampleParams) return;
+  Gan gan(backend, shape, 1, 1);
   restore_model(backend, gan, ck, kSource, /*with_optimizer=*/false);
 }
 
