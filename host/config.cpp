@@ -16,6 +16,16 @@ void require(bool ok, const std::string& flag, const std::string& what) {
 }
 }  // namespace
 
+void validate_adam_flags(float lr, float lr_d, float lr_g, float beta1, float beta2) {
+  auto positive_finite = [](float x) { return std::isfinite(x) && x > 0.0f; };
+  require(positive_finite(lr), "--lr", "must be a positive number");
+  // -1 is the "not given: use --lr" sentinel; any other value must be a usable rate.
+  require(lr_d == -1.0f || positive_finite(lr_d), "--lr-d", "must be a positive number");
+  require(lr_g == -1.0f || positive_finite(lr_g), "--lr-g", "must be a positive number");
+  require(std::isfinite(beta1) && beta1 >= 0.0f && beta1 < 1.0f, "--b1", "must be in [0, 1)");
+  require(std::isfinite(beta2) && beta2 >= 0.0f && beta2 < 1.0f, "--b2", "must be in [0, 1)");
+}
+
 void TrainConfig::validate() const {
   require(device == "cpu" || device == "cuda" || device == "auto", "--device",
           "unknown device '" + device + "'; expected cpu, cuda or auto");
@@ -35,13 +45,7 @@ void TrainConfig::validate() const {
   require(mbd_kernels >= 0 && mbd_kernels <= 1024, "--mbd-kernels",
           "must be between 0 (off) and 1024");
   require(mbd_dims >= 1 && mbd_dims <= 64, "--mbd-dims", "must be between 1 and 64");
-  auto positive_finite = [](float x) { return std::isfinite(x) && x > 0.0f; };
-  require(positive_finite(lr), "--lr", "must be a positive number");
-  // -1 is the "not given: use --lr" sentinel; any other value must be a usable rate.
-  require(lr_d == -1.0f || positive_finite(lr_d), "--lr-d", "must be a positive number");
-  require(lr_g == -1.0f || positive_finite(lr_g), "--lr-g", "must be a positive number");
-  require(std::isfinite(beta1) && beta1 >= 0.0f && beta1 < 1.0f, "--b1", "must be in [0, 1)");
-  require(std::isfinite(beta2) && beta2 >= 0.0f && beta2 < 1.0f, "--b2", "must be in [0, 1)");
+  validate_adam_flags(lr, lr_d, lr_g, beta1, beta2);
   require(std::isfinite(real_label) && real_label > 0.0f && real_label <= 1.0f, "--real-label",
           "must be in (0, 1]; 0.9 is the usual one-sided smoothing");
   require(d_steps >= 1 && d_steps <= 100, "--d-steps", "must be between 1 and 100");

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "atomic_file.h"
+#include "config.h"
 #include "image_io.h"
 #include "model.h"
 #include "philox.h"
@@ -231,12 +232,7 @@ void ToyOptions::validate() const {
   require(batch_size >= 2 && batch_size <= 4096, "--batch-size",
           "must be between 2 and 4096 (minibatch discrimination compares rows within a batch)");
   require(steps >= 1, "--steps", "must be at least 1");
-  auto positive_finite = [](float x) { return std::isfinite(x) && x > 0.0f; };
-  require(positive_finite(lr), "--lr", "must be a positive number");
-  require(lr_d == -1.0f || positive_finite(lr_d), "--lr-d", "must be a positive number");
-  require(lr_g == -1.0f || positive_finite(lr_g), "--lr-g", "must be a positive number");
-  require(std::isfinite(beta1) && beta1 >= 0.0f && beta1 < 1.0f, "--b1", "must be in [0, 1)");
-  require(std::isfinite(beta2) && beta2 >= 0.0f && beta2 < 1.0f, "--b2", "must be in [0, 1)");
+  validate_adam_flags(lr, lr_d, lr_g, beta1, beta2);
   require(mbd_kernels >= 0 && mbd_kernels <= 1024, "--mbd-kernels",
           "must be between 0 (off) and 1024");
   require(mbd_dims >= 1 && mbd_dims <= 64, "--mbd-dims", "must be between 1 and 64");
