@@ -17,6 +17,14 @@ void check_sample(const std::vector<float>& x, const char* what) {
       throw std::invalid_argument(std::string(what) + ": sample holds a non-finite value");
 }
 
+// Checks both samples and sorts them (the copies ks_statistic and wasserstein1 take by value).
+void check_and_sort(std::vector<float>& a, std::vector<float>& b, const char* what) {
+  check_sample(a, what);
+  check_sample(b, what);
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+}
+
 }  // namespace
 
 Moments moments(const std::vector<float>& x) {
@@ -47,10 +55,7 @@ Moments moments(const std::vector<float>& x) {
 // equal to t in either sample is consumed before F_a(t) and F_b(t) are compared, so ties
 // (within or across the samples) are counted exactly as the step functions have them.
 double ks_statistic(std::vector<float> a, std::vector<float> b) {
-  check_sample(a, "ks_statistic");
-  check_sample(b, "ks_statistic");
-  std::sort(a.begin(), a.end());
-  std::sort(b.begin(), b.end());
+  check_and_sort(a, b, "ks_statistic");
   const double na = static_cast<double>(a.size()), nb = static_cast<double>(b.size());
   size_t i = 0, j = 0;
   double worst = 0;
@@ -64,10 +69,7 @@ double ks_statistic(std::vector<float> a, std::vector<float> b) {
 }
 
 double wasserstein1(std::vector<float> a, std::vector<float> b) {
-  check_sample(a, "wasserstein1");
-  check_sample(b, "wasserstein1");
-  std::sort(a.begin(), a.end());
-  std::sort(b.begin(), b.end());
+  check_and_sort(a, b, "wasserstein1");
   const double na = static_cast<double>(a.size()), nb = static_cast<double>(b.size());
   // W1 = sum over the gaps between consecutive distinct values t_k < t_{k+1} of
   //      |F_a(t_k) - F_b(t_k)| * (t_{k+1} - t_k)
