@@ -88,6 +88,7 @@ class ToyTrainer {
     const std::vector<float> z = uniform_pm1(seed, kStreamEvalNoise, 0, kEval);
     backend_.to_backend(eval_z_, z.data(), z.size() * sizeof(float));
     real_eval_ = gaussian(seed, kStreamEvalReal, 0, kEval, options.target_mean, options.target_std);
+    real_moments_ = moments(real_eval_);  // fixed sample: once, not at every evaluation
   }
   ~ToyTrainer() {
     for (float* p : {x_, z_, d_logits_, d_fake_, stats_, eval_z_, eval_out_}) backend_.free(p);
@@ -153,7 +154,7 @@ class ToyTrainer {
         std::all_of(generated_.begin(), generated_.end(), [](float v) { return std::isfinite(v); });
     if (!e.finite) return e;
     e.generated = moments(generated_);
-    e.real = moments(real_eval_);
+    e.real = real_moments_;
     e.ks = ks_statistic(generated_, real_eval_);
     e.w1 = wasserstein1(generated_, real_eval_);
     return e;
@@ -161,6 +162,7 @@ class ToyTrainer {
 
   const std::vector<float>& generated() const { return generated_; }
   const std::vector<float>& real() const { return real_eval_; }
+  const Moments& real_moments() const { return real_moments_; }
 
  private:
   static constexpr int kStatSlots = 8;  // as the trainer: loss, mean sigmoid per BCE call
@@ -177,6 +179,7 @@ class ToyTrainer {
   float* eval_z_ = nullptr;    // (10000, 1) fixed evaluation noise
   float* eval_out_ = nullptr;  // (10000, 1)
   std::vector<float> real_eval_, generated_;
+  Moments real_moments_;  // of real_eval_
   int64_t step_ = 0, stats_steps_ = 0;
 };
 
@@ -280,7 +283,7 @@ ToyRunResult train_toy(Backend& backend, const ToyOptions& options, uint64_t see
     const std::vector<float> floor_real =
         gaussian(seed, kStreamFloorReal, 0, ToyOptions::kEvalSamples, options.target_mean,
                  options.target_std);
-    const Moments real = moments(trainer.real());
+    const Moments& real = trainer.real_moments();
     std::printf("mnistgan toy: %s | target N(%g, %g^2) | noise U(-1, 1) | batch %d | %" PRId64
                 " steps | %s | seed %" PRIu64
                 "\n  real eval sample (10,000): mean %.3f std %.3f skew %.3f kurt %.3f | "
