@@ -251,8 +251,6 @@ std::string kernel_shape_text(const KernelRow& k) {
   return r + "x" + i;
 }
 
-namespace {}  // namespace
-
 nlohmann::json bench_report_json(const BenchReport& r) {
   using nlohmann::json;
   json j;
@@ -667,21 +665,19 @@ int run_bench(const BenchOptions& options) {
   std::printf("mnistgan bench: measuring on %s ...\n", backend_name.c_str());
   std::fflush(stdout);
 
+  if (backend_name == "cpu") report.device["name"] = report.device["cpu_model"];
   if (!o.e2e_only) {
     if (backend_name == "cuda") {
-      run_cuda_kernel_bench(o, shape, report);
+      run_cuda_kernel_bench(o, shape, report);  // names the device
     } else {
       auto cpu = make_cpu_backend();
-      report.device["name"] = report.device["cpu_model"];
       report.ceilings = measure_cpu_ceilings(*cpu);
       run_cpu_kernel_bench(*cpu, o, shape, report);
     }
   }
   if (!o.kernels_only) {
     auto backend = make_backend(backend_name);
-    if (!report.device.contains("name"))
-      report.device["name"] =
-          backend_name == "cpu" ? report.device["cpu_model"].get<std::string>() : backend->name();
+    if (!report.device.contains("name")) report.device["name"] = backend->name();
     const IdxImages images = synthetic_images(shape, o.seed);
     const std::vector<std::string> graphs = backend_name == "cuda"
                                                 ? std::vector<std::string>{"on", "off"}
@@ -691,8 +687,6 @@ int run_bench(const BenchOptions& options) {
         for (const std::string& graph : graphs)
           report.e2e.push_back(run_e2e(*backend, o, images, batch, mbd, graph));
   }
-  if (!report.device.contains("name")) report.device["name"] = backend_name;
-
   std::fputs(format_bench_report(report).c_str(), stdout);
   if (!o.json_path.empty()) {
     write_file_atomic(o.json_path, bench_report_json(report).dump(2) + "\n");
