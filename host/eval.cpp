@@ -161,7 +161,7 @@ EvalReference::EvalReference(Backend& backend, Classifier& classifier, const Mni
                                   std::to_string(split->images.count) + " images; lower --samples");
   }
   test_ = embed_pixels(backend, classifier, test.images.pixels.data(), n);
-  test_stats_ = gaussian_stats(test_.features.data(), n, kClassifierFeatures);
+  test_frechet_ = frechet_reference(gaussian_stats(test_.features.data(), n, kClassifierFeatures));
   std::vector<std::vector<float>> radii =
       knn_radii_squared(backend, test_.features.data(), n, kClassifierFeatures,
                         {kPrecisionRecallK, kDensityCoverageK});
@@ -181,7 +181,7 @@ EvalMetrics EvalReference::evaluate(Backend& backend, const FeatureSet& samples)
     throw std::invalid_argument("eval: too few samples (" + std::to_string(samples.n) + ")");
   EvalMetrics m;
   m.frechet = frechet_distance(
-      gaussian_stats(samples.features.data(), samples.n, kClassifierFeatures), test_stats_);
+      gaussian_stats(samples.features.data(), samples.n, kClassifierFeatures), test_frechet_);
   m.score = classifier_score(samples.probs, samples.n, kClassifierClasses, kEvalScoreSplits);
   m.histogram = class_histogram(samples.probs, samples.n, kClassifierClasses);
   m.prdc = prdc(backend, test_.features.data(), test_.n, samples.features.data(), samples.n,

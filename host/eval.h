@@ -66,7 +66,7 @@ class EvalReference {
 
  private:
   FeatureSet test_;
-  GaussianStats test_stats_;
+  FrechetReference test_frechet_;
   std::vector<float> radii3_, radii5_;
   EvalMetrics floor_;
 };

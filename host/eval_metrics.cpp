@@ -6,6 +6,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>  // std::move
 
 namespace mnistgan {
 namespace {
@@ -172,7 +173,11 @@ GaussianStats gaussian_stats(const float* features, int64_t n, int dim) {
   return s;
 }
 
-double frechet_distance(const GaussianStats& a, const GaussianStats& b) {
+namespace {
+
+// frechet_distance with a's covariance root given: root_a = sqrt(a.cov).
+double frechet_with_root(const GaussianStats& a, const std::vector<double>& root_a,
+                         const GaussianStats& b) {
   if (a.dim != b.dim || a.dim < 1)
     throw std::invalid_argument("frechet_distance: the two Gaussians differ in dimension");
   const int n = a.dim;
@@ -185,7 +190,6 @@ double frechet_distance(const GaussianStats& a, const GaussianStats& b) {
   }
   // tr sqrt(S_a S_b) = tr sqrt(sqrt(S_a) S_b sqrt(S_a)): the latter is symmetric PSD and
   // similar to S_a S_b, so its eigenvalues are S_a S_b's, and real and >= 0.
-  const std::vector<double> root_a = symmetric_sqrt(a.cov, n);
   std::vector<double> m = matmul(matmul(root_a, b.cov, n), root_a, n);
   for (int i = 0; i < n; ++i)
     for (int j = i + 1; j < n; ++j) {
@@ -197,6 +201,27 @@ double frechet_distance(const GaussianStats& a, const GaussianStats& b) {
   for (double lambda : symmetric_eigen(m, n, /*with_vectors=*/false).values)
     trace_sqrt += std::sqrt(std::max(lambda, 0.0));
   return mean_term + trace_a + trace_b - 2.0 * trace_sqrt;
+}
+
+}  // namespace
+
+double frechet_distance(const GaussianStats& a, const GaussianStats& b) {
+  if (a.dim != b.dim || a.dim < 1)
+    throw std::invalid_argument("frechet_distance: the two Gaussians differ in dimension");
+  return frechet_with_root(a, symmetric_sqrt(a.cov, a.dim), b);
+}
+
+FrechetReference frechet_reference(GaussianStats stats) {
+  if (stats.dim < 1) throw std::invalid_argument("frechet_reference: empty statistics");
+  FrechetReference r;
+  r.root_cov = symmetric_sqrt(stats.cov, stats.dim);
+  r.stats = std::move(stats);
+  return r;
+}
+
+double frechet_distance(const GaussianStats& samples, const FrechetReference& reference) {
+  // The distance is symmetric in its two Gaussians: root the reference's side.
+  return frechet_with_root(reference.stats, reference.root_cov, samples);
 }
 
 ScoreResult classifier_score(const std::vector<double>& probs, int64_t n, int classes, int splits) {

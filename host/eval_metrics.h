@@ -47,6 +47,16 @@ struct GaussianStats {
 // features (n, dim) float, n >= 2.
 GaussianStats gaussian_stats(const float* features, int64_t n, int dim);
 double frechet_distance(const GaussianStats& a, const GaussianStats& b);
+// The fixed side of many Frechet distances (the real set every sample set is compared
+// with): its statistics and sqrt of its covariance, the costlier half of the Jacobi work,
+// computed once.
+struct FrechetReference {
+  GaussianStats stats;
+  std::vector<double> root_cov;  // (dim, dim), symmetric
+};
+FrechetReference frechet_reference(GaussianStats stats);
+// The same figure as frechet_distance(samples, reference.stats), up to rounding.
+double frechet_distance(const GaussianStats& samples, const FrechetReference& reference);
 
 // ---- class probabilities ---------------------------------------------------------------
 // probs (n, classes), rows summing to 1.

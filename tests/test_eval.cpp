@@ -314,6 +314,10 @@ TEST(Frechet, MatchesClosedForms) {
   const double want = 25 + 5 + 3 - 2 * std::sqrt(tr_ab + 2 * std::sqrt(det_a * det_b));
   EXPECT_NEAR(frechet_distance(c, d), want, 1e-12);
   EXPECT_NEAR(frechet_distance(d, c), want, 1e-12);
+  // With the reference's covariance root computed once, on either side.
+  EXPECT_NEAR(frechet_distance(a, frechet_reference(b)), (1 + 0 + 4) + (1 + 1 + 0.25), 1e-12);
+  EXPECT_NEAR(frechet_distance(c, frechet_reference(d)), want, 1e-12);
+  EXPECT_NEAR(frechet_distance(d, frechet_reference(c)), want, 1e-12);
 }
 
 TEST(Frechet, SampleStatisticsMatchNumpyCov) {
