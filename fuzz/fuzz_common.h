@@ -1,11 +1,13 @@
-// fuzz_common.h: what the fuzz targets and fuzz_make_seeds share: the small model a fuzzed
-// checkpoint is restored into (small so that a restore costs microseconds, not the ~37 MB
-// of the default model), the synthetic images it trains on, and gzip in memory.
+// fuzz_common.h: what the fuzz targets, fuzz_make_seeds and tests/test_fuzz_found.cpp share:
+// the small model a fuzzed checkpoint is restored into (small so that a restore costs
+// microseconds, not the ~37 MB of the default model), the synthetic images it trains on,
+// gzip in memory and the checkpoint CRC fix-up.
 #pragma once
 
-#include <zlib.h>  // deflateInit2, deflate: gzip members in memory
+#include <zlib.h>  // deflateInit2, deflate: gzip members in memory; crc32
 
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -56,6 +58,21 @@ inline std::string gzip_member(const uint8_t* data, size_t size, int level) {
   deflateEnd(&zs);
   if (ret != Z_STREAM_END) throw std::runtime_error("deflate did not finish");
   return out;
+}
+
+// Rewrites the CRC-32 trailer of checkpoint bytes (over everything after the 8-byte magic,
+// stored in the last 4 bytes) to match: a mutated file almost never has a valid CRC, and
+// without the fix-up nothing past that check (header, tensor table, restore) is reached.
+// Returns whether it changed anything (false when the CRC matched or bytes is too short).
+inline bool fix_checkpoint_crc(std::string& bytes) {
+  if (bytes.size() < 8 + 4 + 4) return false;
+  const size_t end = bytes.size() - 4;
+  const auto* p = reinterpret_cast<const Bytef*>(bytes.data());
+  const uint32_t crc =
+      static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0), p + 8, static_cast<uInt>(end - 8)));
+  if (std::memcmp(&crc, p + end, 4) == 0) return false;
+  std::memcpy(&bytes[end], &crc, 4);
+  return true;
 }
 
 }  // namespace mnistgan

@@ -10,10 +10,8 @@
 //   3. `mnistgan sample` built the model from the stored config without checking it, so a
 //      negative width became a size_t-wrapped allocation of exabytes.
 #include <gtest/gtest.h>
-#include <zlib.h>  // crc32: fix up the CRC of the corpus files, as fuzz_checkpoint does
 
 #include <cstdint>
-#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -22,6 +20,7 @@
 #include <tuple>
 #include <vector>
 
+#include "../fuzz/fuzz_common.h"  // fuzz_config, fix_checkpoint_crc
 #include "atomic_file.h"
 #include "backend.h"
 #include "checkpoint.h"
@@ -104,14 +103,7 @@ TEST(FuzzFound, HeaderIntRefusesNonIntegers) {
 
   // restore_model reads the Adam step counts through it.
   std::unique_ptr<Backend> backend = make_cpu_backend();
-  ModelShape shape;
-  shape.image_pixels = 16;
-  shape.latent_dim = 4;
-  shape.hidden_g = {8};
-  shape.hidden_d = {8};
-  shape.mbd_kernels = 2;
-  shape.mbd_dims = 2;
-  Gan gan(*backend, shape, 2, 1);
+  Gan gan(*backend, model_shape_of(fuzz_config(), 16), 2, 1);  // 4x4 images
   gan.init_params(1);
   Checkpoint ck;
   store_model(*backend, gan, ck);
@@ -197,12 +189,7 @@ TEST(FuzzFound, CheckpointCorpusParsesOrThrowsCheckpointError) {
     } else if (name.rfind("bad_", 0) == 0 && name != "bad_shape.ckpt") {
       EXPECT_THROW(parse_checkpoint(bytes, name), CheckpointError) << name;
     }
-    if (bytes.size() >= 16) {  // as fuzz_checkpoint does: the CRC fixed up, to reach the rest
-      const auto* p = reinterpret_cast<const Bytef*>(bytes.data());
-      const uint32_t crc = static_cast<uint32_t>(
-          crc32(crc32(0L, Z_NULL, 0), p + 8, static_cast<uInt>(bytes.size() - 12)));
-      std::memcpy(&bytes[bytes.size() - 4], &crc, 4);
-    }
+    fix_checkpoint_crc(bytes);  // as fuzz_checkpoint does, to reach the rest
     try {
       const Checkpoint ck = parse_checkpoint(bytes, file.string());
       if (ck.header.contains("config")) {
