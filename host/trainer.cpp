@@ -104,8 +104,10 @@ void TrainingState::set_step(int64_t step) {
   backend_.to_backend(step_counter_, &step_, sizeof(step_));
   backend_.fill_zero(stats_, kStatSlots * sizeof(float));
   stats_steps_ = 0;
-  backend_.to_host(&d_updates_mark_, gan_->discriminator().adam_step, sizeof(int64_t));
-  backend_.to_host(&g_updates_mark_, gan_->generator().adam_step, sizeof(int64_t));
+  if (skip_nonfinite_updates()) {
+    backend_.to_host(&d_updates_mark_, gan_->discriminator().adam_step, sizeof(int64_t));
+    backend_.to_host(&g_updates_mark_, gan_->generator().adam_step, sizeof(int64_t));
+  }
 }
 
 void TrainingState::restore(const Checkpoint& ck, const std::string& source) {
@@ -237,14 +239,19 @@ StepStats TrainingState::take_stats() {
   float s[kStatSlots];
   backend_.to_host(s, stats_, sizeof(s));
   backend_.fill_zero(stats_, sizeof(s));
-  // Adam's step counts say how many updates were applied (skip-step leaves them alone
-  // for a skipped update), so the averages are over applied updates only.
-  int64_t d_done = 0, g_done = 0;
-  backend_.to_host(&d_done, gan_->discriminator().adam_step, sizeof(d_done));
-  backend_.to_host(&g_done, gan_->generator().adam_step, sizeof(g_done));
-  const int64_t d_applied = d_done - d_updates_mark_, g_applied = g_done - g_updates_mark_;
-  d_updates_mark_ = d_done;
-  g_updates_mark_ = g_done;
+  // Under skip-step, Adam's step counts say how many updates were applied (a skipped
+  // update leaves them alone), so the averages are over applied updates only. Under stop
+  // every update is applied: no reads needed.
+  int64_t d_applied = stats_steps_ * config_.d_steps, g_applied = stats_steps_;
+  if (skip_nonfinite_updates()) {
+    int64_t d_done = 0, g_done = 0;
+    backend_.to_host(&d_done, gan_->discriminator().adam_step, sizeof(d_done));
+    backend_.to_host(&g_done, gan_->generator().adam_step, sizeof(g_done));
+    d_applied = d_done - d_updates_mark_;
+    g_applied = g_done - g_updates_mark_;
+    d_updates_mark_ = d_done;
+    g_updates_mark_ = g_done;
+  }
   StepStats out;
   out.steps = stats_steps_;
   out.skipped_d = stats_steps_ * config_.d_steps - d_applied;

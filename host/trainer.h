@@ -106,7 +106,8 @@ class TrainingState {
   float* grid_images_ = nullptr;  // (64, pixels)
   int64_t step_ = 0;              // host mirror of *step_counter_
   int64_t stats_steps_ = 0;
-  int64_t d_updates_mark_ = 0, g_updates_mark_ = 0;  // Adam step counts at the last take_stats
+  // Adam step counts at the last take_stats (read under skip-step only).
+  int64_t d_updates_mark_ = 0, g_updates_mark_ = 0;
   int64_t inject_step_ = -1;
   NonfiniteTarget inject_target_ = NonfiniteTarget::kDiscriminator;
   bool graph_ready_ = false;
