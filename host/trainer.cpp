@@ -450,7 +450,7 @@ class Run {
         const bool all_skipped =
             stats.steps > 0 &&
             (stats.skipped_g == stats.steps || stats.skipped_d == stats.steps * config_.d_steps);
-        if (stats.nonfinite > 0 || all_skipped || !state_->weights_finite()) {
+        if (stats.nonfinite > 0 || all_skipped || !weights_finite()) {
           progress_->finish();
           std::fprintf(stderr,
                        "mnistgan: training diverged %s: %s; the last good checkpoint is kept "
@@ -612,8 +612,19 @@ class Run {
     }
   }
 
+  // TrainingState::weights_finite (a pass over every weight and a sync) once per step: a
+  // log row and a checkpoint at the same step share the answer.
+  bool weights_finite() {
+    const int64_t step = state_->steps_done();
+    if (finite_checked_at_ != step) {
+      weights_were_finite_ = state_->weights_finite();
+      finite_checked_at_ = step;
+    }
+    return weights_were_finite_;
+  }
+
   void write_checkpoint() {
-    if (!state_->weights_finite()) return;  // never replace a good checkpoint with NaNs
+    if (!weights_finite()) return;  // never replace a good checkpoint with NaNs
     const fs::path dir = fs::path(config_.out_dir) / "checkpoints";
     const std::string name = step_name("step_", state_->steps_done(), ".ckpt");
     save_checkpoint((dir / name).string(), state_->checkpoint());
@@ -625,6 +636,8 @@ class Run {
   RunTestHooks hooks_;
   bool training_started_ = false;
   int64_t skipped_total_ = 0;
+  int64_t finite_checked_at_ = -1;  // the step of the last weights_finite() check
+  bool weights_were_finite_ = true;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<TrainingState> state_;
   std::unique_ptr<MetricsLog> metrics_;
