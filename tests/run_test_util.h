@@ -4,6 +4,7 @@
 //
 //   fresh_dir(name)            an empty folder under the test temp dir, unique per process
 //   test_data_dir()            data/mnist, or 512 synthetic 28x28 bar images
+//   train_args(out, steps)     the arguments of a small `mnistgan train` run on the test data
 //   run_binary(args)           runs `mnistgan args` through the shell, output captured
 //   run_command("args")        the same with the arguments as one shell string
 //   spawn_binary(args, log)    fork + exec of mnistgan with stderr to `log`; returns the pid
@@ -66,6 +67,34 @@ inline fs::path test_data_dir() {
     return d;
   }();
   return synthetic;
+}
+
+// `mnistgan train` of `steps` steps on `device` with test_data_dir() into `out`: batch 32,
+// 10 MBD kernels, a metrics row every 5 steps, a checkpoint every `checkpoint_every`, then
+// the `extra` flags (e.g. hidden widths).
+inline std::vector<std::string> train_args(const fs::path& out, int steps,
+                                           const std::vector<std::string>& extra = {},
+                                           const std::string& device = "cpu",
+                                           int checkpoint_every = 10) {
+  std::vector<std::string> args = {"train",
+                                   "--device",
+                                   device,
+                                   "--data",
+                                   test_data_dir().string(),
+                                   "--out",
+                                   out.string(),
+                                   "--batch-size",
+                                   "32",
+                                   "--mbd-kernels",
+                                   "10",
+                                   "--log-every",
+                                   "5",
+                                   "--checkpoint-every",
+                                   std::to_string(checkpoint_every),
+                                   "--steps",
+                                   std::to_string(steps)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
 }
 
 struct BinaryResult {

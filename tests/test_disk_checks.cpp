@@ -112,27 +112,7 @@ TEST(DiskSpace, RemovesOnlyTempFilesOfDeadProcesses) {
 }
 
 std::vector<std::string> small_run(const fs::path& out, int steps) {
-  return {"train",
-          "--device",
-          "cpu",
-          "--data",
-          test_data_dir().string(),
-          "--out",
-          out.string(),
-          "--batch-size",
-          "32",
-          "--hidden-g",
-          "256",
-          "--hidden-d",
-          "256",
-          "--mbd-kernels",
-          "10",
-          "--log-every",
-          "5",
-          "--checkpoint-every",
-          "10",
-          "--steps",
-          std::to_string(steps)};
+  return runtest::train_args(out, steps, {"--hidden-g", "256", "--hidden-d", "256"});
 }
 
 // The real statvfs path: a billion kept checkpoints cannot fit anywhere.

@@ -31,27 +31,8 @@ constexpr int kTotalSteps = 40;
 
 std::vector<std::string> kill_run_args(const fs::path& out, const std::string& device,
                                        int checkpoint_every) {
-  return {"train",
-          "--device",
-          device,
-          "--data",
-          runtest::test_data_dir().string(),
-          "--out",
-          out.string(),
-          "--batch-size",
-          "32",
-          "--hidden-g",
-          "128,256",
-          "--hidden-d",
-          "256,128",
-          "--mbd-kernels",
-          "10",
-          "--log-every",
-          "5",
-          "--checkpoint-every",
-          std::to_string(checkpoint_every),
-          "--steps",
-          std::to_string(kTotalSteps)};
+  return runtest::train_args(out, kTotalSteps, {"--hidden-g", "128,256", "--hidden-d", "256,128"},
+                             device, checkpoint_every);
 }
 
 bool has_temp_checkpoint(const fs::path& dir) {

@@ -260,57 +260,12 @@ TEST(TrainCuda, OneStepMatchesCpu) {
 namespace mnistgan {
 namespace {
 
-// Starts `mnistgan args...` as a child process with output to log; returns its pid.
-pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    FILE* out = std::freopen(log.c_str(), "w", stderr);
-    (void)out;
-    std::vector<char*> argv{const_cast<char*>(MNISTGAN_BINARY)};
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(MNISTGAN_BINARY, argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-// Waits until `file` exists (or the child exits); false on timeout.
-bool wait_for(const fs::path& file, pid_t pid, double seconds) {
-  for (int i = 0; i < seconds * 50; ++i) {
-    if (fs::exists(file)) return true;
-    int status;
-    if (waitpid(pid, &status, WNOHANG) == pid) return fs::exists(file);
-    usleep(20000);
-  }
-  return false;
-}
-
-std::vector<std::string> run_args(const fs::path& out, int steps) {
-  return {"train",
-          "--device",
-          "cpu",
-          "--data",
-          data_dir().string(),
-          "--out",
-          out.string(),
-          "--batch-size",
-          "32",
-          "--mbd-kernels",
-          "10",
-          "--log-every",
-          "5",
-          "--checkpoint-every",
-          "10",
-          "--steps",
-          std::to_string(steps)};
-}
-
 // SIGTERM: the step in flight finishes, a checkpoint and a grid are written, exit 143.
 TEST(Signals, SigtermWritesACheckpointAndExits143) {
   const fs::path out = fresh_dir("sigterm");
-  const pid_t pid = spawn(run_args(out, 100000), out.parent_path() / "sigterm.log");
-  ASSERT_TRUE(wait_for(out / "metrics.csv", pid, 60)) << "training never logged";
+  const pid_t pid =
+      runtest::spawn_binary(runtest::train_args(out, 100000), out.parent_path() / "sigterm.log");
+  ASSERT_TRUE(runtest::wait_for_file(out / "metrics.csv", pid, 60)) << "training never logged";
   kill(pid, SIGTERM);
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
