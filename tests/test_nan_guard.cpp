@@ -229,21 +229,33 @@ std::vector<std::string> metrics_row(const fs::path& csv, int64_t step) {
   return found;
 }
 
+struct InjectedRun {
+  int code = -1;
+  std::string log;  // stderr
+};
+
+// run_training(config) with a NaN written into `target`'s gradient at step `bad_step`.
+InjectedRun run_with_nan_at(const TrainConfig& config, int64_t bad_step, NonfiniteTarget target) {
+  RunTestHooks hooks;
+  hooks.nonfinite_gradient_step = bad_step;
+  hooks.nonfinite_target = target;
+  ::testing::internal::CaptureStderr();
+  InjectedRun r;
+  r.code = run_training(config, hooks);
+  r.log = ::testing::internal::GetCapturedStderr();
+  return r;
+}
+
 TEST(NanGuard, StopEndsTheRunAtThatStepAndKeepsTheLastGoodCheckpoint) {
   const fs::path out = fresh_dir("stop_run");
   TrainConfig config = guard_config(out, "stop");
   config.steps = 30;
   config.log_every = 1;
   config.checkpoint_every = 5;
-  RunTestHooks hooks;
-  hooks.nonfinite_gradient_step = 12;
-  hooks.nonfinite_target = NonfiniteTarget::kDiscriminator;
-  ::testing::internal::CaptureStderr();
-  const int code = run_training(config, hooks);
-  const std::string log = ::testing::internal::GetCapturedStderr();
-  EXPECT_EQ(code, 3) << log;
-  EXPECT_NE(log.find("diverged at step 12"), std::string::npos) << log;
-  EXPECT_NE(log.find("--nan-policy skip-step"), std::string::npos) << log;
+  const InjectedRun r = run_with_nan_at(config, 12, NonfiniteTarget::kDiscriminator);
+  EXPECT_EQ(r.code, 3) << r.log;
+  EXPECT_NE(r.log.find("diverged at step 12"), std::string::npos) << r.log;
+  EXPECT_NE(r.log.find("--nan-policy skip-step"), std::string::npos) << r.log;
   const Checkpoint ck = load_checkpoint((out / "latest.ckpt").string());
   EXPECT_EQ(ck.header.value("step", 0), 10);
   EXPECT_TRUE(all_finite(ck));
@@ -259,16 +271,11 @@ TEST(NanGuard, SkipStepSkipsOneUpdateReportsItAndFinishes) {
   config.steps = 20;
   config.log_every = 5;
   config.checkpoint_every = 10;
-  RunTestHooks hooks;
-  hooks.nonfinite_gradient_step = 7;
-  hooks.nonfinite_target = NonfiniteTarget::kGenerator;
-  ::testing::internal::CaptureStderr();
-  const int code = run_training(config, hooks);
-  const std::string log = ::testing::internal::GetCapturedStderr();
-  EXPECT_EQ(code, 0) << log;
-  EXPECT_NE(log.find("skipped 1 update(s) with a NaN/Inf loss or gradient in steps 6-10"),
+  const InjectedRun r = run_with_nan_at(config, 7, NonfiniteTarget::kGenerator);
+  EXPECT_EQ(r.code, 0) << r.log;
+  EXPECT_NE(r.log.find("skipped 1 update(s) with a NaN/Inf loss or gradient in steps 6-10"),
             std::string::npos)
-      << log;
+      << r.log;
   const fs::path csv = out / "metrics.csv";
   const std::string text = runtest::read_text(csv);
   EXPECT_EQ(text.substr(0, text.find('\n') + 1), MetricsLog::header());
@@ -292,15 +299,10 @@ TEST(NanGuard, SkipStepStopsWhenAWholeIntervalWasSkipped) {
   config.steps = 10;
   config.log_every = 1;
   config.checkpoint_every = 2;
-  RunTestHooks hooks;
-  hooks.nonfinite_gradient_step = 3;
-  hooks.nonfinite_target = NonfiniteTarget::kGenerator;
-  ::testing::internal::CaptureStderr();
-  const int code = run_training(config, hooks);
-  const std::string log = ::testing::internal::GetCapturedStderr();
-  EXPECT_EQ(code, 3) << log;
-  EXPECT_NE(log.find("diverged at step 3"), std::string::npos) << log;
-  EXPECT_NE(log.find("every update of a network"), std::string::npos) << log;
+  const InjectedRun r = run_with_nan_at(config, 3, NonfiniteTarget::kGenerator);
+  EXPECT_EQ(r.code, 3) << r.log;
+  EXPECT_NE(r.log.find("diverged at step 3"), std::string::npos) << r.log;
+  EXPECT_NE(r.log.find("every update of a network"), std::string::npos) << r.log;
   EXPECT_EQ(load_checkpoint((out / "latest.ckpt").string()).header.value("step", 0), 2);
 }
 
