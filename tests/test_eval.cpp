@@ -497,6 +497,17 @@ struct TrainedClassifier {
   double accuracy = 0;
 };
 
+// ctest runs every TEST in a process of its own, so the weights are also kept in a file
+// under the test temp dir, keyed by the data source and this test binary's build (size and
+// modification time): the processes of one ctest run train once, a rebuild trains afresh.
+fs::path classifier_cache_file(bool real_mnist) {
+  const fs::path exe = fs::read_symlink("/proc/self/exe");
+  return fs::path(::testing::TempDir()) /
+         ("mnistgan_eval_classifier_" + std::string(real_mnist ? "mnist" : "synthetic") + "_" +
+          std::to_string(fs::file_size(exe)) + "_" +
+          std::to_string(fs::last_write_time(exe).time_since_epoch().count()) + ".bin");
+}
+
 // Trained once for all the tests below: on 20,000 MNIST images for 3 epochs (about 10 s
 // on 2 cores), or on the synthetic set when MNIST is absent.
 TrainedClassifier& trained() {
@@ -513,6 +524,15 @@ TrainedClassifier& trained() {
       r.test = synthetic_split(3000, 2);
     }
     r.classifier = std::make_unique<Classifier>(*r.backend, 1000);
+    const fs::path cache = classifier_cache_file(r.real_mnist);
+    if (fs::exists(cache)) {
+      try {
+        r.accuracy = load_classifier(cache.string(), *r.classifier).test_accuracy;
+        return r;
+      } catch (const std::exception&) {
+        // Unreadable: train again and replace it.
+      }
+    }
     r.classifier->init_params(5);
     ClassifierOptions options;
     options.epochs = 3;
@@ -521,6 +541,11 @@ TrainedClassifier& trained() {
     options.verbose = false;
     options.seed = 5;
     r.accuracy = train_classifier(*r.backend, *r.classifier, r.train, r.test, options);
+    ClassifierInfo info;
+    info.seed = options.seed;
+    info.epochs = options.epochs;
+    info.test_accuracy = r.accuracy;
+    save_classifier(cache.string(), *r.classifier, info);  // atomic: parallel writers are safe
     return r;
   }();
   return t;
