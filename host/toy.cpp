@@ -64,14 +64,15 @@ std::string mbd_label(int kernels, int dims) {
 // The GAN, its batch buffers and the fixed evaluation sets of one run.
 class ToyTrainer {
  public:
-  ToyTrainer(Backend& backend, const ToyOptions& options, uint64_t seed, int mbd_kernels)
+  // options.mbd_kernels is this run's setting (train_toy sets it).
+  ToyTrainer(Backend& backend, const ToyOptions& options, uint64_t seed)
       : backend_(backend), options_(options), seed_(seed), batch_(options.batch_size) {
     ModelShape shape;
     shape.image_pixels = 1;
     shape.latent_dim = 1;
     shape.hidden_g = options.hidden_g;
     shape.hidden_d = options.hidden_d;
-    shape.mbd_kernels = mbd_kernels;
+    shape.mbd_kernels = options.mbd_kernels;
     shape.mbd_dims = options.mbd_dims;
     shape.leaky_slope = options.leaky_slope;
     shape.generator_output = Activation::kNone;
@@ -267,7 +268,7 @@ ToyRunResult train_toy(Backend& backend, const ToyOptions& options, uint64_t see
   result.seed = seed;
   result.mbd_kernels = mbd_kernels;
   const auto start = std::chrono::steady_clock::now();
-  ToyTrainer trainer(backend, run_options, seed, mbd_kernels);
+  ToyTrainer trainer(backend, run_options, seed);
   std::string csv = kMetricsHeader;
   const fs::path out(out_dir);
   if (!out_dir.empty()) ensure_writable_dir(out_dir);
