@@ -405,6 +405,14 @@ std::string format_bench_report(const BenchReport& r) {
 
 // ---- measuring on the CPU backend ----------------------------------------------------------
 
+std::vector<float> bench_random(size_t n, uint32_t seed, float lo, float hi) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -454,10 +462,7 @@ struct Buffers {
   Buffers& operator=(const Buffers&) = delete;
   // Filled with uniform values in [lo, hi) (never zero for the default range's sake).
   float* random(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-    std::vector<float> host(n);
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<float> dist(lo, hi);
-    for (float& v : host) v = dist(gen);
+    const std::vector<float> host = bench_random(n, seed, lo, hi);
     float* p = backend.alloc_f32(n == 0 ? 1 : n);
     owned.push_back(p);
     if (n != 0) backend.to_backend(p, host.data(), n * sizeof(float));

@@ -165,6 +165,9 @@ std::string cpu_model_name();
 
 // ---- running -------------------------------------------------------------------------------
 
+// n uniform floats in [lo, hi) from std::mt19937(seed): the kernel inputs of both halves.
+std::vector<float> bench_random(size_t n, uint32_t seed, float lo, float hi);
+
 // Measures on the CUDA device: fills report.device, report.ceilings and report.kernels (every
 // kernel checked against the CPU backend first). Implemented in bench_cuda.cu; the stub in a
 // CPU-only build throws std::runtime_error saying the build has no CUDA.

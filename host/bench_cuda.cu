@@ -28,7 +28,6 @@
 #include <cstdio>      // std::snprintf
 #include <functional>  // std::function
 #include <memory>      // std::unique_ptr
-#include <random>      // std::mt19937
 #include <stdexcept>   // std::runtime_error
 #include <string>
 #include <utility>  // std::swap
@@ -114,14 +113,6 @@ std::vector<float> download(const float* p, size_t n) {
   std::vector<float> host(n);
   if (n != 0) CUDA_CHECK(cudaMemcpy(host.data(), p, n * sizeof(float), cudaMemcpyDeviceToHost));
   return host;
-}
-
-std::vector<float> host_random(size_t n, uint32_t seed, float lo, float hi) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(gen);
-  return v;
 }
 
 // ---- the CPU reference through the Backend interface ---------------------------------------
@@ -643,10 +634,10 @@ class CudaKernelBench {
     const size_t nx = static_cast<size_t>(L.rows) * L.in, nw = static_cast<size_t>(L.out) * L.in,
                  ny = static_cast<size_t>(L.rows) * L.out;
     const float w_scale = 1.0f / std::sqrt(static_cast<float>(L.in));
-    const std::vector<float> hx = host_random(nx, 1, -1.0f, 1.0f);
-    const std::vector<float> hw = host_random(nw, 2, -w_scale, w_scale);
-    const std::vector<float> hb = host_random(L.out, 3, -0.1f, 0.1f);
-    const std::vector<float> hdz = host_random(ny, 4, -1.0f, 1.0f);
+    const std::vector<float> hx = bench_random(nx, 1, -1.0f, 1.0f);
+    const std::vector<float> hw = bench_random(nw, 2, -w_scale, w_scale);
+    const std::vector<float> hb = bench_random(L.out, 3, -0.1f, 0.1f);
+    const std::vector<float> hdz = bench_random(ny, 4, -1.0f, 1.0f);
     const Activation act = static_cast<Activation>(L.act);
 
     // CPU reference: forward, and the backward of the same layer.
@@ -801,8 +792,8 @@ class CudaKernelBench {
     const int groups = 2;
     const size_t nm = static_cast<size_t>(groups) * batch * K * C,
                  no = static_cast<size_t>(groups) * batch * K;
-    const std::vector<float> hm = host_random(nm, 5, -2.0f, 2.0f);
-    const std::vector<float> hdo = host_random(no, 6, -1.0f, 1.0f);
+    const std::vector<float> hm = bench_random(nm, 5, -2.0f, 2.0f);
+    const std::vector<float> hdo = bench_random(no, 6, -1.0f, 1.0f);
     CpuRef cpu;
     float* cm = cpu.put(hm);
     float* cdo = cpu.put(hdo);
@@ -834,7 +825,7 @@ class CudaKernelBench {
 
   void bce_row(int batch) {
     const int n = 2 * batch;
-    const std::vector<float> hx = host_random(n, 7, -5.0f, 5.0f);
+    const std::vector<float> hx = bench_random(n, 7, -5.0f, 5.0f);
     CpuRef cpu;
     float* cx = cpu.put(hx);
     float* cdx = cpu.zeros(n);
@@ -860,8 +851,8 @@ class CudaKernelBench {
   }
 
   void adam_row(int batch, const std::string& name, size_t n) {
-    const std::vector<float> hp = host_random(n, 8, -0.1f, 0.1f);
-    const std::vector<float> hg = host_random(n, 9, -0.01f, 0.01f);
+    const std::vector<float> hp = bench_random(n, 8, -0.1f, 0.1f);
+    const std::vector<float> hg = bench_random(n, 9, -0.01f, 0.01f);
     CpuRef cpu;
     float* cp = cpu.put(hp);
     float* cg = cpu.put(hg);
