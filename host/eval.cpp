@@ -76,17 +76,12 @@ FeatureSet embed_host_chunks(Backend& backend, Classifier& classifier, int64_t n
 }  // namespace
 
 void to_json(nlohmann::json& j, const EvalMetrics& m) {
-  j = nlohmann::json{{"frechet_distance", m.frechet},
-                     {"classifier_score", m.score.mean},
-                     {"classifier_score_std", m.score.std},
-                     {"classes_hit", m.histogram.classes_hit},
-                     {"classes_half_share", m.histogram.classes_half_share},
-                     {"kl_uniform_nats", m.histogram.kl_uniform},
-                     {"class_counts", m.histogram.counts},
-                     {"precision_k3", m.prdc.precision},
-                     {"recall_k3", m.prdc.recall},
-                     {"density_k5", m.prdc.density},
-                     {"coverage_k5", m.prdc.coverage}};
+  j = nlohmann::json::object();
+  for (const auto& [name, value] : eval_figures(m)) j[name] = value;
+  // Counts stay JSON integers (eval_figures holds them as doubles for metrics.csv).
+  j["classes_hit"] = m.histogram.classes_hit;
+  j["classes_half_share"] = m.histogram.classes_half_share;
+  j["class_counts"] = m.histogram.counts;
 }
 
 std::vector<std::pair<std::string, double>> eval_figures(const EvalMetrics& m) {

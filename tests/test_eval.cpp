@@ -772,6 +772,10 @@ TEST(EvalInTraining, EvalColumnsEveryNStepsAndAtTheEndThenTheCliEvaluatesTheChec
   EXPECT_EQ(latest.at("step").get<int64_t>(), 20);
   EXPECT_EQ(latest.at("classifier").at("sha256").get<std::string>(), info.weights_sha256);
   EXPECT_TRUE(latest.at("floor").contains("frechet_distance"));
+  // Every figure is in the JSON, the counts as integers.
+  for (const auto& figure : figures) EXPECT_TRUE(latest.at("model").contains(figure.first));
+  EXPECT_TRUE(latest.at("model").at("classes_hit").is_number_integer());
+  EXPECT_TRUE(latest.at("model").at("classes_half_share").is_number_integer());
 
   // `mnistgan eval` on the run's checkpoint: a table on stdout and the JSON file.
   const std::string json = (dir / "eval.json").string();
