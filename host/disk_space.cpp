@@ -13,6 +13,7 @@
 #include <system_error>  // std::error_code
 
 #include "atomic_file.h"  // IoError
+#include "trainer.h"      // TrainingState::kGridImages, kGridPerRow, kGridPadding
 
 namespace mnistgan {
 
@@ -27,8 +28,9 @@ constexpr uint64_t kCheckpointHeaderBound = 64 << 10;
 constexpr uint64_t kTensorRecordBound = 4 + 64 + 4 + 2 * 8;
 // A metrics.csv row is about 80 characters; room for columns added later.
 constexpr uint64_t kMetricsRowBound = 512;
-// The grid layout of Run::write_grid: 8 per row, 2 pixels of padding.
-constexpr int kGridImages = 64, kGridPerRow = 8, kGridPadding = 2;
+// The grid layout of Run::write_grid.
+constexpr int kGridImages = TrainingState::kGridImages, kGridPerRow = TrainingState::kGridPerRow,
+              kGridPadding = TrainingState::kGridPadding;
 
 uint64_t linear_params(uint64_t in, uint64_t out, bool bias) { return in * out + (bias ? out : 0); }
 

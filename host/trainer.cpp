@@ -581,8 +581,9 @@ class Run {
 
   void write_grid() {
     const std::vector<float> images = state_->fixed_grid_images();
-    const GrayImage grid = make_grid(images.data(), TrainingState::kGridImages,
-                                     state_->image_rows(), state_->image_cols(), 8, 2);
+    const GrayImage grid =
+        make_grid(images.data(), TrainingState::kGridImages, state_->image_rows(),
+                  state_->image_cols(), TrainingState::kGridPerRow, TrainingState::kGridPadding);
     const fs::path path =
         fs::path(config_.out_dir) / "samples" / step_name("step_", state_->steps_done(), ".png");
     write_png(path.string(), grid,

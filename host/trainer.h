@@ -78,7 +78,8 @@ class TrainingState {
   int image_rows() const { return rows_; }
   int image_cols() const { return cols_; }
 
-  static constexpr int kGridImages = 64;
+  // The progress grid: 64 images, 8 per row, 2 pixels of padding (the disk estimate too).
+  static constexpr int kGridImages = 64, kGridPerRow = 8, kGridPadding = 2;
 
  private:
   void issue_step_ops();
