@@ -26,6 +26,7 @@
 #include "disk_space.h"  // model_parameter_count
 #include "fuzz_common.h"
 #include "model.h"
+#include "sample.h"  // stored_model
 #include "trainer.h"
 
 namespace mnistgan {
@@ -46,14 +47,8 @@ void resume_path(TrainingState& state, const Checkpoint& ck) {
 
 // Mirrors run_sample (host/sample.cpp) up to the restore.
 void sample_path(Backend& backend, const Checkpoint& ck) {
-  if (!ck.header.contains("config")) return;
-  TrainConfig config;
-  from_json(ck.header.at("config"), config);
-  config.validate();
-  const int64_t rows = header_int(ck.header, "image_rows", 28, kSource),
-                cols = header_int(ck.header, "image_cols", 28, kSource);
-  if (rows < 1 || cols < 1 || rows > 4096 || cols > 4096) return;
-  const ModelShape shape = model_shape_of(config, static_cast<int>(rows * cols));
+  const StoredModel stored = stored_model(ck, kSource);  // sample's and eval's own checks
+  const ModelShape shape = model_shape_of(stored.config, stored.rows * stored.cols);
   if (model_parameter_count(shape) > kMaxSampleParams) return;
   Gan gan(backend, shape, 1, 1);
   restore_model(backend, gan, ck, kSource, /*with_optimizer=*/false);

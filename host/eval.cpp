@@ -11,6 +11,7 @@
 #include "atomic_file.h"  // write_file_atomic
 #include "checkpoint.h"   // load_checkpoint, restore_model
 #include "config.h"       // TrainConfig, model_shape_of
+#include "sample.h"       // stored_model
 #include "trainer.h"      // epoch_permutation
 
 namespace mnistgan {
@@ -241,13 +242,11 @@ void run_eval(const EvalOptions& options) {
   options.validate();
   const auto start = std::chrono::steady_clock::now();
   const Checkpoint ck = load_checkpoint(options.checkpoint);
-  if (!ck.header.contains("config"))
-    throw CheckpointError(options.checkpoint + ": header has no model config");
-  TrainConfig config;
-  from_json(ck.header.at("config"), config);
-  // header_int, not value(): a hand-edited 1e300 must be an error, not a UB cast.
-  const int64_t rows = header_int(ck.header, "image_rows", 28, options.checkpoint);
-  const int64_t cols = header_int(ck.header, "image_cols", 28, options.checkpoint);
+  // The same checks as `mnistgan sample`: a stored config is validated before a model is
+  // built from it.
+  const StoredModel stored = stored_model(ck, options.checkpoint);
+  const TrainConfig& config = stored.config;
+  const int rows = stored.rows, cols = stored.cols;
   if (rows != 28 || cols != 28)
     throw CheckpointError(options.checkpoint + ": the model makes " + std::to_string(rows) + "x" +
                           std::to_string(cols) + " images; eval needs 28x28 MNIST digits");
@@ -269,7 +268,7 @@ void run_eval(const EvalOptions& options) {
       *backend, embed_generator(*backend, gan, classifier, options.samples, options.seed));
   const double model_s = seconds_since(model_start);
 
-  const int64_t step = header_int(ck.header, "step", 0, options.checkpoint);
+  const int64_t step = stored.step;
   std::printf(
       "mnistgan eval: %s (step %lld) | %lld samples vs %lld MNIST test images | seed "
       "%llu | %s\n",

@@ -8,6 +8,7 @@
 #include "backend.h"
 #include "checkpoint.h"
 #include "config.h"
+#include "idx.h"  // kIdxMaxSide
 #include "image_io.h"
 #include "model.h"
 
@@ -23,25 +24,31 @@ void SampleOptions::validate() const {
                                 "'; expected cpu, cuda or auto");
 }
 
+StoredModel stored_model(const Checkpoint& ck, const std::string& source) {
+  if (!ck.header.contains("config")) throw CheckpointError(source + ": header has no model config");
+  StoredModel stored;
+  from_json(ck.header.at("config"), stored.config);
+  try {
+    stored.config.validate();
+  } catch (const std::invalid_argument& e) {
+    throw CheckpointError(source + ": the stored config is invalid: " + e.what());
+  }
+  const int64_t rows = header_int(ck.header, "image_rows", 28, source),
+                cols = header_int(ck.header, "image_cols", 28, source);
+  if (rows < 1 || cols < 1 || rows > kIdxMaxSide || cols > kIdxMaxSide)
+    throw CheckpointError(source + ": image size in the header is out of range");
+  stored.rows = static_cast<int>(rows);
+  stored.cols = static_cast<int>(cols);
+  stored.step = header_int(ck.header, "step", 0, source);
+  return stored;
+}
+
 void run_sample(const SampleOptions& options) {
   options.validate();
   const Checkpoint ck = load_checkpoint(options.checkpoint);
-  TrainConfig config;
-  if (!ck.header.contains("config"))
-    throw CheckpointError(options.checkpoint + ": header has no model config");
-  from_json(ck.header.at("config"), config);
-  // The model is built from the stored config, so it must pass the checks the flags do (a
-  // negative width would otherwise become a huge allocation; found by fuzz_checkpoint).
-  try {
-    config.validate();
-  } catch (const std::invalid_argument& e) {
-    throw CheckpointError(options.checkpoint + ": the stored config is invalid: " + e.what());
-  }
-  const int64_t stored_rows = header_int(ck.header, "image_rows", 28, options.checkpoint),
-                stored_cols = header_int(ck.header, "image_cols", 28, options.checkpoint);
-  if (stored_rows < 1 || stored_cols < 1 || stored_rows > 4096 || stored_cols > 4096)
-    throw CheckpointError(options.checkpoint + ": image size in the header is out of range");
-  const int rows = static_cast<int>(stored_rows), cols = static_cast<int>(stored_cols);
+  const StoredModel stored = stored_model(ck, options.checkpoint);
+  const TrainConfig& config = stored.config;
+  const int rows = stored.rows, cols = stored.cols;
 
   std::unique_ptr<Backend> backend = make_backend(options.device);
   Gan gan(*backend, model_shape_of(config, rows * cols), options.n, 1);
@@ -62,8 +69,8 @@ void run_sample(const SampleOptions& options) {
              {"seed", std::to_string(options.seed)},
              {"checkpoint", options.checkpoint}});
   std::fprintf(stderr, "mnistgan: wrote %d samples (step %lld, seed %llu) to %s\n", options.n,
-               static_cast<long long>(header_int(ck.header, "step", 0, options.checkpoint)),
-               static_cast<unsigned long long>(options.seed), options.out.c_str());
+               static_cast<long long>(stored.step), static_cast<unsigned long long>(options.seed),
+               options.out.c_str());
 }
 
 }  // namespace mnistgan

@@ -4,6 +4,9 @@
 #include <cstdint>
 #include <string>
 
+#include "checkpoint.h"  // Checkpoint
+#include "config.h"      // TrainConfig
+
 namespace mnistgan {
 
 struct SampleOptions {
@@ -17,5 +20,17 @@ struct SampleOptions {
 };
 
 void run_sample(const SampleOptions& options);
+
+// What a checkpoint says about the model it holds, checked before anything is built from
+// it: every command that rebuilds a generator from a checkpoint (sample, eval) reads it here.
+struct StoredModel {
+  TrainConfig config;        // passed TrainConfig::validate() (a negative width would otherwise
+                             // become a huge allocation; found by fuzz_checkpoint)
+  int rows = 28, cols = 28;  // image size, each in [1, kIdxMaxSide]
+  int64_t step = 0;
+};
+// Throws CheckpointError naming `source` when the config is missing or invalid or the
+// header's image size or step is not a plausible integer.
+StoredModel stored_model(const Checkpoint& checkpoint, const std::string& source);
 
 }  // namespace mnistgan

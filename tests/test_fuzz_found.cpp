@@ -25,6 +25,7 @@
 #include "backend.h"
 #include "checkpoint.h"
 #include "config.h"
+#include "eval.h"
 #include "idx.h"
 #include "model.h"
 #include "sample.h"
@@ -142,6 +143,14 @@ TEST(FuzzFound, SampleRefusesAnInvalidStoredConfig) {
     EXPECT_NE(what.find(path), std::string::npos) << key << ": " << what;
     EXPECT_NE(what.find(expected), std::string::npos) << key << ": " << what;
     EXPECT_FALSE(fs::exists(options.out));
+    // `mnistgan eval` rebuilds the generator the same way and must refuse the same file
+    // before it looks for its classifier.
+    EvalOptions eval;
+    eval.checkpoint = path;
+    eval.classifier = (dir / "no_classifier.bin").string();
+    eval.device = "cpu";
+    const std::string eval_what = error_of([&] { run_eval(eval); });
+    EXPECT_NE(eval_what.find(expected), std::string::npos) << "eval, " << key << ": " << eval_what;
   }
   fs::remove_all(dir);
 }
