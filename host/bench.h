@@ -37,7 +37,7 @@ struct BenchOptions {
   std::string json_path;                    // --json: also write the results here (atomically)
   bool kernels_only = false;                // --kernels-only: skip the end-to-end runs
   bool e2e_only = false;                    // --e2e-only: skip the ceilings and kernels
-  uint64_t seed = 1;                        // --seed: weights, data and kernel inputs
+  uint64_t seed = 1;  // --seed: end-to-end weights and data (kernel inputs use fixed seeds)
 
   // Throws std::invalid_argument naming the flag when a value is out of range.
   void validate() const;

@@ -136,7 +136,7 @@ int run_cli(int argc, char** argv) {
   bench->add_option("--e2e-steps", bench_options.e2e_steps,
                     "timed training steps per end-to-end row (default: 500 on cuda, 20 on cpu)");
   bench->add_option("--json", bench_options.json_path, "also write the results as JSON here");
-  bench->add_option("--seed", bench_options.seed, "seed of weights, data and kernel inputs")
+  bench->add_option("--seed", bench_options.seed, "seed of the end-to-end runs' weights and data")
       ->capture_default_str();
   bench->add_flag("--kernels-only", bench_options.kernels_only, "skip the end-to-end runs");
   bench->add_flag("--e2e-only", bench_options.e2e_only, "skip the ceilings and kernels");

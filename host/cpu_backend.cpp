@@ -147,8 +147,8 @@ class CpuBackend final : public Backend {
     }
   }
 
-  // logits (rows, classes), labels (rows); see backend.h. Row by row, classes in order: the
-  // per-row arithmetic of kernels/softmax_xent.cu's kernel, which keep in step with this.
+  // logits (rows, classes), labels (rows); see backend.h. Row by row, classes in order, with
+  // the same per-row arithmetic as the kernel in kernels/softmax_xent.cu: change both together.
   void softmax_cross_entropy(const float* logits, const int32_t* labels, int rows, int classes,
                              float grad_scale, float* dlogits, float* stats) override {
     double loss_sum = 0.0, correct = 0.0;
