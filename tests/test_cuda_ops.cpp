@@ -79,11 +79,14 @@ struct LinearShape {
   int rows, in, out;
 };
 // The model's layers (G: 100-256-512-1024-784; D: 784-1024-512-256, MBD T 256->500, final
-// 356->1; D rows are 2 groups), plus 1 row, odd sizes (scalar paths, partial tiles).
+// 356->1; D rows are 2 groups), plus 1 row, odd sizes (scalar paths, partial tiles). The last
+// two give v2 at least 143 64x64 tiles, so on a GPU with up to 143 SMs (H100/H200: 132) its
+// 64x64 kernel, not only the 32x32 one, meets partial row, column and K tiles, scalar
+// (in = 37) and float4 (in = 52) loads.
 const std::vector<LinearShape> kLinearShapes = {
-    {1, 100, 256},   {3, 7, 5},        {17, 1, 3},       {65, 33, 67},     {64, 100, 256},
-    {64, 256, 512},  {64, 512, 1024},  {64, 1024, 784},  {128, 784, 1024}, {130, 356, 1},
-    {130, 256, 500}, {1000, 513, 255}, {2048, 784, 1024}};
+    {1, 100, 256},   {3, 7, 5},        {17, 1, 3},        {65, 33, 67},     {64, 100, 256},
+    {64, 256, 512},  {64, 512, 1024},  {64, 1024, 784},   {128, 784, 1024}, {130, 356, 1},
+    {130, 256, 500}, {1000, 513, 255}, {2048, 784, 1024}, {700, 37, 780},   {705, 52, 777}};
 
 void check_linear_forward(const BackendOptions& options, double atol, double rtol) {
   Pair p = make_backends(options);
