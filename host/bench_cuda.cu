@@ -270,9 +270,12 @@ class LtLinear {
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
         pref_, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
     int returned = 0;
-    CUBLAS_CHECK(
-        cublasLtMatmulAlgoGetHeuristic(lt_, op_, a_, b_, c_, c_, pref_, 1, &heuristic_, &returned));
-    found_ = returned > 0;
+    // No algorithm for the problem comes back as NOT_SUPPORTED (not as 0 results): a skip.
+    const cublasStatus_t status =
+        cublasLtMatmulAlgoGetHeuristic(lt_, op_, a_, b_, c_, c_, pref_, 1, &heuristic_, &returned);
+    if (status != CUBLAS_STATUS_NOT_SUPPORTED) CUBLAS_CHECK(status);
+    found_ = status == CUBLAS_STATUS_SUCCESS && returned > 0 &&
+             heuristic_.state == CUBLAS_STATUS_SUCCESS;
   }
   ~LtLinear() {
     if (pref_) (void)cublasLtMatmulPreferenceDestroy(pref_);
