@@ -14,10 +14,13 @@
 # 4. prints ours / eager and ours / best compiled per batch (scripts/compare_results.py) and
 #    writes bench/results/<date>-<gpu>.json (both results merged, with date, GPU, commit and
 #    this command) and the matching .log (everything printed).
-# It stops at once, with a message, when there is no NVIDIA GPU.
+# It stops at once, with a message, when there is no NVIDIA GPU. The commit recorded is
+# `git rev-parse HEAD` (with -dirty for local changes), or $MNISTGAN_COMMIT where there is no
+# git checkout (a tree copied to a GPU machine).
 #
 # Options (all optional):
 #   --build-dir DIR   where to build / find mnistgan (default: build)
+#   --binary PATH     a mnistgan already built (e.g. carried to a GPU machine): no build step
 #   --batches LIST    batch sizes (default: 64,256,1024)
 #   --repeats N       mnistgan kernel repeats (default: mnistgan's, 50 on CUDA)
 #   --e2e-steps N     mnistgan timed training steps per end-to-end row (default: 500)
@@ -25,6 +28,8 @@
 #   --warmup N        PyTorch warm-up steps per configuration, compilation included (default: 20)
 #   --modes LIST      PyTorch modes (default: eager,default,reduce-overhead,max-autotune)
 #   --python PATH     the Python with torch (default: python3)
+#   --torch-budget S  seconds after which PyTorch configurations not yet started are
+#                     recorded as skipped (default: 0, no limit; compiling takes minutes)
 #   --out-dir DIR     where the record goes (default: bench/results)
 set -euo pipefail
 
@@ -37,6 +42,8 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
 build_dir=build
+binary=""
+torch_budget=0
 batches=64,256,1024
 repeats=""
 e2e_steps=500
@@ -51,6 +58,8 @@ while [[ $# -gt 0 ]]; do
   [[ $# -ge 2 ]] || die "$1 needs a value (see the header of scripts/compare.sh)"
   case "$1" in
     --build-dir) build_dir="$2" ;;
+    --binary) binary="$2" ;;
+    --torch-budget) torch_budget="$2" ;;
     --batches) batches="$2" ;;
     --repeats) repeats="$2" ;;
     --e2e-steps) e2e_steps="$2" ;;
@@ -64,7 +73,7 @@ while [[ $# -gt 0 ]]; do
   shift 2
 done
 [[ "$batches" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--batches: expected e.g. 64,256,1024, got '$batches'"
-for n in "$e2e_steps" "$torch_steps" "$torch_warmup" ${repeats:+"$repeats"}; do
+for n in "$e2e_steps" "$torch_steps" "$torch_warmup" "$torch_budget" ${repeats:+"$repeats"}; do
   [[ "$n" =~ ^[0-9]+$ ]] || die "expected a whole number, got '$n'"
 done
 
@@ -79,14 +88,18 @@ driver="$(nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -n 
   die "$python has no CUDA-enabled torch (import torch; torch.cuda.is_available() is False); pass --python PATH"
 
 # ---- build if needed -----------------------------------------------------------------------
-binary="$build_dir/mnistgan"
-# A build configured without a CUDA compiler (or with -DMNISTGAN_CUDA=OFF) is reconfigured.
-if [[ ! -x "$binary" ]] || ! grep -q '^CMAKE_CUDA_COMPILER:.*nvcc' "$build_dir/CMakeCache.txt" 2> /dev/null ||
-  grep -q '^MNISTGAN_CUDA:BOOL=OFF' "$build_dir/CMakeCache.txt" 2> /dev/null; then
-  echo "compare.sh: building $build_dir (Release, CUDA on)"
-  cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMNISTGAN_CUDA=ON
+if [[ -n "$binary" ]]; then
+  [[ -x "$binary" ]] || die "--binary $binary: no such executable"
+else
+  binary="$build_dir/mnistgan"
+  # A build configured without a CUDA compiler (or with -DMNISTGAN_CUDA=OFF) is reconfigured.
+  if [[ ! -x "$binary" ]] || ! grep -q '^CMAKE_CUDA_COMPILER:.*nvcc' "$build_dir/CMakeCache.txt" 2> /dev/null ||
+    grep -q '^MNISTGAN_CUDA:BOOL=OFF' "$build_dir/CMakeCache.txt" 2> /dev/null; then
+    echo "compare.sh: building $build_dir (Release, CUDA on)"
+    cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMNISTGAN_CUDA=ON
+  fi
+  cmake --build "$build_dir" --target mnistgan # a no-op when up to date
 fi
-cmake --build "$build_dir" --target mnistgan # a no-op when up to date
 
 # ---- run both, logging everything ----------------------------------------------------------
 stamp="$(date -u +%Y-%m-%dT%H%MZ)"
@@ -96,8 +109,11 @@ record="$out_dir/$stamp-$gpu_tag.json"
 log="$out_dir/$stamp-$gpu_tag.log"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-commit="$(git rev-parse HEAD 2> /dev/null || echo unknown)"
-git diff --quiet HEAD 2> /dev/null || commit="$commit-dirty"
+if commit="$(git rev-parse HEAD 2> /dev/null)"; then
+  git diff --quiet HEAD 2> /dev/null || commit="$commit-dirty"
+else
+  commit="${MNISTGAN_COMMIT:-unknown}"
+fi
 
 {
   echo "compare.sh: $(date -u +%Y-%m-%dT%H:%M:%SZ), GPU $gpu_name, driver $driver, commit $commit"
@@ -112,7 +128,8 @@ git diff --quiet HEAD 2> /dev/null || commit="$commit-dirty"
   [[ $status -eq 0 || $status -eq 4 ]] || die "mnistgan bench failed (exit $status)"
   echo
   torch_args=(scripts/torch_reference.py --device cuda --synthetic --sweep --batches "$batches"
-    --modes "$modes" --steps "$torch_steps" --warmup "$torch_warmup" --json "$work/torch.json")
+    --modes "$modes" --steps "$torch_steps" --warmup "$torch_warmup" --time-budget "$torch_budget"
+    --json "$work/torch.json")
   echo "+ $python ${torch_args[*]}"
   "$python" "${torch_args[@]}" || die "torch_reference.py ran no configuration"
   echo

@@ -228,12 +228,16 @@ def parse_args(argv=None):
     p.add_argument("--batches", type=int_list, default=[64, 256, 1024],
                    help="batch sizes of --sweep")
     p.add_argument("--modes", type=mode_list, default=list(SWEEP_MODES),
-                   help="compile modes of --sweep (eager = no torch.compile)")
+                   help="compile modes of --sweep (eager = no torch.compile), run in this order")
+    p.add_argument("--time-budget", type=float, default=0,
+                   help="--sweep: seconds after which the configurations not yet started are "
+                   "recorded as skipped (0: no limit); compiling can take minutes per "
+                   "configuration, and a lent GPU is held for minutes only")
     args = p.parse_args(argv)
     for name in ("steps", "batch_size", "latent_dim", "mbd_dims"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
-    for name in ("warmup", "threads", "mbd_kernels", "log_every"):
+    for name in ("warmup", "threads", "mbd_kernels", "log_every", "time_budget"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0")
     return args
@@ -413,6 +417,21 @@ def sweep(args, device, data, source, threads):
     device_name, device_field = describe_device(device)
     mbd_values = [args.mbd_kernels, 0] if args.mbd_kernels > 0 else [0]
     rows = []
+
+    def results():
+        return {
+            "schema": "torch-reference/1", "tool": "scripts/torch_reference.py",
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "torch_version": torch.__version__, "device": device_field, "device_name": device_name,
+            "cuda_runtime": torch.version.cuda, "threads": threads, "data": source,
+            "tf32": bool(args.tf32), "seed": args.seed,
+            "settings": {"batches": args.batches, "modes": args.modes, "mbd": mbd_values,
+                         "steps": args.steps, "warmup": args.warmup,
+                         "time_budget_s": args.time_budget},
+            "results": rows,
+        }
+
+    start = time.monotonic()
     for mode in args.modes:
         mode_failed = None  # a compile mode that failed once is not retried at other shapes
         for batch in args.batches:
@@ -421,6 +440,8 @@ def sweep(args, device, data, source, threads):
                        "batch": batch, "mbd": mbd}
                 if mode_failed:
                     row.update(status=mode_failed)
+                elif args.time_budget > 0 and time.monotonic() - start > args.time_budget:
+                    row.update(status=f"skipped: --time-budget {args.time_budget:g} s spent")
                 else:
                     try:
                         row = time_config(args, device, data, batch, mbd, mode, log=False)
@@ -442,18 +463,10 @@ def sweep(args, device, data, source, threads):
                 else:
                     print(f"torch_reference: device={device_field} batch={batch} mbd={mbd} "
                           f"compile={mode} status={row['status']}", flush=True)
-    results = {
-        "schema": "torch-reference/1", "tool": "scripts/torch_reference.py",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "torch_version": torch.__version__, "device": device_field, "device_name": device_name,
-        "cuda_runtime": torch.version.cuda, "threads": threads, "data": source,
-        "tf32": bool(args.tf32), "seed": args.seed,
-        "settings": {"batches": args.batches, "modes": args.modes, "mbd": mbd_values,
-                     "steps": args.steps, "warmup": args.warmup},
-        "results": rows,
-    }
+                if args.json:  # after every row: a sweep killed midway keeps what it measured
+                    write_json(args.json, results())
     if args.json:
-        write_json(args.json, results)
+        write_json(args.json, results())
         print(f"wrote {args.json}")
     ok = [r for r in rows if r["status"] == "ok"]
     return 0 if ok else 1

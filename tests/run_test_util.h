@@ -25,6 +25,7 @@
 
 #include "checkpoint.h"  // Checkpoint
 #include "idx.h"         // write_idx_images, write_idx_labels
+#include "test_paths.h"  // source_dir, mnistgan_binary
 
 namespace mnistgan {
 namespace runtest {
@@ -41,7 +42,7 @@ inline fs::path fresh_dir(const std::string& name) {
 }
 
 inline fs::path test_data_dir() {
-  const fs::path real = fs::path(MNISTGAN_SOURCE_DIR) / "data" / "mnist";
+  const fs::path real = fs::path(testpaths::source_dir()) / "data" / "mnist";
   if (fs::exists(real / "train-images-idx3-ubyte") ||
       fs::exists(real / "train-images-idx3-ubyte.gz"))
     return real;
@@ -110,7 +111,7 @@ inline std::string join_args(const std::vector<std::string>& args) {
 
 // `args` is pasted into a shell command line after the binary; stderr joins stdout.
 inline BinaryResult run_command(const std::string& args) {
-  const std::string cmd = std::string(MNISTGAN_BINARY) + " " + args + " 2>&1";
+  const std::string cmd = testpaths::mnistgan_binary() + " " + args + " 2>&1";
   BinaryResult r;
   FILE* pipe = popen(cmd.c_str(), "r");
   if (pipe == nullptr) return r;
@@ -133,10 +134,11 @@ pid_t spawn_binary(const std::vector<std::string>& args, const fs::path& log,
   if (pid == 0) {
     if (std::freopen(log.c_str(), "w", stderr) == nullptr) _exit(126);
     before_exec();
-    std::vector<char*> argv{const_cast<char*>(MNISTGAN_BINARY)};
+    const std::string& binary = testpaths::mnistgan_binary();
+    std::vector<char*> argv{const_cast<char*>(binary.c_str())};
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    execv(MNISTGAN_BINARY, argv.data());
+    execv(binary.c_str(), argv.data());
     _exit(127);
   }
   return pid;

@@ -396,7 +396,7 @@ TEST(BenchCompareScript, RatiosAndRecordFromCpuResults) {
                                            {"mbd", 100},
                                            {"status", "failed: RuntimeError: boom"}}}}};
   std::ofstream(dir / "torch.json") << torch_results.dump();
-  const std::string script = std::string(MNISTGAN_SOURCE_DIR) + "/scripts/compare_results.py";
+  const std::string script = testpaths::source_dir() + "/scripts/compare_results.py";
   const std::string args =
       " --ours " + (dir / "ours.json").string() + " --torch " + (dir / "torch.json").string();
   const std::string cmd = "python3 " + script + args + " --allow-cpu --command 'test cmd' --out " +

@@ -514,7 +514,7 @@ TrainedClassifier& trained() {
   static TrainedClassifier t = [] {
     TrainedClassifier r;
     r.backend = make_cpu_backend();
-    const fs::path dir = fs::path(MNISTGAN_SOURCE_DIR) / "data" / "mnist";
+    const fs::path dir = fs::path(testpaths::source_dir()) / "data" / "mnist";
     try {
       r.train = load_mnist(dir.string(), "train");
       r.test = load_mnist(dir.string(), "t10k");
@@ -677,7 +677,7 @@ TEST(EvalWithClassifier, SaveAndLoadKeepWeightsAndCheckTheDigest) {
 
 // A data folder with train and t10k: the real MNIST folder, or the synthetic sets written out.
 fs::path data_dir_with_test_split(TrainedClassifier& t) {
-  if (t.real_mnist) return fs::path(MNISTGAN_SOURCE_DIR) / "data" / "mnist";
+  if (t.real_mnist) return fs::path(testpaths::source_dir()) / "data" / "mnist";
   static const fs::path dir = [&] {
     const fs::path d = fresh_dir("synthetic_data");
     write_idx_images((d / "train-images-idx3-ubyte").string(), t.train.images);

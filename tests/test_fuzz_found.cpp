@@ -29,13 +29,14 @@
 #include "idx.h"
 #include "model.h"
 #include "sample.h"
+#include "test_paths.h"  // source_dir
 
 namespace mnistgan {
 namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kCorpus = fs::path(MNISTGAN_SOURCE_DIR) / "fuzz" / "corpus";
+const fs::path kCorpus = fs::path(testpaths::source_dir()) / "fuzz" / "corpus";
 
 template <typename Fn>
 std::string error_of(Fn&& fn) {

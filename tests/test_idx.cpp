@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "idx.h"
+#include "test_paths.h"  // source_dir
 
 namespace mnistgan {
 namespace {
@@ -377,7 +378,7 @@ TEST_F(IdxTest, LoadMnistErrors) {
 // ---- the real data, when fetched ----------------------------------------------------------
 
 void check_real_split(const std::string& split, int64_t count) {
-  const MnistSplit s = load_mnist(MNISTGAN_SOURCE_DIR "/data/mnist", split);
+  const MnistSplit s = load_mnist(testpaths::source_dir() + "/data/mnist", split);
   ASSERT_EQ(s.images.count, count);
   ASSERT_EQ(s.images.rows, 28);
   ASSERT_EQ(s.images.cols, 28);
@@ -401,10 +402,9 @@ void check_real_split(const std::string& split, int64_t count) {
 }
 
 TEST(IdxRealData, MnistTrainAndTest) {
-  if (!fs::exists(MNISTGAN_SOURCE_DIR "/data/mnist/train-images-idx3-ubyte"))
-    GTEST_SKIP() << "MNIST not in " MNISTGAN_SOURCE_DIR
-                    "/data/mnist; run "
-                    "`bash scripts/fetch_mnist.sh`";
+  const std::string dir = testpaths::source_dir() + "/data/mnist";
+  if (!fs::exists(dir + "/train-images-idx3-ubyte"))
+    GTEST_SKIP() << "MNIST not in " << dir << "; run `bash scripts/fetch_mnist.sh`";
   check_real_split("train", 60000);
   check_real_split("t10k", 10000);
 }
