@@ -164,9 +164,16 @@ std::unique_ptr<Backend> make_cpu_backend();
 // Throws std::runtime_error with the reason when no usable device is present.
 std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options = {},
                                            int device_index = 0);
-// "cpu", "cuda" or "auto" (CUDA when built and a device is present, else CPU). Throws
-// std::invalid_argument for another name, std::runtime_error when CUDA is asked for and
-// cannot be had (the message says why and suggests --device cpu).
+// The one check of a --device value, used by every command's validate(): throws
+// std::invalid_argument "--device: unknown device '<name>'; expected cpu, cuda or auto"
+// unless device is "cpu", "cuda" or "auto".
+void validate_device_flag(const std::string& device);
+// The backend a --device value selects, "cpu" or "cuda" ("auto": CUDA when built and a
+// device is present, else CPU). Throws as validate_device_flag for another name, and
+// std::runtime_error "--device cuda: <why>; ... use --device cpu" when CUDA is asked for and
+// cannot be had.
+std::string resolve_device(const std::string& device);
+// make_cpu_backend() or make_cuda_backend(options) as resolve_device(device) says; throws as it.
 std::unique_ptr<Backend> make_backend(const std::string& device,
                                       const BackendOptions& options = {});
 

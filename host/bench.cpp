@@ -45,9 +45,7 @@ constexpr int kBenchSyntheticImages = 60000;
 // ---- options -------------------------------------------------------------------------------
 
 void BenchOptions::validate() const {
-  if (device != "cpu" && device != "cuda" && device != "auto")
-    throw std::invalid_argument("--device: unknown device '" + device +
-                                "'; expected cpu, cuda or auto");
+  validate_device_flag(device);
   if (batches.empty()) throw std::invalid_argument("--batches: give at least one batch size");
   std::set<int> seen;
   for (int b : batches) {
@@ -645,11 +643,7 @@ E2eRow run_e2e(Backend& backend, const BenchOptions& o, const IdxImages& images,
 
 int run_bench(const BenchOptions& options) {
   options.validate();
-  std::string backend_name = options.device;
-  if (backend_name == "auto")
-    backend_name = cuda_backend_built() && cuda_unavailable_reason().empty() ? "cuda" : "cpu";
-  if (backend_name == "cuda" && !cuda_unavailable_reason().empty())
-    throw std::runtime_error("--device cuda: " + cuda_unavailable_reason() + "; use --device cpu");
+  const std::string backend_name = resolve_device(options.device);
   if (!options.json_path.empty()) {  // fail now, not after minutes of measuring
     const size_t slash = options.json_path.find_last_of('/');
     ensure_writable_dir(slash == std::string::npos ? "" : options.json_path.substr(0, slash));

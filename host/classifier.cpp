@@ -64,9 +64,7 @@ void ClassifierOptions::validate() const {
   if (max_shift < 0 || max_shift > 8) throw std::invalid_argument("--max-shift: must be 0..8");
   if (!(min_accuracy >= 0.0 && min_accuracy <= 1.0))
     throw std::invalid_argument("--min-accuracy: must be in [0, 1]");
-  if (device != "cpu" && device != "cuda" && device != "auto")
-    throw std::invalid_argument("--device: unknown device '" + device +
-                                "'; expected cpu, cuda or auto");
+  validate_device_flag(device);
 }
 
 Classifier::Classifier(Backend& backend, int max_rows) : backend_(backend), max_rows_(max_rows) {

@@ -18,6 +18,26 @@
 
 namespace mnistgan {
 
+void add_device_flag(CLI::App& cmd, std::string& device) {
+  cmd.add_option("--device", device, "cpu, cuda or auto")->capture_default_str();
+}
+
+void add_adam_flags(CLI::App& cmd, float& lr, float& lr_d, float& lr_g, float& beta1,
+                    float& beta2) {
+  cmd.add_option("--lr", lr, "Adam learning rate of both networks")->capture_default_str();
+  cmd.add_option("--lr-d", lr_d, "discriminator learning rate (default: --lr)");
+  cmd.add_option("--lr-g", lr_g, "generator learning rate (default: --lr)");
+  cmd.add_option("--b1", beta1, "Adam beta1")->capture_default_str();
+  cmd.add_option("--b2", beta2, "Adam beta2")->capture_default_str();
+}
+
+void add_mbd_flags(CLI::App& cmd, int& kernels, int& dims) {
+  cmd.add_option("--mbd-kernels", kernels, "minibatch-discrimination kernels (0: off)")
+      ->capture_default_str();
+  cmd.add_option("--mbd-dims", dims, "minibatch-discrimination dims per kernel")
+      ->capture_default_str();
+}
+
 namespace {
 
 void add_train_flags(CLI::App& cmd, TrainConfig& c) {
@@ -25,7 +45,7 @@ void add_train_flags(CLI::App& cmd, TrainConfig& c) {
       ->capture_default_str();
   cmd.add_option("--out", c.out_dir, "output folder: metrics.csv, samples/, checkpoints/")
       ->capture_default_str();
-  cmd.add_option("--device", c.device, "cpu, cuda or auto")->capture_default_str();
+  add_device_flag(cmd, c.device);
   auto* epochs = cmd.add_option("--epochs", c.epochs, "epochs to train")->capture_default_str();
   auto* steps =
       cmd.add_option("--steps", c.steps, "total steps of the run (overrides --epochs)")
@@ -38,11 +58,7 @@ void add_train_flags(CLI::App& cmd, TrainConfig& c) {
               "STEPS"));
   epochs->excludes(steps);
   cmd.add_option("--batch-size", c.batch_size, "images per batch")->capture_default_str();
-  cmd.add_option("--lr", c.lr, "Adam learning rate of both networks")->capture_default_str();
-  cmd.add_option("--lr-d", c.lr_d, "discriminator learning rate (default: --lr)");
-  cmd.add_option("--lr-g", c.lr_g, "generator learning rate (default: --lr)");
-  cmd.add_option("--b1", c.beta1, "Adam beta1")->capture_default_str();
-  cmd.add_option("--b2", c.beta2, "Adam beta2")->capture_default_str();
+  add_adam_flags(cmd, c.lr, c.lr_d, c.lr_g, c.beta1, c.beta2);
   cmd.add_option("--latent-dim", c.latent_dim, "noise dimension")->capture_default_str();
   cmd.add_option("--hidden-g", c.hidden_g, "generator hidden widths, e.g. 256,512,1024")
       ->delimiter(',')
@@ -50,10 +66,7 @@ void add_train_flags(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--hidden-d", c.hidden_d, "discriminator hidden widths, e.g. 1024,512,256")
       ->delimiter(',')
       ->capture_default_str();
-  cmd.add_option("--mbd-kernels", c.mbd_kernels, "minibatch-discrimination kernels (0: off)")
-      ->capture_default_str();
-  cmd.add_option("--mbd-dims", c.mbd_dims, "minibatch-discrimination dims per kernel")
-      ->capture_default_str();
+  add_mbd_flags(cmd, c.mbd_kernels, c.mbd_dims);
   cmd.add_option("--real-label", c.real_label, "target for real images (0.9: one-sided smoothing)")
       ->capture_default_str();
   cmd.add_option("--d-steps", c.d_steps, "D updates per G update")->capture_default_str();
@@ -87,7 +100,7 @@ void add_classifier_flags(CLI::App& cmd, ClassifierOptions& o) {
   cmd.add_option("--out", o.out, "classifier file to write (atomically)")->capture_default_str();
   cmd.add_option("--epochs", o.epochs, "epochs to train")->capture_default_str();
   cmd.add_option("--seed", o.seed, "seed of init, shuffles and shifts")->capture_default_str();
-  cmd.add_option("--device", o.device, "cpu, cuda or auto")->capture_default_str();
+  add_device_flag(cmd, o.device);
   cmd.add_option("--batch-size", o.batch_size, "images per batch")->capture_default_str();
   cmd.add_option("--lr", o.lr, "Adam learning rate (decays linearly to lr/20)")
       ->capture_default_str();
@@ -106,7 +119,7 @@ void add_eval_flags(CLI::App& cmd, EvalOptions& o) {
       ->capture_default_str();
   cmd.add_option("--seed", o.seed, "seed of the sample noise and the floor's train subset")
       ->capture_default_str();
-  cmd.add_option("--device", o.device, "cpu, cuda or auto")->capture_default_str();
+  add_device_flag(cmd, o.device);
   cmd.add_option("--samples", o.samples, "generated and real images compared")
       ->capture_default_str();
 }
@@ -125,7 +138,7 @@ int run_cli(int argc, char** argv) {
   BenchOptions bench_options;
   CLI::App* bench = app.add_subcommand(
       "bench", "kernel and end-to-end throughput (table on stdout, --json for a file)");
-  bench->add_option("--device", bench_options.device, "cpu, cuda or auto")->capture_default_str();
+  add_device_flag(*bench, bench_options.device);
   bench->add_option("--batches", bench_options.batches, "batch sizes, e.g. 64,256,1024")
       ->delimiter(',')
       ->capture_default_str();
@@ -149,7 +162,7 @@ int run_cli(int argc, char** argv) {
   sample->add_option("--n", sample_options.n, "number of images")->capture_default_str();
   sample->add_option("--nrow", sample_options.nrow, "images per row")->capture_default_str();
   sample->add_option("--seed", sample_options.seed, "noise seed")->capture_default_str();
-  sample->add_option("--device", sample_options.device, "cpu, cuda or auto")->capture_default_str();
+  add_device_flag(*sample, sample_options.device);
 
   ClassifierOptions classifier_options;
   CLI::App* classifier = app.add_subcommand(

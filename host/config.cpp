@@ -26,9 +26,13 @@ void validate_adam_flags(float lr, float lr_d, float lr_g, float beta1, float be
   require(std::isfinite(beta2) && beta2 >= 0.0f && beta2 < 1.0f, "--b2", "must be in [0, 1)");
 }
 
+void validate_mbd_flags(int kernels, int dims) {
+  require(kernels >= 0 && kernels <= 1024, "--mbd-kernels", "must be between 0 (off) and 1024");
+  require(dims >= 1 && dims <= 64, "--mbd-dims", "must be between 1 and 64");
+}
+
 void TrainConfig::validate() const {
-  require(device == "cpu" || device == "cuda" || device == "auto", "--device",
-          "unknown device '" + device + "'; expected cpu, cuda or auto");
+  validate_device_flag(device);
   require(epochs >= 1, "--epochs", "must be at least 1 (got " + std::to_string(epochs) + ")");
   require(steps >= 0, "--steps", "must be at least 1 (got " + std::to_string(steps) + ")");
   require(batch_size >= 2 && batch_size <= 4096, "--batch-size",
@@ -42,9 +46,7 @@ void TrainConfig::validate() const {
     require(w >= 1 && w <= 16384, "--hidden-g", "every width must be between 1 and 16384");
   for (int w : hidden_d)
     require(w >= 1 && w <= 16384, "--hidden-d", "every width must be between 1 and 16384");
-  require(mbd_kernels >= 0 && mbd_kernels <= 1024, "--mbd-kernels",
-          "must be between 0 (off) and 1024");
-  require(mbd_dims >= 1 && mbd_dims <= 64, "--mbd-dims", "must be between 1 and 64");
+  validate_mbd_flags(mbd_kernels, mbd_dims);
   validate_adam_flags(lr, lr_d, lr_g, beta1, beta2);
   require(std::isfinite(real_label) && real_label > 0.0f && real_label <= 1.0f, "--real-label",
           "must be in (0, 1]; 0.9 is the usual one-sided smoothing");

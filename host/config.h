@@ -88,6 +88,9 @@ ModelShape model_shape_of(const TrainConfig& config, int image_pixels);
 // The Adam flags `train` and `toy` share: --lr > 0, --lr-d / --lr-g > 0 or -1 (not given: use
 // --lr), --b1 / --b2 in [0, 1). Throws std::invalid_argument naming the flag.
 void validate_adam_flags(float lr, float lr_d, float lr_g, float beta1, float beta2);
+// The minibatch-discrimination flags they share: --mbd-kernels in [0 (off), 1024],
+// --mbd-dims in [1, 64].
+void validate_mbd_flags(int kernels, int dims);
 
 void to_json(nlohmann::json& j, const TrainConfig& c);
 void from_json(const nlohmann::json& j, TrainConfig& c);

@@ -233,9 +233,7 @@ void EvalOptions::validate() const {
   if (classifier.empty()) throw std::invalid_argument("--classifier: required");
   if (samples < kEvalScoreSplits || samples > 60000)
     throw std::invalid_argument("--samples: must be between 10 and 60000");
-  if (device != "cpu" && device != "cuda" && device != "auto")
-    throw std::invalid_argument("--device: unknown device '" + device +
-                                "'; expected cpu, cuda or auto");
+  validate_device_flag(device);
 }
 
 void run_eval(const EvalOptions& options) {

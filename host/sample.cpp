@@ -19,9 +19,7 @@ void SampleOptions::validate() const {
   if (out.empty()) throw std::invalid_argument("--out: required");
   if (n < 1 || n > 4096) throw std::invalid_argument("--n: must be between 1 and 4096");
   if (nrow < 1 || nrow > 4096) throw std::invalid_argument("--nrow: must be between 1 and 4096");
-  if (device != "cpu" && device != "cuda" && device != "auto")
-    throw std::invalid_argument("--device: unknown device '" + device +
-                                "'; expected cpu, cuda or auto");
+  validate_device_flag(device);
 }
 
 StoredModel stored_model(const Checkpoint& ck, const std::string& source) {

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "atomic_file.h"
+#include "cli.h"  // add_device_flag, add_adam_flags, add_mbd_flags
 #include "config.h"
 #include "image_io.h"
 #include "model.h"
@@ -227,8 +228,7 @@ std::string fmt(const char* format, double v) {
 }  // namespace
 
 void ToyOptions::validate() const {
-  require(device == "cpu" || device == "cuda" || device == "auto", "--device",
-          "unknown device '" + device + "'; expected cpu, cuda or auto");
+  validate_device_flag(device);
   require(std::isfinite(target_mean) && std::fabs(target_mean) <= 1e6, "--target-mean",
           "must be a finite number within +-1e6");
   require(std::isfinite(target_std) && target_std > 0 && target_std <= 1e6, "--target-std",
@@ -237,9 +237,7 @@ void ToyOptions::validate() const {
           "must be between 2 and 4096 (minibatch discrimination compares rows within a batch)");
   require(steps >= 1, "--steps", "must be at least 1");
   validate_adam_flags(lr, lr_d, lr_g, beta1, beta2);
-  require(mbd_kernels >= 0 && mbd_kernels <= 1024, "--mbd-kernels",
-          "must be between 0 (off) and 1024");
-  require(mbd_dims >= 1 && mbd_dims <= 64, "--mbd-dims", "must be between 1 and 64");
+  validate_mbd_flags(mbd_kernels, mbd_dims);
   require(log_every >= 1, "--log-every", "must be at least 1");
   require(seeds >= 1 && seeds <= 1000, "--seeds", "must be between 1 and 1000");
   require(!compare_mbd || mbd_kernels > 0, "--compare-mbd",
@@ -327,7 +325,7 @@ ToyRunResult train_toy(Backend& backend, const ToyOptions& options, uint64_t see
 void add_toy_flags(CLI::App& cmd, ToyOptions& o) {
   cmd.add_option("--out", o.out_dir, "output folder: metrics.csv, histogram.png, summary.csv")
       ->capture_default_str();
-  cmd.add_option("--device", o.device, "cpu, cuda or auto")->capture_default_str();
+  add_device_flag(cmd, o.device);
   cmd.add_option("--target-mean", o.target_mean, "mean of the real N(mean, std^2)")
       ->capture_default_str();
   cmd.add_option("--target-std", o.target_std, "std of the real distribution")
@@ -335,15 +333,8 @@ void add_toy_flags(CLI::App& cmd, ToyOptions& o) {
   cmd.add_option("--batch-size", o.batch_size, "real and fake samples per step")
       ->capture_default_str();
   cmd.add_option("--steps", o.steps, "training steps per run")->capture_default_str();
-  cmd.add_option("--lr", o.lr, "Adam learning rate of both networks")->capture_default_str();
-  cmd.add_option("--lr-d", o.lr_d, "discriminator learning rate (default: --lr)");
-  cmd.add_option("--lr-g", o.lr_g, "generator learning rate (default: --lr)");
-  cmd.add_option("--b1", o.beta1, "Adam beta1")->capture_default_str();
-  cmd.add_option("--b2", o.beta2, "Adam beta2")->capture_default_str();
-  cmd.add_option("--mbd-kernels", o.mbd_kernels, "minibatch-discrimination kernels (0: off)")
-      ->capture_default_str();
-  cmd.add_option("--mbd-dims", o.mbd_dims, "minibatch-discrimination dims per kernel")
-      ->capture_default_str();
+  add_adam_flags(cmd, o.lr, o.lr_d, o.lr_g, o.beta1, o.beta2);
+  add_mbd_flags(cmd, o.mbd_kernels, o.mbd_dims);
   cmd.add_option("--seed", o.seed, "seed of every random draw (the first of --seeds)")
       ->capture_default_str();
   cmd.add_option("--log-every", o.log_every, "steps between evaluations (10,000 samples each)")
