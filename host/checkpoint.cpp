@@ -4,8 +4,10 @@
 #include <zlib.h>  // crc32
 
 #include <cstring>
+#include <optional>
 
 #include "atomic_file.h"
+#include "json_integer.h"
 
 namespace mnistgan {
 
@@ -165,18 +167,31 @@ Checkpoint load_checkpoint(const std::string& path) {
   return parse_checkpoint(bytes, path);
 }
 
-int64_t header_int(const nlohmann::json& object, const std::string& key, int64_t fallback,
+namespace {
+// object[key] as an Int (json_integer.h), or fallback when the key is absent.
+template <typename Int>
+Int header_integer(const nlohmann::json& object, const std::string& key, Int fallback,
                    const std::string& source) {
   if (!object.is_object())
     throw CheckpointError(source + ": header field holding '" + key + "' is not a JSON object");
   const auto it = object.find(key);
   if (it == object.end()) return fallback;
-  // Integers only, and only those int64_t holds (an unsigned above INT64_MAX does not).
-  if (!it->is_number_integer() ||
-      (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t{INT64_MAX}))
+  const std::optional<Int> value = json_integer<Int>(*it);
+  if (!value)
     throw CheckpointError(source + ": header field '" + key + "' is " + it->dump() +
-                          ", not an integer (corrupt or hand-edited checkpoint?)");
-  return it->get<int64_t>();
+                          ", not an integer in range (corrupt or hand-edited checkpoint?)");
+  return *value;
+}
+}  // namespace
+
+int64_t header_int(const nlohmann::json& object, const std::string& key, int64_t fallback,
+                   const std::string& source) {
+  return header_integer<int64_t>(object, key, fallback, source);
+}
+
+uint64_t header_uint(const nlohmann::json& object, const std::string& key, uint64_t fallback,
+                     const std::string& source) {
+  return header_integer<uint64_t>(object, key, fallback, source);
 }
 
 namespace {

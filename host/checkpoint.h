@@ -53,6 +53,9 @@ Checkpoint load_checkpoint(const std::string& path);
 // is undefined behaviour (found by fuzz/fuzz_checkpoint.cpp).
 int64_t header_int(const nlohmann::json& object, const std::string& key, int64_t fallback,
                    const std::string& source);
+// The same for a field that holds an unsigned 64-bit value (a seed): refuses negatives.
+uint64_t header_uint(const nlohmann::json& object, const std::string& key, uint64_t fallback,
+                     const std::string& source);
 
 // Model <-> checkpoint: every parameter tensor as "<name>", and its Adam moments as
 // "<name>@adam_m" / "<name>@adam_v"; the Adam step counts go in the header.

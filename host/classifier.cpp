@@ -335,10 +335,7 @@ ClassifierInfo load_classifier(const std::string& path, Classifier& classifier) 
     std::memcpy(params.data() + tensor.offset, stored->data.data(), tensor.size * sizeof(float));
   }
   ClassifierInfo info;
-  const auto seed = file.header.find("seed");
-  info.seed = seed != file.header.end() && seed->is_number_unsigned()
-                  ? seed->get<uint64_t>()
-                  : static_cast<uint64_t>(header_int(file.header, "seed", 0, path));
+  info.seed = header_uint(file.header, "seed", 0, path);
   const int64_t epochs = header_int(file.header, "epochs", 0, path);
   if (epochs < 0 || epochs > 1000000)
     throw CheckpointError(path + ": header 'epochs' is " + std::to_string(epochs) +

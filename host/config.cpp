@@ -3,10 +3,11 @@
 
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <type_traits>
+
+#include "json_integer.h"
 
 namespace mnistgan {
 
@@ -110,25 +111,15 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
 
 // Missing keys keep their defaults, so checkpoints from older versions still load.
 void from_json(const nlohmann::json& j, TrainConfig& c) {
-  // nlohmann's get_to converts 1e99 to an int with a plain cast, which is undefined
-  // behaviour (found by fuzz/fuzz_checkpoint.cpp), so integer fields must be JSON integers
-  // that fit; anything else throws std::invalid_argument naming the key.
+  // Integer fields must be JSON integers that fit (json_integer.h): nlohmann's get_to would
+  // convert 1e99 to an int with a plain cast, undefined behaviour. Anything else throws
+  // std::invalid_argument naming the key.
   auto integer = [](const nlohmann::json& v, const char* key, auto& field) {
-    using Int = std::decay_t<decltype(field)>;
-    using Limits = std::numeric_limits<Int>;
-    bool fits = false;
-    if (v.is_number_unsigned()) {
-      fits = v.get<uint64_t>() <= static_cast<uint64_t>(Limits::max());
-    } else if (v.is_number_integer()) {  // signed storage; may still be positive
-      const int64_t x = v.get<int64_t>();
-      fits = x >= static_cast<int64_t>(Limits::min()) &&
-             (x < 0 || static_cast<uint64_t>(x) <= static_cast<uint64_t>(Limits::max()));
-    }
-    if (!fits)
+    const auto value = json_integer<std::decay_t<decltype(field)>>(v);
+    if (!value)
       throw std::invalid_argument(std::string("config field '") + key + "' is " + v.dump() +
                                   ", not an integer in range (corrupt or hand-edited file?)");
-    field = v.is_number_unsigned() ? static_cast<Int>(v.get<uint64_t>())
-                                   : static_cast<Int>(v.get<int64_t>());
+    field = *value;
   };
   auto get = [&](const char* key, auto& field) {
     if (!j.contains(key)) return;

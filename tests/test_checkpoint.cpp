@@ -2,10 +2,12 @@
 // wrong-version and mis-shaped files with a message naming the file.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cstring>
 #include <string>
 
 #include "checkpoint.h"
+#include "json_integer.h"
 #include "model.h"
 
 namespace mnistgan {
@@ -98,6 +100,34 @@ TEST(Checkpoint, ModelRoundTripAndShapeMismatch) {
     FAIL();
   } catch (const CheckpointError& e) {
     EXPECT_NE(std::string(e.what()).find("G.fc0.weight"), std::string::npos) << e.what();
+  }
+}
+
+// One check of "a JSON integer that fits" (json_integer.h) behind both the config reader and
+// the header fields; header_uint is the one a classifier's uint64 seed is read with.
+TEST(Checkpoint, JsonIntegerAndHeaderUintHoldWhatFitsAndRefuseTheRest) {
+  EXPECT_EQ(json_integer<int>(nlohmann::json(-4)), -4);
+  EXPECT_EQ(json_integer<uint64_t>(nlohmann::json(UINT64_MAX)), UINT64_MAX);
+  EXPECT_EQ(json_integer<int64_t>(nlohmann::json(INT64_MIN)), INT64_MIN);
+  for (const nlohmann::json& bad : {nlohmann::json(1e300), nlohmann::json(2.0),
+                                    nlohmann::json("7"), nlohmann::json(true),
+                                    nlohmann::json(4294967296LL)})
+    EXPECT_FALSE(json_integer<int>(bad).has_value()) << bad.dump();
+  EXPECT_FALSE(json_integer<uint64_t>(nlohmann::json(-1)).has_value());
+  EXPECT_FALSE(json_integer<int64_t>(nlohmann::json(UINT64_MAX)).has_value());
+
+  const nlohmann::json h = {{"seed", UINT64_MAX}, {"neg", -1}, {"big", 1e300}};
+  EXPECT_EQ(header_uint(h, "seed", 0, "c.ckpt"), UINT64_MAX);
+  EXPECT_EQ(header_uint(h, "absent", 9, "c.ckpt"), 9u);
+  for (const char* key : {"neg", "big"}) {
+    try {
+      header_uint(h, key, 0, "c.ckpt");
+      ADD_FAILURE() << key << " accepted";
+    } catch (const CheckpointError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("c.ckpt"), std::string::npos) << what;
+      EXPECT_NE(what.find(key), std::string::npos) << what;
+    }
   }
 }
 
