@@ -223,13 +223,17 @@ void TrainingState::step() {
     issue_step_ops();  // eager: the test hook decides per step on the host
   } else if (graph_ready_) {
     backend_.replay();
-  } else if (config_.cuda_graph && backend_.begin_capture()) {
+  } else if (config_.cuda_graph && ran_eager_step_ && backend_.begin_capture()) {
     issue_step_ops();
     backend_.end_capture();
     graph_ready_ = true;
     backend_.replay();
   } else {
+    // The first step runs eagerly, outside stream capture: it loads every kernel module and
+    // lets cuBLAS set itself up (lazy loading and first-use initialisation are what capture
+    // may refuse), as PyTorch warms up before capturing a graph. Same ops, same results.
     issue_step_ops();
+    ran_eager_step_ = true;
   }
   ++step_;
   ++stats_steps_;

@@ -112,6 +112,7 @@ class TrainingState {
   int64_t inject_step_ = -1;
   NonfiniteTarget inject_target_ = NonfiniteTarget::kDiscriminator;
   bool graph_ready_ = false;
+  bool ran_eager_step_ = false;  // the CUDA graph is captured from the second step on
 };
 
 // The epoch's image order: a Fisher-Yates shuffle driven by Philox keyed by (seed, epoch),
