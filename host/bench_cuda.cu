@@ -328,6 +328,7 @@ class CudnnLinearGraph {
 
   const std::string& error() const { return error_; }  // "" when a plan was built
   int64_t workspace_bytes() const { return workspace_; }
+  bool tf32() const { return tf32_; }  // the engine rounds FP32 inputs to TF32 (checked as such)
 
   // Binds the device pointers once (a variant pack per row, so repeats time only execution).
   void bind(const float* X, const float* W, const float* b, float* Y, void* workspace) {
@@ -443,8 +444,13 @@ class CudnnLinearGraph {
                                          1, &handle_));
     CUDNN_CHECK(cudnnBackendFinalize(graph));
 
-    // Heuristic candidates (mode A, then the fallback list); the first that finalises wins.
+    // Heuristic candidates (mode A, then the fallback list). The first that finalises and does
+    // exact FP32 arithmetic wins, as the cuBLAS comparators do; on Hopper cuDNN may rank
+    // engines that round the FP32 inputs to TF32 on tensor cores first. Such an engine is kept
+    // only when there is no other, and is then checked at the TF32 tolerance and labelled.
     std::string tried;
+    cudnnBackendDescriptor_t tf32_plan = nullptr;
+    int64_t tf32_workspace = 0;
     for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
       cudnnBackendDescriptor_t heur = create(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
       CUDNN_CHECK(cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH,
@@ -471,12 +477,23 @@ class CudnnLinearGraph {
           tried += std::string(tried.empty() ? "" : ", ") + cudnnGetErrorString(s);
           continue;
         }
-        int64_t got = 0;
+        int64_t got = 0, workspace = 0;
         CUDNN_CHECK(cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
-                                             CUDNN_TYPE_INT64, 1, &got, &workspace_));
+                                             CUDNN_TYPE_INT64, 1, &got, &workspace));
+        if (uses_tensor_cores(configs[i])) {
+          if (tf32_plan == nullptr) tf32_plan = plan, tf32_workspace = workspace;
+          continue;
+        }
         plan_ = plan;
+        workspace_ = workspace;
         return;
       }
+    }
+    if (tf32_plan != nullptr) {
+      plan_ = tf32_plan;
+      workspace_ = tf32_workspace;
+      tf32_ = true;
+      return;
     }
     throw std::runtime_error(
         "no engine: cuDNN " + std::to_string(cudnnGetVersion()) +
@@ -484,8 +501,30 @@ class CudnnLinearGraph {
         (tried.empty() ? std::string(" (no candidates)") : " (candidates: " + tried + ")"));
   }
 
+  // True when the engine of `config` carries CUDNN_NUMERICAL_NOTE_TENSOR_CORE: for FP32 data
+  // that means TF32 products. An engine whose notes cannot be read counts as exact.
+  bool uses_tensor_cores(cudnnBackendDescriptor_t config) {
+    cudnnBackendDescriptor_t engine = create(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
+    int64_t got = 0;
+    if (cudnnBackendGetAttribute(config, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                 1, &got, &engine) != CUDNN_STATUS_SUCCESS ||
+        got != 1)
+      return false;
+    constexpr int kMaxNotes = CUDNN_NUMERICAL_NOTE_TYPE_COUNT;
+    cudnnBackendNumericalNote_t notes[kMaxNotes];
+    int64_t count = 0;
+    if (cudnnBackendGetAttribute(engine, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
+                                 CUDNN_TYPE_NUMERICAL_NOTE, kMaxNotes, &count,
+                                 notes) != CUDNN_STATUS_SUCCESS)
+      return false;
+    for (int64_t i = 0; i < count && i < kMaxNotes; ++i)
+      if (notes[i] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE) return true;
+    return false;
+  }
+
   cudnnHandle_t handle_;
   std::vector<cudnnBackendDescriptor_t> owned_;
+  bool tf32_ = false;  // the only engine found rounds FP32 inputs to TF32
   cudnnBackendDescriptor_t plan_ = nullptr;
   cudnnBackendDescriptor_t pack_ = nullptr;
   int64_t workspace_ = 0;
@@ -737,11 +776,12 @@ class CudaKernelBench {
         row.status = "skipped: " + graph.error();
         report_.kernels.push_back(row);
       } else {
-        DeviceBuffer ws(static_cast<size_t>(graph.workspace_bytes()));
+        if (graph.tf32()) row.variant += " (TF32 engine: the only one cuDNN offered)";
         try {
+          DeviceBuffer ws(static_cast<size_t>(graph.workspace_bytes()));
           graph.bind(x.f(), w.f(), bias, y.f(), ws.get());
           bench_row(
-              row, [&] { graph.run(); }, check_y(false));
+              row, [&] { graph.run(); }, check_y(graph.tf32()));
         } catch (const std::exception& e) {
           row.status = std::string("FAILED: ") + e.what();
           report_.kernels.push_back(row);
