@@ -173,6 +173,14 @@ print(":".join(dirs))
 EOF
 )"
   export LD_LIBRARY_PATH="${libdirs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # Anything still missing is looked for across the machine (the CUDA toolkit's lib64, another
+  # Python's site-packages).
+  local lib found
+  for lib in $(ldd "$stage_dir/mnistgan" | awk '/not found/ { print $1 }'); do
+    found="$(find / -xdev \( -path /proc -o -path /sys \) -prune -o -name "$lib" -print 2> /dev/null |
+      head -n 1)"
+    [[ -n "$found" ]] && LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$found")"
+  done
   say "LD_LIBRARY_PATH: $LD_LIBRARY_PATH"
   if ldd "$stage_dir/mnistgan" | grep -q "not found"; then
     ldd "$stage_dir/mnistgan" | tee -a "$session_log"
