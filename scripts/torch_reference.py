@@ -432,26 +432,29 @@ def sweep(args, device, data, source, threads):
         }
 
     start = time.monotonic()
-    for mode in args.modes:
-        mode_failed = None  # a compile mode that failed once is not retried at other shapes
-        for batch in args.batches:
-            for mbd in mbd_values:
+    mode_failed = {}  # a compile mode that failed once is not retried at other shapes
+    # Shape by shape, every mode at each: under --time-budget the first shape (batch 64 with
+    # minibatch discrimination, by default: the headline comparison) gets every mode before
+    # any time goes to the others.
+    for batch in args.batches:
+        for mbd in mbd_values:
+            for mode in args.modes:
                 row = {"mode": "eager" if mode == "none" else mode, "compile": mode,
                        "batch": batch, "mbd": mbd}
-                if mode_failed:
-                    row.update(status=mode_failed)
+                if mode in mode_failed:
+                    row.update(status=mode_failed[mode])
                 elif args.time_budget > 0 and time.monotonic() - start > args.time_budget:
                     row.update(status=f"skipped: --time-budget {args.time_budget:g} s spent")
                 else:
                     try:
                         row = time_config(args, device, data, batch, mbd, mode, log=False)
                     except CompileUnavailable as e:
-                        row["status"] = mode_failed = f"not available: {e}"
+                        row["status"] = mode_failed[mode] = f"not available: {e}"
                     except Exception as e:  # noqa: BLE001 -- report any failure and go on
                         message = f"{type(e).__name__}: {e}".splitlines()[0][:300]
                         row["status"] = f"failed: {message}"
                         if mode != "none":
-                            mode_failed = row["status"] + " (at batch %d)" % batch
+                            mode_failed[mode] = row["status"] + " (at batch %d)" % batch
                         if device.type == "cuda":
                             torch.cuda.empty_cache()
                 rows.append(row)
