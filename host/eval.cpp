@@ -27,16 +27,26 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// Runs x (rows, 784) on the backend through the classifier; appends features and softmax
-// probabilities (in double) to `out`.
+// An empty set with room for n rows (on the backend too).
+FeatureSet empty_feature_set(Backend& backend, int64_t n) {
+  FeatureSet out;
+  out.features.reserve(static_cast<size_t>(n) * kClassifierFeatures);
+  out.probs.reserve(static_cast<size_t>(n) * kClassifierClasses);
+  out.backend_features = BackendFloats(backend, static_cast<size_t>(n) * kClassifierFeatures);
+  return out;
+}
+
+// Runs x (rows, 784) on the backend through the classifier; appends features (on the host
+// and on the backend) and softmax probabilities (in double) to `out`.
 void embed_chunk(Backend& backend, Classifier& classifier, const float* x, int rows,
                  FeatureSet& out) {
   const float* logits = classifier.forward(x, rows);
   const size_t feature_offset = out.features.size(), prob_offset = out.probs.size();
+  const size_t feature_bytes = static_cast<size_t>(rows) * kClassifierFeatures * sizeof(float);
   out.features.resize(feature_offset + static_cast<size_t>(rows) * kClassifierFeatures);
   out.probs.resize(prob_offset + static_cast<size_t>(rows) * kClassifierClasses);
-  backend.to_host(out.features.data() + feature_offset, classifier.features(),
-                  static_cast<size_t>(rows) * kClassifierFeatures * sizeof(float));
+  backend.copy(out.backend_features.get() + feature_offset, classifier.features(), feature_bytes);
+  backend.to_host(out.features.data() + feature_offset, classifier.features(), feature_bytes);
   std::vector<float> host_logits(static_cast<size_t>(rows) * kClassifierClasses);
   backend.to_host(host_logits.data(), logits, host_logits.size() * sizeof(float));
   for (int r = 0; r < rows; ++r) {
@@ -54,9 +64,7 @@ void embed_chunk(Backend& backend, Classifier& classifier, const float* x, int r
 template <class Fill>
 FeatureSet embed_host_chunks(Backend& backend, Classifier& classifier, int64_t n, Fill&& fill) {
   const int chunk = std::min(kEmbedChunk, classifier.max_rows());
-  FeatureSet out;
-  out.features.reserve(static_cast<size_t>(n) * kClassifierFeatures);
-  out.probs.reserve(static_cast<size_t>(n) * kClassifierClasses);
+  FeatureSet out = empty_feature_set(backend, n);
   std::vector<float> host(static_cast<size_t>(chunk) * kClassifierInput);
   float* x = backend.alloc_f32(host.size());
   try {
@@ -123,9 +131,8 @@ FeatureSet embed_generator(Backend& backend, Gan& gan, Classifier& classifier, i
   float* z = backend.alloc_f32(z_count);
   float* images = backend.alloc_f32(static_cast<size_t>(chunk) * kClassifierInput);
   FeatureSet out;
-  out.features.reserve(static_cast<size_t>(n) * kClassifierFeatures);
-  out.probs.reserve(static_cast<size_t>(n) * kClassifierClasses);
   try {
+    out = empty_feature_set(backend, n);
     // One draw for all n samples: the set does not depend on the chunk size.
     backend.gaussian_noise(z, z_count, seed, kNoiseStreamEval, nullptr);
     for (int64_t start = 0; start < n; start += chunk) {
@@ -160,7 +167,7 @@ EvalReference::EvalReference(Backend& backend, Classifier& classifier, const Mni
   test_frechet_ = frechet_reference(gaussian_stats(test_.features.data(), n, kClassifierFeatures));
   std::vector<std::vector<float>> radii =
       knn_radii_squared(backend, test_.features.data(), n, kClassifierFeatures,
-                        {kPrecisionRecallK, kDensityCoverageK});
+                        {kPrecisionRecallK, kDensityCoverageK}, test_.backend_features.get());
   radii3_ = std::move(radii[0]);
   radii5_ = std::move(radii[1]);
   const std::vector<int32_t> order =
@@ -180,8 +187,12 @@ EvalMetrics EvalReference::evaluate(Backend& backend, const FeatureSet& samples)
       gaussian_stats(samples.features.data(), samples.n, kClassifierFeatures), test_frechet_);
   m.score = classifier_score(samples.probs, samples.n, kClassifierClasses, kEvalScoreSplits);
   m.histogram = class_histogram(samples.probs, samples.n, kClassifierClasses);
+  // Both sets' features are still on the backend that embedded them (when that is this one).
+  auto resident = [&backend](const FeatureSet& set) {
+    return set.backend_features.on(backend) ? set.backend_features.get() : nullptr;
+  };
   m.prdc = prdc(backend, test_.features.data(), test_.n, samples.features.data(), samples.n,
-                kClassifierFeatures, radii3_, radii5_);
+                kClassifierFeatures, radii3_, radii5_, resident(test_), resident(samples));
   return m;
 }
 

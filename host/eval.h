@@ -26,11 +26,14 @@ constexpr uint32_t kNoiseStreamEval = 0x7fff0003u;
 constexpr int64_t kEvalSamples = 10000;
 constexpr int kEvalScoreSplits = 10;
 
-// A set of images seen by the classifier: features (n, 256) and p(y|x) (n, 10).
+// A set of images seen by the classifier: features (n, 256) and p(y|x) (n, 10). The
+// features are also kept where the classifier made them, on its backend (which must
+// outlive the set), for the k-NN metrics' GEMMs; move-only.
 struct FeatureSet {
   int64_t n = 0;
   std::vector<float> features;
   std::vector<double> probs;
+  BackendFloats backend_features;  // the same (n, 256) on the backend
 };
 
 struct EvalMetrics {
@@ -53,8 +56,9 @@ FeatureSet embed_pixels(Backend& backend, Classifier& classifier, const uint8_t*
 FeatureSet embed_generator(Backend& backend, Gan& gan, Classifier& classifier, int64_t n,
                            uint64_t seed);
 
-// The real side of every comparison, computed once: the test set's features, Gaussian and
-// k-NN radii, and the floor (a seeded training subset of the same size against it).
+// The real side of every comparison, computed once: the test set's features (kept on the
+// backend too, which must outlive the reference), Gaussian and k-NN radii, and the floor
+// (a seeded training subset of the same size against it).
 class EvalReference {
  public:
   // Uses the first n test images and n training images chosen by Philox(seed).

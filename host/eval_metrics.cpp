@@ -57,6 +57,16 @@ struct SmallestK {
   std::vector<float> values;
 };
 
+// `given` (x already on the backend) when set, else x (count floats, on the host) uploaded
+// into `holder`.
+const float* on_backend(Backend& backend, const float* x, size_t count, const float* given,
+                        BackendFloats& holder) {
+  if (given != nullptr) return given;
+  holder = BackendFloats(backend, count);
+  backend.to_backend(holder.get(), x, count * sizeof(float));
+  return holder.get();
+}
+
 }  // namespace
 
 SymmetricEigen symmetric_eigen(const std::vector<double>& input, int n, bool with_vectors) {
@@ -272,7 +282,8 @@ ClassHistogram class_histogram(const std::vector<double>& probs, int64_t n, int 
 }
 
 void for_each_distance_block(Backend& backend, const float* a, int64_t n_a, const float* b,
-                             int64_t n_b, int dim, const DistanceBlockVisitor& visit) {
+                             int64_t n_b, int dim, const DistanceBlockVisitor& visit,
+                             const float* backend_a, const float* backend_b) {
   if (n_a < 1 || n_b < 1 || dim < 1)
     throw std::invalid_argument("for_each_distance_block: empty set");
   const int block_rows = static_cast<int>(
@@ -289,80 +300,92 @@ void for_each_distance_block(Backend& backend, const float* a, int64_t n_a, cons
     return norms;
   };
   const std::vector<float> norm_a = squared_norms(a, n_a), norm_b = squared_norms(b, n_b);
-  float* dev_a = backend.alloc_f32(static_cast<size_t>(n_a) * dim);
-  float* dev_b = backend.alloc_f32(static_cast<size_t>(n_b) * dim);
-  float* dev_dot = backend.alloc_f32(static_cast<size_t>(block_rows) * n_b);
+  BackendFloats uploaded_a, uploaded_b;
+  const float* dev_a =
+      on_backend(backend, a, static_cast<size_t>(n_a) * dim, backend_a, uploaded_a);
+  const float* dev_b =
+      on_backend(backend, b, static_cast<size_t>(n_b) * dim, backend_b, uploaded_b);
+  const BackendFloats dot(backend, static_cast<size_t>(block_rows) * n_b);
   std::vector<float> d2(static_cast<size_t>(block_rows) * n_b);
-  try {
-    backend.to_backend(dev_a, a, static_cast<size_t>(n_a) * dim * sizeof(float));
-    backend.to_backend(dev_b, b, static_cast<size_t>(n_b) * dim * sizeof(float));
-    for (int64_t start = 0; start < n_a; start += block_rows) {
-      const int rows = static_cast<int>(std::min<int64_t>(block_rows, n_a - start));
-      // dot (rows, n_b) = A_block (rows, dim) B^T: B plays the weight matrix (out = n_b).
-      backend.linear_forward(dev_a + start * dim, dev_b, nullptr, dev_dot, rows, dim,
-                             static_cast<int>(n_b), Activation::kNone, 0.0f);
-      backend.to_host(d2.data(), dev_dot, static_cast<size_t>(rows) * n_b * sizeof(float));
-      for (int r = 0; r < rows; ++r) {
-        float* row = d2.data() + static_cast<size_t>(r) * n_b;
-        const float na = norm_a[start + r];
-        for (int64_t j = 0; j < n_b; ++j) row[j] = std::max(0.0f, na + norm_b[j] - 2.0f * row[j]);
-      }
-      visit(start, rows, d2.data());
+  for (int64_t start = 0; start < n_a; start += block_rows) {
+    const int rows = static_cast<int>(std::min<int64_t>(block_rows, n_a - start));
+    // dot (rows, n_b) = A_block (rows, dim) B^T: B plays the weight matrix (out = n_b).
+    backend.linear_forward(dev_a + start * dim, dev_b, nullptr, dot.get(), rows, dim,
+                           static_cast<int>(n_b), Activation::kNone, 0.0f);
+    backend.to_host(d2.data(), dot.get(), static_cast<size_t>(rows) * n_b * sizeof(float));
+    for (int r = 0; r < rows; ++r) {
+      float* row = d2.data() + static_cast<size_t>(r) * n_b;
+      const float na = norm_a[start + r];
+      for (int64_t j = 0; j < n_b; ++j) row[j] = std::max(0.0f, na + norm_b[j] - 2.0f * row[j]);
     }
-  } catch (...) {
-    backend.free(dev_a), backend.free(dev_b), backend.free(dev_dot);
-    throw;
+    visit(start, rows, d2.data());
   }
-  backend.free(dev_a), backend.free(dev_b), backend.free(dev_dot);
 }
 
 std::vector<std::vector<float>> knn_radii_squared(Backend& backend, const float* x, int64_t n,
-                                                  int dim, const std::vector<int>& ks) {
+                                                  int dim, const std::vector<int>& ks,
+                                                  const float* backend_x) {
   if (ks.empty() || ks.front() < 1 || ks.back() >= n || !std::is_sorted(ks.begin(), ks.end()))
     throw std::invalid_argument("knn_radii_squared: ks must be ascending, in [1, n)");
   const int k_max = ks.back();
   std::vector<std::vector<float>> radii(ks.size(), std::vector<float>(n));
-  for_each_distance_block(backend, x, n, x, n, dim, [&](int64_t start, int rows, const float* d2) {
-    for (int r = 0; r < rows; ++r) {
-      const int64_t self = start + r;
-      const float* row = d2 + static_cast<size_t>(r) * n;
-      SmallestK nearest(k_max);
-      for (int64_t j = 0; j < n; ++j)
-        if (j != self) nearest.offer(row[j]);
-      for (size_t i = 0; i < ks.size(); ++i) radii[i][self] = nearest.values[ks[i] - 1];
-    }
-  });
+  BackendFloats uploaded;
+  // x against itself: one backend copy serves both operands.
+  const float* dev_x =  // (dim < 1 is left to for_each_distance_block to refuse)
+      dim < 1 ? nullptr : on_backend(backend, x, static_cast<size_t>(n) * dim, backend_x, uploaded);
+  for_each_distance_block(
+      backend, x, n, x, n, dim,
+      [&](int64_t start, int rows, const float* d2) {
+        for (int r = 0; r < rows; ++r) {
+          const int64_t self = start + r;
+          const float* row = d2 + static_cast<size_t>(r) * n;
+          SmallestK nearest(k_max);
+          for (int64_t j = 0; j < n; ++j)
+            if (j != self) nearest.offer(row[j]);
+          for (size_t i = 0; i < ks.size(); ++i) radii[i][self] = nearest.values[ks[i] - 1];
+        }
+      },
+      dev_x, dev_x);
   return radii;
 }
 
 PrdcResult prdc(Backend& backend, const float* real, int64_t n_real, const float* fake,
                 int64_t n_fake, int dim, const std::vector<float>& real_r3,
-                const std::vector<float>& real_r5) {
+                const std::vector<float>& real_r5, const float* backend_real,
+                const float* backend_fake) {
   if (real_r3.size() != static_cast<size_t>(n_real) ||
       real_r5.size() != static_cast<size_t>(n_real))
     throw std::invalid_argument("prdc: real radii do not match the real set");
+  // The fakes are multiplied twice (with themselves for their radii, then with the reals):
+  // upload them once (an empty set is left to knn_radii_squared to refuse).
+  BackendFloats uploaded_fake;
+  if (n_fake >= 1 && dim >= 1)
+    backend_fake =
+        on_backend(backend, fake, static_cast<size_t>(n_fake) * dim, backend_fake, uploaded_fake);
   const std::vector<float> fake_r3 =
-      knn_radii_squared(backend, fake, n_fake, dim, {kPrecisionRecallK})[0];
+      knn_radii_squared(backend, fake, n_fake, dim, {kPrecisionRecallK}, backend_fake)[0];
   int64_t precise_fakes = 0, density_hits = 0;
   std::vector<uint8_t> recalled(n_real, 0);
   std::vector<float> nearest_fake(n_real, std::numeric_limits<float>::infinity());
   // Rows are fakes, columns reals: one pass serves all four metrics.
-  for_each_distance_block(backend, fake, n_fake, real, n_real, dim,
-                          [&](int64_t start, int rows, const float* d2) {
-                            for (int r = 0; r < rows; ++r) {
-                              const float* row = d2 + static_cast<size_t>(r) * n_real;
-                              const float fake_radius = fake_r3[start + r];
-                              bool inside_some_real_ball = false;
-                              for (int64_t j = 0; j < n_real; ++j) {
-                                const float d = row[j];
-                                inside_some_real_ball |= d < real_r3[j];
-                                density_hits += d < real_r5[j];
-                                recalled[j] |= d < fake_radius;
-                                nearest_fake[j] = std::min(nearest_fake[j], d);
-                              }
-                              precise_fakes += inside_some_real_ball;
-                            }
-                          });
+  for_each_distance_block(
+      backend, fake, n_fake, real, n_real, dim,
+      [&](int64_t start, int rows, const float* d2) {
+        for (int r = 0; r < rows; ++r) {
+          const float* row = d2 + static_cast<size_t>(r) * n_real;
+          const float fake_radius = fake_r3[start + r];
+          bool inside_some_real_ball = false;
+          for (int64_t j = 0; j < n_real; ++j) {
+            const float d = row[j];
+            inside_some_real_ball |= d < real_r3[j];
+            density_hits += d < real_r5[j];
+            recalled[j] |= d < fake_radius;
+            nearest_fake[j] = std::min(nearest_fake[j], d);
+          }
+          precise_fakes += inside_some_real_ball;
+        }
+      },
+      backend_fake, backend_real);
   PrdcResult result;
   result.precision = static_cast<double>(precise_fakes) / n_fake;
   int64_t recalled_count = 0, covered = 0;

@@ -15,16 +15,50 @@
 // k-NN radii exclude the point itself; comparisons are strict (d < r), as in Naeem et
 // al.'s reference code. Squared distances ||a||^2 + ||b||^2 - 2 a.b come from the
 // Backend's linear_forward (a GEMM; on the GPU when the backend is CUDA), one block of
-// rows at a time so an n x n matrix is never held whole.
+// rows at a time so an n x n matrix is never held whole. A feature set already on the
+// backend (eval.h keeps the classifier's output there) is multiplied where it is; a host
+// one is uploaded once per call.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <utility>  // std::swap
 #include <vector>
 
 #include "backend.h"
 
 namespace mnistgan {
+
+// n floats of backend memory (alloc_f32, so zeroed), freed with the object; the backend
+// must outlive it. Move-only; a default-constructed one holds nothing (get() is nullptr).
+class BackendFloats {
+ public:
+  BackendFloats() = default;
+  BackendFloats(Backend& backend, size_t n) : backend_(&backend), data_(backend.alloc_f32(n)) {}
+  ~BackendFloats() {
+    if (backend_ != nullptr) backend_->free(data_);
+  }
+  BackendFloats(BackendFloats&& other) noexcept { swap(other); }
+  BackendFloats& operator=(BackendFloats&& other) noexcept {
+    swap(other);  // this one's old buffer is freed with `other`
+    return *this;
+  }
+  BackendFloats(const BackendFloats&) = delete;
+  BackendFloats& operator=(const BackendFloats&) = delete;
+
+  float* get() const { return data_; }
+  // Whether this buffer lives on `backend` (false when empty).
+  bool on(const Backend& backend) const { return backend_ == &backend; }
+
+ private:
+  void swap(BackendFloats& other) noexcept {
+    std::swap(backend_, other.backend_);
+    std::swap(data_, other.data_);
+  }
+  Backend* backend_ = nullptr;
+  float* data_ = nullptr;
+};
 
 // ---- linear algebra ------------------------------------------------------------------
 // Eigen-decomposition of a symmetric n x n matrix a (row-major, double) by cyclic Jacobi
@@ -77,24 +111,32 @@ ClassHistogram class_histogram(const std::vector<double>& probs, int64_t n, int 
 // ---- k-NN metrics --------------------------------------------------------------------
 // Calls visit(row_start, rows, d2) for consecutive blocks of rows of a (n_a, dim), where
 // d2 (rows, n_b) holds the squared distances to every row of b (n_b, dim), clamped at 0.
-// a and b are host arrays; they are uploaded and multiplied on `backend`.
+// a and b are host arrays (the norms are taken there); they are multiplied on `backend`:
+// backend_a and backend_b, when given, are the same values already there (alloc'd by
+// `backend`; they may be one buffer), otherwise a and b are uploaded for the call.
 using DistanceBlockVisitor = std::function<void(int64_t row_start, int rows, const float* d2)>;
 void for_each_distance_block(Backend& backend, const float* a, int64_t n_a, const float* b,
-                             int64_t n_b, int dim, const DistanceBlockVisitor& visit);
+                             int64_t n_b, int dim, const DistanceBlockVisitor& visit,
+                             const float* backend_a = nullptr, const float* backend_b = nullptr);
 
 // Squared distance from each row of x (n, dim) to its k-th nearest other row, for each k
-// in ks (ascending, each < n): result[i] (n) for ks[i].
+// in ks (ascending, each < n): result[i] (n) for ks[i]. backend_x: x already on the
+// backend, as in for_each_distance_block (otherwise uploaded once).
 std::vector<std::vector<float>> knn_radii_squared(Backend& backend, const float* x, int64_t n,
-                                                  int dim, const std::vector<int>& ks);
+                                                  int dim, const std::vector<int>& ks,
+                                                  const float* backend_x = nullptr);
 
 struct PrdcResult {
   double precision = 0, recall = 0, density = 0, coverage = 0;
 };
 // real (n_real, dim), fake (n_fake, dim); real_r3 and real_r5 are knn_radii_squared of the
 // real set at k = 3 and k = 5 (computed once, shared by every fake set compared to it).
+// backend_real and backend_fake: the sets already on the backend, as in
+// for_each_distance_block (otherwise each is uploaded once for the call).
 PrdcResult prdc(Backend& backend, const float* real, int64_t n_real, const float* fake,
                 int64_t n_fake, int dim, const std::vector<float>& real_r3,
-                const std::vector<float>& real_r5);
+                const std::vector<float>& real_r5, const float* backend_real = nullptr,
+                const float* backend_fake = nullptr);
 
 constexpr int kPrecisionRecallK = 3;
 constexpr int kDensityCoverageK = 5;
