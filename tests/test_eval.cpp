@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>  // std::snprintf
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -518,6 +519,37 @@ MnistSplit synthetic_split(int count, uint32_t seed) {
       }
   }
   return s;
+}
+
+// Verbose training measures the test accuracy after every epoch and returns the last
+// figure it printed instead of measuring the final weights again: the same figure a quiet
+// run returns, and the final weights' accuracy.
+TEST(ClassifierTraining, VerboseAndQuietReturnTheFinalWeightsAccuracy) {
+  auto backend = make_cpu_backend();
+  const MnistSplit train = synthetic_split(512, 3), test = synthetic_split(300, 4);
+  ClassifierOptions options;
+  options.epochs = 2;
+  options.batch_size = 64;
+  options.seed = 11;
+  double accuracy[2] = {-1, -1};
+  std::string log;
+  for (const bool verbose : {false, true}) {
+    Classifier classifier(*backend, 128);
+    classifier.init_params(options.seed);
+    options.verbose = verbose;
+    ::testing::internal::CaptureStderr();
+    accuracy[verbose] = train_classifier(*backend, classifier, train, test, options);
+    log = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(accuracy[verbose], classifier_accuracy(*backend, classifier, test)) << verbose;
+  }
+  EXPECT_EQ(accuracy[1], accuracy[0]);
+  EXPECT_GT(accuracy[1], 0.5);  // two short epochs on the separable synthetic classes
+  // The last epoch's line (the verbose run's log) printed the returned figure.
+  const size_t last = log.find("epoch 2/2 |");
+  ASSERT_NE(last, std::string::npos) << log;
+  char printed[32];
+  std::snprintf(printed, sizeof(printed), "| test acc %.4f |", accuracy[1]);
+  EXPECT_NE(log.find(printed, last), std::string::npos) << log;
 }
 
 struct TrainedClassifier {
