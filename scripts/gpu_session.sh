@@ -19,7 +19,8 @@
 # cap and not the session:
 #   1. gpu_tests.log   the GPU tests, 8 shards in parallel (CI runs the rest, on the CPU)
 #   2. train.log       `train --device cuda --epochs 5` at batch 64, then at batch 1024, with
-#                      images/s; samples.png is a grid sampled from the batch-64 checkpoint
+#                      images/s; samples.png is a grid sampled from the batch-64 checkpoint;
+#                      `classifier` and `eval` of the batch-64 run on the GPU
 #   3. sanitizer.log   compute-sanitizer memcheck, racecheck and synccheck over the kernel
 #                      tests, then memcheck over the training-step tests (the kill-and-resume
 #                      test spawns processes and is left out)
@@ -221,6 +222,12 @@ $(echo "$skipped" | head -n 10 | sed 's/^/  SKIPPED: /')"
   stage "sample grid from batch-64 run" 20 "$train_log" \
     "$stage_dir/mnistgan" sample --device cuda --checkpoint "$work/run64/latest.ckpt" \
     --out "$out_dir/samples.png"
+  # The classifier and eval on the GPU: the issue-5 figures for a GPU-trained generator.
+  stage "classifier --device cuda (default 12 epochs)" 60 "$train_log" "$stage_dir/mnistgan" \
+    classifier --device cuda --data data/mnist --out "$work/classifier.bin"
+  stage "eval --device cuda of the batch-64 run" 40 "$train_log" "$stage_dir/mnistgan" eval \
+    --device cuda --data data/mnist --classifier "$work/classifier.bin" \
+    --checkpoint "$work/run64/latest.ckpt"
   stage "train --epochs 5, batch 1024" 45 "$train_log" bash "$self" _train 1024 "$work/run1024"
   grep '^TRAIN batch' "$train_log" | tee -a "$session_log"
 
