@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "atomic_file.h"
+#include "eval.h"  // eval_figures, EvalMetrics
 
 namespace mnistgan {
 
@@ -17,11 +18,13 @@ const char* MetricsLog::header() {
 }
 
 const std::vector<std::string>& MetricsLog::eval_columns() {
-  static const std::vector<std::string> columns = {
-      "eval_frechet_distance", "eval_classifier_score",   "eval_classifier_score_std",
-      "eval_classes_hit",      "eval_classes_half_share", "eval_kl_uniform_nats",
-      "eval_precision_k3",     "eval_recall_k3",          "eval_density_k5",
-      "eval_coverage_k5"};
+  // eval_figures' names in its order (a default EvalMetrics only lends them; its values
+  // are unused), so the header cannot drift from the values the trainer writes.
+  static const std::vector<std::string> columns = [] {
+    std::vector<std::string> names;
+    for (const auto& figure : eval_figures(EvalMetrics{})) names.push_back("eval_" + figure.first);
+    return names;
+  }();
   return columns;
 }
 

@@ -33,7 +33,8 @@ class MetricsLog {
   MetricsLog(std::string path, int64_t resume_step, bool with_eval = false);
   void append(const MetricsRow& row);
   static const char* header();
-  // Names of the eval columns that end every row (eval.cpp's eval_figures, prefixed).
+  // Names of the eval columns that end every row: eval.cpp's eval_figures names, in its
+  // order, each prefixed "eval_".
   static const std::vector<std::string>& eval_columns();
 
  private:

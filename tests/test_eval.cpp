@@ -823,6 +823,13 @@ TEST(EvalInTraining, EvalColumnsEveryNStepsAndAtTheEndThenTheCliEvaluatesTheChec
     EXPECT_EQ(header[header.size() - columns.size() + i], columns[i]);
     EXPECT_EQ(columns[i], "eval_" + figures[i].first);
   }
+  // The columns are derived from eval_figures, so the file format is pinned here: a renamed
+  // or reordered figure changes metrics.csv for every reader of it.
+  EXPECT_EQ(columns,
+            (std::vector<std::string>{
+                "eval_frechet_distance", "eval_classifier_score", "eval_classifier_score_std",
+                "eval_classes_hit", "eval_classes_half_share", "eval_kl_uniform_nats",
+                "eval_precision_k3", "eval_recall_k3", "eval_density_k5", "eval_coverage_k5"}));
   for (size_t row = 1; row < lines.size(); ++row) {
     const std::vector<std::string> cells = split_commas(lines[row]);
     ASSERT_EQ(cells.size(), header.size()) << lines[row];
