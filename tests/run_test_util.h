@@ -130,11 +130,11 @@ inline BinaryResult run_binary(const std::vector<std::string>& args) {
 template <class BeforeExec>
 pid_t spawn_binary(const std::vector<std::string>& args, const fs::path& log,
                    BeforeExec before_exec) {
+  const std::string& binary = testpaths::mnistgan_binary();  // before fork: it may allocate
   const pid_t pid = fork();
   if (pid == 0) {
     if (std::freopen(log.c_str(), "w", stderr) == nullptr) _exit(126);
     before_exec();
-    const std::string& binary = testpaths::mnistgan_binary();
     std::vector<char*> argv{const_cast<char*>(binary.c_str())};
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
