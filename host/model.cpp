@@ -49,6 +49,23 @@ void free_network(Backend& backend, Network& net) {
 // Base of the Philox streams used for initialisation; + network * 0x1000 + tensor index.
 constexpr uint32_t kInitStreamBase = 0x10000u;
 
+// After an update's backward pass: under --nan-policy skip-step, NaN/Inf in its n_stats stats
+// (in b.guard), n_logits logit gradients or parameter gradients skip Adam and the stats' sum.
+void finish_update(Backend& backend, Network& net, const AdamHyper& hyper, const StepBuffers& b,
+                   size_t offset, size_t n_stats, size_t n_logits, bool inject_nan) {
+  static const float kNan = NAN;  // static: the CUDA copy may read it after this returns
+  if (inject_nan) backend.to_backend(net.grads, &kNan, sizeof(kNan));
+  float* skip = b.guard ? b.guard + n_stats : nullptr;
+  if (skip) {
+    backend.count_nonfinite(b.guard, n_stats, skip);
+    backend.count_nonfinite(b.d_logits, n_logits, skip);
+    backend.count_nonfinite(net.grads, net.size, skip);
+  }
+  backend.adam_step(net.params, net.grads, net.adam_m, net.adam_v, net.size, hyper, net.adam_step,
+                    skip);
+  backend.increment(net.adam_step, skip);
+  if (skip) backend.accumulate(b.guard, b.stats + offset, n_stats, skip);
+}
 }  // namespace
 
 Gan::Gan(Backend& backend, const ModelShape& shape, int max_batch, int max_groups)
@@ -226,6 +243,30 @@ void Gan::discriminator_backward(const float* x, const float* d_logits, int grou
                              grad(d_out_, true), rows, d_out_.in, 1, false);
   }
   backward_through(d_, d_layers_, d_acts_, x, d_h, rows, param_grads, d_x);
+}
+
+void Gan::update_discriminator(const StepBuffers& b, int B, float real_label,
+                               const AdamHyper& hyper, bool inject_nan) {
+  float* fake = b.x + static_cast<size_t>(B) * shape_.image_pixels;
+  generator_forward(b.z, fake, B);
+  const float* logits = discriminator_forward(b.x, /*groups=*/2, B);
+  float* stats = b.guard ? b.guard : b.stats;
+  if (b.guard) backend_.fill_zero(b.guard, 5 * sizeof(float));  // 4 stats, the skip flag
+  backend_.bce_with_logits(logits, B, real_label, 1.0f, b.d_logits, stats + 0);
+  backend_.bce_with_logits(logits + B, B, 0.0f, 1.0f, b.d_logits + B, stats + 2);
+  discriminator_backward(b.x, b.d_logits, 2, B, /*param_grads=*/true, nullptr);
+  finish_update(backend_, d_, hyper, b, 0, 4, 2 * static_cast<size_t>(B), inject_nan);
+}
+
+void Gan::update_generator(const StepBuffers& b, int B, const AdamHyper& hyper, bool inject_nan) {
+  float* fake = b.x + static_cast<size_t>(B) * shape_.image_pixels;
+  const float* logits = discriminator_forward(fake, 1, B);
+  float* stats = b.guard ? b.guard : b.stats + 4;
+  if (b.guard) backend_.fill_zero(b.guard, 3 * sizeof(float));  // 2 stats, the skip flag
+  backend_.bce_with_logits(logits, B, 1.0f, 1.0f, b.d_logits, stats);
+  discriminator_backward(fake, b.d_logits, 1, B, /*param_grads=*/false, b.d_fake);
+  generator_backward(b.z, fake, b.d_fake, B);
+  finish_update(backend_, g_, hyper, b, 4, 2, static_cast<size_t>(B), inject_nan);
 }
 
 // d_top (rows, last layer's out) is the gradient w.r.t. the last layer's activated output.

@@ -53,6 +53,17 @@ struct Network {
   size_t add_tensor(const std::string& name, std::vector<int64_t> shape);
 };
 
+// The backend buffers of one training step on B-row batches (the trainer's and the toy's).
+struct StepBuffers {
+  float* x = nullptr;         // (2B, pixels): [real | fake]; the caller fills the real rows
+  const float* z = nullptr;   // (B, latent): the noise, filled by the caller
+  float* d_logits = nullptr;  // (2B) scratch
+  float* d_fake = nullptr;    // (B, pixels) scratch
+  float* stats = nullptr;     // (6) sums of BCE (loss, mean sigmoid): D real, D fake, G
+  float* guard = nullptr;     // nullptr, or kGuardSlots floats: --nan-policy skip-step's scratch
+  static constexpr int kGuardSlots = 5;
+};
+
 class Gan {
  public:
   // Allocates parameters and activations for G on up to max_batch rows and D on up to
@@ -79,6 +90,16 @@ class Gan {
   // when d_x is not null. Needs the activations of the last discriminator_forward.
   void discriminator_backward(const float* x, const float* d_logits, int groups, int B,
                               bool param_grads, float* d_x);
+
+  // One update of D: x[B:2B] = G(z), BCE of D(x) (two groups) against real_label and 0, Adam.
+  // Then one of G: the non-saturating BCE of those fake rows through the updated D, Adam.
+  // With b.guard (--nan-policy skip-step) an update counts the NaN/Inf in its stats, logit and
+  // parameter gradients and, if any, skips Adam, Adam's step count and its stats, all on the
+  // backend (no host sync: a step stays one graph). inject_nan: a test hook's NaN gradient.
+  void update_discriminator(const StepBuffers& b, int B, float real_label, const AdamHyper& hyper,
+                            bool inject_nan = false);
+  void update_generator(const StepBuffers& b, int B, const AdamHyper& hyper,
+                        bool inject_nan = false);
 
   const ModelShape& shape() const { return shape_; }
   Network& generator() { return g_; }

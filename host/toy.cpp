@@ -99,7 +99,7 @@ class ToyTrainer {
   ToyTrainer& operator=(const ToyTrainer&) = delete;
 
   // One D update on [real | fake] (two groups, so minibatch discrimination compares rows only
-  // within each), then one G update through the updated D; as TrainingState::issue_step_ops.
+  // within each), then one G update through the updated D: the trainer's (Gan::update_*).
   void step() {
     const int B = batch_;
     const std::vector<float> real =
@@ -107,28 +107,12 @@ class ToyTrainer {
     const std::vector<float> z = uniform_pm1(seed_, kStreamNoise, step_, B);
     backend_.to_backend(x_, real.data(), B * sizeof(float));  // x_ (2B, 1) = [real | fake]
     backend_.to_backend(z_, z.data(), B * sizeof(float));     // z_ (B, 1)
-    float* fake = x_ + B;
-    Network& D = gan_->discriminator();
-    Network& G = gan_->generator();
-    const AdamHyper d_hyper{options_.effective_lr_d(), options_.beta1, options_.beta2,
-                            options_.adam_eps};
-    const AdamHyper g_hyper{options_.effective_lr_g(), options_.beta1, options_.beta2,
-                            options_.adam_eps};
-
-    gan_->generator_forward(z_, fake, B);
-    const float* logits = gan_->discriminator_forward(x_, /*groups=*/2, B);
-    backend_.bce_with_logits(logits, B, 1.0f, 1.0f, d_logits_, stats_ + 0);
-    backend_.bce_with_logits(logits + B, B, 0.0f, 1.0f, d_logits_ + B, stats_ + 2);
-    gan_->discriminator_backward(x_, d_logits_, 2, B, /*param_grads=*/true, nullptr);
-    backend_.adam_step(D.params, D.grads, D.adam_m, D.adam_v, D.size, d_hyper, D.adam_step);
-    backend_.increment(D.adam_step);
-
-    logits = gan_->discriminator_forward(fake, 1, B);
-    backend_.bce_with_logits(logits, B, 1.0f, 1.0f, d_logits_, stats_ + 4);
-    gan_->discriminator_backward(fake, d_logits_, 1, B, /*param_grads=*/false, d_fake_);
-    gan_->generator_backward(z_, fake, d_fake_, B);
-    backend_.adam_step(G.params, G.grads, G.adam_m, G.adam_v, G.size, g_hyper, G.adam_step);
-    backend_.increment(G.adam_step);
+    const StepBuffers buffers{x_, z_, d_logits_, d_fake_, stats_, /*guard=*/nullptr};
+    gan_->update_discriminator(
+        buffers, B, /*real_label=*/1.0f,
+        {options_.effective_lr_d(), options_.beta1, options_.beta2, options_.adam_eps});
+    gan_->update_generator(
+        buffers, B, {options_.effective_lr_g(), options_.beta1, options_.beta2, options_.adam_eps});
     ++step_;
     ++stats_steps_;
   }

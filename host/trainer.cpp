@@ -29,12 +29,6 @@ namespace {
 constexpr uint32_t kShuffleStream = 0x30000u;
 // stats_ slots: real loss, D(x), fake loss, D(G(z)), G loss, D(G(z)) after D step, non-finite
 constexpr int kStatSlots = 8;
-// guard_ slots (--nan-policy skip-step): one update's own BCE stats and its non-finite
-// count, which is the skip flag of that update's adam_step / increment / accumulate.
-//   [0..3] D update: real loss, D(x), fake loss, D(G(z));  [4] D skip flag
-//   [5..6] G update: loss, D(G(z));                         [7] G skip flag
-constexpr int kGuardSlots = 8;
-constexpr int kGuardDStats = 0, kGuardDFlag = 4, kGuardGStats = 5, kGuardGFlag = 7;
 }  // namespace
 
 std::vector<int32_t> epoch_permutation(uint64_t seed, int64_t epoch, int n_images) {
@@ -77,7 +71,7 @@ TrainingState::TrainingState(Backend& backend, const TrainConfig& config, const 
   d_logits_ = backend_.alloc_f32(2 * static_cast<size_t>(B));
   d_fake_ = backend_.alloc_f32(static_cast<size_t>(B) * pixels_);
   stats_ = backend_.alloc_f32(kStatSlots);
-  guard_ = backend_.alloc_f32(kGuardSlots);
+  guard_ = backend_.alloc_f32(StepBuffers::kGuardSlots);
   step_counter_ = backend_.alloc_i64(1);
   grid_z_ = backend_.alloc_f32(static_cast<size_t>(kGridImages) * config_.latent_dim);
   grid_images_ = backend_.alloc_f32(static_cast<size_t>(kGridImages) * pixels_);
@@ -152,69 +146,26 @@ void TrainingState::ensure_permutations() {
 
 void TrainingState::issue_step_ops() {
   const int B = config_.batch_size;
-  const size_t image_floats = static_cast<size_t>(B) * pixels_;
-  float* real = x_;
-  float* fake = x_ + image_floats;
-  Network& D = gan_->discriminator();
-  Network& G = gan_->generator();
   const AdamHyper d_hyper{config_.effective_lr_d(), config_.beta1, config_.beta2, config_.adam_eps};
   const AdamHyper g_hyper{config_.effective_lr_g(), config_.beta1, config_.beta2, config_.adam_eps};
-
-  // --nan-policy skip-step: each update writes its BCE stats into guard_ instead of the
-  // accumulators, counts the non-finite values in them, in the logit gradient and in the
-  // parameter gradients into its skip flag, and Adam, Adam's step count and the
-  // accumulation of its stats all do nothing when the flag is non-zero. All of it on the
-  // backend: no host sync, so the step stays one graph. Under "stop" none of it is issued.
-  const bool guarded = skip_nonfinite_updates();
-  float* d_stats = guarded ? guard_ + kGuardDStats : stats_ + 0;
-  float* d_skip = guarded ? guard_ + kGuardDFlag : nullptr;
-  float* g_stats = guarded ? guard_ + kGuardGStats : stats_ + 4;
-  float* g_skip = guarded ? guard_ + kGuardGFlag : nullptr;
-
+  float* guard = skip_nonfinite_updates() ? guard_ : nullptr;  // see Gan::update_discriminator
+  const StepBuffers buffers{x_, z_, d_logits_, d_fake_, stats_, guard};
   for (int d = 0; d < config_.d_steps; ++d) {
     backend_.gather_batch(dataset_, perm_, n_images_, pixels_, B, step_counter_, config_.d_steps, d,
-                          batches_per_epoch_, real);
+                          batches_per_epoch_, x_);
     backend_.gaussian_noise(z_, static_cast<size_t>(B) * config_.latent_dim, config_.seed,
                             static_cast<uint32_t>(d), step_counter_);
-    gan_->generator_forward(z_, fake, B);
-    const float* logits = gan_->discriminator_forward(x_, /*groups=*/2, B);
-    if (guarded) backend_.fill_zero(guard_ + kGuardDStats, (kGuardDFlag + 1) * sizeof(float));
-    backend_.bce_with_logits(logits, B, config_.real_label, 1.0f, d_logits_, d_stats + 0);
-    backend_.bce_with_logits(logits + B, B, 0.0f, 1.0f, d_logits_ + B, d_stats + 2);
-    gan_->discriminator_backward(x_, d_logits_, 2, B, /*param_grads=*/true, nullptr);
-    if (d == 0) maybe_inject_nonfinite(D.grads, NonfiniteTarget::kDiscriminator);
-    if (guarded) {
-      backend_.count_nonfinite(d_stats, 4, d_skip);
-      backend_.count_nonfinite(d_logits_, 2 * static_cast<size_t>(B), d_skip);
-      backend_.count_nonfinite(D.grads, D.size, d_skip);
-    }
-    backend_.adam_step(D.params, D.grads, D.adam_m, D.adam_v, D.size, d_hyper, D.adam_step, d_skip);
-    backend_.increment(D.adam_step, d_skip);
-    if (guarded) backend_.accumulate(d_stats, stats_ + 0, 4, d_skip);
+    gan_->update_discriminator(buffers, B, config_.real_label, d_hyper,
+                               d == 0 && inject_now(NonfiniteTarget::kDiscriminator));
   }
-  // G step on the last fake batch, through the updated D; D's weight gradients are skipped.
-  const float* logits = gan_->discriminator_forward(fake, 1, B);
-  if (guarded) backend_.fill_zero(guard_ + kGuardGStats, 3 * sizeof(float));
-  backend_.bce_with_logits(logits, B, 1.0f, 1.0f, d_logits_, g_stats);
-  gan_->discriminator_backward(fake, d_logits_, 1, B, /*param_grads=*/false, d_fake_);
-  gan_->generator_backward(z_, fake, d_fake_, B);
-  maybe_inject_nonfinite(G.grads, NonfiniteTarget::kGenerator);
-  if (guarded) {
-    backend_.count_nonfinite(g_stats, 2, g_skip);
-    backend_.count_nonfinite(d_logits_, static_cast<size_t>(B), g_skip);
-    backend_.count_nonfinite(G.grads, G.size, g_skip);
-  }
-  backend_.adam_step(G.params, G.grads, G.adam_m, G.adam_v, G.size, g_hyper, G.adam_step, g_skip);
-  backend_.increment(G.adam_step, g_skip);
-  if (guarded) backend_.accumulate(g_stats, stats_ + 4, 2, g_skip);
+  // G step on the last fake batch, through the updated D.
+  gan_->update_generator(buffers, B, g_hyper, inject_now(NonfiniteTarget::kGenerator));
   backend_.count_nonfinite(stats_, 6, stats_ + 6);
   backend_.increment(step_counter_);
 }
 
-void TrainingState::maybe_inject_nonfinite(float* grads, NonfiniteTarget target) {
-  static const float kNan = NAN;  // static: the CUDA copy may read it after this returns
-  if (inject_step_ == step_ + 1 && inject_target_ == target)
-    backend_.to_backend(grads, &kNan, sizeof(kNan));
+bool TrainingState::inject_now(NonfiniteTarget target) const {
+  return inject_step_ == step_ + 1 && inject_target_ == target;
 }
 
 void TrainingState::step() {

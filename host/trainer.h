@@ -86,7 +86,7 @@ class TrainingState {
   void ensure_permutations();  // the epochs this step reads are in the two perm slots
   void set_step(int64_t step);
   bool skip_nonfinite_updates() const { return config_.nan_policy == "skip-step"; }
-  void maybe_inject_nonfinite(float* grads, NonfiniteTarget target);
+  bool inject_now(NonfiniteTarget target) const;  // the test hook's update?
 
   Backend& backend_;
   TrainConfig config_;
@@ -101,7 +101,7 @@ class TrainingState {
   float* d_logits_ = nullptr;  // (2B)
   float* d_fake_ = nullptr;    // (B, pixels)
   float* stats_ = nullptr;     // 8 accumulators, see take_stats()
-  float* guard_ = nullptr;     // 8 per-update slots of the skip-step guard, see trainer.cpp
+  float* guard_ = nullptr;     // the skip-step guard's slots (StepBuffers::guard)
   int64_t* step_counter_ = nullptr;
   float* grid_z_ = nullptr;       // (64, latent), fixed noise
   float* grid_images_ = nullptr;  // (64, pixels)
