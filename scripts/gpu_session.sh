@@ -27,6 +27,8 @@
 #   4. bench record    scripts/compare.sh: `mnistgan bench` and PyTorch eager/compiled side by
 #                      side (<date>-<gpu>.json and .log)
 #   session.log holds every command with its exit status and time, and the summary.
+# GPU_SESSION_STAGES=tests,sanitizer (any of tests, train, sanitizer, bench) runs only those,
+# for a second run after a fix.
 # collect copies a returned folder to bench/results/<date>-<gpu>/ (date, GPU and commit are in
 # session.log's first lines) for committing.
 set -uo pipefail
@@ -80,6 +82,10 @@ bench_reserve=120
 session_log=""
 
 say() { echo "$*" | tee -a "$session_log"; }
+
+# wants GROUP: GROUP (tests, train, sanitizer, bench) is in $GPU_SESSION_STAGES (default: all),
+# e.g. GPU_SESSION_STAGES=tests,sanitizer to rerun only those after a fix.
+wants() { [[ ",${GPU_SESSION_STAGES:-tests,train,sanitizer,bench}," == *",$1,"* ]]; }
 
 # stage NAME CAP LOG CMD...: run CMD with its output appended to LOG, for at most CAP seconds
 # and never past the overall deadline; records the exit status and time in session.log.
@@ -204,54 +210,62 @@ EOF
 
   local tests_log="$out_dir/gpu_tests.log" train_log="$out_dir/train.log"
   local san_log="$out_dir/sanitizer.log"
-  stage "GPU tests, 8 shards" 120 "$tests_log" bash "$self" _gpu_tests
-  # gtest ends each shard with the lists "[  SKIPPED ] Suite.Name" and "[  FAILED  ] Suite.Name".
-  local passed skipped failed
-  passed=$(awk '/^\[  PASSED  \] [0-9]+ test/ { n += $4 } END { print n + 0 }' "$tests_log")
-  skipped=$(awk '/^\[  SKIPPED \] / && NF == 4 { print $4 }' "$tests_log" | sort -u |
-    grep -vx 'Cli.CudaWithoutAGpuSaysSo')  # the one test that skips when a GPU is present
-  failed=$(awk '/^\[  FAILED  \] / && NF == 4 { print $4 }' "$tests_log" | sort -u)
-  say "GPU tests: $passed passed, $(echo -n "$skipped" | grep -c .) skipped, $(echo -n "$failed" | grep -c .) failed"
-  [[ -n "$failed" ]] && say "$(echo "$failed" | sed 's/^/  FAILED: /')"
-  # A GPU test that skips on the GPU machine means the CUDA backend did not start there
-  # (driver too old for CUDA 13, no device visible): nothing was verified.
-  [[ -n "$skipped" ]] && say "[WARNING: GPU tests skipped on the GPU machine]
+  if wants tests; then
+    stage "GPU tests, 8 shards" 120 "$tests_log" bash "$self" _gpu_tests
+    # gtest ends each shard with the lists "[  SKIPPED ] Suite.Name" and "[  FAILED  ] Suite.Name".
+    local passed skipped failed
+    passed=$(awk '/^\[  PASSED  \] [0-9]+ test/ { n += $4 } END { print n + 0 }' "$tests_log")
+    skipped=$(awk '/^\[  SKIPPED \] / && NF == 4 { print $4 }' "$tests_log" | sort -u |
+      grep -vx 'Cli.CudaWithoutAGpuSaysSo')  # the one test that skips when a GPU is present
+    failed=$(awk '/^\[  FAILED  \] / && NF == 4 { print $4 }' "$tests_log" | sort -u)
+    say "GPU tests: $passed passed, $(echo -n "$skipped" | grep -c .) skipped, $(echo -n "$failed" | grep -c .) failed"
+    [[ -n "$failed" ]] && say "$(echo "$failed" | sed 's/^/  FAILED: /')"
+    # A GPU test that skips on the GPU machine means the CUDA backend did not start there
+    # (driver too old for CUDA 13, no device visible): nothing was verified.
+    [[ -n "$skipped" ]] && say "[WARNING: GPU tests skipped on the GPU machine]
 $(echo "$skipped" | head -n 10 | sed 's/^/  SKIPPED: /')"
+  fi
 
-  stage "train --epochs 5, batch 64" 60 "$train_log" bash "$self" _train 64 "$work/run64"
-  stage "sample grid from batch-64 run" 20 "$train_log" \
-    "$stage_dir/mnistgan" sample --device cuda --checkpoint "$work/run64/latest.ckpt" \
-    --out "$out_dir/samples.png"
-  # The classifier and eval on the GPU: the issue-5 figures for a GPU-trained generator.
-  stage "classifier --device cuda (default 12 epochs)" 60 "$train_log" "$stage_dir/mnistgan" \
-    classifier --device cuda --data data/mnist --out "$work/classifier.bin"
-  stage "eval --device cuda of the batch-64 run" 40 "$train_log" "$stage_dir/mnistgan" eval \
-    --device cuda --data data/mnist --classifier "$work/classifier.bin" \
-    --checkpoint "$work/run64/latest.ckpt"
-  stage "train --epochs 5, batch 1024" 45 "$train_log" bash "$self" _train 1024 "$work/run1024"
-  grep '^TRAIN batch' "$train_log" | tee -a "$session_log"
+  if wants train; then
+    stage "train --epochs 5, batch 64" 60 "$train_log" bash "$self" _train 64 "$work/run64"
+    stage "sample grid from batch-64 run" 20 "$train_log" \
+      "$stage_dir/mnistgan" sample --device cuda --checkpoint "$work/run64/latest.ckpt" \
+      --out "$out_dir/samples.png"
+    # The classifier and eval on the GPU: the issue-5 figures for a GPU-trained generator.
+    stage "classifier --device cuda (default 12 epochs)" 60 "$train_log" "$stage_dir/mnistgan" \
+      classifier --device cuda --data data/mnist --out "$work/classifier.bin"
+    stage "eval --device cuda of the batch-64 run" 40 "$train_log" "$stage_dir/mnistgan" eval \
+      --device cuda --data data/mnist --classifier "$work/classifier.bin" \
+      --checkpoint "$work/run64/latest.ckpt"
+    stage "train --epochs 5, batch 1024" 45 "$train_log" bash "$self" _train 1024 "$work/run1024"
+    grep '^TRAIN batch' "$train_log" | tee -a "$session_log"
+  fi
 
-  # Exit 99 = the sanitizer found errors (a test failing under it exits 1). Kernel tests first:
-  # they cover every kernel in seconds each; the training-step tests launch thousands of
-  # kernels, slow under the sanitizer, and get what time their cap allows.
-  stage "compute-sanitizer memcheck, kernel tests" 45 "$san_log" compute-sanitizer --tool memcheck \
-    --error-exitcode 99 "$stage_dir/mnistgan_tests" --gtest_brief=1 --gtest_filter="$kernel_tests"
-  stage "compute-sanitizer racecheck, kernel tests" 45 "$san_log" compute-sanitizer --tool racecheck \
-    --error-exitcode 99 "$stage_dir/mnistgan_tests" --gtest_brief=1 --gtest_filter="$kernel_tests"
-  stage "compute-sanitizer synccheck, kernel tests" 25 "$san_log" compute-sanitizer --tool synccheck \
-    --error-exitcode 99 "$stage_dir/mnistgan_tests" --gtest_brief=1 --gtest_filter="$kernel_tests"
-  stage "compute-sanitizer memcheck, training-step tests" 45 "$san_log" compute-sanitizer \
-    --tool memcheck --error-exitcode 99 "$stage_dir/mnistgan_tests" --gtest_brief=1 \
-    --gtest_filter="$step_tests"
+  if wants sanitizer; then
+    # Exit 99 = the sanitizer found errors (a test failing under it exits 1). Kernel tests first:
+    # they cover every kernel in seconds each; the training-step tests launch thousands of
+    # kernels, slow under the sanitizer, and get what time their cap allows.
+    stage "compute-sanitizer memcheck, kernel tests" 45 "$san_log" compute-sanitizer --tool memcheck \
+      --error-exitcode 99 "$stage_dir/mnistgan_tests" --gtest_brief=1 --gtest_filter="$kernel_tests"
+    stage "compute-sanitizer racecheck, kernel tests" 45 "$san_log" compute-sanitizer --tool racecheck \
+      --error-exitcode 99 "$stage_dir/mnistgan_tests" --gtest_brief=1 --gtest_filter="$kernel_tests"
+    stage "compute-sanitizer synccheck, kernel tests" 25 "$san_log" compute-sanitizer --tool synccheck \
+      --error-exitcode 99 "$stage_dir/mnistgan_tests" --gtest_brief=1 --gtest_filter="$kernel_tests"
+    stage "compute-sanitizer memcheck, training-step tests" 45 "$san_log" compute-sanitizer \
+      --tool memcheck --error-exitcode 99 "$stage_dir/mnistgan_tests" --gtest_brief=1 \
+      --gtest_filter="$step_tests"
+  fi
 
-  # Whatever time is left (at least bench_reserve) goes to the benchmark; PyTorch's compile
-  # modes stop at their budget.
-  stage_deadline=$deadline
-  local left=$((deadline - $(date +%s) - 10))
-  stage "bench: mnistgan vs PyTorch (compare.sh)" "$left" "$work/compare.out" \
-    bash scripts/compare.sh --binary "$stage_dir/mnistgan" --out-dir "$out_dir" \
-    --modes eager,reduce-overhead,default,max-autotune --torch-budget $((left / 3)) ||
-    { [[ -f "$work/compare.out" ]] && tail -n 30 "$work/compare.out" >> "$session_log"; }
+  if wants bench; then
+    # Whatever time is left (at least bench_reserve) goes to the benchmark; PyTorch's compile
+    # modes stop at their budget.
+    stage_deadline=$deadline
+    local left=$((deadline - $(date +%s) - 10))
+    stage "bench: mnistgan vs PyTorch (compare.sh)" "$left" "$work/compare.out" \
+      bash scripts/compare.sh --binary "$stage_dir/mnistgan" --out-dir "$out_dir" \
+      --modes eager,reduce-overhead,default,max-autotune --torch-budget $((left / 3)) ||
+      { [[ -f "$work/compare.out" ]] && tail -n 30 "$work/compare.out" >> "$session_log"; }
+  fi
   say "---- summary"
   local bad
   bad="$(grep -E '^\[' "$session_log" | grep -v '^\[ok\]')"
