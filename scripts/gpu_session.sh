@@ -40,7 +40,7 @@ self="$repo_root/scripts/gpu_session.sh"
 # Every test that needs a GPU has "Cuda" in its suite or test name (tests/test_util.h); the
 # kernel tests are the ones without a training run in them, fast enough for racecheck.
 gpu_tests='*Cuda*'
-kernel_tests='Cuda*:*/CudaLinearVersion.*:SoftmaxXentCuda.*:NanGuardOps.Cuda*:EvalCuda.*'
+kernel_tests='Cuda*:*/CudaLinearVersion.*:SoftmaxXentCuda.*:NanGuardOps.Cuda*:EvalCuda.*:PrdcCuda.*'
 step_tests='TrainCuda.*:NanGuardCuda.*:ToyTrain.Cuda*'
 
 die() {
