@@ -109,9 +109,8 @@ TEST(Checkpoint, JsonIntegerAndHeaderUintHoldWhatFitsAndRefuseTheRest) {
   EXPECT_EQ(json_integer<int>(nlohmann::json(-4)), -4);
   EXPECT_EQ(json_integer<uint64_t>(nlohmann::json(UINT64_MAX)), UINT64_MAX);
   EXPECT_EQ(json_integer<int64_t>(nlohmann::json(INT64_MIN)), INT64_MIN);
-  for (const nlohmann::json& bad : {nlohmann::json(1e300), nlohmann::json(2.0),
-                                    nlohmann::json("7"), nlohmann::json(true),
-                                    nlohmann::json(4294967296LL)})
+  for (const nlohmann::json& bad : {nlohmann::json(1e300), nlohmann::json(2.0), nlohmann::json("7"),
+                                    nlohmann::json(true), nlohmann::json(4294967296LL)})
     EXPECT_FALSE(json_integer<int>(bad).has_value()) << bad.dump();
   EXPECT_FALSE(json_integer<uint64_t>(nlohmann::json(-1)).has_value());
   EXPECT_FALSE(json_integer<int64_t>(nlohmann::json(UINT64_MAX)).has_value());
