@@ -13,11 +13,26 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "fuzz_common.h"
 #include "idx.h"
+
+namespace {
+
+// parse()'s result, or nothing when it rejects the input with a DataError.
+template <typename Parse>
+auto parsed(Parse parse) -> std::optional<decltype(parse())> {
+  try {
+    return parse();
+  } catch (const mnistgan::DataError&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
@@ -39,35 +54,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool comparable =
       !(mode & 0x20) && !(content_size >= 2 && content[0] == 0x1f && content[1] == 0x8b);
 
-  bool gz_ok = false, raw_ok = false;
-  mnistgan::IdxImages from_gz, from_raw;
-  try {
-    from_gz = mnistgan::parse_idx_images(bytes, gz.size(), "fuzz-images.gz");
-    gz_ok = true;
-  } catch (const mnistgan::DataError&) {
-  }
-  try {
-    from_raw = mnistgan::parse_idx_images(content, content_size, "fuzz-images");
-    raw_ok = true;
-  } catch (const mnistgan::DataError&) {
-  }
-  if (comparable &&
-      (gz_ok != raw_ok || from_gz.pixels != from_raw.pixels || from_gz.count != from_raw.count ||
-       from_gz.rows != from_raw.rows || from_gz.cols != from_raw.cols))
+  // The gzip file and the raw content, parsed with the same loader: both fail or both give
+  // the same result.
+  const auto images_gz =
+      parsed([&] { return mnistgan::parse_idx_images(bytes, gz.size(), "fuzz-images.gz"); });
+  const auto images_raw =
+      parsed([&] { return mnistgan::parse_idx_images(content, content_size, "fuzz-images"); });
+  const auto same_images = [](const mnistgan::IdxImages& a, const mnistgan::IdxImages& b) {
+    return a.pixels == b.pixels && a.count == b.count && a.rows == b.rows && a.cols == b.cols;
+  };
+  if (comparable && (images_gz.has_value() != images_raw.has_value() ||
+                     (images_gz && !same_images(*images_gz, *images_raw))))
     std::abort();
-
-  gz_ok = raw_ok = false;
-  std::vector<uint8_t> labels_gz, labels_raw;
-  try {
-    labels_gz = mnistgan::parse_idx_labels(bytes, gz.size(), "fuzz-labels.gz");
-    gz_ok = true;
-  } catch (const mnistgan::DataError&) {
-  }
-  try {
-    labels_raw = mnistgan::parse_idx_labels(content, content_size, "fuzz-labels");
-    raw_ok = true;
-  } catch (const mnistgan::DataError&) {
-  }
-  if (comparable && (gz_ok != raw_ok || labels_gz != labels_raw)) std::abort();
+  const auto labels_gz =
+      parsed([&] { return mnistgan::parse_idx_labels(bytes, gz.size(), "fuzz-labels.gz"); });
+  const auto labels_raw =
+      parsed([&] { return mnistgan::parse_idx_labels(content, content_size, "fuzz-labels"); });
+  if (comparable && labels_gz != labels_raw) std::abort();
   return 0;
 }
