@@ -107,8 +107,11 @@ gpu_tag="$(printf '%s' "$gpu_name" | tr -c 'A-Za-z0-9_.-' '_')"
 mkdir -p "$out_dir"
 record="$out_dir/$stamp-$gpu_tag.json"
 log="$out_dir/$stamp-$gpu_tag.log"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+# The two halves are written into the out dir as they are measured (torch_reference.py rewrites
+# its JSON after every row) and the log is teed there directly, so a run stopped by a time
+# limit still leaves what it measured; the halves are removed once merged into the record.
+ours_json="$out_dir/$stamp-$gpu_tag.ours.json"
+torch_json="$out_dir/$stamp-$gpu_tag.torch.json"
 if commit="$(git rev-parse HEAD 2> /dev/null)"; then
   git diff --quiet HEAD 2> /dev/null || commit="$commit-dirty"
 else
@@ -119,7 +122,7 @@ fi
   echo "compare.sh: $(date -u +%Y-%m-%dT%H:%M:%SZ), GPU $gpu_name, driver $driver, commit $commit"
   echo "command: $command_line"
   echo
-  bench_args=(bench --device cuda --batches "$batches" --e2e-steps "$e2e_steps" --json "$work/ours.json")
+  bench_args=(bench --device cuda --batches "$batches" --e2e-steps "$e2e_steps" --json "$ours_json")
   [[ -n "$repeats" ]] && bench_args+=(--repeats "$repeats")
   echo "+ $binary ${bench_args[*]}"
   status=0
@@ -129,13 +132,13 @@ fi
   echo
   torch_args=(scripts/torch_reference.py --device cuda --synthetic --sweep --batches "$batches"
     --modes "$modes" --steps "$torch_steps" --warmup "$torch_warmup" --time-budget "$torch_budget"
-    --json "$work/torch.json")
+    --json "$torch_json")
   echo "+ $python ${torch_args[*]}"
   "$python" "${torch_args[@]}" || die "torch_reference.py ran no configuration"
   echo
-  "$python" scripts/compare_results.py --ours "$work/ours.json" --torch "$work/torch.json" \
+  "$python" scripts/compare_results.py --ours "$ours_json" --torch "$torch_json" \
     --out "$record" --command "$command_line"
-} 2>&1 | tee "$work/log" && status=0 || status=$?
-cp "$work/log" "$log" # kept on failure too: it says what went wrong
+} 2>&1 | tee "$log" && status=0 || status=$? # the log is kept on failure: it says what went wrong
 [[ $status -eq 0 ]] || die "stopped (log: $log)"
+rm -f "$ours_json" "$torch_json"
 echo "compare.sh: wrote $record and $log"

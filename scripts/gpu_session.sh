@@ -28,7 +28,8 @@
 #                      side (<date>-<gpu>.json and .log)
 #   session.log holds every command with its exit status and time, and the summary.
 # GPU_SESSION_STAGES=tests,sanitizer (any of tests, train, sanitizer, bench) runs only those,
-# for a second run after a fix.
+# for a second run after a fix. GPU_SESSION_TORCH_MODES picks PyTorch's modes (default
+# eager,reduce-overhead,default,max-autotune; max-autotune's autotuning takes minutes a shape).
 # collect copies a returned folder to bench/results/<date>-<gpu>/ (date, GPU and commit are in
 # session.log's first lines) for committing.
 set -uo pipefail
@@ -124,6 +125,26 @@ sharded_tests() {
     wait "${pids[$i]}" || rc=1
     echo "---- shard $i"
     cat "$work/shard$i.log"
+  done
+  return $rc
+}
+
+# sanitizer_shards TOOL FILTER: compute-sanitizer TOOL over the tests FILTER selects, in 8
+# shards in parallel; exit 99 when any shard reports errors, 1 when a test fails under it.
+sanitizer_shards() {
+  local tool=$1 filter=$2 shards=8 pids=() rc=0 shard_rc i
+  for ((i = 0; i < shards; ++i)); do
+    GTEST_TOTAL_SHARDS=$shards GTEST_SHARD_INDEX=$i compute-sanitizer --tool "$tool" \
+      --error-exitcode 99 "$stage_dir/mnistgan_tests" --gtest_brief=1 --gtest_filter="$filter" \
+      > "$work/$tool$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for ((i = 0; i < shards; ++i)); do
+    wait "${pids[$i]}"
+    shard_rc=$?
+    ((shard_rc == 99 || (shard_rc != 0 && rc == 0))) && rc=$shard_rc
+    echo "---- $tool shard $i: exit $shard_rc"
+    cat "$work/$tool$i.log"
   done
   return $rc
 }
@@ -247,8 +268,10 @@ $(echo "$skipped" | head -n 10 | sed 's/^/  SKIPPED: /')"
     # kernels, slow under the sanitizer, and get what time their cap allows.
     stage "compute-sanitizer memcheck, kernel tests" 45 "$san_log" compute-sanitizer --tool memcheck \
       --error-exitcode 99 "$stage_dir/mnistgan_tests" --gtest_brief=1 --gtest_filter="$kernel_tests"
-    stage "compute-sanitizer racecheck, kernel tests" 45 "$san_log" compute-sanitizer --tool racecheck \
-      --error-exitcode 99 "$stage_dir/mnistgan_tests" --gtest_brief=1 --gtest_filter="$kernel_tests"
+    # racecheck instruments every shared-memory access and is CPU-bound: one process took over
+    # 45 s on the H200 machine, so it runs in shards in parallel, as the GPU tests do.
+    stage "compute-sanitizer racecheck, kernel tests, 8 shards" 90 "$san_log" bash "$self" \
+      _sanitizer_shards racecheck "$kernel_tests"
     stage "compute-sanitizer synccheck, kernel tests" 25 "$san_log" compute-sanitizer --tool synccheck \
       --error-exitcode 99 "$stage_dir/mnistgan_tests" --gtest_brief=1 --gtest_filter="$kernel_tests"
     stage "compute-sanitizer memcheck, training-step tests" 45 "$san_log" compute-sanitizer \
@@ -263,7 +286,8 @@ $(echo "$skipped" | head -n 10 | sed 's/^/  SKIPPED: /')"
     local left=$((deadline - $(date +%s) - 10))
     stage "bench: mnistgan vs PyTorch (compare.sh)" "$left" "$work/compare.out" \
       bash scripts/compare.sh --binary "$stage_dir/mnistgan" --out-dir "$out_dir" \
-      --modes eager,reduce-overhead,default,max-autotune --torch-budget $((left / 3)) ||
+      --modes "${GPU_SESSION_TORCH_MODES:-eager,reduce-overhead,default,max-autotune}" \
+      --torch-budget $((left / 2)) ||
       { [[ -f "$work/compare.out" ]] && tail -n 30 "$work/compare.out" >> "$session_log"; }
   fi
   say "---- summary"
@@ -288,7 +312,14 @@ collect() {
   gpu="$(printf '%s' "$gpu" | tr -c 'A-Za-z0-9_.-' '_')"
   local dest="bench/results/${when:-undated}-${gpu:-gpu}"
   mkdir -p "$dest"
-  cp "$from"/* "$dest/"
+  # A second run after a fix (GPU_SESSION_STAGES) lands beside the first, its files prefixed
+  # run2-, run3-, ..., so neither session.log is lost.
+  local prefix="" n=2 f
+  if [[ -e "$dest/session.log" ]]; then
+    while [[ -e "$dest/run$n-session.log" ]]; do n=$((n + 1)); done
+    prefix="run$n-"
+  fi
+  for f in "$from"/*; do cp "$f" "$dest/$prefix$(basename "$f")"; done
   echo "gpu_session.sh: copied to $dest; commit it with the note of what it shows"
 }
 
@@ -296,6 +327,7 @@ case "${1:-}" in
   pack) pack ;;
   # Stages that `timeout` runs as processes of their own (it cannot run a shell function).
   _gpu_tests) sharded_tests ;;
+  _sanitizer_shards) sanitizer_shards "$2" "$3" ;;
   _train) train_run "$2" "$3" ;;
   run) run "${2:-}" ;;
   collect) collect "${2:-}" ;;
