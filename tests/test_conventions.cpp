@@ -50,5 +50,44 @@ TEST(Conventions, EveryTestThatNeedsAGpuHasCudaInItsName) {
     ADD_FAILURE() << m << " needs a GPU but has no \"Cuda\" in its name";
 }
 
+// Our CUDA code runs on streams created cudaStreamNonBlocking, which are not ordered after the
+// legacy default stream that plain cudaMemcpy / cudaMemset use; and a pageable host-to-device
+// cudaMemcpy may return before its data reaches the device. A kernel launched right after such
+// a call read a half-copied buffer on an H200 (host/bench_cuda.cu, 2026-12-04). So a plain
+// cudaMemcpy to the device or cudaMemset is followed, within three lines, by a wait for the
+// legacy stream (or a device-wide synchronise); stream-ordered *Async calls are the rule.
+TEST(Conventions, LegacyStreamCopiesAreWaitedFor) {
+  const fs::path root = testpaths::source_dir();
+  const std::regex legacy_call(R"(\bcuda(Memset|Memcpy)\s*\()");
+  const std::regex to_host(R"(cudaMemcpyDeviceToHost)");
+  const std::regex wait(R"(wait_for_legacy_stream\(\)|cudaDeviceSynchronize|cudaStreamSynchronize\(cudaStreamLegacy)");
+  int checked_files = 0;
+  for (const char* folder : {"host", "kernels"}) {
+    for (const auto& entry : fs::directory_iterator(root / folder)) {
+      const std::string ext = entry.path().extension().string();
+      if (ext != ".cu" && ext != ".cpp" && ext != ".cuh" && ext != ".h") continue;
+      ++checked_files;
+      std::ifstream in(entry.path());
+      std::vector<std::string> lines;
+      for (std::string line; std::getline(in, line);) lines.push_back(line);
+      for (size_t i = 0; i < lines.size(); ++i) {
+        if (!std::regex_search(lines[i], legacy_call)) continue;
+        // The call may wrap: its direction is on this line or the next.
+        const std::string call = lines[i] + (i + 1 < lines.size() ? lines[i + 1] : "");
+        if (std::regex_search(call, to_host)) continue;  // blocks the host until done
+        bool waited = false;
+        for (size_t j = i; j < lines.size() && j <= i + 3; ++j)
+          waited = waited || std::regex_search(lines[j], wait);
+        if (!waited)
+          ADD_FAILURE() << folder << "/" << entry.path().filename().string() << ":" << i + 1
+                        << ": " << lines[i]
+                        << "\n  a legacy-stream copy or memset with no wait for it: use the "
+                           "*Async call on the stream that reads the memory, or wait";
+      }
+    }
+  }
+  EXPECT_GT(checked_files, 20) << "host/ and kernels/ not found under " << root;
+}
+
 }  // namespace
 }  // namespace mnistgan
