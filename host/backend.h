@@ -117,6 +117,14 @@ class Backend {
                          const AdamHyper& hyper, const int64_t* step,
                          const float* skip_if_nonzero = nullptr) = 0;
 
+  // Exponential moving average of a parameter buffer (the EMA generator), all (n):
+  //   t = *updates (optimiser updates done so far, read when the op runs)
+  //   d = min(decay, (1 + t) / (10 + t)) in double, rounded to float;  ema = d ema + (1 - d) p
+  // Nothing when skip_if_nonzero is non-null and *skip_if_nonzero != 0 (as adam_step).
+  // Bitwise identical on every backend. decay in [0, 1).
+  virtual void ema_update(float* ema, const float* params, size_t n, float decay,
+                          const int64_t* updates, const float* skip_if_nonzero = nullptr) = 0;
+
   // ---- randomness and data ----------------------------------------------------------
   // out (n) ~ N(0,1) from Philox4x32-10 keyed by (seed, stream), counter (i/4, *step).
   // step may be nullptr (then 0). Bitwise identical on every backend (see philox.h).

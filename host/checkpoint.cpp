@@ -113,9 +113,10 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& source)
   Reader r(bytes, end, source);
   r.get_string(sizeof(kMagic), "magic");
   const uint32_t version = r.get<uint32_t>("version");
-  if (version != kCheckpointVersion)
+  if (version < kCheckpointOldestVersion || version > kCheckpointVersion)
     throw CheckpointError(source + ": checkpoint format version " + std::to_string(version) +
-                          " is not supported (this build reads version " +
+                          " is not supported (this build reads versions " +
+                          std::to_string(kCheckpointOldestVersion) + " to " +
                           std::to_string(kCheckpointVersion) + ")");
   uint32_t stored_crc;
   std::memcpy(&stored_crc, bytes.data() + end, 4);
@@ -196,6 +197,7 @@ uint64_t header_uint(const nlohmann::json& object, const std::string& key, uint6
 
 namespace {
 const char* kNetNames[2] = {"G", "D"};
+const char* const kEmaSuffix = "@ema";  // G's EMA weights: "<name>@ema"
 }
 
 void store_model(Backend& backend, Gan& gan, Checkpoint& ck) {
@@ -219,46 +221,76 @@ void store_model(Backend& backend, Gan& gan, Checkpoint& ck) {
       }
     }
   }
+  if (gan.has_ema()) {
+    const Network& g = gan.generator();
+    std::vector<float> ema(g.size);
+    backend.to_host(ema.data(), gan.generator_ema(), g.size * sizeof(float));
+    for (const ParamTensor& t : g.tensors) {
+      CheckpointTensor out{t.name + kEmaSuffix, t.shape, {}};
+      out.data.assign(ema.begin() + t.offset, ema.begin() + t.offset + t.size);
+      ck.tensors.push_back(std::move(out));
+    }
+  }
 }
 
-void restore_model(Backend& backend, Gan& gan, const Checkpoint& ck, const std::string& source,
+bool checkpoint_has_ema(const Checkpoint& ck) {
+  const std::string suffix = kEmaSuffix;
+  for (const CheckpointTensor& t : ck.tensors)
+    if (t.name.size() > suffix.size() &&
+        t.name.compare(t.name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return true;
+  return false;
+}
+
+namespace {
+// net's tensors "<name><suffix>" from the checkpoint as one flat buffer in net's layout.
+std::vector<float> read_network_tensors(const Checkpoint& ck, const Network& net,
+                                        const std::string& suffix, const std::string& source) {
+  std::vector<float> flat(net.size);
+  for (const ParamTensor& t : net.tensors) {
+    const std::string name = t.name + suffix;
+    const CheckpointTensor* found = ck.find(name);
+    if (found == nullptr)
+      throw CheckpointError(source + ": tensor '" + name +
+                            "' is missing (checkpoint from a different model?)");
+    if (found->shape != t.shape) {
+      auto str = [](const std::vector<int64_t>& s) {
+        std::string out = "(";
+        for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+        return out + ")";
+      };
+      throw CheckpointError(source + ": tensor '" + name + "' has shape " + str(found->shape) +
+                            " but the model expects " + str(t.shape) +
+                            " (check --hidden-g/--hidden-d/--latent-dim/--mbd-*)");
+    }
+    std::copy(found->data.begin(), found->data.end(), flat.begin() + t.offset);
+  }
+  return flat;
+}
+}  // namespace
+
+bool restore_model(Backend& backend, Gan& gan, const Checkpoint& ck, const std::string& source,
                    bool with_optimizer) {
   Network* nets[2] = {&gan.generator(), &gan.discriminator()};
   for (int n = 0; n < 2; ++n) {
     Network& net = *nets[n];
-    std::vector<float> buffers[3];
-    const char* suffixes[3] = {"", "@adam_m", "@adam_v"};
-    const int kinds = with_optimizer ? 3 : 1;
-    for (int k = 0; k < kinds; ++k) {
-      buffers[k].resize(net.size);
-      for (const ParamTensor& t : net.tensors) {
-        const std::string name = t.name + suffixes[k];
-        const CheckpointTensor* found = ck.find(name);
-        if (found == nullptr)
-          throw CheckpointError(source + ": tensor '" + name +
-                                "' is missing (checkpoint from a different model?)");
-        if (found->shape != t.shape) {
-          auto str = [](const std::vector<int64_t>& s) {
-            std::string out = "(";
-            for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-            return out + ")";
-          };
-          throw CheckpointError(source + ": tensor '" + name + "' has shape " + str(found->shape) +
-                                " but the model expects " + str(t.shape) +
-                                " (check --hidden-g/--hidden-d/--latent-dim/--mbd-*)");
-        }
-        std::copy(found->data.begin(), found->data.end(), buffers[k].begin() + t.offset);
-      }
-    }
-    backend.to_backend(net.params, buffers[0].data(), net.size * sizeof(float));
+    const std::vector<float> params = read_network_tensors(ck, net, "", source);
+    backend.to_backend(net.params, params.data(), net.size * sizeof(float));
     if (with_optimizer) {
-      backend.to_backend(net.adam_m, buffers[1].data(), net.size * sizeof(float));
-      backend.to_backend(net.adam_v, buffers[2].data(), net.size * sizeof(float));
+      const std::vector<float> m = read_network_tensors(ck, net, "@adam_m", source);
+      const std::vector<float> v = read_network_tensors(ck, net, "@adam_v", source);
+      backend.to_backend(net.adam_m, m.data(), net.size * sizeof(float));
+      backend.to_backend(net.adam_v, v.data(), net.size * sizeof(float));
       const int64_t adam_step = header_int(ck.header.value("adam_step", nlohmann::json::object()),
                                            kNetNames[n], 0, source);
       backend.to_backend(net.adam_step, &adam_step, sizeof(adam_step));
     }
   }
+  if (!checkpoint_has_ema(ck)) return false;
+  const std::vector<float> ema = read_network_tensors(ck, gan.generator(), kEmaSuffix, source);
+  gan.enable_ema();
+  backend.to_backend(gan.generator_ema(), ema.data(), ema.size() * sizeof(float));
+  return true;
 }
 
 }  // namespace mnistgan

@@ -23,7 +23,10 @@
 
 namespace mnistgan {
 
-constexpr uint32_t kCheckpointVersion = 1;
+// Version 2 added the EMA generator ("<name>@ema" tensors, header "ema"); version 1 files
+// (no EMA) still load.
+constexpr uint32_t kCheckpointVersion = 2;
+constexpr uint32_t kCheckpointOldestVersion = 1;
 
 class CheckpointError : public std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -58,10 +61,16 @@ uint64_t header_uint(const nlohmann::json& object, const std::string& key, uint6
                      const std::string& source);
 
 // Model <-> checkpoint: every parameter tensor as "<name>", and its Adam moments as
-// "<name>@adam_m" / "<name>@adam_v"; the Adam step counts go in the header.
+// "<name>@adam_m" / "<name>@adam_v"; the Adam step counts go in the header. With the EMA
+// generator enabled, G's averaged weights as "<name>@ema".
 void store_model(Backend& backend, Gan& gan, Checkpoint& checkpoint);
-// Throws CheckpointError naming the first missing or mis-shaped tensor.
-void restore_model(Backend& backend, Gan& gan, const Checkpoint& checkpoint,
+// Throws CheckpointError naming the first missing or mis-shaped tensor. When the checkpoint
+// holds "@ema" tensors they are loaded into the EMA generator (enabling it); returns whether
+// it did. A checkpoint without them (version 1, or a run with --ema-decay 0) leaves the
+// EMA generator as it was.
+bool restore_model(Backend& backend, Gan& gan, const Checkpoint& checkpoint,
                    const std::string& source, bool with_optimizer = true);
+// Whether the checkpoint holds an EMA generator.
+bool checkpoint_has_ema(const Checkpoint& checkpoint);
 
 }  // namespace mnistgan

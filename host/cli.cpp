@@ -74,6 +74,11 @@ void add_train_flags(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--nan-policy", c.nan_policy,
                  "non-finite loss or gradient: stop (exit 3) or skip-step (skip that update)")
       ->capture_default_str();
+  cmd.add_option("--ema-decay", c.ema_decay,
+                 "EMA of G's weights, used for grids and evaluations (0: off)")
+      ->capture_default_str();
+  cmd.add_flag("--raw-generator", c.raw_generator,
+               "grids and evaluations from G's own weights instead of the EMA");
   cmd.add_option("--log-every", c.log_every, "steps between metrics rows")->capture_default_str();
   cmd.add_option("--sample-every", c.sample_every, "steps between sample grids (0: each epoch)")
       ->capture_default_str();
@@ -122,6 +127,8 @@ void add_eval_flags(CLI::App& cmd, EvalOptions& o) {
   add_device_flag(cmd, o.device);
   cmd.add_option("--samples", o.samples, "generated and real images compared")
       ->capture_default_str();
+  cmd.add_flag("--raw-generator", o.raw_generator,
+               "evaluate G's own weights instead of the checkpoint's EMA generator");
 }
 
 }  // namespace
@@ -163,6 +170,8 @@ int run_cli(int argc, char** argv) {
   sample->add_option("--nrow", sample_options.nrow, "images per row")->capture_default_str();
   sample->add_option("--seed", sample_options.seed, "noise seed")->capture_default_str();
   add_device_flag(*sample, sample_options.device);
+  sample->add_flag("--raw-generator", sample_options.raw_generator,
+                   "sample G's own weights instead of the checkpoint's EMA generator");
 
   ClassifierOptions classifier_options;
   CLI::App* classifier = app.add_subcommand(

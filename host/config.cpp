@@ -59,6 +59,8 @@ void TrainConfig::validate() const {
   require(eval_every >= 0, "--eval-every", "must be 0 (off) or a number of steps");
   require(eval_samples >= 10 && eval_samples <= 10000, "--eval-samples",
           "must be between 10 and 10000 (the MNIST test set's size)");
+  require(std::isfinite(ema_decay) && ema_decay >= 0.0f && ema_decay < 1.0f, "--ema-decay",
+          "must be in [0, 1): 0 turns the EMA generator off, 0.999 is usual");
   require(nan_policy == "stop" || nan_policy == "skip-step", "--nan-policy",
           "unknown policy '" + nan_policy + "'; expected stop or skip-step");
 }
@@ -98,6 +100,8 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
                      {"d_steps", c.d_steps},
                      {"seed", c.seed},
                      {"nan_policy", c.nan_policy},
+                     {"ema_decay", c.ema_decay},
+                     {"raw_generator", c.raw_generator},
                      {"log_every", c.log_every},
                      {"sample_every", c.sample_every},
                      {"checkpoint_every", c.checkpoint_every},
@@ -158,6 +162,8 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   get("d_steps", c.d_steps);
   get("seed", c.seed);
   get("nan_policy", c.nan_policy);
+  get("ema_decay", c.ema_decay);
+  get("raw_generator", c.raw_generator);
   get("log_every", c.log_every);
   get("sample_every", c.sample_every);
   get("checkpoint_every", c.checkpoint_every);

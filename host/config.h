@@ -49,6 +49,11 @@ struct TrainConfig {
   // column, and training goes on; it still stops when the weights themselves become
   // non-finite or when a network had every update of a log interval skipped.
   std::string nan_policy = "stop";
+  // --ema-decay: an exponential moving average of G's weights (the EMA generator), updated
+  // after every G update with the decay warmed up as min(decay, (1 + t) / (10 + t)) over G's
+  // update count t; the progress grids, --eval-every, `sample` and `eval` use it. 0: off.
+  float ema_decay = 0.0f;
+  bool raw_generator = false;  // --raw-generator: grids and evaluations use G's own weights
 
   // ---- reporting ----
   int64_t log_every = 100;       // --log-every: steps between metrics rows

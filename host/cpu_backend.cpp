@@ -9,6 +9,7 @@
 #include <cstring>
 #include <new>
 #include <stdexcept>
+#include <string>
 
 #include "backend.h"
 #include "cpu_mbd.h"
@@ -194,6 +195,20 @@ class CpuBackend final : public Backend {
       v[i] = h.beta2 * v[i] + (1.0f - h.beta2) * g * g;
       params[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2_sqrt + h.eps);
     }
+  }
+
+  void ema_update(float* __restrict ema, const float* __restrict params, size_t n, float decay,
+                  const int64_t* updates, const float* skip_if_nonzero) override {
+    if (!(decay >= 0.0f && decay < 1.0f))
+      throw std::invalid_argument("ema_update: decay " + std::to_string(decay) +
+                                  " is outside [0, 1)");
+    if (skip_if_nonzero != nullptr && *skip_if_nonzero != 0.0f) return;
+    const double t = static_cast<double>(*updates);
+    const double warm = (1.0 + t) / (10.0 + t);
+    const float d = static_cast<float>(std::min(warm, static_cast<double>(decay)));
+    const float one_minus_d = 1.0f - d;
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) ema[i] = d * ema[i] + one_minus_d * params[i];
   }
 
   void gaussian_noise(float* out, size_t n, uint64_t seed, uint32_t stream,

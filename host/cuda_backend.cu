@@ -14,6 +14,7 @@
 #include <string>     // std::string, std::to_string
 
 #include "adam.cuh"          // adam_step
+#include "ema.cuh"           // ema_update
 #include "backend.h"         // Backend, BackendOptions
 #include "bce.cuh"           // bce_with_logits
 #include "cuda_check.cuh"    // CUDA_CHECK, CUBLAS_CHECK
@@ -192,6 +193,11 @@ class CudaBackend final : public Backend {
                  const AdamHyper& hyper, const int64_t* step,
                  const float* skip_if_nonzero) override {
     mnistgan::adam_step(params, grads, m, v, n, hyper, step, stream_, skip_if_nonzero);
+  }
+
+  void ema_update(float* ema, const float* params, size_t n, float decay, const int64_t* updates,
+                  const float* skip_if_nonzero) override {
+    mnistgan::ema_update(ema, params, n, decay, updates, stream_, skip_if_nonzero);
   }
 
   void gaussian_noise(float* out, size_t n, uint64_t seed, uint32_t stream,

@@ -58,9 +58,10 @@ uint64_t checkpoint_size_bound(const ModelShape& s) {
   // Tensors per network copy: weight and bias per linear layer, plus T without a bias.
   const uint64_t tensors =
       2 * (s.hidden_g.size() + 1) + 2 * s.hidden_d.size() + (s.mbd_kernels > 0 ? 1 : 0) + 2;
-  // magic, version, header length + header, tensor count, tensors x 3 (params, m, v), CRC.
+  // magic, version, header length + header, tensor count, tensors x 4 (params, m, v and the
+  // EMA generator: G's copy only, counted for both networks as an upper bound), CRC.
   return 8 + 4 + 4 + kCheckpointHeaderBound + 4 +
-         3 * (tensors * kTensorRecordBound + 4 * model_parameter_count(s)) + 4;
+         4 * (tensors * kTensorRecordBound + 4 * model_parameter_count(s)) + 4;
 }
 
 RunSpaceEstimate estimate_run_space(const TrainConfig& config, int image_rows, int image_cols,

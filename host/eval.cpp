@@ -137,7 +137,7 @@ FeatureSet embed_generator(Backend& backend, Gan& gan, Classifier& classifier, i
     backend.gaussian_noise(z, z_count, seed, kNoiseStreamEval, nullptr);
     for (int64_t start = 0; start < n; start += chunk) {
       const int rows = static_cast<int>(std::min<int64_t>(chunk, n - start));
-      gan.generator_forward(z + start * shape.latent_dim, images, rows);
+      gan.sample_forward(z + start * shape.latent_dim, images, rows);
       embed_chunk(backend, classifier, images, rows, out);
     }
   } catch (...) {
@@ -265,6 +265,7 @@ void run_eval(const EvalOptions& options) {
   const ClassifierInfo info = load_classifier(options.classifier, classifier);
   Gan gan(*backend, model_shape_of(config, kClassifierInput), kEmbedChunk, 1);
   restore_model(*backend, gan, ck, options.checkpoint, /*with_optimizer=*/false);
+  gan.sample_from_ema(!options.raw_generator);
   const MnistSplit train = load_mnist(options.data_dir, "train");
   const MnistSplit test = load_mnist(options.data_dir, "t10k");
   const double load_s = seconds_since(start);
@@ -279,9 +280,9 @@ void run_eval(const EvalOptions& options) {
 
   const int64_t step = stored.step;
   std::printf(
-      "mnistgan eval: %s (step %lld) | %lld samples vs %lld MNIST test images | seed "
+      "mnistgan eval: %s (step %lld, %s) | %lld samples vs %lld MNIST test images | seed "
       "%llu | %s\n",
-      options.checkpoint.c_str(), static_cast<long long>(step),
+      options.checkpoint.c_str(), static_cast<long long>(step), generator_label(gan),
       static_cast<long long>(options.samples), static_cast<long long>(options.samples),
       static_cast<unsigned long long>(options.seed), backend->name().c_str());
   std::printf("classifier: %s | test accuracy %.4f | sha256 %s\n", options.classifier.c_str(),
@@ -293,6 +294,7 @@ void run_eval(const EvalOptions& options) {
     nlohmann::json j = {
         {"checkpoint", options.checkpoint},
         {"step", step},
+        {"generator", generator_label(gan)},
         {"seed", options.seed},
         {"samples", options.samples},
         {"device", backend->name()},

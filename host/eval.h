@@ -51,8 +51,8 @@ std::vector<std::pair<std::string, double>> eval_figures(const EvalMetrics& m);
 FeatureSet embed_images(Backend& backend, Classifier& classifier, const float* images, int64_t n);
 // The same for uint8 MNIST pixels (n, 784).
 FeatureSet embed_pixels(Backend& backend, Classifier& classifier, const uint8_t* pixels, int64_t n);
-// Draws n samples from the generator (noise: seed, kNoiseStreamEval) and embeds them,
-// without leaving the backend.
+// Draws n samples from the generator (gan.sample_forward: the EMA generator when enabled;
+// noise: seed, kNoiseStreamEval) and embeds them, without leaving the backend.
 FeatureSet embed_generator(Backend& backend, Gan& gan, Classifier& classifier, int64_t n,
                            uint64_t seed);
 
@@ -104,6 +104,7 @@ struct EvalOptions {
   uint64_t seed = 1;                                // --seed: sample noise and train subset
   std::string device = "auto";                      // --device
   int64_t samples = kEvalSamples;                   // --samples (tests use fewer)
+  bool raw_generator = false;  // --raw-generator: G's own weights, not the checkpoint's EMA
   void validate() const;
 };
 

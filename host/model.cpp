@@ -126,7 +126,7 @@ Gan::~Gan() {
   for (float* p : g_acts_)
     if (p != nullptr) backend_.free(p);
   for (float* p : d_acts_) backend_.free(p);
-  for (float* p : {mbd_m_, mbd_o_, features_, logits_, scratch_a_, scratch_b_, scratch_c_})
+  for (float* p : {mbd_m_, mbd_o_, features_, logits_, scratch_a_, scratch_b_, scratch_c_, g_ema_})
     if (p != nullptr) backend_.free(p);
 }
 
@@ -170,13 +170,32 @@ void Gan::init_params(uint64_t seed) {
   }
 }
 
-void Gan::generator_forward(const float* z, float* images, int rows) {
+void Gan::enable_ema() {
+  if (g_ema_ == nullptr) g_ema_ = backend_.alloc_f32(g_.size);
+  backend_.copy(g_ema_, g_.params, g_.size * sizeof(float));
+}
+
+void Gan::disable_ema() {
+  if (g_ema_ != nullptr) backend_.free(g_ema_);
+  g_ema_ = nullptr;
+}
+
+void Gan::update_ema(float decay, const float* skip_if_nonzero) {
+  if (g_ema_ == nullptr) throw std::logic_error("Gan::update_ema: enable_ema() was not called");
+  backend_.ema_update(g_ema_, g_.params, g_.size, decay, g_.adam_step, skip_if_nonzero);
+}
+
+void Gan::sample_forward(const float* z, float* images, int rows) {
+  generator_forward_with(samples_from_ema() ? g_ema_ : g_.params, z, images, rows);
+}
+
+void Gan::generator_forward_with(const float* params, const float* z, float* images, int rows) {
   if (rows > max_batch_) throw std::invalid_argument("generator_forward: rows > max_batch");
   const float* x = z;
   for (size_t l = 0; l < g_layers_.size(); ++l) {
     const LinearLayer& layer = g_layers_[l];
     float* y = l + 1 == g_layers_.size() ? images : g_acts_[l];
-    backend_.linear_forward(x, g_.params + layer.weight, g_.params + layer.bias, y, rows, layer.in,
+    backend_.linear_forward(x, params + layer.weight, params + layer.bias, y, rows, layer.in,
                             layer.out, layer.act, shape_.leaky_slope);
     x = y;
   }

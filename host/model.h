@@ -62,6 +62,9 @@ struct StepBuffers {
   float* stats = nullptr;     // (6) sums of BCE (loss, mean sigmoid): D real, D fake, G
   float* guard = nullptr;     // nullptr, or kGuardSlots floats: --nan-policy skip-step's scratch
   static constexpr int kGuardSlots = 5;
+  // After update_generator with a guard: guard[kGeneratorSkipSlot] != 0 iff G's update was
+  // skipped (what Gan::update_ema is given, so the average skips the update too).
+  static constexpr int kGeneratorSkipSlot = 2;
 };
 
 class Gan {
@@ -80,7 +83,9 @@ class Gan {
 
   // z (rows, latent) -> images (rows, pixels), written to `images` (a backend buffer that
   // must stay untouched until generator_backward).
-  void generator_forward(const float* z, float* images, int rows);
+  void generator_forward(const float* z, float* images, int rows) {
+    generator_forward_with(g_.params, z, images, rows);
+  }
   // d_images (rows, pixels) -> G.grads (overwritten).
   void generator_backward(const float* z, const float* images, const float* d_images, int rows);
 
@@ -101,12 +106,33 @@ class Gan {
   void update_generator(const StepBuffers& b, int B, const AdamHyper& hyper,
                         bool inject_nan = false);
 
+  // ---- the EMA generator ----
+  // An exponential moving average of G's weights (same flat layout as G's params), kept on
+  // the backend: sampled from instead of the raw weights, it smooths out the step-to-step
+  // oscillation of the adversarial game. enable_ema() allocates it as a copy of G's current
+  // weights (idempotent: a second call re-copies them).
+  void enable_ema();
+  void disable_ema();  // frees it
+  bool has_ema() const { return g_ema_ != nullptr; }
+  float* generator_ema() { return g_ema_; }  // (G.size) or nullptr
+  // One EMA update after G's update: decay warmed up by G's Adam step count (backend.h's
+  // ema_update); skip_if_nonzero is the G update's skip flag, or nullptr.
+  void update_ema(float decay, const float* skip_if_nonzero);
+  // Which weights sample_forward() uses: the EMA's when enabled and `use` is true (the
+  // default), G's own otherwise (--raw-generator).
+  void sample_from_ema(bool use) { sample_from_ema_ = use; }
+  bool samples_from_ema() const { return sample_from_ema_ && g_ema_ != nullptr; }
+  // generator_forward for sampling (grids, `sample`, `eval`): with the weights chosen above.
+  void sample_forward(const float* z, float* images, int rows);
+
   const ModelShape& shape() const { return shape_; }
   Network& generator() { return g_; }
   Network& discriminator() { return d_; }
   int max_batch() const { return max_batch_; }
 
  private:
+  // generator_forward on the weights `params` (G's layout): G's own or the EMA's.
+  void generator_forward_with(const float* params, const float* z, float* images, int rows);
   void backward_through(Network& net, const std::vector<LinearLayer>& layers,
                         const std::vector<float*>& outputs, const float* input, float* d_top,
                         int rows, bool param_grads, float* d_input);
@@ -126,6 +152,8 @@ class Gan {
   float* scratch_a_ = nullptr;  // gradient ping-pong buffers, (rows, widest layer)
   float* scratch_b_ = nullptr;
   float* scratch_c_ = nullptr;
+  float* g_ema_ = nullptr;  // (G.size): the EMA generator, when enabled
+  bool sample_from_ema_ = true;
 };
 
 }  // namespace mnistgan

@@ -22,6 +22,10 @@ void SampleOptions::validate() const {
   validate_device_flag(device);
 }
 
+const char* generator_label(const Gan& gan) {
+  return gan.samples_from_ema() ? "EMA generator" : "raw generator";
+}
+
 StoredModel stored_model(const Checkpoint& ck, const std::string& source) {
   if (!ck.header.contains("config")) throw CheckpointError(source + ": header has no model config");
   StoredModel stored;
@@ -51,12 +55,13 @@ void run_sample(const SampleOptions& options) {
   std::unique_ptr<Backend> backend = make_backend(options.device);
   Gan gan(*backend, model_shape_of(config, rows * cols), options.n, 1);
   restore_model(*backend, gan, ck, options.checkpoint, /*with_optimizer=*/false);
+  gan.sample_from_ema(!options.raw_generator);
 
   const size_t z_count = static_cast<size_t>(options.n) * config.latent_dim;
   float* z = backend->alloc_f32(z_count);
   float* images = backend->alloc_f32(static_cast<size_t>(options.n) * rows * cols);
   backend->gaussian_noise(z, z_count, options.seed, kNoiseStreamSample, nullptr);
-  gan.generator_forward(z, images, options.n);
+  gan.sample_forward(z, images, options.n);
   std::vector<float> host(static_cast<size_t>(options.n) * rows * cols);
   backend->to_host(host.data(), images, host.size() * sizeof(float));
   backend->free(z);
@@ -65,9 +70,11 @@ void run_sample(const SampleOptions& options) {
   write_png(options.out, make_grid(host.data(), options.n, rows, cols, options.nrow, 2),
             {{"Software", "mnistgan"},
              {"seed", std::to_string(options.seed)},
+             {"generator", generator_label(gan)},
              {"checkpoint", options.checkpoint}});
-  std::fprintf(stderr, "mnistgan: wrote %d samples (step %lld, seed %llu) to %s\n", options.n,
-               static_cast<long long>(stored.step), static_cast<unsigned long long>(options.seed),
+  std::fprintf(stderr, "mnistgan: wrote %d samples (step %lld, seed %llu, %s) to %s\n",
+               options.n, static_cast<long long>(stored.step),
+               static_cast<unsigned long long>(options.seed), generator_label(gan),
                options.out.c_str());
 }
 

@@ -6,6 +6,7 @@
 
 #include "checkpoint.h"  // Checkpoint
 #include "config.h"      // TrainConfig
+#include "model.h"       // Gan
 
 namespace mnistgan {
 
@@ -16,6 +17,7 @@ struct SampleOptions {
   int nrow = 8;                     // --nrow: images per row
   uint64_t seed = 1;                // --seed: noise seed (same seed, same grid)
   std::string device = "auto";      // --device
+  bool raw_generator = false;       // --raw-generator: G's own weights, not the EMA's
   void validate() const;            // throws std::invalid_argument naming the flag
 };
 
@@ -32,5 +34,9 @@ struct StoredModel {
 // Throws CheckpointError naming `source` when the config is missing or invalid or the
 // header's image size or step is not a plausible integer.
 StoredModel stored_model(const Checkpoint& checkpoint, const std::string& source);
+
+// "EMA generator" or "raw generator": which weights gan.sample_forward() uses, for logs and
+// the PNG text chunks.
+const char* generator_label(const Gan& gan);
 
 }  // namespace mnistgan

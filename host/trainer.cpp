@@ -63,6 +63,7 @@ TrainingState::TrainingState(Backend& backend, const TrainConfig& config, const 
                                 std::to_string(n_images_) + " training images");
   gan_ = std::make_unique<Gan>(backend_, model_shape_of(config_, pixels_), std::max(B, kGridImages),
                                2);
+  gan_->sample_from_ema(!config_.raw_generator);
   dataset_ = backend_.alloc_u8(images.pixels.size());
   backend_.to_backend(dataset_, images.pixels.data(), images.pixels.size());
   perm_ = backend_.alloc_i32(2 * static_cast<size_t>(n_images_));
@@ -90,6 +91,7 @@ TrainingState::~TrainingState() {
 
 void TrainingState::initialize() {
   gan_->init_params(config_.seed);
+  if (config_.ema_decay > 0.0f) gan_->enable_ema();  // the average starts at the init
   set_step(0);
 }
 
@@ -105,9 +107,22 @@ void TrainingState::set_step(int64_t step) {
 }
 
 void TrainingState::restore(const Checkpoint& ck, const std::string& source) {
-  restore_model(backend_, *gan_, ck, source);
+  const bool had_ema = restore_model(backend_, *gan_, ck, source);
   const int64_t step = header_int(ck.header, "step", -1, source);
   if (step < 0) throw CheckpointError(source + ": header has no valid 'step'");
+  if (config_.ema_decay > 0.0f && !had_ema) {
+    gan_->enable_ema();
+    std::fprintf(stderr,
+                 "mnistgan: %s has no EMA generator (written without --ema-decay, or by an older "
+                 "version); the average starts from its weights at step %" PRId64 "\n",
+                 source.c_str(), step);
+  } else if (config_.ema_decay == 0.0f && had_ema) {
+    gan_->disable_ema();
+    std::fprintf(stderr,
+                 "mnistgan: --ema-decay 0: the EMA generator in %s is not continued; grids "
+                 "and checkpoints use the raw generator\n",
+                 source.c_str());
+  }
   set_step(step);
 }
 
@@ -160,6 +175,8 @@ void TrainingState::issue_step_ops() {
   }
   // G step on the last fake batch, through the updated D.
   gan_->update_generator(buffers, B, g_hyper, inject_now(NonfiniteTarget::kGenerator));
+  if (config_.ema_decay > 0.0f)
+    gan_->update_ema(config_.ema_decay, guard ? guard + StepBuffers::kGeneratorSkipSlot : nullptr);
   backend_.count_nonfinite(stats_, 6, stats_ + 6);
   backend_.increment(step_counter_);
 }
@@ -222,7 +239,7 @@ StepStats TrainingState::take_stats() {
 }
 
 std::vector<float> TrainingState::fixed_grid_images() {
-  gan_->generator_forward(grid_z_, grid_images_, kGridImages);
+  gan_->sample_forward(grid_z_, grid_images_, kGridImages);
   std::vector<float> host(static_cast<size_t>(kGridImages) * pixels_);
   backend_.to_host(host.data(), grid_images_, host.size() * sizeof(float));
   return host;
@@ -246,6 +263,15 @@ namespace {
 std::atomic<int> g_stop_signal{0};
 
 extern "C" void on_stop_signal(int signal_number) { g_stop_signal.store(signal_number); }
+
+// "EMA 0.999 (grids and evals)", "EMA 0.999 (grids and evals raw)" or "EMA off".
+std::string ema_summary(const TrainConfig& config) {
+  if (config.ema_decay == 0.0f) return "EMA off";
+  char text[64];
+  std::snprintf(text, sizeof(text), "EMA %g%s", static_cast<double>(config.ema_decay),
+                config.raw_generator ? " (grids and evals from the raw G)" : "");
+  return text;
+}
 
 std::string step_name(const char* prefix, int64_t step, const char* ext) {
   char buf[64];
@@ -345,11 +371,13 @@ class Run {
     const int64_t start = state_->steps_done();
     std::fprintf(stderr,
                  "mnistgan: training on %s | %d images %dx%d | batch %d | %" PRId64
-                 " steps (%.2f epochs of %" PRId64 " batches) | mbd %d | seed %" PRIu64 "%s\n",
+                 " steps (%.2f epochs of %" PRId64 " batches) | mbd %d | %s | seed %" PRIu64
+                 "%s\n",
                  backend_->name().c_str(), static_cast<int>(train.images.count), train.images.rows,
                  train.images.cols, config_.batch_size, total,
                  static_cast<double>(total) * config_.d_steps / state_->batches_per_epoch(),
-                 state_->batches_per_epoch(), config_.mbd_kernels, config_.seed,
+                 state_->batches_per_epoch(), config_.mbd_kernels, ema_summary(config_).c_str(),
+                 config_.seed,
                  start > 0 ? (" | resuming at step " + std::to_string(start)).c_str() : "");
     if (start >= total) {
       std::fprintf(stderr,

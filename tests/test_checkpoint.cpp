@@ -1,7 +1,9 @@
 // test_checkpoint.cpp: the checkpoint format round-trips, and refuses truncated, corrupt,
 // wrong-version and mis-shaped files with a message naming the file.
 #include <gtest/gtest.h>
+#include <zlib.h>  // crc32, to write a version-1 file
 
+#include <algorithm>  // std::remove_if
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -101,6 +103,57 @@ TEST(Checkpoint, ModelRoundTripAndShapeMismatch) {
   } catch (const CheckpointError& e) {
     EXPECT_NE(std::string(e.what()).find("G.fc0.weight"), std::string::npos) << e.what();
   }
+}
+
+// The EMA generator round-trips as "<name>@ema"; a version-1 file (before the EMA existed)
+// still loads, with no EMA; a file claiming a version from the future is refused.
+TEST(Checkpoint, EmaRoundTripsAndVersion1StillLoads) {
+  auto backend = make_cpu_backend();
+  ModelShape shape;
+  shape.image_pixels = 16;
+  shape.latent_dim = 4;
+  shape.hidden_g = {8};
+  shape.hidden_d = {8};
+  shape.mbd_kernels = 2;
+  shape.mbd_dims = 2;
+  Gan a(*backend, shape, 4), b(*backend, shape, 4);
+  a.init_params(1);
+  a.enable_ema();
+  const float shifted[3] = {0.25f, -0.5f, 0.75f};
+  backend->to_backend(a.generator_ema(), shifted, sizeof(shifted));
+  b.init_params(2);
+  Checkpoint ck;
+  store_model(*backend, a, ck);
+  ASSERT_NE(ck.find("G.fc0.weight@ema"), nullptr);
+  EXPECT_EQ(ck.find("D.fc0.weight@ema"), nullptr) << "only G is averaged";
+  const std::string bytes = serialize_checkpoint(ck);
+  EXPECT_TRUE(restore_model(*backend, b, parse_checkpoint(bytes, "mem"), "mem"));
+  ASSERT_TRUE(b.has_ema());
+  EXPECT_EQ(0, std::memcmp(a.generator_ema(), b.generator_ema(),
+                           a.generator().size * sizeof(float)));
+
+  // Version 1: the same layout without "@ema" tensors; the CRC covers the version field.
+  Checkpoint old = ck;
+  old.tensors.erase(std::remove_if(old.tensors.begin(), old.tensors.end(),
+                                   [](const CheckpointTensor& t) {
+                                     return t.name.find("@ema") != std::string::npos;
+                                   }),
+                    old.tensors.end());
+  std::string v1 = serialize_checkpoint(old);
+  const auto with_version = [](std::string file, uint32_t version) {
+    std::memcpy(&file[8], &version, 4);
+    const uint32_t crc = static_cast<uint32_t>(
+        crc32(0, reinterpret_cast<const Bytef*>(file.data() + 8), file.size() - 12));
+    std::memcpy(&file[file.size() - 4], &crc, 4);
+    return file;
+  };
+  Gan c(*backend, shape, 4);
+  c.init_params(3);
+  EXPECT_FALSE(restore_model(*backend, c, parse_checkpoint(with_version(v1, 1), "v1.ckpt"), "v1"));
+  EXPECT_FALSE(c.has_ema());
+  EXPECT_EQ(0, std::memcmp(a.generator().params, c.generator().params,
+                           a.generator().size * sizeof(float)));
+  expect_refused(with_version(v1, kCheckpointVersion + 1), "not supported");
 }
 
 // One check of "a JSON integer that fits" (json_integer.h) behind both the config reader and

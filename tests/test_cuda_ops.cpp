@@ -432,6 +432,35 @@ TEST(CudaOps, AdamMatchesCpuOverSteps) {
   }
 }
 
+// The EMA generator's update: bitwise equal to the CPU (same rounding, no FMA), through the
+// warm-up, at the cap, and skipped when the flag is set.
+TEST(CudaOps, EmaUpdateBitwiseEqualsCpu) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  Pair p = make_backends();
+  uint32_t seed = 800;
+  for (const size_t n : {size_t{1}, size_t{1000}, size_t{100003}}) {
+    const auto start = random_vector(n, seed++);
+    auto ce = upload(*p.cpu, start), ge = upload(*p.gpu, start);
+    auto cstep = alloc<int64_t>(*p.cpu, 1), gstep = alloc<int64_t>(*p.gpu, 1);
+    for (int t = 0; t < 4; ++t) {
+      const auto params = random_vector(n, seed++);
+      auto cp = upload(*p.cpu, params), gp = upload(*p.gpu, params);
+      const float decay = t < 3 ? 0.999f : 0.05f;  // the last one is capped
+      p.cpu->ema_update(ce.get(), cp.get(), n, decay, cstep.get());
+      p.gpu->ema_update(ge.get(), gp.get(), n, decay, gstep.get());
+      p.cpu->increment(cstep.get());
+      p.gpu->increment(gstep.get());
+    }
+    const auto want = download(*p.cpu, ce.get(), n);
+    EXPECT_EQ(download(*p.gpu, ge.get(), n), want) << "n=" << n;
+    auto skip = upload(*p.gpu, std::vector<float>{1.0f});
+    const auto other = random_vector(n, seed++);
+    auto gp = upload(*p.gpu, other);
+    p.gpu->ema_update(ge.get(), gp.get(), n, 0.999f, gstep.get(), skip.get());
+    EXPECT_EQ(download(*p.gpu, ge.get(), n), want) << "a skipped update changed it, n=" << n;
+  }
+}
+
 // ---- randomness and data: bitwise --------------------------------------------------------
 
 TEST(CudaOps, GaussianNoiseBitwiseEqualsCpu) {

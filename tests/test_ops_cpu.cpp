@@ -271,6 +271,32 @@ TEST(CpuAdam, MatchesTorchFormulaOverSeveralSteps) {
   expect_close(to_double(p), pd, 1e-6, 1e-5, "adam params");
 }
 
+// ema = d ema + (1 - d) p, d = min(decay, (1 + t) / (10 + t)): the warm-up's first values
+// by hand, the cap, the skip flag and a bad decay.
+TEST(CpuEma, WarmedUpDecayCapSkipAndBadDecay) {
+  auto backend = make_cpu_backend();
+  std::vector<float> ema{1.0f, -2.0f}, p{3.0f, 4.0f};
+  int64_t t = 0;  // d = 1/10
+  backend->ema_update(ema.data(), p.data(), 2, 0.999f, &t);
+  EXPECT_FLOAT_EQ(ema[0], 0.1f * 1.0f + 0.9f * 3.0f);
+  EXPECT_FLOAT_EQ(ema[1], 0.1f * -2.0f + 0.9f * 4.0f);
+  t = 90;  // d = 91/100
+  std::vector<float> e2{1.0f}, p2{0.0f};
+  backend->ema_update(e2.data(), p2.data(), 1, 0.999f, &t);
+  EXPECT_FLOAT_EQ(e2[0], 0.91f);
+  t = 1000000;  // the warm-up (0.999991) is past the cap: d = decay
+  e2 = {1.0f};
+  backend->ema_update(e2.data(), p2.data(), 1, 0.5f, &t);
+  EXPECT_EQ(e2[0], 0.5f);
+  const float skip = 1.0f, go = 0.0f;
+  backend->ema_update(e2.data(), p2.data(), 1, 0.5f, &t, &skip);
+  EXPECT_EQ(e2[0], 0.5f) << "a skipped update moved the average";
+  backend->ema_update(e2.data(), p2.data(), 1, 0.5f, &t, &go);
+  EXPECT_EQ(e2[0], 0.25f);
+  EXPECT_THROW(backend->ema_update(e2.data(), p2.data(), 1, 1.0f, &t), std::invalid_argument);
+  EXPECT_THROW(backend->ema_update(e2.data(), p2.data(), 1, -0.1f, &t), std::invalid_argument);
+}
+
 TEST(CpuNoise, DeterministicPerStepAndStandardNormal) {
   auto backend = make_cpu_backend();
   const size_t n = 100003;  // not a multiple of 4: the tail group is used partially

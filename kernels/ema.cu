@@ -1,0 +1,44 @@
+// ema.cu: one EMA update over a flat buffer (see ema.cuh).
+#include <cuda_runtime.h>  // __fmul_rn, __fadd_rn
+
+#include <stdexcept>  // std::invalid_argument
+#include <string>     // std::to_string
+
+#include "cuda_check.cuh"   // CUDA_CHECK_LAUNCH
+#include "device_util.cuh"  // grid_blocks
+#include "ema.cuh"
+
+namespace mnistgan {
+namespace {
+
+static __global__ void __launch_bounds__(kEmaThreads)
+    ema_kernel(float* __restrict__ ema, const float* __restrict__ params, size_t n, float decay,
+               const int64_t* __restrict__ updates, const float* __restrict__ skip_if_nonzero) {
+  if (skip_if_nonzero != nullptr && *skip_if_nonzero != 0.0f) return;
+  // Every thread computes the same warmed-up decay, in double as the CPU reference does.
+  const double t = static_cast<double>(*updates);
+  const double warm = (1.0 + t) / (10.0 + t);
+  const float d = static_cast<float>(warm < decay ? warm : static_cast<double>(decay));
+  const float one_minus_d = 1.0f - d;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x)
+    ema[i] = __fadd_rn(__fmul_rn(d, ema[i]), __fmul_rn(one_minus_d, params[i]));
+}
+
+}  // namespace
+
+void ema_update(float* ema, const float* params, size_t n, float decay, const int64_t* updates,
+                cudaStream_t stream, const float* skip_if_nonzero) {
+  if (n == 0) return;
+  if (ema == nullptr || params == nullptr || updates == nullptr)
+    throw std::invalid_argument("ema_update: ema, params and updates must all be non-null");
+  if (!(decay >= 0.0f && decay < 1.0f))
+    throw std::invalid_argument("ema_update: decay " + std::to_string(decay) +
+                                " is outside [0, 1)");
+  // Bandwidth-bound like Adam: a few blocks per SM, the grid-stride covers the rest.
+  ema_kernel<<<grid_blocks(n, kEmaThreads, 4096), kEmaThreads, 0, stream>>>(
+      ema, params, n, decay, updates, skip_if_nonzero);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace mnistgan
