@@ -97,6 +97,8 @@ void add_train_flags(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--classifier", c.classifier, "feature classifier for --eval-every")
       ->capture_default_str();
   cmd.add_option("--eval-samples", c.eval_samples, "images per evaluation")->capture_default_str();
+  cmd.add_flag("--final-eval,!--no-final-eval", c.final_eval,
+               "evaluate the final generator when --classifier exists (default on)");
 }
 
 void add_classifier_flags(CLI::App& cmd, ClassifierOptions& o) {

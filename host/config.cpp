@@ -110,7 +110,8 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
                      {"tf32", c.tf32},
                      {"eval_every", c.eval_every},
                      {"classifier", c.classifier},
-                     {"eval_samples", c.eval_samples}};
+                     {"eval_samples", c.eval_samples},
+                     {"final_eval", c.final_eval}};
 }
 
 // Missing keys keep their defaults, so checkpoints from older versions still load.
@@ -173,6 +174,7 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   get("eval_every", c.eval_every);
   get("classifier", c.classifier);
   get("eval_samples", c.eval_samples);
+  get("final_eval", c.final_eval);
 }
 
 }  // namespace mnistgan

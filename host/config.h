@@ -67,6 +67,9 @@ struct TrainConfig {
   int64_t eval_every = 0;
   std::string classifier = "models/mnist_classifier.bin";  // --classifier: for --eval-every
   int64_t eval_samples = 10000;  // --eval-samples: generated (and real) images per evaluation
+  // --final-eval / --no-final-eval: evaluate the final generator (table and eval.json) when
+  // --classifier exists, also without --eval-every.
+  bool final_eval = true;
 
   float effective_lr_d() const { return lr_d >= 0 ? lr_d : lr; }
   float effective_lr_g() const { return lr_g >= 0 ? lr_g : lr; }

@@ -90,7 +90,10 @@ RunSpaceEstimate estimate_run_space(const TrainConfig& config, int image_rows, i
   const int64_t frames_at_end = (start_step == 0 ? grids : grids + total_steps / per_epoch + 1);
   e.gif_bytes = 2 * static_cast<uint64_t>(frames_at_end) * (raw * 3 / 2 + 1024);
   const int64_t rows = total_steps / std::max<int64_t>(1, config.log_every) + 2;
-  e.metrics_bytes = 2 * static_cast<uint64_t>(rows) * kMetricsRowBound;
+  // curves.png and its replacement: at most three 800x300 RGB panels, stored at worst.
+  const uint64_t curves_raw = 800ull * 3 * 300 * 3;
+  e.metrics_bytes = 2 * static_cast<uint64_t>(rows) * kMetricsRowBound +
+                    2 * (curves_raw + 900 + curves_raw / 65535 * 5 + 4096);
 
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(fs::path(config.out_dir) / "checkpoints", ec)) {

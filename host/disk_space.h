@@ -26,7 +26,7 @@ struct RunSpaceEstimate {
   int64_t checkpoints_at_once = 0;
   uint64_t grid_bytes = 0;         // the PNG grids still to be written
   uint64_t gif_bytes = 0;          // progress.gif and its replacement
-  uint64_t metrics_bytes = 0;      // metrics.csv and its replacement
+  uint64_t metrics_bytes = 0;      // metrics.csv, curves.png and their replacements
   uint64_t reclaimable_bytes = 0;  // step checkpoints already there (rotated away)
   uint64_t total() const;          // what must be free now
 };

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "image_io.h"  // RgbImage
+
 namespace mnistgan {
 
 // One metrics.csv row: averages over the steps since the previous row.
@@ -32,6 +34,8 @@ class MetricsLog {
   // with_eval: rows end with the eval_columns() (train --eval-every).
   MetricsLog(std::string path, int64_t resume_step, bool with_eval = false);
   void append(const MetricsRow& row);
+  // Every row of the file, the resumed ones included (parsed back from it).
+  const std::vector<MetricsRow>& rows() const { return rows_; }
   static const char* header();
   // Names of the eval columns that end every row: eval.cpp's eval_figures names, in its
   // order, each prefixed "eval_".
@@ -41,7 +45,21 @@ class MetricsLog {
   std::string path_;
   std::string text_;
   bool with_eval_ = false;
+  std::vector<MetricsRow> rows_;
 };
+
+// Parses one metrics.csv data line (MetricsLog's format; empty eval cells become NaN).
+// Returns false when the line has too few cells or a cell is not a number.
+bool parse_metrics_row(const std::string& line, bool with_eval, MetricsRow& row);
+
+// curves.png: the run at a glance, one panel per row of charts against step:
+//   losses       d_loss and g_loss, with the equilibrium values 2 ln 2 and ln 2 dashed
+//   D's outputs  D(x) and D(G(z)), with the ideal 0.5 dashed
+//   quality      the Frechet distance of each evaluation (--eval-every), with the real-data
+//                floor dashed when known (frechet_floor; NaN when not); only when some row
+//                has an evaluation
+// 800 pixels wide. Throws std::invalid_argument when rows is empty.
+RgbImage plot_training_curves(const std::vector<MetricsRow>& rows, double frechet_floor);
 
 // The progress line: rewritten in place on a terminal, one plain line per update otherwise
 // (so logs and CI output stay readable).

@@ -18,7 +18,7 @@
 #include "image_io.h"
 #include "model.h"
 #include "philox.h"
-#include "toy_plot.h"
+#include "plot.h"
 
 namespace mnistgan {
 

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 
 #include "atomic_file.h"
@@ -20,6 +21,7 @@
 #include "image_io.h"
 #include "philox.h"
 #include "progress.h"
+#include "sample.h"  // generator_label
 
 namespace mnistgan {
 
@@ -456,6 +458,7 @@ class Run {
           last_log = std::chrono::steady_clock::now();  // keeps eval time out of steps/s
         }
         metrics_->append(row);
+        write_curves();
         progress_->update(row);
       }
       const int64_t epoch = static_cast<int64_t>(state_->epochs_done());
@@ -478,6 +481,7 @@ class Run {
     progress_->finish();
     std::fprintf(stderr, "mnistgan: done: %" PRId64 " steps; checkpoint %s, samples in %s\n", total,
                  (out / "latest.ckpt").string().c_str(), (out / "samples").string().c_str());
+    report_final_quality(train, total);
     if (skipped_total_ > 0)
       std::fprintf(stderr,
                    "mnistgan: %" PRId64
@@ -553,13 +557,48 @@ class Run {
                                {{"path", config_.classifier},
                                 {"sha256", evaluator_->classifier_info().weights_sha256},
                                 {"test_accuracy", evaluator_->classifier_info().test_accuracy}}},
+                              {"generator", generator_label(state_->gan())},
                               {"model", m},
                               {"floor", evaluator_->floor()},
                               {"seconds", seconds}};
+    last_eval_ = m;
     write_file_atomic((fs::path(config_.out_dir) / "eval.json").string(), j.dump(2) + "\n");
     std::vector<double> figures;
     for (const auto& figure : eval_figures(m)) figures.push_back(figure.second);
     return figures;
+  }
+
+  // The quality of the final generator against the real-data floor, at the end of a run:
+  // the last --eval-every evaluation, or one made now when the classifier exists (--no-final-eval
+  // turns that off); a note naming the command that makes the classifier otherwise.
+  void report_final_quality(const MnistSplit& train, int64_t step) {
+    if (!evaluator_) {
+      if (!config_.final_eval) return;
+      if (!fs::exists(config_.classifier)) {
+        std::fprintf(stderr,
+                     "mnistgan: no feature classifier at %s, so no quality figures; make one with "
+                     "`mnistgan classifier --out %s` (under a minute) and run `mnistgan eval "
+                     "--checkpoint %s`\n",
+                     config_.classifier.c_str(), config_.classifier.c_str(),
+                     (fs::path(config_.out_dir) / "latest.ckpt").string().c_str());
+        return;
+      }
+      start_evaluator(train);
+      evaluate(step);
+    }
+    if (!last_eval_) return;
+    std::fprintf(stderr, "mnistgan: the final %s at step %" PRId64 " against the real-data floor (%s):\n%s",
+                 generator_label(state_->gan()), step,
+                 (fs::path(config_.out_dir) / "eval.json").string().c_str(),
+                 format_eval_table(*last_eval_, evaluator_->floor()).c_str());
+  }
+
+  // curves.png beside metrics.csv, redrawn with every row.
+  void write_curves() {
+    const double floor = evaluator_ ? evaluator_->floor().frechet : NAN;
+    write_png_rgb((fs::path(config_.out_dir) / "curves.png").string(),
+                  plot_training_curves(metrics_->rows(), floor),
+                  {{"Software", "mnistgan"}, {"seed", std::to_string(config_.seed)}});
   }
 
   void write_grid() {
@@ -626,7 +665,8 @@ class Run {
   std::unique_ptr<TrainingState> state_;
   std::unique_ptr<MetricsLog> metrics_;
   std::unique_ptr<ProgressLine> progress_;
-  std::unique_ptr<Evaluator> evaluator_;  // --eval-every > 0 only
+  std::unique_ptr<Evaluator> evaluator_;  // --eval-every > 0, or the final evaluation
+  std::optional<EvalMetrics> last_eval_;   // the latest evaluation's figures
   GifWriter gif_{50};
 };
 

@@ -24,7 +24,7 @@
 #include "run_test_util.h"  // fresh_dir, run_command
 #include "test_util.h"      // random_vector
 #include "toy.h"
-#include "toy_plot.h"
+#include "plot.h"
 #include "toy_stats.h"
 
 namespace mnistgan {
