@@ -870,6 +870,79 @@ TEST(EvalInTraining, EvalColumnsEveryNStepsAndAtTheEndThenTheCliEvaluatesTheChec
   const double run_fd = latest.at("model").at("frechet_distance").get<double>();
   EXPECT_NEAR(j.at("model").at("frechet_distance").get<double>(), run_fd, 1e-5 * run_fd);
   EXPECT_EQ(j.at("model").at("class_counts"), latest.at("model").at("class_counts"));
+  // The end of the run: the last evaluation as the model-vs-floor table; curves.png with the
+  // third panel, the Frechet distance (three 300-pixel panels).
+  EXPECT_NE(log.find("the final raw generator at step 20 against the real-data floor"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("classifier_score"), std::string::npos) << log;
+  const GrayImage curves = read_png_gray((dir / "run" / "curves.png").string());
+  EXPECT_EQ(curves.width, 800);
+  EXPECT_EQ(curves.height, 900);
+  fs::remove_all(dir);
+}
+
+// Without --eval-every, a run whose --classifier exists still ends with the table and
+// eval.json, of the EMA generator when there is one; `eval` takes the EMA generator from the
+// checkpoint unless --raw-generator. --no-final-eval skips it.
+TEST(EvalInTraining, FinalEvaluationOfTheEmaGeneratorAndTheRawOneOnRequest) {
+  TrainedClassifier& t = trained();
+  const fs::path dir = fresh_dir("train_final_eval");
+  const std::string classifier_path = (dir / "classifier.bin").string();
+  ClassifierInfo info;
+  info.test_accuracy = t.accuracy;
+  save_classifier(classifier_path, *t.classifier, info);
+
+  TrainConfig config;
+  config.data_dir = data_dir_with_test_split(t).string();
+  config.out_dir = (dir / "run").string();
+  config.device = "cpu";
+  config.batch_size = 32;
+  config.hidden_g = {64, 128};
+  config.hidden_d = {128, 64};
+  config.mbd_kernels = 8;
+  config.steps = 20;
+  config.log_every = 10;
+  config.eval_samples = 200;
+  config.ema_decay = 0.9f;
+  config.classifier = classifier_path;
+  ::testing::internal::CaptureStderr();
+  ASSERT_EQ(run_training(config), 0);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(log.find("the final EMA generator at step 20 against the real-data floor"),
+            std::string::npos)
+      << log;
+  const nlohmann::json final_eval =
+      nlohmann::json::parse(read_file((dir / "run" / "eval.json").string(), 1 << 20));
+  EXPECT_EQ(final_eval.at("generator").get<std::string>(), "EMA generator");
+  EXPECT_EQ(final_eval.at("step").get<int64_t>(), 20);
+  // Two panels: no metrics row carries an evaluation.
+  EXPECT_EQ(read_png_gray((dir / "run" / "curves.png").string()).height, 600);
+
+  const auto eval_json = [&](const std::string& extra, const std::string& name) {
+    const std::string json = (dir / name).string();
+    const runtest::BinaryResult r = runtest::run_command(
+        "eval --device cpu --checkpoint " + (dir / "run" / "latest.ckpt").string() +
+        " --classifier " + classifier_path + " --data " + config.data_dir +
+        " --samples 200 --json " + json + extra);
+    EXPECT_EQ(r.code, 0) << r.output;
+    return nlohmann::json::parse(read_file(json, 1 << 20));
+  };
+  const nlohmann::json ema = eval_json("", "ema.json"), raw = eval_json(" --raw-generator", "raw.json");
+  EXPECT_EQ(ema.at("generator").get<std::string>(), "EMA generator");
+  EXPECT_EQ(raw.at("generator").get<std::string>(), "raw generator");
+  const double ema_fd = ema.at("model").at("frechet_distance").get<double>();
+  EXPECT_NEAR(ema_fd, final_eval.at("model").at("frechet_distance").get<double>(), 1e-5 * ema_fd);
+  EXPECT_NE(ema_fd, raw.at("model").at("frechet_distance").get<double>());
+
+  TrainConfig off = config;
+  off.out_dir = (dir / "run_off").string();
+  off.final_eval = false;
+  ::testing::internal::CaptureStderr();
+  ASSERT_EQ(run_training(off), 0);
+  const std::string off_log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(off_log.find("against the real-data floor"), std::string::npos) << off_log;
+  EXPECT_FALSE(fs::exists(dir / "run_off" / "eval.json"));
   fs::remove_all(dir);
 }
 

@@ -25,6 +25,7 @@
 #include "test_util.h"      // random_vector
 #include "toy.h"
 #include "plot.h"
+#include "progress.h"  // MetricsLog, plot_training_curves
 #include "toy_stats.h"
 
 namespace mnistgan {
@@ -336,6 +337,62 @@ TEST(ToyPlot, HistogramImageHasBothColoursAndWritesAsPng) {
   EXPECT_EQ(back.height, 480);
   EXPECT_THROW(write_png_rgb(path, RgbImage{2, 2, std::vector<uint8_t>(4)}), std::invalid_argument);
   EXPECT_THROW(plot_histograms({}, generated, {}), std::invalid_argument);
+}
+
+// The line chart behind train's curves.png: series drawn in their colours, a gap at a
+// non-finite point, mismatched lengths refused.
+TEST(LinePlot, SeriesInTheirColoursAndBadInputRefused) {
+  LineSeries up{"UP", {0, 1, 2, 3}, {0, 1, 2, 3}, {31, 119, 180}};
+  LineSeries gap{"GAP", {0, 1, 2, 3}, {3, NAN, 1, 0}, {255, 127, 14}, true};
+  const RgbImage image = plot_lines({up, gap}, {"T", "STEP", "Y"}, {1.5});
+  ASSERT_EQ(image.width, 800);
+  ASSERT_EQ(image.height, 300);
+  int blue = 0, orange = 0;
+  for (size_t p = 0; p < image.pixels.size(); p += 3) {
+    blue += image.pixels[p] == 31 && image.pixels[p + 1] == 119 && image.pixels[p + 2] == 180;
+    orange += image.pixels[p] == 255 && image.pixels[p + 1] == 127 && image.pixels[p + 2] == 14;
+  }
+  EXPECT_GT(blue, 1000);
+  EXPECT_GT(orange, 500);
+  LineSeries bad{"BAD", {0, 1}, {0}, {0, 0, 0}};
+  EXPECT_THROW(plot_lines({bad}, {}), std::invalid_argument);
+  EXPECT_EQ(stack_vertically({image, image}).height, 600);
+  EXPECT_THROW(stack_vertically({}), std::invalid_argument);
+}
+
+// metrics.csv rows parse back (a resumed run's curves.png starts with the earlier rows), eval
+// cells included, and garbage is refused; the curves have a third panel once a row has an
+// evaluation.
+TEST(TrainingCurves, MetricsRowsParseBackAndPanelsFollowTheEvaluations) {
+  const fs::path dir = fresh_dir("curves");
+  const std::string path = (dir / "metrics.csv").string();
+  {
+    MetricsLog log(path, 0, /*with_eval=*/true);
+    for (int64_t step : {100, 200, 300}) {
+      MetricsRow row;
+      row.step = step;
+      row.d_loss = 1.0 + step / 1000.0;
+      row.g_loss = 0.7;
+      row.d_x = 0.6;
+      row.d_g_z = 0.4;
+      if (step == 200) row.eval.assign(MetricsLog::eval_columns().size(), 42.5);
+      log.append(row);
+    }
+    EXPECT_EQ(plot_training_curves(log.rows(), 3.4).height, 900);
+  }
+  MetricsLog resumed(path, 200, true);
+  ASSERT_EQ(resumed.rows().size(), 2u) << "rows up to the resumed step";
+  EXPECT_EQ(resumed.rows()[1].step, 200);
+  EXPECT_DOUBLE_EQ(resumed.rows()[0].d_loss, 1.1);
+  ASSERT_EQ(resumed.rows()[1].eval.size(), MetricsLog::eval_columns().size());
+  EXPECT_DOUBLE_EQ(resumed.rows()[1].eval[0], 42.5);
+  EXPECT_TRUE(resumed.rows()[0].eval.empty()) << "empty cells: no evaluation";
+  MetricsRow row;
+  EXPECT_FALSE(parse_metrics_row("100,1.0,abc,0.7,0.6,0.4,1,1,1,0", false, row));
+  EXPECT_FALSE(parse_metrics_row("100,1.0", false, row));
+  EXPECT_TRUE(parse_metrics_row("100,1.0,0.9,0.7,0.6,0.4,1,1,1,0", false, row));
+  EXPECT_EQ(plot_training_curves({row}, NAN).height, 600);
+  EXPECT_THROW(plot_training_curves({}, NAN), std::invalid_argument);
 }
 
 TEST(ToyPlot, TextAdvancesSixPixelsPerCharacterPerScale) {

@@ -230,6 +230,8 @@ TEST(Cli, BadFlagsNameTheFlag) {
                                                         {"--real-label", "0"},
                                                         {"--log-every", "0"},
                                                         {"--lr-d", "-5"},
+                                                        {"--ema-decay", "1"},
+                                                        {"--ema-decay", "-0.5"},
                                                         {"--epochs", "0"}}) {
     const runtest::BinaryResult r = runtest::run_command(base + " " + flag + " " + value +
                                                          (flag == "--epochs" ? "" : " --steps 1"));
