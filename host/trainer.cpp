@@ -266,7 +266,8 @@ std::atomic<int> g_stop_signal{0};
 
 extern "C" void on_stop_signal(int signal_number) { g_stop_signal.store(signal_number); }
 
-// "EMA 0.999 (grids and evals)", "EMA 0.999 (grids and evals raw)" or "EMA off".
+// For the start-up line: "EMA 0.999", "EMA 0.999 (grids and evals from the raw G)" or
+// "EMA off".
 std::string ema_summary(const TrainConfig& config) {
   if (config.ema_decay == 0.0f) return "EMA off";
   char text[64];
