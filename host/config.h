@@ -52,7 +52,9 @@ struct TrainConfig {
   // --ema-decay: an exponential moving average of G's weights (the EMA generator), updated
   // after every G update with the decay warmed up as min(decay, (1 + t) / (10 + t)) over G's
   // update count t; the progress grids, --eval-every, `sample` and `eval` use it. 0: off.
-  float ema_decay = 0.0f;
+  // On by default: over 3 seeds of the default 20-epoch run it lowered the final Frechet
+  // distance from 42.7 +- 6.2 to 38.9 +- 2.6 and raised precision and recall (README).
+  float ema_decay = 0.999f;
   bool raw_generator = false;  // --raw-generator: grids and evaluations use G's own weights
 
   // ---- reporting ----

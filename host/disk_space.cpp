@@ -42,11 +42,15 @@ uint64_t RunSpaceEstimate::total() const {
   return need > reclaimable_bytes ? need - reclaimable_bytes : 0;
 }
 
-uint64_t model_parameter_count(const ModelShape& s) {
+uint64_t generator_parameter_count(const ModelShape& s) {
   uint64_t n = 0, in = static_cast<uint64_t>(s.latent_dim);
   for (int w : s.hidden_g) n += linear_params(in, w, true), in = w;
-  n += linear_params(in, s.image_pixels, true);
-  in = static_cast<uint64_t>(s.image_pixels);
+  return n + linear_params(in, s.image_pixels, true);
+}
+
+uint64_t model_parameter_count(const ModelShape& s) {
+  uint64_t n = generator_parameter_count(s);
+  uint64_t in = static_cast<uint64_t>(s.image_pixels);
   for (int w : s.hidden_d) n += linear_params(in, w, true), in = w;
   const uint64_t kernels = static_cast<uint64_t>(std::max(0, s.mbd_kernels));
   if (kernels > 0) n += linear_params(in, kernels * s.mbd_dims, false);
@@ -55,13 +59,15 @@ uint64_t model_parameter_count(const ModelShape& s) {
 }
 
 uint64_t checkpoint_size_bound(const ModelShape& s) {
-  // Tensors per network copy: weight and bias per linear layer, plus T without a bias.
-  const uint64_t tensors =
-      2 * (s.hidden_g.size() + 1) + 2 * s.hidden_d.size() + (s.mbd_kernels > 0 ? 1 : 0) + 2;
-  // magic, version, header length + header, tensor count, tensors x 4 (params, m, v and the
-  // EMA generator: G's copy only, counted for both networks as an upper bound), CRC.
+  // Tensors per copy of both networks: weight and bias per linear layer, plus T without a
+  // bias; G's alone for the EMA generator.
+  const uint64_t g_tensors = 2 * (s.hidden_g.size() + 1);
+  const uint64_t tensors = g_tensors + 2 * s.hidden_d.size() + (s.mbd_kernels > 0 ? 1 : 0) + 2;
+  // magic, version, header length + header, tensor count, tensors x 3 (params, m, v), G's
+  // tensors once more (the EMA generator, counted whether or not the run keeps one), CRC.
   return 8 + 4 + 4 + kCheckpointHeaderBound + 4 +
-         4 * (tensors * kTensorRecordBound + 4 * model_parameter_count(s)) + 4;
+         3 * (tensors * kTensorRecordBound + 4 * model_parameter_count(s)) +
+         g_tensors * kTensorRecordBound + 4 * generator_parameter_count(s) + 4;
 }
 
 RunSpaceEstimate estimate_run_space(const TrainConfig& config, int image_rows, int image_cols,

@@ -33,6 +33,7 @@ struct RunSpaceEstimate {
 
 // Parameters of G and D together (weights and biases), as model.cpp lays them out.
 uint64_t model_parameter_count(const ModelShape& shape);
+uint64_t generator_parameter_count(const ModelShape& shape);  // G's alone
 // Upper bound on the size of one checkpoint file of this model.
 uint64_t checkpoint_size_bound(const ModelShape& shape);
 

@@ -872,7 +872,7 @@ TEST(EvalInTraining, EvalColumnsEveryNStepsAndAtTheEndThenTheCliEvaluatesTheChec
   EXPECT_EQ(j.at("model").at("class_counts"), latest.at("model").at("class_counts"));
   // The end of the run: the last evaluation as the model-vs-floor table; curves.png with the
   // third panel, the Frechet distance (three 300-pixel panels).
-  EXPECT_NE(log.find("the final raw generator at step 20 against the real-data floor"),
+  EXPECT_NE(log.find("the final EMA generator at step 20 against the real-data floor"),
             std::string::npos)
       << log;
   EXPECT_NE(log.find("classifier_score"), std::string::npos) << log;

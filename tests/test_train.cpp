@@ -147,8 +147,8 @@ TEST(TrainCpu, EmaGeneratorFollowsTheWarmedUpRecursionAndFeedsTheGrid) {
   EXPECT_EQ(from_raw, direct) << "--raw-generator grids are G's own";
 }
 
-// Off by default in the config struct means off: no EMA buffer, no "@ema" tensors; and a
-// checkpoint without them resumes into a run with --ema-decay, the average starting there.
+// --ema-decay 0 means off: no EMA buffer, no "@ema" tensors; and a checkpoint without them
+// resumes into a run with --ema-decay, the average starting there.
 TEST(TrainCpu, EmaOffWritesNoEmaAndResumesIntoEmaFromTheWeights) {
   TrainConfig config = small_config(fresh_dir("ema_off"));
   config.mbd_kernels = 10;
