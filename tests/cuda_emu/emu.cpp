@@ -22,6 +22,7 @@
 #include <cstdio>     // std::fprintf
 #include <cstdlib>    // std::getenv, posix_memalign
 #include <map>        // std::map
+#include <memory>     // std::unique_ptr
 #include <mutex>      // std::mutex
 #include <random>     // std::mt19937_64
 #include <string>
@@ -124,7 +125,7 @@ constexpr size_t kStackBytes = 128u << 10;
 #endif
 
 struct Scheduler {
-  std::vector<Fiber*> pool;  // reused across launches: stacks are mapped once
+  std::vector<std::unique_ptr<Fiber>> pool;  // reused across launches: stacks mapped once
   Fiber* running = nullptr;
 #if defined(__x86_64__)
   void* sched_sp = nullptr;
@@ -172,12 +173,12 @@ Fiber* fiber(size_t i) {
       std::abort();
     }
     mprotect(m, page, PROT_NONE);  // a stack overflow faults instead of corrupting memory
-    Fiber* f = new Fiber;
+    auto f = std::make_unique<Fiber>();
     f->stack = static_cast<char*>(m) + page;
     f->stack_bytes = kStackBytes;
-    s.pool.push_back(f);
+    s.pool.push_back(std::move(f));
   }
-  return s.pool[i];
+  return s.pool[i].get();
 }
 
 // Into and out of fibers, with the ASan fiber annotations that keep its stack

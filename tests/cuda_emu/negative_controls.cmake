@@ -6,34 +6,8 @@
 # binary in which that copy replaces the real object, and registers a ctest
 # `emu_negative.<name>` that passes only if the named tests report a gtest FAILURE.
 #
-#   name                  file                  the bug                         caught by
-set(MNISTGAN_NEGATIVE_CONTROLS
-  "mbd_no_syncthreads|kernels/mbd.cu|load_tile<kMaxC, kTJ>(Mg, K, C, j0, tj, blockIdx.x * kLanesK, S);\n    __syncthreads();|load_tile<kMaxC, kTJ>(Mg, K, C, j0, tj, blockIdx.x * kLanesK, S);|CudaMbd.ForwardAndBackwardMatchCpu"
-  "gemm_tile_no_syncthreads|kernels/linear.cu|    __syncthreads();  // everyone is done reading this tile\n||CudaLinear.FusedV2MatchesCublasV1"
-  "split_cols_off_by_one|kernels/elementwise.cu|if (c < a) {|if (c <= a) {|CudaOps.ConcatAndSplitColumnsMatchCpu"
-  "cublas_wrong_lda|kernels/linear.cu|in, rows, out, &one, W, in, dZ,|in, rows, out, &one, W, out, dZ,|CudaLinear.BackwardMatchesCpu"
-  "column_sum_drops_a_partial|kernels/linear.cu|for (int y = 1; y < kColSumSlices; ++y)|for (int y = 1; y < kColSumSlices - 1; ++y)|CudaLinear.BackwardMatchesCpu"
-  "warp_sum_drops_a_partial|kernels/elementwise.cu|for (int offset = 16; offset > 0; offset /= 2)|for (int offset = 16; offset > 1; offset /= 2)|CudaOps.IncrementAndCountNonfiniteMatchCpu"
-  "tf32_kernel_body_compiled_out|kernels/linear.cu|__CUDA_ARCH__ >= 800|__CUDA_ARCH__ >= 1000|EmuCuda.Tf32WmmaKernelBodyRuns")
-
-# The kernel tests, compiled once for every control.
-add_library(mnistgan_emu_kernel_test_objs OBJECT tests/test_cuda_ops.cpp
-            tests/cuda_emu/test_cuda_emu.cpp)
-target_compile_definitions(mnistgan_emu_kernel_test_objs PRIVATE
-                           MNISTGAN_SOURCE_DIR="${CMAKE_CURRENT_SOURCE_DIR}")
-target_include_directories(mnistgan_emu_kernel_test_objs PRIVATE
-                           ${CMAKE_CURRENT_SOURCE_DIR}/tests ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda_emu)
-target_link_libraries(mnistgan_emu_kernel_test_objs PRIVATE mnistgan_core_emu GTest::gtest)
-
-foreach(control ${MNISTGAN_NEGATIVE_CONTROLS})
-  string(REPLACE "|" ";" fields "${control}")
-  list(GET fields 0 name)
-  list(GET fields 1 file)
-  list(GET fields 2 from)
-  list(GET fields 3 to)
-  list(GET fields 4 filter)
-  string(REPLACE "\\n" "\n" from "${from}")
-  string(REPLACE "\\n" "\n" to "${to}")
+# mnistgan_negative_control(name file text-to-find replacement tests-that-must-fail)
+function(mnistgan_negative_control name file from to filter)
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${file})
   file(READ ${CMAKE_CURRENT_SOURCE_DIR}/${file} text)
   string(FIND "${text}" "${from}" at)
@@ -60,4 +34,27 @@ foreach(control ${MNISTGAN_NEGATIVE_CONTROLS})
            COMMAND emu_negative_${name} --gtest_filter=${filter})
   set_tests_properties(emu_negative.${name} PROPERTIES
                        PASS_REGULAR_EXPRESSION "\\[  FAILED  \\]" TIMEOUT 900)
-endforeach()
+endfunction()
+
+mnistgan_negative_control(mbd_no_syncthreads kernels/mbd.cu
+  "load_tile<kMaxC, kTJ>(Mg, K, C, j0, tj, blockIdx.x * kLanesK, S);\n    __syncthreads();"
+  "load_tile<kMaxC, kTJ>(Mg, K, C, j0, tj, blockIdx.x * kLanesK, S);"
+  CudaMbd.ForwardAndBackwardMatchCpu)
+mnistgan_negative_control(gemm_tile_no_syncthreads kernels/linear.cu
+  "    __syncthreads();  // everyone is done reading this tile\n" ""
+  CudaLinear.FusedV2MatchesCublasV1)
+mnistgan_negative_control(split_cols_off_by_one kernels/elementwise.cu
+  "if (c < a) {" "if (c <= a) {"
+  CudaOps.ConcatAndSplitColumnsMatchCpu)
+mnistgan_negative_control(cublas_wrong_lda kernels/linear.cu
+  "in, rows, out, &one, W, in, dZ," "in, rows, out, &one, W, out, dZ,"
+  CudaLinear.BackwardMatchesCpu)
+mnistgan_negative_control(column_sum_drops_a_partial kernels/linear.cu
+  "for (int y = 1; y < kColSumSlices; ++y)" "for (int y = 1; y < kColSumSlices - 1; ++y)"
+  CudaLinear.BackwardMatchesCpu)
+mnistgan_negative_control(warp_sum_drops_a_partial kernels/elementwise.cu
+  "for (int offset = 16; offset > 0; offset /= 2)" "for (int offset = 16; offset > 1; offset /= 2)"
+  CudaOps.IncrementAndCountNonfiniteMatchCpu)
+mnistgan_negative_control(tf32_kernel_body_compiled_out kernels/linear.cu
+  "__CUDA_ARCH__ >= 800" "__CUDA_ARCH__ >= 1000"
+  EmuCuda.Tf32WmmaKernelBodyRuns)
