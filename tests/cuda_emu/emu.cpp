@@ -9,8 +9,13 @@
 //              MNISTGAN_EMU_SEED (default 1), and the blocks of a grid in a shuffled order.
 //   memory     device memory is host heap memory (ASan sees overruns), filled with 0xff
 //              bytes (a NaN in every float) when allocated; copies check their ranges.
-//   streams    work runs when it is enqueued (in issue order); a capturing stream records
-//              it into a graph instead, and a graph launch replays the records.
+//   streams    work on a created stream runs when it is enqueued; a capturing stream
+//              records it into a graph instead, and a graph launch replays the records.
+//              Work on the legacy default stream (stream 0, cudaMemcpy, cudaMemset) is
+//              deferred until something orders it: a synchronisation of the legacy stream or
+//              the device, a blocking stream's work, a synchronous device-to-host copy,
+//              cudaFree. Non-blocking streams do not wait for it, as on a GPU, so a kernel on
+//              one that reads what a legacy-stream copy writes sees the old bytes.
 //   errors     a failed launch is sticky, as on a GPU: every later call returns it.
 #include "cuda_runtime.h"
 
@@ -477,6 +482,17 @@ Stream& legacy_stream() {
 }
 Stream* resolve(cudaStream_t stream) { return stream != nullptr ? stream : &legacy_stream(); }
 
+// Legacy-stream work that nothing has ordered yet, in issue order.
+std::vector<Op>& legacy_pending() {
+  static std::vector<Op> v;
+  return v;
+}
+void flush_legacy() {
+  std::vector<Op> ops;
+  ops.swap(legacy_pending());
+  for (Op& op : ops) op();
+}
+
 std::vector<Stream*>& live_streams() {
   static std::vector<Stream*> v{&legacy_stream()};
   return v;
@@ -515,7 +531,10 @@ cudaError_t enqueue(cudaStream_t stream, Op op) {
     // The legacy stream synchronises with every blocking stream; one in capture breaks it.
     if (cudaError_t e = check_capture_safe("work on the legacy default stream"); e != cudaSuccess)
       return e;
+    legacy_pending().push_back(std::move(op));
+    return g_sticky_error;
   }
+  if ((s->flags & cudaStreamNonBlocking) == 0) flush_legacy();  // blocking streams wait for it
   op();
   return g_sticky_error;
 }
@@ -684,6 +703,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
 cudaError_t cudaDeviceSynchronize() {
   if (cudaError_t e = cuda_emu::check_capture_safe("cudaDeviceSynchronize"); e != cudaSuccess)
     return e;
+  cuda_emu::flush_legacy();
   return g_sticky_error;
 }
 cudaError_t cudaFuncGetAttributes_emu(cudaFuncAttributes* attributes, const void* func) {
@@ -714,6 +734,7 @@ cudaError_t cudaFree(void* p) {
     std::fprintf(stderr, "cuda_emu: cudaFree(%p): not the start of a device allocation\n", p);
     return cuda_emu::set_error(cudaErrorInvalidValue);
   }
+  cuda_emu::flush_legacy();  // cudaFree waits for the device
   m.erase(it);
   std::free(p);
   return g_sticky_error;
@@ -777,9 +798,21 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   return cuda_emu::set_error(
       cuda_emu::enqueue(stream, [dst, src, bytes] { std::memcpy(dst, src, bytes); }));
 }
+// On the legacy stream. From pageable host memory it returns once the source is staged, so
+// the device write may land later; a copy to the host returns when the data is there.
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   if (cudaError_t e = cuda_emu::check_capture_safe("cudaMemcpy"); e != cudaSuccess) return e;
-  return cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
+  if (bytes == 0) return g_sticky_error;
+  if (cudaError_t e = check_copy(dst, src, bytes, kind, "cudaMemcpy"); e != cudaSuccess) return e;
+  if (cuda_emu::is_device_pointer(src)) {
+    cudaError_t e = cuda_emu::enqueue(nullptr, [dst, src, bytes] { std::memcpy(dst, src, bytes); });
+    if (!cuda_emu::is_device_pointer(dst)) cuda_emu::flush_legacy();
+    return cuda_emu::set_error(e);
+  }
+  auto staged = std::make_shared<std::vector<unsigned char>>(
+      static_cast<const unsigned char*>(src), static_cast<const unsigned char*>(src) + bytes);
+  return cuda_emu::set_error(
+      cuda_emu::enqueue(nullptr, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); }));
 }
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t stream) {
   if (bytes == 0) return g_sticky_error;
@@ -820,11 +853,13 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   if (cudaError_t e = cuda_emu::check_stream(stream); e != cudaSuccess) return e;
   if (cudaError_t e = cuda_emu::check_capture_safe("cudaStreamSynchronize"); e != cudaSuccess)
     return e;
+  if (stream == nullptr || (stream->flags & cudaStreamNonBlocking) == 0) cuda_emu::flush_legacy();
   return g_sticky_error;
 }
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t, unsigned) {
-  return cuda_emu::check_stream(stream) != cudaSuccess ? cudaErrorInvalidResourceHandle
-                                                       : g_sticky_error;
+  if (cuda_emu::check_stream(stream) != cudaSuccess) return cudaErrorInvalidResourceHandle;
+  cuda_emu::flush_legacy();  // the event may stand for legacy-stream work
+  return g_sticky_error;
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t* event) {
@@ -845,6 +880,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   if (cudaError_t e = cuda_emu::check_capture_safe("cudaEventSynchronize"); e != cudaSuccess)
     return e;
+  cuda_emu::flush_legacy();
   return event != nullptr ? g_sticky_error : cudaErrorInvalidResourceHandle;
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {

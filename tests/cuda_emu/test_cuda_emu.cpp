@@ -219,6 +219,32 @@ TEST(EmuCuda, SynchronisingInsideACaptureInvalidatesIt) {
   CUDA_CHECK(cudaStreamDestroy(s));
 }
 
+__global__ void copy_kernel(const float* in, float* out) { out[threadIdx.x] = in[threadIdx.x]; }
+
+// cudaMemcpy runs on the legacy default stream, which a cudaStreamNonBlocking stream does not
+// wait for (and a pageable host-to-device copy may return before its data lands): a kernel
+// on such a stream that reads the copy's destination needs the legacy stream synchronised
+// first. The bug host/bench_cuda.cu had on the H200; here the kernel sees the old bytes.
+TEST(EmuCuda, LegacyStreamCopyIsNotOrderedWithNonBlockingStreams) {
+  cudaStream_t s = nullptr;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  DeviceFloats in(4), out(4);
+  const std::vector<float> h = {1, 2, 3, 4};
+  CUDA_CHECK(cudaMemcpy(in.p, h.data(), 16, cudaMemcpyHostToDevice));
+  MNISTGAN_LAUNCH(1, 4, 0, s, copy_kernel)(in.p, out.p);
+  CUDA_CHECK_LAUNCH();
+  CUDA_CHECK(cudaStreamSynchronize(s));
+  EXPECT_TRUE(std::isnan(to_host(out.p, 4)[0])) << "the unsynchronised kernel read the copy";
+  // With the legacy stream synchronised before the launch, the kernel sees the data.
+  CUDA_CHECK(cudaMemcpy(in.p, h.data(), 16, cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaStreamSynchronize(nullptr));
+  MNISTGAN_LAUNCH(1, 4, 0, s, copy_kernel)(in.p, out.p);
+  CUDA_CHECK_LAUNCH();
+  CUDA_CHECK(cudaStreamSynchronize(s));
+  EXPECT_EQ(to_host(out.p, 4), h);
+  CUDA_CHECK(cudaStreamDestroy(s));
+}
+
 // ---- the backend on the emulation -------------------------------------------------------------
 
 // The TF32 WMMA kernel sits under #if __CUDA_ARCH__ >= 800: an empty body would leave Y
