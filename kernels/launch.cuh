@@ -12,7 +12,7 @@
 
 #if defined(MNISTGAN_CUDA_EMU)
 #define MNISTGAN_LAUNCH(grid, block, shared_bytes, stream, ...) \
-  ::cuda_emu::launch((grid), (block), (shared_bytes), (stream), __VA_ARGS__)
+  ::cuda_emu::launch((grid), (block), (shared_bytes), (stream), #__VA_ARGS__, __VA_ARGS__)
 #else
 #define MNISTGAN_LAUNCH(grid, block, shared_bytes, stream, ...) \
   __VA_ARGS__<<<(grid), (block), (shared_bytes), (stream)>>>

@@ -1,11 +1,11 @@
 // cublas.cpp: the emulated cuBLAS subset of cublas_v2.h (column-major GEMM on the CPU).
-#include "cublas_v2.h"
-
 #include <algorithm>  // std::max, std::fill
-#include <cstdint>  // uint32_t
-#include <cstdio>   // std::fprintf
-#include <cstring>  // std::memcpy
+#include <cstdint>    // uint32_t
+#include <cstdio>     // std::fprintf
+#include <cstring>    // std::memcpy
 #include <vector>
+
+#include "cublas_v2.h"
 
 namespace cuda_emu {
 
@@ -40,13 +40,13 @@ cublasStatus_t invalid(const char* why) {
   return CUBLAS_STATUS_INVALID_VALUE;
 }
 
-cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m,
-                    int n, int k, float alpha, const float* A, int lda, const float* B, int ldb,
+cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                    int k, float alpha, const float* A, int lda, const float* B, int ldb,
                     float beta, float* C, int ldc, bool tf32) {
   if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   if (m < 0 || n < 0 || k < 0) return invalid("negative m, n or k");
-  if (ta == CUBLAS_OP_C || tb == CUBLAS_OP_C) ta = ta == CUBLAS_OP_C ? CUBLAS_OP_T : ta,
-                                               tb = tb == CUBLAS_OP_C ? CUBLAS_OP_T : tb;
+  if (ta == CUBLAS_OP_C || tb == CUBLAS_OP_C)
+    ta = ta == CUBLAS_OP_C ? CUBLAS_OP_T : ta, tb = tb == CUBLAS_OP_C ? CUBLAS_OP_T : tb;
   // Stored shapes: A is lda x (N ? k : m) holding (N ? m : k) rows; B likewise.
   const int a_rows = ta == CUBLAS_OP_N ? m : k, a_cols = ta == CUBLAS_OP_N ? k : m;
   const int b_rows = tb == CUBLAS_OP_N ? k : n, b_cols = tb == CUBLAS_OP_N ? n : k;
@@ -86,7 +86,8 @@ cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation
         for (int i = 0; i < m; ++i) acc[i] += ac[i] * bv;
       }
       float* c = C + static_cast<size_t>(j) * ldc;
-      for (int i = 0; i < m; ++i) c[i] = beta == 0.0f ? alpha * acc[i] : alpha * acc[i] + beta * c[i];
+      for (int i = 0; i < m; ++i)
+        c[i] = beta == 0.0f ? alpha * acc[i] : alpha * acc[i] + beta * c[i];
     }
   });
   return e == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
@@ -97,12 +98,18 @@ cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation
 
 const char* cublasGetStatusString(cublasStatus_t status) {
   switch (status) {
-    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
-    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
-    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
-    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
-    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
-    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    case CUBLAS_STATUS_SUCCESS:
+      return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED:
+      return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED:
+      return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE:
+      return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_EXECUTION_FAILED:
+      return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_NOT_SUPPORTED:
+      return "CUBLAS_STATUS_NOT_SUPPORTED";
   }
   return "CUBLAS_STATUS_UNKNOWN";
 }

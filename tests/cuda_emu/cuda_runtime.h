@@ -9,13 +9,13 @@
 
 #include <math.h>  // expf, fabsf, log1pf, tanhf, fmaf, fmaxf, isfinite, pow, sqrt (global)
 
-#include <cstddef>  // size_t
-#include <cstdint>  // uint64_t
-#include <cstring>  // std::memcpy
-#include <functional>  // std::function
-#include <tuple>    // std::tuple, std::apply
+#include <cstddef>      // size_t
+#include <cstdint>      // uint64_t
+#include <cstring>      // std::memcpy
+#include <functional>   // std::function
+#include <tuple>        // std::tuple, std::apply
 #include <type_traits>  // std::decay_t
-#include <utility>  // std::forward
+#include <utility>      // std::forward
 
 #if !defined(MNISTGAN_CUDA_EMU)
 #error "tests/cuda_emu/ is the CPU emulation of CUDA: build with -DMNISTGAN_CUDA_EMU"
@@ -160,19 +160,20 @@ struct Launcher {
   dim3 grid, block;
   size_t shared_bytes;
   cudaStream_t stream;
+  const char* name;  // the kernel as written at the launch, for fault messages
   template <class... Args>
   void operator()(Args&&... args) const {
     static_assert(sizeof...(Args) == sizeof...(Params), "kernel launched with the wrong arity");
     std::tuple<std::decay_t<Params>...> copied(std::forward<Args>(args)...);
     auto k = kernel;
-    enqueue_kernel(grid, block, shared_bytes, stream, [k, copied] { std::apply(k, copied); },
-                   "kernel");
+    enqueue_kernel(
+        grid, block, shared_bytes, stream, [k, copied] { std::apply(k, copied); }, name);
   }
 };
 template <class... Params>
 Launcher<Params...> launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
-                           void (*kernel)(Params...)) {
-  return Launcher<Params...>{kernel, grid, block, shared_bytes, stream};
+                           const char* name, void (*kernel)(Params...)) {
+  return Launcher<Params...>{kernel, grid, block, shared_bytes, stream, name};
 }
 
 }  // namespace cuda_emu

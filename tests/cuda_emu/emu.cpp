@@ -17,8 +17,6 @@
 //              cudaFree. Non-blocking streams do not wait for it, as on a GPU, so a kernel on
 //              one that reads what a legacy-stream copy writes sees the old bytes.
 //   errors     a failed launch is sticky, as on a GPU: every later call returns it.
-#include "cuda_runtime.h"
-
 #include <sys/mman.h>  // mmap, mprotect
 #include <unistd.h>    // sysconf
 
@@ -34,6 +32,8 @@
 #include <thread>  // std::this_thread::get_id
 #include <vector>
 
+#include "cuda_runtime.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #define MNISTGAN_EMU_ASAN 1
 #elif defined(__has_feature)
@@ -42,7 +42,7 @@
 #endif
 #endif
 #if defined(MNISTGAN_EMU_ASAN)
-#include <sanitizer/asan_interface.h>    // __asan_unpoison_memory_region
+#include <sanitizer/asan_interface.h>         // __asan_unpoison_memory_region
 #include <sanitizer/common_interface_defs.h>  // __sanitizer_start/finish_switch_fiber
 #endif
 
@@ -145,9 +145,9 @@ struct Scheduler {
   // The running block.
   const std::function<void()>* body = nullptr;
   int nthreads = 0;
-  std::vector<uint64_t> slots;          // warp_exchange: one word per thread
-  std::vector<const void*> ptr_slots;   // warp_publish: one pointer per thread
-  std::string error;                    // set by a fiber that found a fault
+  std::vector<uint64_t> slots;         // warp_exchange: one word per thread
+  std::vector<const void*> ptr_slots;  // warp_publish: one pointer per thread
+  std::string error;                   // set by a fiber that found a fault
   std::mt19937_64 rng;
   bool seeded = false;
 };
@@ -297,9 +297,9 @@ void wait(State state, unsigned mask = 0) {
 
 std::string describe(const Fiber& f) {
   const ThreadState& b = f.builtins;
-  return "thread (" + std::to_string(b.thread_idx.x) + "," + std::to_string(b.thread_idx.y) +
-         "," + std::to_string(b.thread_idx.z) + ") of block (" + std::to_string(b.block_idx.x) +
-         "," + std::to_string(b.block_idx.y) + "," + std::to_string(b.block_idx.z) + ")";
+  return "thread (" + std::to_string(b.thread_idx.x) + "," + std::to_string(b.thread_idx.y) + "," +
+         std::to_string(b.thread_idx.z) + ") of block (" + std::to_string(b.block_idx.x) + "," +
+         std::to_string(b.block_idx.y) + "," + std::to_string(b.block_idx.z) + ")";
 }
 
 // Releases every barrier that all its threads have reached. Returns "" or the fault.
@@ -317,8 +317,8 @@ std::string release_barriers(bool& released) {
     }
     if (waiting == 0 || waiting + done != w1 - w0) continue;
     if (done != 0)
-      return "warp collective in warp " + std::to_string(w0 / 32) + ": " +
-             std::to_string(done) + " lane(s) exited while " + std::to_string(waiting) +
+      return "warp collective in warp " + std::to_string(w0 / 32) + ": " + std::to_string(done) +
+             " lane(s) exited while " + std::to_string(waiting) +
              " wait (the mask names lanes that never arrive)";
     for (int t = w0; t < w1; ++t) {
       const unsigned mask = fiber(t)->warp_mask;
@@ -502,8 +502,7 @@ std::vector<Stream*>& live_streams() {
 Stream* forbidding_capture() {
   for (Stream* s : live_streams())
     if (s->capture != nullptr && s->mode != cudaStreamCaptureModeRelaxed &&
-        (s->mode == cudaStreamCaptureModeGlobal ||
-         s->capture_thread == std::this_thread::get_id()))
+        (s->mode == cudaStreamCaptureModeGlobal || s->capture_thread == std::this_thread::get_id()))
       return s;
   return nullptr;
 }
@@ -550,11 +549,11 @@ cudaError_t check_stream(cudaStream_t stream) {
 
 void enqueue_kernel(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
                     std::function<void()> body, const char* what) {
-  const unsigned long long threads =
-      static_cast<unsigned long long>(block.x) * block.y * block.z;
-  if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 ||
-      grid.z == 0 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535) {
-    std::fprintf(stderr, "cuda_emu: invalid launch configuration grid (%u,%u,%u) block (%u,%u,%u)\n",
+  const unsigned long long threads = static_cast<unsigned long long>(block.x) * block.y * block.z;
+  if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
+      grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535) {
+    std::fprintf(stderr,
+                 "cuda_emu: invalid launch configuration grid (%u,%u,%u) block (%u,%u,%u)\n",
                  grid.x, grid.y, grid.z, block.x, block.y, block.z);
     set_error(cudaErrorInvalidConfiguration);
     return;
@@ -627,31 +626,48 @@ using cuda_emu::g_sticky_error;
 
 const char* cudaGetErrorName(cudaError_t e) {
   switch (e) {
-    case cudaSuccess: return "cudaSuccess";
-    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
-    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
-    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
-    case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
-    case cudaErrorNoDevice: return "cudaErrorNoDevice";
-    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
-    case cudaErrorNotReady: return "cudaErrorNotReady";
-    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
-    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
-    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
-    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
-    case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
+    case cudaSuccess:
+      return "cudaSuccess";
+    case cudaErrorInvalidValue:
+      return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation:
+      return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration:
+      return "cudaErrorInvalidConfiguration";
+    case cudaErrorInsufficientDriver:
+      return "cudaErrorInsufficientDriver";
+    case cudaErrorNoDevice:
+      return "cudaErrorNoDevice";
+    case cudaErrorInvalidResourceHandle:
+      return "cudaErrorInvalidResourceHandle";
+    case cudaErrorNotReady:
+      return "cudaErrorNotReady";
+    case cudaErrorIllegalAddress:
+      return "cudaErrorIllegalAddress";
+    case cudaErrorLaunchFailure:
+      return "cudaErrorLaunchFailure";
+    case cudaErrorStreamCaptureUnsupported:
+      return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated:
+      return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureWrongThread:
+      return "cudaErrorStreamCaptureWrongThread";
   }
   return "cudaErrorUnknown";
 }
 
 const char* cudaGetErrorString(cudaError_t e) {
   switch (e) {
-    case cudaSuccess: return "no error";
+    case cudaSuccess:
+      return "no error";
     case cudaErrorLaunchFailure:
       return "emulated kernel fault (see the cuda_emu line on stderr)";
-    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
-    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
-    default: return cudaGetErrorName(e);
+    case cudaErrorStreamCaptureUnsupported:
+      return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated:
+      return "operation failed due to a previous error during capture";
+    default:
+      return cudaGetErrorName(e);
   }
 }
 
@@ -768,13 +784,22 @@ namespace {
 // Both ends of a copy must be where `kind` says, with every byte inside its allocation.
 cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                        const char* call) {
-  const bool dst_dev = cuda_emu::device_range(dst, bytes), src_dev = cuda_emu::device_range(src, bytes);
+  const bool dst_dev = cuda_emu::device_range(dst, bytes),
+             src_dev = cuda_emu::device_range(src, bytes);
   bool ok = dst != nullptr && src != nullptr;
   switch (kind) {
-    case cudaMemcpyHostToDevice: ok = ok && dst_dev && !cuda_emu::is_device_pointer(src); break;
-    case cudaMemcpyDeviceToHost: ok = ok && src_dev && !cuda_emu::is_device_pointer(dst); break;
-    case cudaMemcpyDeviceToDevice: ok = ok && dst_dev && src_dev; break;
-    case cudaMemcpyHostToHost: ok = ok && !cuda_emu::is_device_pointer(dst) && !cuda_emu::is_device_pointer(src); break;
+    case cudaMemcpyHostToDevice:
+      ok = ok && dst_dev && !cuda_emu::is_device_pointer(src);
+      break;
+    case cudaMemcpyDeviceToHost:
+      ok = ok && src_dev && !cuda_emu::is_device_pointer(dst);
+      break;
+    case cudaMemcpyDeviceToDevice:
+      ok = ok && dst_dev && src_dev;
+      break;
+    case cudaMemcpyHostToHost:
+      ok = ok && !cuda_emu::is_device_pointer(dst) && !cuda_emu::is_device_pointer(src);
+      break;
     case cudaMemcpyDefault:
       ok = ok && (cuda_emu::is_device_pointer(dst) ? dst_dev : true) &&
            (cuda_emu::is_device_pointer(src) ? src_dev : true);
@@ -811,14 +836,15 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
   }
   auto staged = std::make_shared<std::vector<unsigned char>>(
       static_cast<const unsigned char*>(src), static_cast<const unsigned char*>(src) + bytes);
-  return cuda_emu::set_error(
-      cuda_emu::enqueue(nullptr, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); }));
+  return cuda_emu::set_error(cuda_emu::enqueue(
+      nullptr, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); }));
 }
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t stream) {
   if (bytes == 0) return g_sticky_error;
   if (!cuda_emu::device_range(p, bytes)) {
-    std::fprintf(stderr, "cuda_emu: cudaMemsetAsync(%p, %zu bytes): not inside a device allocation\n",
-                 p, bytes);
+    std::fprintf(stderr,
+                 "cuda_emu: cudaMemsetAsync(%p, %zu bytes): not inside a device allocation\n", p,
+                 bytes);
     return cuda_emu::set_error(cudaErrorInvalidValue);
   }
   if (cudaError_t e = cuda_emu::check_stream(stream); e != cudaSuccess) return e;
@@ -843,7 +869,8 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   auto& v = cuda_emu::live_streams();
   auto it = std::find(v.begin(), v.end(), stream);
-  if (stream == nullptr || it == v.end()) return cuda_emu::set_error(cudaErrorInvalidResourceHandle);
+  if (stream == nullptr || it == v.end())
+    return cuda_emu::set_error(cudaErrorInvalidResourceHandle);
   v.erase(it);
   delete stream->capture;
   delete stream;
@@ -942,7 +969,5 @@ void reset_after_fault() {
   g_sticky_error = cudaSuccess;
   g_last_error = cudaSuccess;
 }
-void set_seed(uint64_t seed) {
-  rng().seed(seed);
-}
+void set_seed(uint64_t seed) { rng().seed(seed); }
 }  // namespace cuda_emu

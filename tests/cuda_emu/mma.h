@@ -10,8 +10,8 @@
 // missing __float_to_tf32 changes the rounding (truncation) instead of going unnoticed.
 #pragma once
 
-#include <cstdint>  // uint32_t
-#include <cstring>  // std::memcpy
+#include <cstdint>      // uint32_t
+#include <cstring>      // std::memcpy
 #include <type_traits>  // std::is_same_v
 
 #include "cuda_runtime.h"

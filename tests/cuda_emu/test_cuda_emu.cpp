@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"     // make_cuda_backend, BackendOptions
-#include "cublas_v2.h"   // the emulated cuBLAS
+#include "backend.h"       // make_cuda_backend, BackendOptions
+#include "cublas_v2.h"     // the emulated cuBLAS
 #include "cuda_check.cuh"  // CUDA_CHECK, MNISTGAN_LAUNCH
 #include "cuda_runtime.h"  // the emulated runtime
 #include "test_util.h"
@@ -120,9 +120,8 @@ TEST(EmuCuda, CopiesOutsideAnAllocationAreRejected) {
 
 // C = alpha op(A) op(B) + beta C in column-major, by definition.
 std::vector<float> reference_gemm(bool ta, bool tb, int m, int n, int k, float alpha,
-                                  const std::vector<float>& A, int lda,
-                                  const std::vector<float>& B, int ldb, float beta,
-                                  std::vector<float> C, int ldc) {
+                                  const std::vector<float>& A, int lda, const std::vector<float>& B,
+                                  int ldb, float beta, std::vector<float> C, int ldc) {
   for (int j = 0; j < n; ++j)
     for (int i = 0; i < m; ++i) {
       double s = 0;
@@ -149,14 +148,14 @@ TEST(EmuCuda, CublasSgemmHasColumnMajorSemantics) {
       CUDA_CHECK(cudaMemcpy(dB.p, B.data(), B.size() * 4, cudaMemcpyHostToDevice));
       CUDA_CHECK(cudaMemcpy(dC.p, C.data(), C.size() * 4, cudaMemcpyHostToDevice));
       const float alpha = 1.5f, beta = -0.5f;
-      CUBLAS_CHECK(cublasSgemm(h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
-                               m, n, k, &alpha, dA.p, lda, dB.p, ldb, &beta, dC.p, ldc));
+      CUBLAS_CHECK(cublasSgemm(h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, m,
+                               n, k, &alpha, dA.p, lda, dB.p, ldb, &beta, dC.p, ldc));
       test::expect_close(to_host(dC.p, C.size()),
-                         reference_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc),
-                         1e-5, 1e-5, std::string("sgemm ") + (ta ? "T" : "N") + (tb ? "T" : "N"));
+                         reference_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc), 1e-5,
+                         1e-5, std::string("sgemm ") + (ta ? "T" : "N") + (tb ? "T" : "N"));
       // A leading dimension below the stored rows is refused, as cuBLAS does.
-      EXPECT_EQ(cublasSgemm(h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, m,
-                            n, k, &alpha, dA.p, (ta ? k : m) - 1, dB.p, ldb, &beta, dC.p, ldc),
+      EXPECT_EQ(cublasSgemm(h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, m, n,
+                            k, &alpha, dA.p, (ta ? k : m) - 1, dB.p, ldb, &beta, dC.p, ldc),
                 CUBLAS_STATUS_INVALID_VALUE);
     }
   CUBLAS_CHECK(cublasDestroy(h));
@@ -170,10 +169,10 @@ TEST(EmuCuda, CublasTf32RoundsTheInputs) {
   CUDA_CHECK(cudaMemcpy(dA.p, a.data(), 4, cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMemcpy(dB.p, b.data(), 4, cudaMemcpyHostToDevice));
   const float one = 1.0f, zero = 0.0f;
-  for (const auto& [type, want] : {std::pair{CUBLAS_COMPUTE_32F, a[0]},
-                                  std::pair{CUBLAS_COMPUTE_32F_FAST_TF32, 1.0f}}) {
-    CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, &one, dA.p, CUDA_R_32F, 1,
-                              dB.p, CUDA_R_32F, 1, &zero, dC.p, CUDA_R_32F, 1, type,
+  for (const auto& [type, want] :
+       {std::pair{CUBLAS_COMPUTE_32F, a[0]}, std::pair{CUBLAS_COMPUTE_32F_FAST_TF32, 1.0f}}) {
+    CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, &one, dA.p, CUDA_R_32F, 1, dB.p,
+                              CUDA_R_32F, 1, &zero, dC.p, CUDA_R_32F, 1, type,
                               CUBLAS_GEMM_DEFAULT));
     EXPECT_EQ(to_host(dC.p, 1)[0], want);
   }

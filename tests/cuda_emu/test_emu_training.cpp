@@ -40,11 +40,11 @@ struct TrainingRun {
 // full widths. At the full widths the GAN's first sharp transition (around step 40 there)
 // amplifies rounding differences chaotically, so runs on different backends part ways
 // after it; at these widths all 100 steps stay in the smooth regime.
-TrainingRun train(const std::string& name, const std::string& device, const std::string& graph_flag) {
+TrainingRun train(const std::string& name, const std::string& device,
+                  const std::string& graph_flag) {
   const fs::path out = runtest::fresh_dir(name);
   const runtest::BinaryResult r = runtest::run_binary(runtest::train_args(
-      out, kSteps, {"--hidden-g", "128,256", "--hidden-d", "256,128", graph_flag}, device,
-      kSteps));
+      out, kSteps, {"--hidden-g", "128,256", "--hidden-d", "256,128", graph_flag}, device, kSteps));
   EXPECT_EQ(r.code, 0) << r.output;
   TrainingRun run{load_checkpoint((out / "latest.ckpt").string()), {}};
   std::istringstream csv(runtest::read_text(out / "metrics.csv"));
@@ -68,7 +68,6 @@ void expect_metrics_close(const TrainingRun& a, const TrainingRun& b, const std:
       EXPECT_NEAR(a.metrics[r][c], b.metrics[r][c], kRelRmsTolerance * std::fabs(b.metrics[r][c]))
           << what << ": metrics row of step " << a.metrics[r][0] << ", column " << c;
 }
-
 
 void expect_weights_close(const Checkpoint& a, const Checkpoint& b, const std::string& what) {
   ASSERT_EQ(a.tensors.size(), b.tensors.size()) << what;
