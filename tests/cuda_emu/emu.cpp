@@ -25,7 +25,7 @@
 #include <cstdio>     // std::fprintf
 #include <cstdlib>    // std::getenv, posix_memalign
 #include <map>        // std::map
-#include <memory>     // std::unique_ptr
+#include <memory>     // std::unique_ptr, std::make_shared
 #include <mutex>      // std::mutex
 #include <random>     // std::mt19937_64
 #include <string>
@@ -820,24 +820,28 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   if (cudaError_t e = check_copy(dst, src, bytes, kind, "cudaMemcpyAsync"); e != cudaSuccess)
     return e;
   if (cudaError_t e = cuda_emu::check_stream(stream); e != cudaSuccess) return e;
+  // From pageable host memory the call returns once the source is staged, so the caller may
+  // reuse it at once even if the copy runs later (deferred legacy-stream work). A captured
+  // copy reads the host memory when the graph runs, as on a GPU.
+  const bool pageable_source = !cuda_emu::is_device_pointer(src) &&
+                               !cuda_emu::inside(cuda_emu::pinned(), src, 1) &&
+                               cuda_emu::resolve(stream)->capture == nullptr;
+  if (pageable_source) {
+    auto staged = std::make_shared<std::vector<unsigned char>>(
+        static_cast<const unsigned char*>(src), static_cast<const unsigned char*>(src) + bytes);
+    return cuda_emu::set_error(cuda_emu::enqueue(
+        stream, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); }));
+  }
   return cuda_emu::set_error(
       cuda_emu::enqueue(stream, [dst, src, bytes] { std::memcpy(dst, src, bytes); }));
 }
-// On the legacy stream. From pageable host memory it returns once the source is staged, so
-// the device write may land later; a copy to the host returns when the data is there.
+// On the legacy stream (cudaMemcpyAsync stages a pageable source); a copy to the host
+// returns when the data is there.
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   if (cudaError_t e = cuda_emu::check_capture_safe("cudaMemcpy"); e != cudaSuccess) return e;
-  if (bytes == 0) return g_sticky_error;
-  if (cudaError_t e = check_copy(dst, src, bytes, kind, "cudaMemcpy"); e != cudaSuccess) return e;
-  if (cuda_emu::is_device_pointer(src)) {
-    cudaError_t e = cuda_emu::enqueue(nullptr, [dst, src, bytes] { std::memcpy(dst, src, bytes); });
-    if (!cuda_emu::is_device_pointer(dst)) cuda_emu::flush_legacy();
-    return cuda_emu::set_error(e);
-  }
-  auto staged = std::make_shared<std::vector<unsigned char>>(
-      static_cast<const unsigned char*>(src), static_cast<const unsigned char*>(src) + bytes);
-  return cuda_emu::set_error(cuda_emu::enqueue(
-      nullptr, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); }));
+  const cudaError_t e = cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
+  if (e == cudaSuccess && !cuda_emu::is_device_pointer(dst)) cuda_emu::flush_legacy();
+  return e;
 }
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t stream) {
   if (bytes == 0) return g_sticky_error;
