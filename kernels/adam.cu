@@ -51,8 +51,8 @@ void adam_step(float* params, const float* grads, float* m, float* v, size_t n,
   if (params == nullptr || grads == nullptr || m == nullptr || v == nullptr || step == nullptr)
     throw std::invalid_argument("adam_step: params, grads, m, v and step must all be non-null");
   // A few blocks per SM is enough for a bandwidth-bound loop; the grid-stride covers the rest.
-  adam_kernel<<<grid_blocks(n, kAdamThreads, 4096), kAdamThreads, 0, stream>>>(
-      params, grads, m, v, n, hyper, step, skip_if_nonzero);
+  MNISTGAN_LAUNCH(grid_blocks(n, kAdamThreads, 4096), kAdamThreads, 0, stream, adam_kernel)
+  (params, grads, m, v, n, hyper, step, skip_if_nonzero);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -51,7 +51,7 @@ void bce_with_logits(const float* x, int n, float target, float grad_scale, floa
   if (n < 1 || x == nullptr)
     throw std::invalid_argument("bce_with_logits: n = " + std::to_string(n) + " logits at " +
                                 (x ? "a valid pointer" : "nullptr") + "; pass at least one logit");
-  bce_kernel<<<1, kBceThreads, 0, stream>>>(x, n, target, grad_scale, dx, stats);
+  MNISTGAN_LAUNCH(1, kBceThreads, 0, stream, bce_kernel)(x, n, target, grad_scale, dx, stats);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -1,7 +1,8 @@
 // cuda_check.cuh: the one error-checking family for CUDA, cuBLAS and cuDNN calls.
 //
 //   CUDA_CHECK(cudaMemcpyAsync(...));   CUBLAS_CHECK(cublasSgemm(...));
-//   CUDNN_CHECK(cudnnCreate(...));      CUDA_CHECK_LAUNCH();   // after every <<<>>>
+//   CUDNN_CHECK(cudnnCreate(...));      CUDA_CHECK_LAUNCH();   // after every launch
+//   MNISTGAN_LAUNCH(grid, block, smem, stream, kernel)(args...);   // kernel<<<...>>>(args...)
 //
 // A failing call throws std::runtime_error("file:line: <the call as written>: <error>"),
 // so the message names both the place and the API that failed. Nothing here aborts: the
@@ -13,6 +14,8 @@
 
 #include <stdexcept>  // std::runtime_error
 #include <string>     // std::string, std::to_string
+
+#include "launch.cuh"  // MNISTGAN_LAUNCH
 
 #if defined(MNISTGAN_HAVE_CUDNN)
 #include <cudnn.h>  // cudnnStatus_t, cudnnGetErrorString

@@ -99,8 +99,9 @@ void activation_backward(const float* Y, const float* dY, float* dZ, size_t n, A
       CUDA_CHECK(cudaMemcpyAsync(dZ, dY, n * sizeof(float), cudaMemcpyDeviceToDevice, stream));
     return;
   }
-  activation_backward_kernel<<<grid_blocks(n, kElementwiseThreads), kElementwiseThreads, 0,
-                               stream>>>(Y, dY, dZ, n, act, slope);
+  MNISTGAN_LAUNCH(grid_blocks(n, kElementwiseThreads), kElementwiseThreads, 0, stream,
+                  activation_backward_kernel)
+  (Y, dY, dZ, n, act, slope);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -112,8 +113,9 @@ void concat_cols(const float* A, const float* B, float* out, int rows, int a, in
         "concat_cols: out, and A / B when their width is > 0, must be "
         "non-null");
   const size_t n = static_cast<size_t>(rows) * (a + b);
-  concat_cols_kernel<<<grid_blocks(n, kElementwiseThreads), kElementwiseThreads, 0, stream>>>(
-      A, B, out, rows, a, b);
+  MNISTGAN_LAUNCH(grid_blocks(n, kElementwiseThreads), kElementwiseThreads, 0, stream,
+                  concat_cols_kernel)
+  (A, B, out, rows, a, b);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -122,14 +124,15 @@ void split_cols(const float* in, float* A, float* B, int rows, int a, int b, cud
   if (in == nullptr) throw std::invalid_argument("split_cols: in must be non-null");
   if (A == nullptr && B == nullptr) return;
   const size_t n = static_cast<size_t>(rows) * (a + b);
-  split_cols_kernel<<<grid_blocks(n, kElementwiseThreads), kElementwiseThreads, 0, stream>>>(
-      in, A, B, rows, a, b);
+  MNISTGAN_LAUNCH(grid_blocks(n, kElementwiseThreads), kElementwiseThreads, 0, stream,
+                  split_cols_kernel)
+  (in, A, B, rows, a, b);
   CUDA_CHECK_LAUNCH();
 }
 
 void increment(int64_t* counter, cudaStream_t stream) {
   if (counter == nullptr) throw std::invalid_argument("increment: counter must be non-null");
-  increment_kernel<<<1, 1, 0, stream>>>(counter);
+  MNISTGAN_LAUNCH(1, 1, 0, stream, increment_kernel)(counter);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -139,8 +142,9 @@ void count_nonfinite(const float* x, size_t n, float* count, unsigned long long*
   if (x == nullptr || count == nullptr || scratch == nullptr)
     throw std::invalid_argument("count_nonfinite: x, count and scratch must be non-null");
   // 1024 blocks at most: enough to saturate bandwidth, few tickets to take.
-  count_nonfinite_kernel<<<grid_blocks(n, kElementwiseThreads, 1024), kElementwiseThreads, 0,
-                           stream>>>(x, n, count, scratch);
+  MNISTGAN_LAUNCH(grid_blocks(n, kElementwiseThreads, 1024), kElementwiseThreads, 0, stream,
+                  count_nonfinite_kernel)
+  (x, n, count, scratch);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -36,8 +36,8 @@ void ema_update(float* ema, const float* params, size_t n, float decay, const in
     throw std::invalid_argument("ema_update: decay " + std::to_string(decay) +
                                 " is outside [0, 1)");
   // Bandwidth-bound like Adam: a few blocks per SM, the grid-stride covers the rest.
-  ema_kernel<<<grid_blocks(n, kEmaThreads, 4096), kEmaThreads, 0, stream>>>(
-      ema, params, n, decay, updates, skip_if_nonzero);
+  MNISTGAN_LAUNCH(grid_blocks(n, kEmaThreads, 4096), kEmaThreads, 0, stream, ema_kernel)
+  (ema, params, n, decay, updates, skip_if_nonzero);
   CUDA_CHECK_LAUNCH();
 }
 

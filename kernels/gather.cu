@@ -52,9 +52,8 @@ void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int
                                 " images of an epoch; lower batches_per_epoch");
   if (rows > 65535) throw std::invalid_argument("gather_batch: at most 65535 rows per batch");
   const dim3 grid((pixels + kGatherThreads - 1) / kGatherThreads, rows);
-  gather_kernel<<<grid, kGatherThreads, 0, stream>>>(dataset, perm, n_images, pixels, step,
-                                                     batches_per_step, batch_offset,
-                                                     batches_per_epoch, out);
+  MNISTGAN_LAUNCH(grid, kGatherThreads, 0, stream, gather_kernel)
+  (dataset, perm, n_images, pixels, step, batches_per_step, batch_offset, batches_per_epoch, out);
   CUDA_CHECK_LAUNCH();
 }
 

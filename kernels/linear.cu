@@ -44,8 +44,9 @@ void linear_forward_v1(const LinearContext& ctx, const float* X, const float* W,
                             CUBLAS_GEMM_DEFAULT));
   if (b == nullptr && act == Activation::kNone) return;
   constexpr int kThreads = 256;
-  bias_activation_kernel<<<grid_blocks(static_cast<size_t>(rows) * out, kThreads), kThreads, 0,
-                           stream>>>(Y, b, rows, out, act, slope);
+  MNISTGAN_LAUNCH(grid_blocks(static_cast<size_t>(rows) * out, kThreads), kThreads, 0, stream,
+                  bias_activation_kernel)
+  (Y, b, rows, out, act, slope);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -326,11 +327,11 @@ void launch_v2_simt(bool vec, const float* X, const float* W, const float* b, fl
   constexpr int kThreads = (BM / TM) * (BN / TN);
   const dim3 grid((out + BN - 1) / BN, (rows + BM - 1) / BM);
   if (vec)
-    linear_v2_kernel<BM, BN, BK, TM, TN, true>
-        <<<grid, kThreads, 0, stream>>>(X, W, b, Y, rows, out, in, act, slope, vec_store);
+    MNISTGAN_LAUNCH(grid, kThreads, 0, stream, linear_v2_kernel<BM, BN, BK, TM, TN, true>)
+    (X, W, b, Y, rows, out, in, act, slope, vec_store);
   else
-    linear_v2_kernel<BM, BN, BK, TM, TN, false>
-        <<<grid, kThreads, 0, stream>>>(X, W, b, Y, rows, out, in, act, slope, vec_store);
+    MNISTGAN_LAUNCH(grid, kThreads, 0, stream, linear_v2_kernel<BM, BN, BK, TM, TN, false>)
+    (X, W, b, Y, rows, out, in, act, slope, vec_store);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -342,11 +343,11 @@ void linear_forward_v2(const LinearContext& ctx, const float* X, const float* W,
   if (ctx.tf32) {
     const dim3 grid((out + kTf32Tile - 1) / kTf32Tile, (rows + kTf32Tile - 1) / kTf32Tile);
     if (vec)
-      linear_tf32_kernel<true>
-          <<<grid, kTf32Threads, 0, stream>>>(X, W, b, Y, rows, out, in, act, slope);
+      MNISTGAN_LAUNCH(grid, kTf32Threads, 0, stream, linear_tf32_kernel<true>)
+      (X, W, b, Y, rows, out, in, act, slope);
     else
-      linear_tf32_kernel<false>
-          <<<grid, kTf32Threads, 0, stream>>>(X, W, b, Y, rows, out, in, act, slope);
+      MNISTGAN_LAUNCH(grid, kTf32Threads, 0, stream, linear_tf32_kernel<false>)
+      (X, W, b, Y, rows, out, in, act, slope);
     CUDA_CHECK_LAUNCH();
     return;
   }
@@ -448,8 +449,8 @@ void linear_backward(const LinearContext& ctx, const float* X, const float* W, c
   }
   if (db != nullptr) {
     const dim3 block(kColSumCols, kColSumSlices);
-    column_sum_kernel<<<(out + kColSumCols - 1) / kColSumCols, block, 0, stream>>>(dZ, db, rows,
-                                                                                   out, accumulate);
+    MNISTGAN_LAUNCH((out + kColSumCols - 1) / kColSumCols, block, 0, stream, column_sum_kernel)
+    (dZ, db, rows, out, accumulate);
     CUDA_CHECK_LAUNCH();
   }
   if (dX != nullptr) {

@@ -178,16 +178,16 @@ dim3 grid_for(int groups, int B, int K) {
 
 template <int kMaxC, int kRI>
 void forward_as(const float* M, float* O, int groups, int B, int K, int C, cudaStream_t s) {
-  mbd_forward_kernel<kMaxC, kRI>
-      <<<grid_for<kMaxC, kRI>(groups, B, K), kThreads, 0, s>>>(M, O, B, K, C);
+  const dim3 grid = grid_for<kMaxC, kRI>(groups, B, K);
+  MNISTGAN_LAUNCH(grid, kThreads, 0, s, mbd_forward_kernel<kMaxC, kRI>)(M, O, B, K, C);
   CUDA_CHECK_LAUNCH();
 }
 
 template <int kMaxC, int kRI>
 void backward_as(const float* M, const float* dO, float* dM, int groups, int B, int K, int C,
                  cudaStream_t s) {
-  mbd_backward_kernel<kMaxC, kRI>
-      <<<grid_for<kMaxC, kRI>(groups, B, K), kThreads, 0, s>>>(M, dO, dM, B, K, C);
+  const dim3 grid = grid_for<kMaxC, kRI>(groups, B, K);
+  MNISTGAN_LAUNCH(grid, kThreads, 0, s, mbd_backward_kernel<kMaxC, kRI>)(M, dO, dM, B, K, C);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -37,8 +37,9 @@ void gaussian_noise(float* out, size_t n, uint64_t seed, uint32_t stream, const 
   if (n == 0) return;
   if (out == nullptr) throw std::invalid_argument("gaussian_noise: out must be non-null");
   const bool aligned = reinterpret_cast<uintptr_t>(out) % 16 == 0;
-  noise_kernel<<<grid_blocks((n + 3) / 4, kNoiseThreads), kNoiseThreads, 0, cuda_stream>>>(
-      out, n, seed, stream, step, aligned);
+  MNISTGAN_LAUNCH(grid_blocks((n + 3) / 4, kNoiseThreads), kNoiseThreads, 0, cuda_stream,
+                  noise_kernel)
+  (out, n, seed, stream, step, aligned);
   CUDA_CHECK_LAUNCH();
 }
 

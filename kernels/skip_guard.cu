@@ -29,7 +29,7 @@ static __global__ void __launch_bounds__(kSkipGuardThreads)
 void increment_unless(int64_t* counter, const float* skip_if_nonzero, cudaStream_t stream) {
   if (counter == nullptr || skip_if_nonzero == nullptr)
     throw std::invalid_argument("increment_unless: counter and skip_if_nonzero must be non-null");
-  increment_unless_kernel<<<1, 1, 0, stream>>>(counter, skip_if_nonzero);
+  MNISTGAN_LAUNCH(1, 1, 0, stream, increment_unless_kernel)(counter, skip_if_nonzero);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -38,8 +38,9 @@ void accumulate_unless(const float* x, float* acc, size_t n, const float* skip_i
   if (n == 0) return;
   if (x == nullptr || acc == nullptr)
     throw std::invalid_argument("accumulate_unless: x and acc must be non-null");
-  accumulate_unless_kernel<<<grid_blocks(n, kSkipGuardThreads, 1024), kSkipGuardThreads, 0,
-                             stream>>>(x, acc, n, skip_if_nonzero);
+  MNISTGAN_LAUNCH(grid_blocks(n, kSkipGuardThreads, 1024), kSkipGuardThreads, 0, stream,
+                  accumulate_unless_kernel)
+  (x, acc, n, skip_if_nonzero);
   CUDA_CHECK_LAUNCH();
 }
 

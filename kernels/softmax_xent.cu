@@ -64,8 +64,8 @@ void softmax_cross_entropy(const float* logits, const int32_t* labels, int rows,
     throw std::invalid_argument("softmax_cross_entropy: rows = " + std::to_string(rows) +
                                 ", classes = " + std::to_string(classes) +
                                 "; pass at least one row and class, with logits and labels");
-  softmax_xent_kernel<<<1, kSoftmaxXentThreads, 0, stream>>>(logits, labels, rows, classes,
-                                                             grad_scale, dlogits, stats);
+  MNISTGAN_LAUNCH(1, kSoftmaxXentThreads, 0, stream, softmax_xent_kernel)
+  (logits, labels, rows, classes, grad_scale, dlogits, stats);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -32,7 +32,7 @@ fi
 
 CC=clang CXX=clang++ cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DMNISTGAN_FUZZ=ON -DMNISTGAN_CUDA=OFF -DMNISTGAN_OPENBLAS=OFF -DMNISTGAN_TESTS=OFF \
-  -DMNISTGAN_NATIVE=OFF >/dev/null
+  -DMNISTGAN_NATIVE=OFF -DMNISTGAN_CUDA_EMU=OFF >/dev/null
 # shellcheck disable=SC2086
 cmake --build "$build_dir" -j"$(nproc)" --target fuzz_make_seeds $targets
 

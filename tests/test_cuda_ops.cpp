@@ -26,6 +26,7 @@ using test::alloc;
 using test::download;
 using test::expect_bitwise_equal;
 using test::expect_close;
+using test::is_cuda_emulation;
 using test::random_vector;
 using test::upload;
 
@@ -94,6 +95,9 @@ void check_linear_forward(const BackendOptions& options, double atol, double rto
   uint32_t seed = 1;
   for (size_t s = 0; s < kLinearShapes.size(); ++s) {
     const auto [rows, in, out] = kLinearShapes[s];
+    // 2048x784x1024 takes half a minute on the CPU emulation of the TF32 kernel; the
+    // emulated device (132 SMs) still meets the 64x64 v2 kernel at 700x37x780 and 705x52x777.
+    if (is_cuda_emulation(*p.gpu) && static_cast<double>(rows) * in * out > 1e9) continue;
     const float scale = 1.0f / std::sqrt(static_cast<float>(in));
     const auto x = random_vector(static_cast<size_t>(rows) * in, seed++);
     const auto w = random_vector(static_cast<size_t>(out) * in, seed++, -scale, scale);

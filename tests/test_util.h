@@ -9,6 +9,7 @@
 //                                    reports the worst element and the first few mismatches
 //   expect_bitwise_equal(got, want, what)
 //                                    the same bits (for ops that must match exactly)
+//   is_cuda_emulation(backend)       the CUDA backend built against tests/cuda_emu (CPU)
 //
 // Plain C++ and GoogleTest only, so it builds with or without CUDA.
 #pragma once
@@ -70,6 +71,12 @@ std::vector<T> download(Backend& backend, const T* p, size_t n) {
   std::vector<T> host(n);
   if (n != 0) backend.to_host(host.data(), p, n * sizeof(T));
   return host;
+}
+
+// The emulated device names itself "CPU emulation of sm_90" (tests/cuda_emu/emu.cpp); tests
+// use this to drop only the shapes that are too slow to emulate, never their checks.
+inline bool is_cuda_emulation(const Backend& backend) {
+  return backend.name().find("CPU emulation") != std::string::npos;
 }
 
 inline std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.0f,

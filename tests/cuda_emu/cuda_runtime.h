@@ -1,0 +1,324 @@
+// cuda_runtime.h (emulation): the subset of the CUDA runtime and device built-ins that
+// kernels/ and host/cuda_backend.cu use, for compiling them as ordinary C++ on a CPU.
+//
+// Not NVIDIA's header: this directory is on the include path only of the emulated build
+// (-DMNISTGAN_CUDA_EMU=ON), which also defines MNISTGAN_CUDA_EMU and __CUDA_ARCH__ = 900.
+// How the emulation works (fibers per block, barriers, shuffled order, streams, graphs)
+// is described in README.md, "CUDA emulation"; the machinery is in emu.cpp.
+#pragma once
+
+#include <math.h>  // expf, fabsf, log1pf, tanhf, fmaf, fmaxf, isfinite, pow, sqrt (global)
+
+#include <cstddef>      // size_t
+#include <cstdint>      // uint64_t
+#include <cstring>      // std::memcpy
+#include <functional>   // std::function
+#include <tuple>        // std::tuple, std::apply
+#include <type_traits>  // std::decay_t
+#include <utility>      // std::forward
+
+#if !defined(MNISTGAN_CUDA_EMU)
+#error "tests/cuda_emu/ is the CPU emulation of CUDA: build with -DMNISTGAN_CUDA_EMU"
+#endif
+
+// ---- qualifiers ----------------------------------------------------------------------------
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+// One copy per kernel instantiation, shared by all the fibers of the running block (blocks
+// run one at a time), so it behaves as per-block shared memory. Not reset between blocks.
+#define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+
+// ---- vector types --------------------------------------------------------------------------
+struct uint3 {
+  unsigned x, y, z;
+};
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+  constexpr dim3(unsigned vx = 1, unsigned vy = 1, unsigned vz = 1) : x(vx), y(vy), z(vz) {}
+};
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+
+// ---- error codes and runtime types ---------------------------------------------------------
+enum cudaError_t {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorInsufficientDriver = 35,
+  cudaErrorNoDevice = 100,
+  cudaErrorInvalidConfiguration = 9,
+  cudaErrorInvalidResourceHandle = 400,
+  cudaErrorNotReady = 600,
+  cudaErrorIllegalAddress = 700,
+  cudaErrorLaunchFailure = 719,
+  cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorStreamCaptureInvalidated = 901,
+  cudaErrorStreamCaptureWrongThread = 908,
+};
+using cudaError = cudaError_t;
+
+enum cudaMemcpyKind {
+  cudaMemcpyHostToHost = 0,
+  cudaMemcpyHostToDevice = 1,
+  cudaMemcpyDeviceToHost = 2,
+  cudaMemcpyDeviceToDevice = 3,
+  cudaMemcpyDefault = 4,
+};
+enum cudaMemoryType {
+  cudaMemoryTypeUnregistered = 0,
+  cudaMemoryTypeHost = 1,
+  cudaMemoryTypeDevice = 2,
+  cudaMemoryTypeManaged = 3,
+};
+enum cudaStreamCaptureMode {
+  cudaStreamCaptureModeGlobal = 0,
+  cudaStreamCaptureModeThreadLocal = 1,
+  cudaStreamCaptureModeRelaxed = 2,
+};
+constexpr unsigned cudaStreamDefault = 0x0, cudaStreamNonBlocking = 0x1;
+
+namespace cuda_emu {
+struct Stream;
+struct Graph;
+struct Event;
+}  // namespace cuda_emu
+using cudaStream_t = cuda_emu::Stream*;
+using cudaGraph_t = cuda_emu::Graph*;
+using cudaGraphExec_t = cuda_emu::Graph*;
+using cudaEvent_t = cuda_emu::Event*;
+
+struct cudaPointerAttributes {
+  cudaMemoryType type = cudaMemoryTypeUnregistered;
+  int device = 0;
+  void* devicePointer = nullptr;
+  void* hostPointer = nullptr;
+};
+struct cudaDeviceProp {
+  char name[256] = {};
+  size_t totalGlobalMem = 0;
+  size_t sharedMemPerBlock = 0;
+  int warpSize = 32;
+  int maxThreadsPerBlock = 1024;
+  int maxThreadsDim[3] = {};
+  int maxGridSize[3] = {};
+  int major = 0, minor = 0;
+  int multiProcessorCount = 0;
+};
+struct cudaFuncAttributes {
+  size_t sharedSizeBytes = 0;
+  int maxThreadsPerBlock = 1024;
+  int numRegs = 0;
+  int ptxVersion = 0, binaryVersion = 0;
+};
+
+// ---- the emulator's interface (emu.cpp) -------------------------------------------------------
+namespace cuda_emu {
+
+// Built-ins of the fiber that is running now.
+struct ThreadState {
+  uint3 thread_idx, block_idx, block_dim, grid_dim;
+};
+extern ThreadState* g_current;
+
+// Runs `body` as a grid: every block's threads as fibers (see emu.cpp). Enqueued on
+// `stream` (recorded when it is capturing). Sets the last error on a bad configuration.
+void enqueue_kernel(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+                    std::function<void()> body, const char* what);
+
+// Device-side collectives, called by the fibers.
+void syncthreads();
+void syncwarp(unsigned mask);
+// Publishes 8 bytes for this lane, waits for the warp, returns lane `src`'s 8 bytes
+// (its own when src is out of [0, width) of its segment), then waits again so no lane
+// overwrites its slot before every lane has read.
+uint64_t warp_exchange(unsigned mask, uint64_t mine, int src_lane);
+// Publishes one pointer for this lane and waits for the warp; read the others with
+// warp_slot(lane) until warp_done() (a second barrier). For WMMA.
+void warp_publish(unsigned mask, const void* mine);
+const void* warp_slot(int lane);
+void warp_done(unsigned mask);
+int lane_id();
+
+// Counters for tests (what actually ran).
+struct Stats {
+  unsigned long long kernels = 0, blocks = 0, threads = 0, block_barriers = 0, warp_ops = 0,
+                     mma_ops = 0, gemms = 0;
+};
+Stats& stats();
+
+// Launch helper behind MNISTGAN_LAUNCH (kernels/launch.cuh): converts the arguments to the
+// kernel's parameter types once, as a real launch copies them, and runs it on every thread.
+template <class... Params>
+struct Launcher {
+  void (*kernel)(Params...);
+  dim3 grid, block;
+  size_t shared_bytes;
+  cudaStream_t stream;
+  const char* name;  // the kernel as written at the launch, for fault messages
+  template <class... Args>
+  void operator()(Args&&... args) const {
+    static_assert(sizeof...(Args) == sizeof...(Params), "kernel launched with the wrong arity");
+    std::tuple<std::decay_t<Params>...> copied(std::forward<Args>(args)...);
+    auto k = kernel;
+    enqueue_kernel(
+        grid, block, shared_bytes, stream, [k, copied] { std::apply(k, copied); }, name);
+  }
+};
+template <class... Params>
+Launcher<Params...> launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+                           const char* name, void (*kernel)(Params...)) {
+  return Launcher<Params...>{kernel, grid, block, shared_bytes, stream, name};
+}
+
+}  // namespace cuda_emu
+
+// ---- device built-ins -------------------------------------------------------------------------
+#define threadIdx (::cuda_emu::g_current->thread_idx)
+#define blockIdx (::cuda_emu::g_current->block_idx)
+#define blockDim (::cuda_emu::g_current->block_dim)
+#define gridDim (::cuda_emu::g_current->grid_dim)
+#define warpSize 32
+
+inline void __syncthreads() { cuda_emu::syncthreads(); }
+inline void __syncwarp(unsigned mask = 0xffffffffu) { cuda_emu::syncwarp(mask); }
+// Fibers of a block run on one OS thread and switch only at barriers: every memory access
+// is already visible to the others, so a fence has nothing to order.
+inline void __threadfence() {}
+inline void __threadfence_block() {}
+
+template <class T>
+T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = 32) {
+  static_assert(sizeof(T) <= 8, "shuffles move at most 8 bytes");
+  uint64_t bits = 0;
+  std::memcpy(&bits, &var, sizeof(T));
+  const int lane = cuda_emu::lane_id(), seg = lane % width;
+  const int src = seg + static_cast<int>(delta) < width ? lane + static_cast<int>(delta) : -1;
+  bits = cuda_emu::warp_exchange(mask, bits, src);
+  std::memcpy(&var, &bits, sizeof(T));
+  return var;
+}
+template <class T>
+T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = 32) {
+  uint64_t bits = 0;
+  std::memcpy(&bits, &var, sizeof(T));
+  const int lane = cuda_emu::lane_id(), src = lane ^ lane_mask;
+  bits = cuda_emu::warp_exchange(mask, bits, (src / width == lane / width) ? src : -1);
+  std::memcpy(&var, &bits, sizeof(T));
+  return var;
+}
+template <class T>
+T __shfl_sync(unsigned mask, T var, int src_lane, int width = 32) {
+  uint64_t bits = 0;
+  std::memcpy(&bits, &var, sizeof(T));
+  const int lane = cuda_emu::lane_id();
+  bits = cuda_emu::warp_exchange(mask, bits, (lane / width) * width + src_lane % width);
+  std::memcpy(&var, &bits, sizeof(T));
+  return var;
+}
+
+// Atomics: fibers never switch inside one of these, so a plain read-modify-write is atomic.
+template <class T>
+T atomicAdd(T* address, T value) {
+  const T old = *address;
+  *address = old + value;
+  return old;
+}
+template <class T>
+T atomicExch(T* address, T value) {
+  const T old = *address;
+  *address = value;
+  return old;
+}
+template <class T>
+T atomicMax(T* address, T value) {
+  const T old = *address;
+  if (value > old) *address = value;
+  return old;
+}
+
+// IEEE single operations with round-to-nearest and no contraction into FMA (the emulated
+// build compiles with -ffp-contract=off, so plain operators are never fused either).
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __fsqrt_rn(float a) { return sqrtf(a); }
+inline float __int_as_float(int i) {
+  float f;
+  std::memcpy(&f, &i, 4);
+  return f;
+}
+inline int __float_as_int(float f) {
+  int i;
+  std::memcpy(&i, &f, 4);
+  return i;
+}
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+
+// ---- runtime API ------------------------------------------------------------------------------
+const char* cudaGetErrorName(cudaError_t e);
+const char* cudaGetErrorString(cudaError_t e);
+cudaError_t cudaGetLastError();
+cudaError_t cudaPeekAtLastError();
+cudaError_t cudaGetDeviceCount(int* count);
+cudaError_t cudaSetDevice(int device);
+cudaError_t cudaGetDevice(int* device);
+cudaError_t cudaDriverGetVersion(int* version);
+cudaError_t cudaRuntimeGetVersion(int* version);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device);
+cudaError_t cudaDeviceSynchronize();
+cudaError_t cudaFuncGetAttributes_emu(cudaFuncAttributes* attributes, const void* func);
+template <class F>
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attributes, F* func) {
+  return cudaFuncGetAttributes_emu(attributes, reinterpret_cast<const void*>(func));
+}
+
+cudaError_t cudaMalloc(void** p, size_t bytes);
+template <class T>
+cudaError_t cudaMalloc(T** p, size_t bytes) {
+  return cudaMalloc(reinterpret_cast<void**>(p), bytes);
+}
+cudaError_t cudaFree(void* p);
+cudaError_t cudaMallocHost(void** p, size_t bytes);
+cudaError_t cudaFreeHost(void* p);
+cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* attributes, const void* p);
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t stream = nullptr);
+cudaError_t cudaMemset(void* p, int value, size_t bytes);
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t stream = nullptr);
+
+cudaError_t cudaStreamCreate(cudaStream_t* stream);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags);
+cudaError_t cudaStreamDestroy(cudaStream_t stream);
+cudaError_t cudaStreamSynchronize(cudaStream_t stream);
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned flags = 0);
+
+cudaError_t cudaEventCreate(cudaEvent_t* event);
+cudaError_t cudaEventDestroy(cudaEvent_t event);
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = nullptr);
+cudaError_t cudaEventSynchronize(cudaEvent_t event);
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph,
+                                 unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+
+namespace cuda_emu {
+// Queues a host-side operation (a cuBLAS call) on `stream` like a kernel; returns the
+// error a real enqueue would (e.g. the stream is in an invalidated capture).
+cudaError_t enqueue_host_op(cudaStream_t stream, std::function<void()> op);
+// True for memory from cudaMalloc (device memory), anywhere inside an allocation.
+bool is_device_pointer(const void* p);
+}  // namespace cuda_emu

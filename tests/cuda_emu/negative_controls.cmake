@@ -1,0 +1,78 @@
+# negative_controls.cmake: planted bugs in copies of real kernels, each of which an emulated
+# test must catch (included from CMakeLists.txt when MNISTGAN_CUDA_EMU and MNISTGAN_TESTS).
+#
+# Each control copies one source file into the build folder with one exact text replaced
+# (configure fails if the text is gone, so a control cannot go stale silently), builds a test
+# binary in which that copy replaces the real object, and registers a ctest
+# `emu_negative.<name>` that passes only if the named tests report a gtest FAILURE.
+#
+# mnistgan_negative_control(name file text-to-find replacement tests-that-must-fail [ASAN])
+# ASAN: the control is built against the ASan+UBSan emulation and passes only on an
+# AddressSanitizer report (for bugs that read out of bounds without changing a result).
+function(mnistgan_negative_control name file from to filter)
+  set(asan_flags "")
+  set(core mnistgan_core_emu)
+  set(expect "\\[  FAILED  \\]")
+  if("ASAN" IN_LIST ARGN)
+    if(NOT TARGET mnistgan_core_emu_asan)
+      return()
+    endif()
+    set(asan_flags -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+    set(core mnistgan_core_emu_asan)
+    set(expect "ERROR: AddressSanitizer")
+  endif()
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${file})
+  file(READ ${CMAKE_CURRENT_SOURCE_DIR}/${file} text)
+  string(FIND "${text}" "${from}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "negative control ${name}: the text to mutate is no longer in ${file}; "
+                        "update tests/cuda_emu/negative_controls.cmake")
+  endif()
+  string(REPLACE "${from}" "${to}" mutated "${text}")
+  get_filename_component(base ${file} NAME)
+  set(dir ${CMAKE_CURRENT_BINARY_DIR}/negative_controls/${name})
+  file(CONFIGURE OUTPUT ${dir}/${base} CONTENT "${mutated}" @ONLY)
+  file(CONFIGURE OUTPUT ${dir}/${base}.cpp CONTENT "#include \"${dir}/${base}\"\n")
+  # The mutated object is linked directly, so the linker never pulls the real one out of
+  # the mnistgan_cuda_emu archive (every symbol it would supply is already defined).
+  add_executable(emu_negative_${name} ${dir}/${base}.cpp
+                 $<TARGET_OBJECTS:mnistgan_emu_kernel_test_objs>)
+  target_compile_options(emu_negative_${name} PRIVATE -ffp-contract=off -Wno-unknown-pragmas
+                         -Wno-sign-compare ${asan_flags})
+  target_compile_definitions(emu_negative_${name} PRIVATE __CUDA_ARCH__=900)
+  target_include_directories(emu_negative_${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/kernels
+                             ${CMAKE_CURRENT_SOURCE_DIR}/tests ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda_emu)
+  target_link_libraries(emu_negative_${name} PRIVATE ${core} GTest::gtest GTest::gtest_main)
+  add_test(NAME emu_negative.${name}
+           COMMAND emu_negative_${name} --gtest_filter=${filter})
+  set_tests_properties(emu_negative.${name} PROPERTIES
+                       PASS_REGULAR_EXPRESSION "${expect}" TIMEOUT 900)
+endfunction()
+
+mnistgan_negative_control(mbd_no_syncthreads kernels/mbd.cu
+  "load_tile<kMaxC, kTJ>(Mg, K, C, j0, tj, blockIdx.x * kLanesK, S);\n    __syncthreads();"
+  "load_tile<kMaxC, kTJ>(Mg, K, C, j0, tj, blockIdx.x * kLanesK, S);"
+  CudaMbd.ForwardAndBackwardMatchCpu)
+mnistgan_negative_control(gemm_tile_no_syncthreads kernels/linear.cu
+  "    __syncthreads();  // everyone is done reading this tile\n" ""
+  CudaLinear.FusedV2MatchesCublasV1)
+mnistgan_negative_control(split_cols_off_by_one kernels/elementwise.cu
+  "if (c < a) {" "if (c <= a) {"
+  CudaOps.ConcatAndSplitColumnsMatchCpu)
+mnistgan_negative_control(cublas_wrong_lda kernels/linear.cu
+  "in, rows, out, &one, W, in, dZ," "in, rows, out, &one, W, out, dZ,"
+  CudaLinear.BackwardMatchesCpu)
+mnistgan_negative_control(column_sum_drops_a_partial kernels/linear.cu
+  "for (int y = 1; y < kColSumSlices; ++y)" "for (int y = 1; y < kColSumSlices - 1; ++y)"
+  CudaLinear.BackwardMatchesCpu)
+mnistgan_negative_control(warp_sum_drops_a_partial kernels/elementwise.cu
+  "for (int offset = 16; offset > 0; offset /= 2)" "for (int offset = 16; offset > 1; offset /= 2)"
+  CudaOps.IncrementAndCountNonfiniteMatchCpu)
+mnistgan_negative_control(tf32_kernel_body_compiled_out kernels/linear.cu
+  "__CUDA_ARCH__ >= 800" "__CUDA_ARCH__ >= 1000"
+  EmuCuda.Tf32WmmaKernelBodyRuns)
+# Reads one row past X and W in the v2 tile loader (float4 and scalar); that row is never stored,
+# so every result is still right: only ASan sees it.
+mnistgan_negative_control(gemm_tile_load_reads_past_the_end kernels/linear.cu
+  "v[p] = (r0 + r < R && k0 + k < K)" "v[p] = (r0 + r <= R && k0 + k < K)"
+  CudaLinear.FusedV2MatchesCublasV1 ASAN)
