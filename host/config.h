@@ -39,7 +39,10 @@ struct TrainConfig {
   float beta1 = 0.5f;       // --b1
   float beta2 = 0.999f;     // --b2
   float adam_eps = 1e-8f;   // Adam epsilon (fixed)
-  float real_label = 1.0f;  // --real-label: target for real images (0.9: one-sided smoothing)
+  // --real-label: BCE target for real images. 0.9 (one-sided label smoothing, Salimans et al.
+  // 2016) by default: over 3 seeds of the default 20-epoch run it lowered the final Frechet
+  // distance from 38.9 +- 2.6 (1.0) to 29.9 +- 2.8, every seed better (README).
+  float real_label = 0.9f;
   int d_steps = 1;          // --d-steps: D updates per G update
   uint64_t seed = 1;        // --seed
   // --nan-policy: what a non-finite loss or gradient does. "stop": training stops with

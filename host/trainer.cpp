@@ -440,7 +440,7 @@ class Run {
           progress_->finish();
           std::fprintf(stderr,
                        "mnistgan: training diverged %s: %s; the last good checkpoint is kept "
-                       "in %s (try a lower --lr or --real-label 0.9%s)\n",
+                       "in %s (try a lower --lr%s)\n",
                        steps_text.c_str(),
                        all_skipped ? "every update of a network had a NaN/Inf loss or gradient "
                                      "and was skipped (--nan-policy skip-step)"
