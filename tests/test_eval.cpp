@@ -777,14 +777,9 @@ std::vector<std::string> split_commas(const std::string& line) {
   return cells;
 }
 
-TEST(EvalInTraining, EvalColumnsEveryNStepsAndAtTheEndThenTheCliEvaluatesTheCheckpoint) {
-  TrainedClassifier& t = trained();
-  const fs::path dir = fresh_dir("train_eval");
-  const std::string classifier_path = (dir / "classifier.bin").string();
-  ClassifierInfo info;
-  info.test_accuracy = t.accuracy;
-  info = save_classifier(classifier_path, *t.classifier, info);
-
+// A 20-step run of a small GAN into dir/run, evaluated with 200 samples by classifier_path.
+TrainConfig small_eval_run(TrainedClassifier& t, const fs::path& dir,
+                           const std::string& classifier_path) {
   TrainConfig config;
   config.data_dir = data_dir_with_test_split(t).string();
   config.out_dir = (dir / "run").string();
@@ -795,9 +790,21 @@ TEST(EvalInTraining, EvalColumnsEveryNStepsAndAtTheEndThenTheCliEvaluatesTheChec
   config.mbd_kernels = 8;
   config.steps = 20;
   config.log_every = 10;
-  config.eval_every = 15;
   config.eval_samples = 200;
   config.classifier = classifier_path;
+  return config;
+}
+
+TEST(EvalInTraining, EvalColumnsEveryNStepsAndAtTheEndThenTheCliEvaluatesTheCheckpoint) {
+  TrainedClassifier& t = trained();
+  const fs::path dir = fresh_dir("train_eval");
+  const std::string classifier_path = (dir / "classifier.bin").string();
+  ClassifierInfo info;
+  info.test_accuracy = t.accuracy;
+  info = save_classifier(classifier_path, *t.classifier, info);
+
+  TrainConfig config = small_eval_run(t, dir, classifier_path);
+  config.eval_every = 15;
 
   // Without the classifier the run stops before its first step, naming the command.
   TrainConfig missing = config;
@@ -893,19 +900,8 @@ TEST(EvalInTraining, FinalEvaluationOfTheEmaGeneratorAndTheRawOneOnRequest) {
   info.test_accuracy = t.accuracy;
   save_classifier(classifier_path, *t.classifier, info);
 
-  TrainConfig config;
-  config.data_dir = data_dir_with_test_split(t).string();
-  config.out_dir = (dir / "run").string();
-  config.device = "cpu";
-  config.batch_size = 32;
-  config.hidden_g = {64, 128};
-  config.hidden_d = {128, 64};
-  config.mbd_kernels = 8;
-  config.steps = 20;
-  config.log_every = 10;
-  config.eval_samples = 200;
+  TrainConfig config = small_eval_run(t, dir, classifier_path);
   config.ema_decay = 0.9f;
-  config.classifier = classifier_path;
   ::testing::internal::CaptureStderr();
   ASSERT_EQ(run_training(config), 0);
   const std::string log = ::testing::internal::GetCapturedStderr();
@@ -928,7 +924,8 @@ TEST(EvalInTraining, FinalEvaluationOfTheEmaGeneratorAndTheRawOneOnRequest) {
     EXPECT_EQ(r.code, 0) << r.output;
     return nlohmann::json::parse(read_file(json, 1 << 20));
   };
-  const nlohmann::json ema = eval_json("", "ema.json"), raw = eval_json(" --raw-generator", "raw.json");
+  const nlohmann::json ema = eval_json("", "ema.json"),
+                       raw = eval_json(" --raw-generator", "raw.json");
   EXPECT_EQ(ema.at("generator").get<std::string>(), "EMA generator");
   EXPECT_EQ(raw.at("generator").get<std::string>(), "raw generator");
   const double ema_fd = ema.at("model").at("frechet_distance").get<double>();
