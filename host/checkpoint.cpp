@@ -198,7 +198,7 @@ uint64_t header_uint(const nlohmann::json& object, const std::string& key, uint6
 namespace {
 const char* kNetNames[2] = {"G", "D"};
 const char* const kEmaSuffix = "@ema";  // G's EMA weights: "<name>@ema"
-}
+}  // namespace
 
 void store_model(Backend& backend, Gan& gan, Checkpoint& ck) {
   Network* nets[2] = {&gan.generator(), &gan.discriminator()};

@@ -67,7 +67,8 @@ void add_train_flags(CLI::App& cmd, TrainConfig& c) {
       ->delimiter(',')
       ->capture_default_str();
   add_mbd_flags(cmd, c.mbd_kernels, c.mbd_dims);
-  cmd.add_option("--real-label", c.real_label, "target for real images (0.9: one-sided smoothing; 1: none)")
+  cmd.add_option("--real-label", c.real_label,
+                 "target for real images (0.9: one-sided smoothing; 1: none)")
       ->capture_default_str();
   cmd.add_option("--d-steps", c.d_steps, "D updates per G update")->capture_default_str();
   cmd.add_option("--seed", c.seed, "seed of every random draw")->capture_default_str();

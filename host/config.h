@@ -33,18 +33,18 @@ struct TrainConfig {
   float leaky_slope = 0.2f;                   // LeakyReLU negative slope (fixed)
 
   // ---- optimisation ----
-  float lr = 2e-4f;         // --lr: both networks unless --lr-d / --lr-g
-  float lr_d = -1.0f;       // --lr-d (negative: use --lr)
-  float lr_g = -1.0f;       // --lr-g (negative: use --lr)
-  float beta1 = 0.5f;       // --b1
-  float beta2 = 0.999f;     // --b2
-  float adam_eps = 1e-8f;   // Adam epsilon (fixed)
+  float lr = 2e-4f;        // --lr: both networks unless --lr-d / --lr-g
+  float lr_d = -1.0f;      // --lr-d (negative: use --lr)
+  float lr_g = -1.0f;      // --lr-g (negative: use --lr)
+  float beta1 = 0.5f;      // --b1
+  float beta2 = 0.999f;    // --b2
+  float adam_eps = 1e-8f;  // Adam epsilon (fixed)
   // --real-label: BCE target for real images. 0.9 (one-sided label smoothing, Salimans et al.
   // 2016) by default: over 3 seeds of the default 20-epoch run it lowered the final Frechet
   // distance from 38.9 +- 2.6 (1.0) to 29.9 +- 2.8, every seed better (README).
   float real_label = 0.9f;
-  int d_steps = 1;          // --d-steps: D updates per G update
-  uint64_t seed = 1;        // --seed
+  int d_steps = 1;    // --d-steps: D updates per G update
+  uint64_t seed = 1;  // --seed
   // --nan-policy: what a non-finite loss or gradient does. "stop": training stops with
   // exit code 3 at the next log row, keeping the last good checkpoint. "skip-step": an
   // update whose loss, logit gradient or parameter gradients hold a NaN/Inf is skipped on

@@ -14,11 +14,11 @@
 #include <string>     // std::string, std::to_string
 
 #include "adam.cuh"          // adam_step
-#include "ema.cuh"           // ema_update
 #include "backend.h"         // Backend, BackendOptions
 #include "bce.cuh"           // bce_with_logits
 #include "cuda_check.cuh"    // CUDA_CHECK, CUBLAS_CHECK
 #include "elementwise.cuh"   // activation_backward, concat/split_cols, increment, count_nonfinite
+#include "ema.cuh"           // ema_update
 #include "gather.cuh"        // gather_batch
 #include "linear.cuh"        // linear_forward, linear_backward, LinearContext
 #include "mbd.cuh"           // mbd_forward, mbd_backward

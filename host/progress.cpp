@@ -103,20 +103,20 @@ RgbImage plot_training_curves(const std::vector<MetricsRow>& rows, double freche
       frechet.x.push_back(x), frechet.y.push_back(r.eval[fd_index]);
   }
   std::vector<RgbImage> panels;
-  panels.push_back(plot_lines({d_loss, g_loss}, {"LOSSES (DASHED: EQUILIBRIUM 2 LN 2, LN 2)", "STEP",
-                                                  "BCE"},
+  panels.push_back(plot_lines({d_loss, g_loss},
+                              {"LOSSES (DASHED: EQUILIBRIUM 2 LN 2, LN 2)", "STEP", "BCE"},
                               {2.0 * std::log(2.0), std::log(2.0)}));
   panels.push_back(
       plot_lines({d_x, d_g_z}, {"D OUTPUTS (DASHED: IDEAL 0.5)", "STEP", "MEAN D"}, {0.5}));
   if (!frechet.x.empty()) {
     std::vector<double> reference;
     if (std::isfinite(frechet_floor)) reference.push_back(frechet_floor);
-    panels.push_back(plot_lines({frechet},
-                                {std::isfinite(frechet_floor)
-                                     ? "SAMPLE QUALITY (DASHED: REAL-DATA FLOOR)"
-                                     : "SAMPLE QUALITY",
-                                 "STEP", "FD"},
-                                reference));
+    panels.push_back(
+        plot_lines({frechet},
+                   {std::isfinite(frechet_floor) ? "SAMPLE QUALITY (DASHED: REAL-DATA FLOOR)"
+                                                 : "SAMPLE QUALITY",
+                    "STEP", "FD"},
+                   reference));
   }
   return stack_vertically(panels);
 }

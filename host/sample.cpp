@@ -72,10 +72,9 @@ void run_sample(const SampleOptions& options) {
              {"seed", std::to_string(options.seed)},
              {"generator", generator_label(gan)},
              {"checkpoint", options.checkpoint}});
-  std::fprintf(stderr, "mnistgan: wrote %d samples (step %lld, seed %llu, %s) to %s\n",
-               options.n, static_cast<long long>(stored.step),
-               static_cast<unsigned long long>(options.seed), generator_label(gan),
-               options.out.c_str());
+  std::fprintf(stderr, "mnistgan: wrote %d samples (step %lld, seed %llu, %s) to %s\n", options.n,
+               static_cast<long long>(stored.step), static_cast<unsigned long long>(options.seed),
+               generator_label(gan), options.out.c_str());
 }
 
 }  // namespace mnistgan

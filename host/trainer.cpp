@@ -374,8 +374,7 @@ class Run {
     const int64_t start = state_->steps_done();
     std::fprintf(stderr,
                  "mnistgan: training on %s | %d images %dx%d | batch %d | %" PRId64
-                 " steps (%.2f epochs of %" PRId64 " batches) | mbd %d | %s | seed %" PRIu64
-                 "%s\n",
+                 " steps (%.2f epochs of %" PRId64 " batches) | mbd %d | %s | seed %" PRIu64 "%s\n",
                  backend_->name().c_str(), static_cast<int>(train.images.count), train.images.rows,
                  train.images.cols, config_.batch_size, total,
                  static_cast<double>(total) * config_.d_steps / state_->batches_per_epoch(),
@@ -588,7 +587,8 @@ class Run {
       evaluate(step);
     }
     if (!last_eval_) return;
-    std::fprintf(stderr, "mnistgan: the final %s at step %" PRId64 " against the real-data floor (%s):\n%s",
+    std::fprintf(stderr,
+                 "mnistgan: the final %s at step %" PRId64 " against the real-data floor (%s):\n%s",
                  generator_label(state_->gan()), step,
                  (fs::path(config_.out_dir) / "eval.json").string().c_str(),
                  format_eval_table(*last_eval_, evaluator_->floor()).c_str());
@@ -667,7 +667,7 @@ class Run {
   std::unique_ptr<MetricsLog> metrics_;
   std::unique_ptr<ProgressLine> progress_;
   std::unique_ptr<Evaluator> evaluator_;  // --eval-every > 0, or the final evaluation
-  std::optional<EvalMetrics> last_eval_;   // the latest evaluation's figures
+  std::optional<EvalMetrics> last_eval_;  // the latest evaluation's figures
   GifWriter gif_{50};
 };
 

@@ -326,12 +326,10 @@ void launch_v2_simt(bool vec, const float* X, const float* W, const float* b, fl
                     cudaStream_t stream) {
   constexpr int kThreads = (BM / TM) * (BN / TN);
   const dim3 grid((out + BN - 1) / BN, (rows + BM - 1) / BM);
-  if (vec)
-    MNISTGAN_LAUNCH(grid, kThreads, 0, stream, linear_v2_kernel<BM, BN, BK, TM, TN, true>)
-    (X, W, b, Y, rows, out, in, act, slope, vec_store);
-  else
-    MNISTGAN_LAUNCH(grid, kThreads, 0, stream, linear_v2_kernel<BM, BN, BK, TM, TN, false>)
-    (X, W, b, Y, rows, out, in, act, slope, vec_store);
+  if (vec) MNISTGAN_LAUNCH(grid, kThreads, 0, stream, linear_v2_kernel<BM, BN, BK, TM, TN, true>)
+  (X, W, b, Y, rows, out, in, act, slope, vec_store);
+  else MNISTGAN_LAUNCH(grid, kThreads, 0, stream, linear_v2_kernel<BM, BN, BK, TM, TN, false>)(
+      X, W, b, Y, rows, out, in, act, slope, vec_store);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -342,12 +340,10 @@ void linear_forward_v2(const LinearContext& ctx, const float* X, const float* W,
   const bool vec = in % 4 == 0 && aligned16(X) && aligned16(W);
   if (ctx.tf32) {
     const dim3 grid((out + kTf32Tile - 1) / kTf32Tile, (rows + kTf32Tile - 1) / kTf32Tile);
-    if (vec)
-      MNISTGAN_LAUNCH(grid, kTf32Threads, 0, stream, linear_tf32_kernel<true>)
-      (X, W, b, Y, rows, out, in, act, slope);
-    else
-      MNISTGAN_LAUNCH(grid, kTf32Threads, 0, stream, linear_tf32_kernel<false>)
-      (X, W, b, Y, rows, out, in, act, slope);
+    if (vec) MNISTGAN_LAUNCH(grid, kTf32Threads, 0, stream, linear_tf32_kernel<true>)
+    (X, W, b, Y, rows, out, in, act, slope);
+    else MNISTGAN_LAUNCH(grid, kTf32Threads, 0, stream, linear_tf32_kernel<false>)(
+        X, W, b, Y, rows, out, in, act, slope);
     CUDA_CHECK_LAUNCH();
     return;
   }

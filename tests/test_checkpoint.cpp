@@ -129,8 +129,8 @@ TEST(Checkpoint, EmaRoundTripsAndVersion1StillLoads) {
   const std::string bytes = serialize_checkpoint(ck);
   EXPECT_TRUE(restore_model(*backend, b, parse_checkpoint(bytes, "mem"), "mem"));
   ASSERT_TRUE(b.has_ema());
-  EXPECT_EQ(0, std::memcmp(a.generator_ema(), b.generator_ema(),
-                           a.generator().size * sizeof(float)));
+  EXPECT_EQ(0,
+            std::memcmp(a.generator_ema(), b.generator_ema(), a.generator().size * sizeof(float)));
 
   // Version 1: the same layout without "@ema" tensors; the CRC covers the version field.
   Checkpoint old = ck;

@@ -60,7 +60,8 @@ TEST(Conventions, LegacyStreamCopiesAreWaitedFor) {
   const fs::path root = testpaths::source_dir();
   const std::regex legacy_call(R"(\bcuda(Memset|Memcpy)\s*\()");
   const std::regex to_host(R"(cudaMemcpyDeviceToHost)");
-  const std::regex wait(R"(wait_for_legacy_stream\(\)|cudaDeviceSynchronize|cudaStreamSynchronize\(cudaStreamLegacy)");
+  const std::regex wait(
+      R"(wait_for_legacy_stream\(\)|cudaDeviceSynchronize|cudaStreamSynchronize\(cudaStreamLegacy)");
   int checked_files = 0;
   for (const char* folder : {"host", "kernels"}) {
     for (const auto& entry : fs::directory_iterator(root / folder)) {
@@ -79,8 +80,8 @@ TEST(Conventions, LegacyStreamCopiesAreWaitedFor) {
         for (size_t j = i; j < lines.size() && j <= i + 3; ++j)
           waited = waited || std::regex_search(lines[j], wait);
         if (!waited)
-          ADD_FAILURE() << folder << "/" << entry.path().filename().string() << ":" << i + 1
-                        << ": " << lines[i]
+          ADD_FAILURE() << folder << "/" << entry.path().filename().string() << ":" << i + 1 << ": "
+                        << lines[i]
                         << "\n  a legacy-stream copy or memset with no wait for it: use the "
                            "*Async call on the stream that reads the memory, or wait";
       }

@@ -21,11 +21,11 @@
 #include "config.h"
 #include "image_io.h"
 #include "model.h"
+#include "plot.h"
+#include "progress.h"       // MetricsLog, plot_training_curves
 #include "run_test_util.h"  // fresh_dir, run_command
 #include "test_util.h"      // random_vector
 #include "toy.h"
-#include "plot.h"
-#include "progress.h"  // MetricsLog, plot_training_curves
 #include "toy_stats.h"
 
 namespace mnistgan {

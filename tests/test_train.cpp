@@ -133,7 +133,8 @@ TEST(TrainCpu, EmaGeneratorFollowsTheWarmedUpRecursionAndFeedsTheGrid) {
   const float* ema = state.gan().generator_ema();
   EXPECT_EQ(0, std::memcmp(expected.data(), ema, g.size * sizeof(float)));
   double moved = 0;
-  for (size_t i = 0; i < g.size; ++i) moved = std::max(moved, double(std::fabs(ema[i] - g.params[i])));
+  for (size_t i = 0; i < g.size; ++i)
+    moved = std::max(moved, double(std::fabs(ema[i] - g.params[i])));
   EXPECT_GT(moved, 1e-4) << "the average should lag the raw weights";
 
   const std::vector<float> from_ema = state.fixed_grid_images();
@@ -142,7 +143,8 @@ TEST(TrainCpu, EmaGeneratorFollowsTheWarmedUpRecursionAndFeedsTheGrid) {
   EXPECT_NE(from_ema, from_raw) << "the grid did not come from the EMA generator";
   std::vector<float> direct(from_raw.size());
   std::vector<float> grid_z(TrainingState::kGridImages * static_cast<size_t>(config.latent_dim));
-  backend->gaussian_noise(grid_z.data(), grid_z.size(), config.seed, kNoiseStreamFixedGrid, nullptr);
+  backend->gaussian_noise(grid_z.data(), grid_z.size(), config.seed, kNoiseStreamFixedGrid,
+                          nullptr);
   state.gan().generator_forward(grid_z.data(), direct.data(), TrainingState::kGridImages);
   EXPECT_EQ(from_raw, direct) << "--raw-generator grids are G's own";
 }
