@@ -20,14 +20,14 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "backend.h"
-#include "checkpoint.h"
-#include "config.h"
-#include "disk_space.h"  // model_parameter_count
+#include "core/backend.h"
+#include "io/checkpoint.h"
+#include "core/config.h"
+#include "train/disk_space.h"  // model_parameter_count
 #include "fuzz_common.h"
-#include "model.h"
-#include "sample.h"  // stored_model
-#include "trainer.h"
+#include "model/model.h"
+#include "model/sample.h"  // stored_model
+#include "train/trainer.h"
 
 namespace mnistgan {
 namespace {
@@ -36,7 +36,7 @@ constexpr char kSource[] = "fuzz.ckpt";
 // Largest model the sample path builds: 1M parameters (4 MB per buffer).
 constexpr uint64_t kMaxSampleParams = uint64_t{1} << 20;
 
-// Mirrors Run::go (host/trainer.cpp) on --resume: the stored config for the shape-flag
+// Mirrors Run::go (host/train/trainer.cpp) on --resume: the stored config for the shape-flag
 // check, the step for the disk-space estimate, then the restore.
 void resume_path(TrainingState& state, const Checkpoint& ck) {
   TrainConfig stored = state.config();
@@ -45,7 +45,7 @@ void resume_path(TrainingState& state, const Checkpoint& ck) {
   state.restore(ck, kSource);
 }
 
-// Mirrors run_sample (host/sample.cpp) up to the restore.
+// Mirrors run_sample (host/model/sample.cpp) up to the restore.
 void sample_path(Backend& backend, const Checkpoint& ck) {
   const StoredModel stored = stored_model(ck, kSource);  // sample's and eval's own checks
   const ModelShape shape = model_shape_of(stored.config, stored.rows * stored.cols);

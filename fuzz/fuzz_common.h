@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "config.h"
-#include "idx.h"
+#include "core/config.h"
+#include "io/idx.h"
 
 namespace mnistgan {
 

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "fuzz_common.h"
-#include "idx.h"
+#include "io/idx.h"
 
 namespace {
 

@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "atomic_file.h"
-#include "backend.h"
-#include "checkpoint.h"
+#include "io/atomic_file.h"
+#include "core/backend.h"
+#include "io/checkpoint.h"
 #include "fuzz_common.h"
-#include "trainer.h"
+#include "train/trainer.h"
 
 namespace mnistgan {
 namespace {

@@ -19,7 +19,7 @@
 #include <cstddef>  // size_t
 #include <cstdint>  // int64_t
 
-#include "backend.h"  // AdamHyper
+#include "core/backend.h"  // AdamHyper
 
 namespace mnistgan {
 

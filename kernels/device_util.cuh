@@ -8,7 +8,7 @@
 #include <algorithm>  // std::min
 #include <cstddef>    // size_t
 
-#include "backend.h"  // Activation
+#include "core/backend.h"  // Activation
 
 namespace mnistgan {
 

@@ -21,7 +21,7 @@
 #include <cstddef>  // size_t
 #include <cstdint>  // int64_t
 
-#include "backend.h"  // Activation
+#include "core/backend.h"  // Activation
 
 namespace mnistgan {
 

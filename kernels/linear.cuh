@@ -29,7 +29,7 @@
 #include <cublas_v2.h>     // cublasHandle_t
 #include <cuda_runtime.h>  // cudaStream_t
 
-#include "backend.h"  // Activation
+#include "core/backend.h"  // Activation
 
 namespace mnistgan {
 

@@ -7,7 +7,7 @@
 #include "cuda_check.cuh"   // CUDA_CHECK_LAUNCH
 #include "device_util.cuh"  // grid_blocks
 #include "noise.cuh"
-#include "philox.h"  // philox_gaussian4
+#include "core/philox.h"  // philox_gaussian4
 
 namespace mnistgan {
 namespace {

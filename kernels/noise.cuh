@@ -1,4 +1,4 @@
-// noise.cuh: N(0,1) noise from the shared Philox4x32-10 generator (host/philox.h).
+// noise.cuh: N(0,1) noise from the shared Philox4x32-10 generator (host/core/philox.h).
 //
 //   out (n); element i = value (i % 4) of philox_gaussian4(seed, stream, group = i / 4,
 //   *step), step == nullptr meaning 0. The same function the CPU backend calls, so both

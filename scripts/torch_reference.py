@@ -109,7 +109,7 @@ class ShuffledBatches:
 # ---------------------------------------------------------------------------------------------
 # Model
 #
-# Initialisation, as the C++ trainer (host/model.cpp says why): every Linear weight
+# Initialisation, as the C++ trainer (host/model/model.cpp says why): every Linear weight
 # kaiming_uniform_(a=0.2) (He-uniform for LeakyReLU(0.2)), every bias 0, and the
 # minibatch-discrimination tensor T ~ N(0, 1). Same distributions, not the same numbers (the
 # C++ side draws from its own Philox streams).

@@ -23,8 +23,8 @@
 #include <string>
 #include <vector>
 
-#include "checkpoint.h"  // Checkpoint
-#include "idx.h"         // write_idx_images, write_idx_labels
+#include "io/checkpoint.h"  // Checkpoint
+#include "io/idx.h"         // write_idx_images, write_idx_labels
 #include "test_paths.h"  // source_dir, mnistgan_binary
 
 namespace mnistgan {

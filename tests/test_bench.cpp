@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"
-#include "bench.h"
-#include "config.h"
+#include "core/backend.h"
+#include "bench/bench.h"
+#include "core/config.h"
 #include "run_test_util.h"  // fresh_dir, run_command
 
 namespace mnistgan {
@@ -250,7 +250,7 @@ TEST(BenchReport, JsonHasTheSchemaKeysAndDerivedFigures) {
 TEST(BenchEnvironment, CommitDateAndCpuAreFilledIn) {
   const auto [commit, source] = source_commit();
   EXPECT_FALSE(commit.empty());
-  EXPECT_TRUE(source == "git" || source == "configure" || source == "none") << source;
+  EXPECT_TRUE(source == "build" || source == "none") << source;
   if (source == "none") {
     EXPECT_EQ(commit, "unknown");
   }

@@ -8,9 +8,9 @@
 #include <cstring>
 #include <string>
 
-#include "checkpoint.h"
-#include "json_integer.h"
-#include "model.h"
+#include "io/checkpoint.h"
+#include "core/json_integer.h"
+#include "model/model.h"
 
 namespace mnistgan {
 namespace {

@@ -53,7 +53,7 @@ TEST(Conventions, EveryTestThatNeedsAGpuHasCudaInItsName) {
 // Our CUDA code runs on streams created cudaStreamNonBlocking, which are not ordered after the
 // legacy default stream that plain cudaMemcpy / cudaMemset use; and a pageable host-to-device
 // cudaMemcpy may return before its data reaches the device. A kernel launched right after such
-// a call read a half-copied buffer on an H200 (host/bench_cuda.cu, 2026-12-04). So a plain
+// a call read a half-copied buffer on an H200 (host/bench/bench_cuda.cu, 2026-12-04). So a plain
 // cudaMemcpy to the device or cudaMemset is followed, within three lines, by a wait for the
 // legacy stream (or a device-wide synchronise); stream-ordered *Async calls are the rule.
 TEST(Conventions, LegacyStreamCopiesAreWaitedFor) {
@@ -64,7 +64,7 @@ TEST(Conventions, LegacyStreamCopiesAreWaitedFor) {
       R"(wait_for_legacy_stream\(\)|cudaDeviceSynchronize|cudaStreamSynchronize\(cudaStreamLegacy)");
   int checked_files = 0;
   for (const char* folder : {"host", "kernels"}) {
-    for (const auto& entry : fs::directory_iterator(root / folder)) {
+    for (const auto& entry : fs::recursive_directory_iterator(root / folder)) {
       const std::string ext = entry.path().extension().string();
       if (ext != ".cu" && ext != ".cpp" && ext != ".cuh" && ext != ".h") continue;
       ++checked_files;
@@ -80,7 +80,7 @@ TEST(Conventions, LegacyStreamCopiesAreWaitedFor) {
         for (size_t j = i; j < lines.size() && j <= i + 3; ++j)
           waited = waited || std::regex_search(lines[j], wait);
         if (!waited)
-          ADD_FAILURE() << folder << "/" << entry.path().filename().string() << ":" << i + 1 << ": "
+          ADD_FAILURE() << fs::relative(entry.path(), root).string() << ":" << i + 1 << ": "
                         << lines[i]
                         << "\n  a legacy-stream copy or memset with no wait for it: use the "
                            "*Async call on the stream that reads the memory, or wait";

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"
+#include "core/backend.h"
 #include "test_util.h"
 
 namespace mnistgan {

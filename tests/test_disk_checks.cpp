@@ -14,11 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "atomic_file.h"  // IoError
-#include "checkpoint.h"
-#include "disk_space.h"
+#include "io/atomic_file.h"  // IoError
+#include "io/checkpoint.h"
+#include "train/disk_space.h"
 #include "run_test_util.h"
-#include "trainer.h"
+#include "train/trainer.h"
 
 namespace mnistgan {
 namespace {

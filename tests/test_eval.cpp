@@ -23,18 +23,18 @@
 #include <string>
 #include <vector>
 
-#include "atomic_file.h"
-#include "backend.h"
-#include "checkpoint.h"
-#include "classifier.h"
-#include "eval.h"
-#include "eval_metrics.h"
-#include "idx.h"
-#include "progress.h"
+#include "io/atomic_file.h"
+#include "core/backend.h"
+#include "io/checkpoint.h"
+#include "eval/classifier.h"
+#include "eval/eval.h"
+#include "eval/eval_metrics.h"
+#include "io/idx.h"
+#include "train/progress.h"
 #include "run_test_util.h"  // fresh_dir, run_command
-#include "sha256.h"
+#include "io/sha256.h"
 #include "test_util.h"
-#include "trainer.h"
+#include "train/trainer.h"
 
 namespace mnistgan {
 namespace {

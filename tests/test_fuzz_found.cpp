@@ -21,14 +21,14 @@
 #include <vector>
 
 #include "../fuzz/fuzz_common.h"  // fuzz_config, fix_checkpoint_crc
-#include "atomic_file.h"
-#include "backend.h"
-#include "checkpoint.h"
-#include "config.h"
-#include "eval.h"
-#include "idx.h"
-#include "model.h"
-#include "sample.h"
+#include "io/atomic_file.h"
+#include "core/backend.h"
+#include "io/checkpoint.h"
+#include "core/config.h"
+#include "eval/eval.h"
+#include "io/idx.h"
+#include "model/model.h"
+#include "model/sample.h"
 #include "test_paths.h"  // source_dir
 
 namespace mnistgan {

@@ -1,4 +1,4 @@
-// test_idx.cpp: the IDX loader (host/idx.h) on files the tests write themselves: round trips
+// test_idx.cpp: the IDX loader (host/io/idx.h) on files the tests write themselves: round trips
 // raw and gzip, every kind of bad file (each must throw DataError naming the file, never
 // crash or allocate what a lying header promises), load_mnist on a synthetic folder, and the
 // real MNIST train and test sets when scripts/fetch_mnist.sh has put them in data/mnist/.
@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "idx.h"
+#include "io/idx.h"
 #include "test_paths.h"  // source_dir
 
 namespace mnistgan {

@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "atomic_file.h"
-#include "image_io.h"
+#include "io/atomic_file.h"
+#include "io/image_io.h"
 
 namespace mnistgan {
 namespace {

@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"
-#include "checkpoint.h"
+#include "core/backend.h"
+#include "io/checkpoint.h"
 #include "run_test_util.h"
 
 namespace mnistgan {

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"
-#include "model.h"
+#include "core/backend.h"
+#include "model/model.h"
 #include "test_util.h"  // random_vector
 
 namespace mnistgan {

@@ -13,12 +13,12 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"
-#include "checkpoint.h"
-#include "progress.h"  // MetricsLog
+#include "core/backend.h"
+#include "io/checkpoint.h"
+#include "train/progress.h"  // MetricsLog
 #include "run_test_util.h"
 #include "test_util.h"
-#include "trainer.h"
+#include "train/trainer.h"
 
 namespace mnistgan {
 namespace {

@@ -13,8 +13,8 @@
 #include <random>
 #include <vector>
 
-#include "backend.h"
-#include "philox.h"
+#include "core/backend.h"
+#include "core/philox.h"
 #include "test_util.h"  // random_vector
 
 namespace mnistgan {

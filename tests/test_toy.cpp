@@ -17,16 +17,16 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"
-#include "config.h"
-#include "image_io.h"
-#include "model.h"
-#include "plot.h"
-#include "progress.h"       // MetricsLog, plot_training_curves
+#include "core/backend.h"
+#include "core/config.h"
+#include "io/image_io.h"
+#include "model/model.h"
+#include "plot/plot.h"
+#include "train/progress.h"       // MetricsLog, plot_training_curves
 #include "run_test_util.h"  // fresh_dir, run_command
 #include "test_util.h"      // random_vector
-#include "toy.h"
-#include "toy_stats.h"
+#include "toy/toy.h"
+#include "toy/toy_stats.h"
 
 namespace mnistgan {
 namespace {

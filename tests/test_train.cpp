@@ -17,10 +17,10 @@
 #include <sstream>
 #include <string>
 
-#include "checkpoint.h"
-#include "idx.h"
+#include "io/checkpoint.h"
+#include "io/idx.h"
 #include "run_test_util.h"  // fresh_dir, run_command
-#include "trainer.h"
+#include "train/trainer.h"
 
 namespace mnistgan {
 namespace {

@@ -27,7 +27,7 @@
 #include <type_traits>  // std::is_same_v
 #include <vector>
 
-#include "backend.h"
+#include "core/backend.h"
 
 namespace mnistgan {
 namespace test {

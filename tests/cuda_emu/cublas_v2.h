@@ -1,5 +1,5 @@
 // cublas_v2.h (emulation): the cuBLAS subset that kernels/linear.cu and
-// host/cuda_backend.cu use, with cuBLAS's documented column-major semantics:
+// host/backends/cuda_backend.cu use, with cuBLAS's documented column-major semantics:
 //   C (m x n, ldc) = alpha op(A) op(B) + beta C, op(A) m x k, op(B) k x n,
 //   A stored lda x (transa == N ? k : m), lda >= (transa == N ? m : k), likewise B;
 //   beta == 0 means C is not read (NaN in C does not propagate).

@@ -1,5 +1,5 @@
 // cuda_runtime.h (emulation): the subset of the CUDA runtime and device built-ins that
-// kernels/ and host/cuda_backend.cu use, for compiling them as ordinary C++ on a CPU.
+// kernels/ and host/backends/cuda_backend.cu use, for compiling them as ordinary C++ on a CPU.
 //
 // Not NVIDIA's header: this directory is on the include path only of the emulated build
 // (-DMNISTGAN_CUDA_EMU=ON), which also defines MNISTGAN_CUDA_EMU and __CUDA_ARCH__ = 900.

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"       // make_cuda_backend, BackendOptions
+#include "core/backend.h"       // make_cuda_backend, BackendOptions
 #include "cublas_v2.h"     // the emulated cuBLAS
 #include "cuda_check.cuh"  // CUDA_CHECK, MNISTGAN_LAUNCH
 #include "cuda_runtime.h"  // the emulated runtime
@@ -223,7 +223,7 @@ __global__ void copy_kernel(const float* in, float* out) { out[threadIdx.x] = in
 // cudaMemcpy runs on the legacy default stream, which a cudaStreamNonBlocking stream does not
 // wait for (and a pageable host-to-device copy may return before its data lands): a kernel
 // on such a stream that reads the copy's destination needs the legacy stream synchronised
-// first. The bug host/bench_cuda.cu had on the H200; here the kernel sees the old bytes.
+// first. The bug host/bench/bench_cuda.cu had on the H200; here the kernel sees the old bytes.
 TEST(EmuCuda, LegacyStreamCopyIsNotOrderedWithNonBlockingStreams) {
   cudaStream_t s = nullptr;
   CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));

@@ -1,5 +1,5 @@
 // test_emu_training.cpp: the whole program on the CUDA emulation. mnistgan_emu (the real
-// host/cuda_backend.cu and kernels/ on tests/cuda_emu) trains 100 steps with --device cuda,
+// host/backends/cuda_backend.cu and kernels/ on tests/cuda_emu) trains 100 steps with --device cuda,
 // with the CUDA graph on and off, and must match the CPU backend's run; the same run twice
 // must be bitwise identical. (The kill-and-resume test runs on it too:
 // KillResume.CudaSigkillAtThreePointsThenResumeIsBitwiseIdentical in the emulated binary.)
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "checkpoint.h"  // load_checkpoint
+#include "io/checkpoint.h"  // load_checkpoint
 #include "run_test_util.h"
 
 namespace mnistgan {

@@ -1,0 +1,259 @@
+// cpu_backend.cpp: the reference implementation of every op in backend.h, on host memory.
+//
+// Plain loops in the order the math is written (plus the pair symmetry of minibatch
+// discrimination), GEMMs through gemm_cpu(). The CUDA backend's tests compare against
+// this file, and the finite-difference tests check this file's backward passes.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "core/backend.h"
+#include "backends/cpu_mbd.h"
+#include "backends/gemm_cpu.h"
+#include "core/philox.h"
+
+namespace mnistgan {
+namespace {
+
+// 64-byte aligned, zeroed allocations (cache lines; lets the compiler vectorise freely).
+void* alloc_zeroed(size_t bytes) {
+  const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded);
+  if (p == nullptr) throw std::bad_alloc();
+  std::memset(p, 0, rounded);
+  return p;
+}
+
+inline float leaky(float z, float slope) { return z > 0.0f ? z : slope * z; }
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+
+  float* alloc_f32(size_t n) override { return static_cast<float*>(alloc_zeroed(n * 4)); }
+  int64_t* alloc_i64(size_t n) override { return static_cast<int64_t*>(alloc_zeroed(n * 8)); }
+  int32_t* alloc_i32(size_t n) override { return static_cast<int32_t*>(alloc_zeroed(n * 4)); }
+  uint8_t* alloc_u8(size_t n) override { return static_cast<uint8_t*>(alloc_zeroed(n)); }
+  void free(void* p) override { std::free(p); }
+  void to_backend(void* dst, const void* src, size_t bytes) override {
+    std::memcpy(dst, src, bytes);
+  }
+  void to_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void copy(void* dst, const void* src, size_t bytes) override { std::memmove(dst, src, bytes); }
+  void fill_zero(void* p, size_t bytes) override { std::memset(p, 0, bytes); }
+  void synchronize() override {}
+
+  // X (rows, in), W (out, in), b (out), Y (rows, out).
+  void linear_forward(const float* X, const float* W, const float* b, float* Y, int rows, int in,
+                      int out, Activation act, float slope) override {
+    gemm_cpu(false, true, rows, out, in, 1.0f, X, in, W, in, 0.0f, Y, out);
+    for (int r = 0; r < rows; ++r) {
+      float* y = Y + static_cast<size_t>(r) * out;
+      if (b != nullptr)
+        for (int o = 0; o < out; ++o) y[o] += b[o];
+      switch (act) {
+        case Activation::kNone:
+          break;
+        case Activation::kLeakyRelu:
+          for (int o = 0; o < out; ++o) y[o] = leaky(y[o], slope);
+          break;
+        case Activation::kTanh:
+          for (int o = 0; o < out; ++o) y[o] = std::tanh(y[o]);
+          break;
+      }
+    }
+  }
+
+  // The LeakyReLU derivative is read from the sign of the saved output: y > 0 iff z > 0
+  // for a positive slope, so the pre-activation need not be kept.
+  void activation_backward(const float* Y, const float* dY, float* dZ, size_t n, Activation act,
+                           float slope) override {
+    switch (act) {
+      case Activation::kNone:
+        if (dZ != dY) std::memmove(dZ, dY, n * sizeof(float));
+        break;
+      case Activation::kLeakyRelu:
+        for (size_t i = 0; i < n; ++i) dZ[i] = Y[i] > 0.0f ? dY[i] : slope * dY[i];
+        break;
+      case Activation::kTanh:
+        for (size_t i = 0; i < n; ++i) dZ[i] = dY[i] * (1.0f - Y[i] * Y[i]);
+        break;
+    }
+  }
+
+  // dZ (rows, out): dW (out, in) = dZ^T X; db (out) = sum over rows; dX (rows, in) = dZ W.
+  void linear_backward(const float* X, const float* W, const float* dZ, float* dX, float* dW,
+                       float* db, int rows, int in, int out, bool accumulate) override {
+    const float beta = accumulate ? 1.0f : 0.0f;
+    if (dW != nullptr) gemm_cpu(true, false, out, in, rows, 1.0f, dZ, out, X, in, beta, dW, in);
+    if (db != nullptr) {
+      if (!accumulate) std::fill(db, db + out, 0.0f);
+      for (int r = 0; r < rows; ++r) {
+        const float* dz = dZ + static_cast<size_t>(r) * out;
+        for (int o = 0; o < out; ++o) db[o] += dz[o];
+      }
+    }
+    if (dX != nullptr) gemm_cpu(false, false, rows, in, out, 1.0f, dZ, out, W, in, beta, dX, in);
+  }
+
+  void concat_cols(const float* A, const float* B, float* out, int rows, int a, int b) override {
+    for (int r = 0; r < rows; ++r) {
+      std::memcpy(out + static_cast<size_t>(r) * (a + b), A + static_cast<size_t>(r) * a,
+                  a * sizeof(float));
+      std::memcpy(out + static_cast<size_t>(r) * (a + b) + a, B + static_cast<size_t>(r) * b,
+                  b * sizeof(float));
+    }
+  }
+  void split_cols(const float* in, float* A, float* B, int rows, int a, int b) override {
+    for (int r = 0; r < rows; ++r) {
+      if (A != nullptr)
+        std::memcpy(A + static_cast<size_t>(r) * a, in + static_cast<size_t>(r) * (a + b),
+                    a * sizeof(float));
+      if (B != nullptr)
+        std::memcpy(B + static_cast<size_t>(r) * b, in + static_cast<size_t>(r) * (a + b) + a,
+                    b * sizeof(float));
+    }
+  }
+
+  // Shapes and math in backend.h; the loops are in cpu_mbd.cpp.
+  void mbd_forward(const float* M, float* O, int groups, int B, int K, int C) override {
+    mbd_forward_cpu(M, O, groups, B, K, C);
+  }
+  void mbd_backward(const float* M, const float* dO, float* dM, int groups, int B, int K,
+                    int C) override {
+    mbd_backward_cpu(M, dO, dM, groups, B, K, C);
+  }
+
+  // loss_i = max(x,0) - x t + log1p(exp(-|x|)); sums in double, in index order.
+  void bce_with_logits(const float* x, int n, float target, float grad_scale, float* dx,
+                       float* stats) override {
+    double loss_sum = 0.0, prob_sum = 0.0;
+    for (int i = 0; i < n; ++i) {
+      const float xi = x[i];
+      const float loss = std::max(xi, 0.0f) - xi * target + std::log1p(std::exp(-std::fabs(xi)));
+      // sigmoid without overflow: exp of a non-positive number only.
+      const float ex = std::exp(-std::fabs(xi));
+      const float prob = xi >= 0.0f ? 1.0f / (1.0f + ex) : ex / (1.0f + ex);
+      loss_sum += loss;
+      prob_sum += prob;
+      if (dx != nullptr) dx[i] = grad_scale * (prob - target) / static_cast<float>(n);
+    }
+    if (stats != nullptr) {
+      stats[0] += static_cast<float>(loss_sum / n);
+      stats[1] += static_cast<float>(prob_sum / n);
+    }
+  }
+
+  // logits (rows, classes), labels (rows); see backend.h. Row by row, classes in order, with
+  // the same per-row arithmetic as the kernel in kernels/softmax_xent.cu: change both together.
+  void softmax_cross_entropy(const float* logits, const int32_t* labels, int rows, int classes,
+                             float grad_scale, float* dlogits, float* stats) override {
+    double loss_sum = 0.0, correct = 0.0;
+    for (int r = 0; r < rows; ++r) {
+      const float* x = logits + static_cast<size_t>(r) * classes;
+      const int label = labels[r];
+      float max = x[0];
+      int argmax = 0;
+      for (int c = 1; c < classes; ++c)
+        if (x[c] > max) max = x[c], argmax = c;
+      // log(sum exp(x)) - x_label = log(sum exp(x - max)) - (x_label - max)
+      float sum = 0.0f;
+      for (int c = 0; c < classes; ++c) sum += std::exp(x[c] - max);
+      const bool valid = label >= 0 && label < classes;
+      const float loss = valid ? std::log(sum) - (x[label] - max) : NAN;
+      loss_sum += loss;
+      correct += valid && argmax == label ? 1.0 : 0.0;
+      if (dlogits != nullptr) {
+        float* d = dlogits + static_cast<size_t>(r) * classes;
+        const float scale = grad_scale / static_cast<float>(rows);
+        for (int c = 0; c < classes; ++c)
+          d[c] = valid ? scale * (std::exp(x[c] - max) / sum - (c == label ? 1.0f : 0.0f)) : NAN;
+      }
+    }
+    if (stats != nullptr) {
+      stats[0] += static_cast<float>(loss_sum / rows);
+      stats[1] += static_cast<float>(correct / rows);
+    }
+  }
+
+  // Memory-bound: one pass, vectorised, split over the cores.
+  void adam_step(float* __restrict params, const float* __restrict grads, float* __restrict m,
+                 float* __restrict v, size_t n, const AdamHyper& h, const int64_t* step,
+                 const float* skip_if_nonzero) override {
+    if (skip_if_nonzero != nullptr && *skip_if_nonzero != 0.0f) return;
+    const double t = static_cast<double>(*step + 1);
+    const float step_size = static_cast<float>(h.lr / (1.0 - std::pow(h.beta1, t)));
+    const float bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(h.beta2, t)));
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) {
+      const float g = grads[i];
+      m[i] = h.beta1 * m[i] + (1.0f - h.beta1) * g;
+      v[i] = h.beta2 * v[i] + (1.0f - h.beta2) * g * g;
+      params[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2_sqrt + h.eps);
+    }
+  }
+
+  void ema_update(float* __restrict ema, const float* __restrict params, size_t n, float decay,
+                  const int64_t* updates, const float* skip_if_nonzero) override {
+    if (!(decay >= 0.0f && decay < 1.0f))
+      throw std::invalid_argument("ema_update: decay " + std::to_string(decay) +
+                                  " is outside [0, 1)");
+    if (skip_if_nonzero != nullptr && *skip_if_nonzero != 0.0f) return;
+    const double t = static_cast<double>(*updates);
+    const double warm = (1.0 + t) / (10.0 + t);
+    const float d = static_cast<float>(std::min(warm, static_cast<double>(decay)));
+    const float one_minus_d = 1.0f - d;
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) ema[i] = d * ema[i] + one_minus_d * params[i];
+  }
+
+  void gaussian_noise(float* out, size_t n, uint64_t seed, uint32_t stream,
+                      const int64_t* step) override {
+    const uint64_t s = step != nullptr ? static_cast<uint64_t>(*step) : 0;
+    float four[4];
+    for (size_t group = 0; group * 4 < n; ++group) {
+      philox_gaussian4(seed, stream, group, s, four);
+      for (size_t e = 0; e < 4 && group * 4 + e < n; ++e) out[group * 4 + e] = four[e];
+    }
+  }
+
+  void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels, int rows,
+                    const int64_t* step, int batches_per_step, int batch_offset,
+                    int64_t batches_per_epoch, float* out) override {
+    const int64_t batch = *step * batches_per_step + batch_offset;
+    const int64_t slot = (batch / batches_per_epoch) % 2;
+    const int64_t b = batch % batches_per_epoch;
+    for (int r = 0; r < rows; ++r) {
+      const int32_t image = perm[slot * n_images + b * rows + r];
+      const uint8_t* src = dataset + static_cast<size_t>(image) * pixels;
+      float* dst = out + static_cast<size_t>(r) * pixels;
+      for (int p = 0; p < pixels; ++p) dst[p] = static_cast<float>(src[p]) / 127.5f - 1.0f;
+    }
+  }
+
+  void increment(int64_t* counter, const float* skip_if_nonzero) override {
+    if (skip_if_nonzero != nullptr && *skip_if_nonzero != 0.0f) return;
+    ++*counter;
+  }
+
+  void accumulate(const float* x, float* acc, size_t n, const float* skip_if_nonzero) override {
+    if (skip_if_nonzero != nullptr && *skip_if_nonzero != 0.0f) return;
+    for (size_t i = 0; i < n; ++i) acc[i] += x[i];
+  }
+
+  void count_nonfinite(const float* x, size_t n, float* count) override {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; ++i) bad += std::isfinite(x[i]) ? 0 : 1;
+    *count += static_cast<float>(bad);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace mnistgan

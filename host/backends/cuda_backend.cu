@@ -1,0 +1,347 @@
+// cuda_backend.cu: the Backend of backend.h on one CUDA device.
+//
+// Every op is queued on one non-blocking stream owned by the backend (the cuBLAS handle is
+// bound to it, with a preallocated workspace so cuBLAS never allocates during a graph
+// capture). No op synchronises with the host; to_host() and synchronize() do. Kernels live
+// in kernels/<op>.cu; this file only checks arguments that the launchers cannot see and
+// forwards to them. begin_capture()/end_capture()/replay() record the ops in between as
+// one CUDA graph and launch it.
+#include <cublas_v2.h>     // cublasCreate, cublasSetStream, cublasSetWorkspace
+#include <cuda_runtime.h>  // streams, graphs, memory
+
+#include <memory>     // std::unique_ptr
+#include <stdexcept>  // std::runtime_error, std::invalid_argument, std::logic_error
+#include <string>     // std::string, std::to_string
+
+#include "adam.cuh"          // adam_step
+#include "core/backend.h"         // Backend, BackendOptions
+#include "bce.cuh"           // bce_with_logits
+#include "cuda_check.cuh"    // CUDA_CHECK, CUBLAS_CHECK
+#include "elementwise.cuh"   // activation_backward, concat/split_cols, increment, count_nonfinite
+#include "ema.cuh"           // ema_update
+#include "gather.cuh"        // gather_batch
+#include "linear.cuh"        // linear_forward, linear_backward, LinearContext
+#include "mbd.cuh"           // mbd_forward, mbd_backward
+#include "noise.cuh"         // gaussian_noise
+#include "skip_guard.cuh"    // increment_unless, accumulate_unless
+#include "softmax_xent.cuh"  // softmax_cross_entropy
+
+namespace mnistgan {
+namespace {
+
+// cuBLAS's recommended workspace on Hopper is 32 MiB (4 MiB before); one size for all.
+constexpr size_t kCublasWorkspaceBytes = 32u << 20;
+
+std::string version_string(int v) {  // 12080 -> "12.8"
+  return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
+}
+
+std::string error_text(cudaError_t e) {
+  return std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e);
+}
+
+// Why no device can be used, or "" when device `index` can. Never throws, never aborts:
+// on a machine without a driver or GPU every call below just returns an error code.
+std::string unavailable_reason(int index) {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();  // clear the sticky-free error so later calls start clean
+    int driver = 0, runtime = 0;
+    (void)cudaDriverGetVersion(&driver);
+    (void)cudaRuntimeGetVersion(&runtime);
+    if (e == cudaErrorInsufficientDriver) {
+      if (driver == 0)
+        return "no CUDA driver is installed (cudaGetDeviceCount: " + error_text(e) + ")";
+      return "CUDA driver is older than the runtime: the driver supports CUDA " +
+             version_string(driver) + ", this build needs " + version_string(runtime) +
+             " (cudaGetDeviceCount: " + error_text(e) + "); update the NVIDIA driver";
+    }
+    if (e == cudaErrorNoDevice)
+      return "no CUDA device found (cudaGetDeviceCount: " + error_text(e) + ")";
+    return "CUDA is not usable (cudaGetDeviceCount: " + error_text(e) + ")";
+  }
+  if (count == 0) return "no CUDA device found (cudaGetDeviceCount returned 0)";
+  if (index < 0 || index >= count)
+    return "CUDA device " + std::to_string(index) + " does not exist (" + std::to_string(count) +
+           " device(s) found)";
+  cudaError_t s = cudaSetDevice(index);
+  if (s != cudaSuccess) {
+    (void)cudaGetLastError();
+    return "CUDA device " + std::to_string(index) +
+           " cannot be used (cudaSetDevice: " + error_text(s) + ")";
+  }
+  s = kernel_image_error();
+  if (s != cudaSuccess) {
+    (void)cudaGetLastError();
+    cudaDeviceProp prop{};
+    (void)cudaGetDeviceProperties(&prop, index);
+    return "this build has no kernels for CUDA device " + std::to_string(index) + " (" + prop.name +
+           ", sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
+           "): " + error_text(s) +
+           "; rebuild with -DCMAKE_CUDA_ARCHITECTURES=" + std::to_string(prop.major) +
+           std::to_string(prop.minor);
+  }
+  return "";
+}
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(const BackendOptions& options, int device) : device_(device) {
+    try {
+      init(options);
+    } catch (...) {
+      release();  // the destructor does not run for a constructor that throws
+      throw;
+    }
+  }
+
+  ~CudaBackend() override { release(); }
+
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  std::string name() const override { return name_; }
+
+  // ---- memory ---------------------------------------------------------------------------
+  float* alloc_f32(size_t n) override { return static_cast<float*>(alloc_zeroed(n * 4)); }
+  int64_t* alloc_i64(size_t n) override { return static_cast<int64_t*>(alloc_zeroed(n * 8)); }
+  int32_t* alloc_i32(size_t n) override { return static_cast<int32_t*>(alloc_zeroed(n * 4)); }
+  uint8_t* alloc_u8(size_t n) override { return static_cast<uint8_t*>(alloc_zeroed(n)); }
+
+  void free(void* p) override {
+    if (p != nullptr) CUDA_CHECK(cudaFree(p));  // cudaFree waits for work using p
+  }
+
+  void to_backend(void* dst, const void* src_host, size_t bytes) override {
+    if (bytes == 0) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, stream_));
+    // From pageable memory the call returns once the source has been staged, so the caller
+    // may reuse it at once. From pinned memory the copy is truly asynchronous: wait, so
+    // the contract is the same whatever memory the caller passed.
+    cudaPointerAttributes attributes{};
+    if (cudaPointerGetAttributes(&attributes, src_host) == cudaSuccess) {
+      if (attributes.type == cudaMemoryTypeHost) CUDA_CHECK(cudaStreamSynchronize(stream_));
+    } else {
+      (void)cudaGetLastError();
+    }
+  }
+
+  void to_host(void* dst_host, const void* src, size_t bytes) override {
+    if (bytes != 0)
+      CUDA_CHECK(cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));  // "waits for all queued work first"
+  }
+
+  void copy(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0 || dst == src) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+  }
+
+  void fill_zero(void* p, size_t bytes) override {
+    if (bytes != 0) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
+  }
+
+  void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  // ---- ops: forwarded to the launchers in kernels/ ---------------------------------------
+  void linear_forward(const float* X, const float* W, const float* b, float* Y, int rows, int in,
+                      int out, Activation act, float slope) override {
+    mnistgan::linear_forward(linear_version_, linear_, X, W, b, Y, rows, in, out, act, slope,
+                             stream_);
+  }
+
+  void activation_backward(const float* Y, const float* dY, float* dZ, size_t n, Activation act,
+                           float slope) override {
+    mnistgan::activation_backward(Y, dY, dZ, n, act, slope, stream_);
+  }
+
+  void linear_backward(const float* X, const float* W, const float* dZ, float* dX, float* dW,
+                       float* db, int rows, int in, int out, bool accumulate) override {
+    mnistgan::linear_backward(linear_, X, W, dZ, dX, dW, db, rows, in, out, accumulate, stream_);
+  }
+
+  void concat_cols(const float* A, const float* B, float* out, int rows, int a, int b) override {
+    mnistgan::concat_cols(A, B, out, rows, a, b, stream_);
+  }
+
+  void split_cols(const float* in, float* A, float* B, int rows, int a, int b) override {
+    mnistgan::split_cols(in, A, B, rows, a, b, stream_);
+  }
+
+  void mbd_forward(const float* M, float* O, int groups, int B, int K, int C) override {
+    mnistgan::mbd_forward(M, O, groups, B, K, C, stream_);
+  }
+
+  void mbd_backward(const float* M, const float* dO, float* dM, int groups, int B, int K,
+                    int C) override {
+    mnistgan::mbd_backward(M, dO, dM, groups, B, K, C, stream_);
+  }
+
+  void bce_with_logits(const float* x, int n, float target, float grad_scale, float* dx,
+                       float* stats) override {
+    mnistgan::bce_with_logits(x, n, target, grad_scale, dx, stats, stream_);
+  }
+
+  void softmax_cross_entropy(const float* logits, const int32_t* labels, int rows, int classes,
+                             float grad_scale, float* dlogits, float* stats) override {
+    mnistgan::softmax_cross_entropy(logits, labels, rows, classes, grad_scale, dlogits, stats,
+                                    stream_);
+  }
+
+  void adam_step(float* params, const float* grads, float* m, float* v, size_t n,
+                 const AdamHyper& hyper, const int64_t* step,
+                 const float* skip_if_nonzero) override {
+    mnistgan::adam_step(params, grads, m, v, n, hyper, step, stream_, skip_if_nonzero);
+  }
+
+  void ema_update(float* ema, const float* params, size_t n, float decay, const int64_t* updates,
+                  const float* skip_if_nonzero) override {
+    mnistgan::ema_update(ema, params, n, decay, updates, stream_, skip_if_nonzero);
+  }
+
+  void gaussian_noise(float* out, size_t n, uint64_t seed, uint32_t stream,
+                      const int64_t* step) override {
+    mnistgan::gaussian_noise(out, n, seed, stream, step, stream_);
+  }
+
+  void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels, int rows,
+                    const int64_t* step, int batches_per_step, int batch_offset,
+                    int64_t batches_per_epoch, float* out) override {
+    mnistgan::gather_batch(dataset, perm, n_images, pixels, rows, step, batches_per_step,
+                           batch_offset, batches_per_epoch, out, stream_);
+  }
+
+  void increment(int64_t* counter, const float* skip_if_nonzero) override {
+    if (skip_if_nonzero == nullptr) {
+      mnistgan::increment(counter, stream_);
+    } else {
+      increment_unless(counter, skip_if_nonzero, stream_);
+    }
+  }
+
+  void accumulate(const float* x, float* acc, size_t n, const float* skip_if_nonzero) override {
+    accumulate_unless(x, acc, n, skip_if_nonzero, stream_);
+  }
+
+  void count_nonfinite(const float* x, size_t n, float* count) override {
+    mnistgan::count_nonfinite(x, n, count, count_scratch_, stream_);
+  }
+
+  // ---- graphs ---------------------------------------------------------------------------
+  bool begin_capture() override {
+    if (capturing_)
+      throw std::logic_error("begin_capture: a capture is already open; call end_capture()");
+    // Thread-local: only API calls from this thread are checked against the capture.
+    CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    capturing_ = true;
+    return true;
+  }
+
+  void end_capture() override {
+    if (!capturing_) throw std::logic_error("end_capture: no capture is open");
+    capturing_ = false;
+    cudaGraph_t graph = nullptr;
+    CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+    (void)cudaGraphDestroy(graph);  // the executable graph keeps what it needs
+    CUDA_CHECK(e);
+    if (graph_exec_ != nullptr) CUDA_CHECK(cudaGraphExecDestroy(graph_exec_));
+    graph_exec_ = exec;
+  }
+
+  void replay() override {
+    if (graph_exec_ == nullptr)
+      throw std::logic_error("replay: nothing captured; call begin_capture() and end_capture()");
+    CUDA_CHECK(cudaGraphLaunch(graph_exec_, stream_));
+  }
+
+ private:
+  void init(const BackendOptions& options) {
+    CUDA_CHECK(cudaSetDevice(device_));
+    cudaDeviceProp prop{};
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+    name_ = std::string("cuda (") + prop.name + ")";
+    linear_.sm_count = prop.multiProcessorCount;
+    linear_.cc_major = prop.major;
+    linear_.tf32 = options.tf32;
+    linear_version_ = options.linear_version;
+    if (linear_version_ < 0 || linear_version_ > kLinearMaxVersion)
+      throw std::invalid_argument("linear version " + std::to_string(linear_version_) +
+                                  " does not exist; use 0 (shipped = v" +
+                                  std::to_string(kLinearShippedVersion) + "), 1 or 2");
+    if (options.tf32 && prop.major < 8)
+      throw std::invalid_argument(std::string("--tf32 needs compute capability 8.0 or newer; ") +
+                                  prop.name + " is " + std::to_string(prop.major) + "." +
+                                  std::to_string(prop.minor) + "; drop --tf32");
+
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUBLAS_CHECK(cublasCreate(&linear_.cublas));
+    // SetStream first: it resets the workspace to the default pool, SetWorkspace then
+    // replaces that pool with our buffer, so a captured GEMM never allocates.
+    CUBLAS_CHECK(cublasSetStream(linear_.cublas, stream_));
+    CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes));
+    CUBLAS_CHECK(cublasSetWorkspace(linear_.cublas, cublas_workspace_, kCublasWorkspaceBytes));
+    CUDA_CHECK(cudaMalloc(&count_scratch_, 2 * sizeof(unsigned long long)));
+    CUDA_CHECK(cudaMemsetAsync(count_scratch_, 0, 2 * sizeof(unsigned long long), stream_));
+  }
+
+  // Frees everything that init() got. Errors are ignored: this runs from the destructor
+  // (which must not throw) and after a failed init (whose error is already on its way).
+  void release() noexcept {
+    (void)cudaSetDevice(device_);
+    if (capturing_) {
+      cudaGraph_t graph = nullptr;
+      (void)cudaStreamEndCapture(stream_, &graph);
+      if (graph != nullptr) (void)cudaGraphDestroy(graph);
+      capturing_ = false;
+    }
+    if (stream_ != nullptr) (void)cudaStreamSynchronize(stream_);
+    if (graph_exec_ != nullptr) (void)cudaGraphExecDestroy(graph_exec_);
+    if (linear_.cublas != nullptr) (void)cublasDestroy(linear_.cublas);
+    if (cublas_workspace_ != nullptr) (void)cudaFree(cublas_workspace_);
+    if (count_scratch_ != nullptr) (void)cudaFree(count_scratch_);
+    if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
+    graph_exec_ = nullptr;
+    linear_.cublas = nullptr;
+    cublas_workspace_ = nullptr;
+    count_scratch_ = nullptr;
+    stream_ = nullptr;
+  }
+
+  void* alloc_zeroed(size_t bytes) {
+    void* p = nullptr;
+    // At least one 256-byte granule so that a zero-size request still returns a unique,
+    // freeable pointer (as the CPU backend does).
+    const size_t rounded = bytes == 0 ? 256 : bytes;
+    CUDA_CHECK(cudaMalloc(&p, rounded));
+    // Ordered before every later op on the stream; "zero-initialised" holds for them.
+    CUDA_CHECK(cudaMemsetAsync(p, 0, rounded, stream_));
+    return p;
+  }
+
+  int device_ = 0;
+  std::string name_;
+  int linear_version_ = 0;
+  LinearContext linear_;
+  cudaStream_t stream_ = nullptr;
+  void* cublas_workspace_ = nullptr;
+  unsigned long long* count_scratch_ = nullptr;
+  bool capturing_ = false;
+  cudaGraphExec_t graph_exec_ = nullptr;
+};
+
+}  // namespace
+
+bool cuda_backend_built() { return true; }
+
+std::string cuda_unavailable_reason() { return unavailable_reason(0); }
+
+std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options, int device_index) {
+  const std::string why = unavailable_reason(device_index);
+  if (!why.empty()) throw std::runtime_error(why + "; use --device cpu");
+  return std::make_unique<CudaBackend>(options, device_index);
+}
+
+}  // namespace mnistgan

@@ -1,0 +1,668 @@
+// bench.cpp: see bench.h. The host half of `mnistgan bench`: options, statistics, work
+// counts, the CPU measurements, end-to-end runs on either backend, the table and the JSON.
+#include "bench/bench.h"
+
+#include <sys/utsname.h>  // uname (machine type fallback)
+#include <unistd.h>       // sysconf (cache sizes)
+
+#include <algorithm>   // std::sort, std::max
+#include <chrono>      // std::chrono::steady_clock
+#include <cmath>       // std::floor, std::ceil
+#include <cstdio>      // std::snprintf, std::printf
+#include <cstdlib>     // std::getenv
+#include <cstring>     // std::memcpy
+#include <ctime>       // std::time, gmtime_r, std::strftime
+#include <fstream>     // std::ifstream (/proc/cpuinfo)
+#include <functional>  // std::function
+#include <memory>      // std::unique_ptr
+#include <random>      // std::mt19937
+#include <set>         // std::set (duplicate batches)
+#include <sstream>     // std::ostringstream
+#include <stdexcept>   // std::invalid_argument, std::runtime_error
+#include <thread>      // std::thread::hardware_concurrency
+
+#include "io/atomic_file.h"  // write_file_atomic
+#include "core/backend.h"      // Backend, make_backend, Activation
+#include "io/idx.h"          // IdxImages
+#include "train/trainer.h"      // TrainingState
+#include "build_commit.h"  // kBuildCommit, written at build time (cmake/build_commit.cmake)
+
+
+namespace mnistgan {
+
+// Largest batch the bench accepts: batch 65536 would already need ~1 GB of activations and
+// O(B^2) minibatch discrimination; nobody trains this model there.
+constexpr int kBenchMaxBatch = 65536;
+// Images in the synthetic end-to-end dataset: MNIST's training-set size, so epoch boundaries
+// (a host-side shuffle) come as often as in a real run.
+constexpr int kBenchSyntheticImages = 60000;
+
+// ---- options -------------------------------------------------------------------------------
+
+void BenchOptions::validate() const {
+  validate_device_flag(device);
+  if (batches.empty()) throw std::invalid_argument("--batches: give at least one batch size");
+  std::set<int> seen;
+  for (int b : batches) {
+    if (b < 1 || b > kBenchMaxBatch)
+      throw std::invalid_argument("--batches: " + std::to_string(b) + " is out of range; each " +
+                                  "batch must be in [1, " + std::to_string(kBenchMaxBatch) + "]");
+    if (!seen.insert(b).second)
+      throw std::invalid_argument("--batches: " + std::to_string(b) + " is listed twice");
+  }
+  if (repeats != -1 && repeats < 1)
+    throw std::invalid_argument("--repeats: must be >= 1 (the issue's figures use >= 50), got " +
+                                std::to_string(repeats));
+  if (warmup != -1 && warmup < 0)
+    throw std::invalid_argument("--warmup: must be >= 0, got " + std::to_string(warmup));
+  if (e2e_steps != -1 && e2e_steps < 1)
+    throw std::invalid_argument("--e2e-steps: must be >= 1, got " + std::to_string(e2e_steps));
+  if (kernels_only && e2e_only)
+    throw std::invalid_argument("--kernels-only and --e2e-only exclude each other; give one");
+}
+
+BenchOptions BenchOptions::resolved_for(const std::string& backend) const {
+  BenchOptions r = *this;
+  const bool cuda = backend == "cuda";
+  if (r.repeats < 0) r.repeats = cuda ? 50 : 10;
+  if (r.warmup < 0) r.warmup = cuda ? 10 : 2;
+  if (r.e2e_steps < 0) r.e2e_steps = cuda ? 500 : 20;
+  r.device = backend;
+  return r;
+}
+
+// ---- statistics ----------------------------------------------------------------------------
+
+double median(std::vector<double> values) { return percentile(std::move(values), 50.0); }
+
+double percentile(std::vector<double> values, double p) {
+  if (values.empty()) throw std::invalid_argument("percentile: no values");
+  if (!(p >= 0.0 && p <= 100.0))
+    throw std::invalid_argument("percentile: p must be in [0, 100], got " + std::to_string(p));
+  std::sort(values.begin(), values.end());
+  // Rank in [0, n-1]; the value between the two closest ranks, linearly (numpy "linear").
+  const double rank = p / 100.0 * static_cast<double>(values.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(rank));
+  const size_t hi = static_cast<size_t>(std::ceil(rank));
+  const double frac = rank - static_cast<double>(lo);
+  return values[lo] + (values[hi] - values[lo]) * frac;
+}
+
+// ---- shapes and work counts ----------------------------------------------------------------
+
+std::vector<LayerShape> model_layer_shapes(const ModelShape& shape, int batch) {
+  constexpr int kNone = 0, kLeaky = 1, kTanh = 2;  // Activation's order in backend.h
+  std::vector<LayerShape> layers;
+  int in = shape.latent_dim;
+  for (size_t i = 0; i < shape.hidden_g.size(); ++i) {
+    layers.push_back({"G.fc" + std::to_string(i), batch, in, shape.hidden_g[i], true, kLeaky});
+    in = shape.hidden_g[i];
+  }
+  layers.push_back({"G.out", batch, in, shape.image_pixels, true, kTanh});
+  const int d_rows = 2 * batch;  // the D step's real and fake groups in one pass
+  in = shape.image_pixels;
+  for (size_t i = 0; i < shape.hidden_d.size(); ++i) {
+    layers.push_back({"D.fc" + std::to_string(i), d_rows, in, shape.hidden_d[i], true, kLeaky});
+    in = shape.hidden_d[i];
+  }
+  int features = in;
+  if (shape.mbd_kernels > 0) {
+    layers.push_back({"D.mbd_T", d_rows, in, shape.mbd_kernels * shape.mbd_dims, false, kNone});
+    features += shape.mbd_kernels;
+  }
+  layers.push_back({"D.logit", d_rows, features, 1, true, kNone});
+  return layers;
+}
+
+WorkCount linear_forward_work(int rows, int in, int out, bool bias) {
+  const double r = rows, i = in, o = out;
+  WorkCount w;
+  w.flops = 2.0 * r * i * o + (bias ? 2.0 : 1.0) * r * o;  // GEMM, bias add, activation
+  w.bytes = 4.0 * (r * i + o * i + (bias ? o : 0.0) + r * o);
+  return w;
+}
+
+WorkCount linear_backward_work(int rows, int in, int out, bool bias) {
+  const double r = rows, i = in, o = out;
+  WorkCount w;
+  w.flops = 4.0 * r * i * o + (bias ? r * o : 0.0);  // dW and dX GEMMs, db column sums
+  // Reads X, W, dZ; writes dX, dW, db.
+  w.bytes = 4.0 * (r * i + o * i + r * o + r * i + o * i + (bias ? o : 0.0));
+  return w;
+}
+
+WorkCount mbd_forward_work(int groups, int B, int K, int C) {
+  const double pairs = static_cast<double>(groups) * B * (B - 1.0);
+  WorkCount w;
+  w.flops = pairs * K * (3.0 * C + 2.0);
+  w.bytes = 4.0 * static_cast<double>(groups) * B * K * (C + 1.0);  // M in, O out
+  return w;
+}
+
+WorkCount mbd_backward_work(int groups, int B, int K, int C) {
+  const double pairs = static_cast<double>(groups) * B * (B - 1.0);
+  WorkCount w;
+  w.flops = pairs * K * (5.0 * C + 3.0);
+  w.bytes = 4.0 * static_cast<double>(groups) * B * K * (2.0 * C + 1.0);  // M, dO in; dM out
+  return w;
+}
+
+WorkCount adam_work(size_t n) { return {12.0 * n, 28.0 * n}; }
+
+WorkCount activation_backward_work(size_t n) { return {2.0 * n, 12.0 * n}; }
+
+WorkCount bce_work(int n) { return {12.0 * n, 8.0 * n}; }
+
+double roofline_fraction(const WorkCount& work, double seconds, double peak_flops_per_s,
+                         double peak_bytes_per_s) {
+  if (seconds <= 0) return 0;
+  double bound = 0;  // the least time the ceilings allow
+  if (peak_flops_per_s > 0) bound = std::max(bound, work.flops / peak_flops_per_s);
+  if (peak_bytes_per_s > 0) bound = std::max(bound, work.bytes / peak_bytes_per_s);
+  return bound / seconds;
+}
+
+// ---- environment ---------------------------------------------------------------------------
+
+std::string utc_now_iso8601() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+std::pair<std::string, std::string> source_commit() {
+  const std::string commit = kBuildCommit;
+  if (commit.empty()) return {"unknown", "none"};
+  return {commit, "build"};
+}
+
+std::string cpu_model_name() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos) {
+        std::string name = line.substr(colon + 1);
+        name.erase(0, name.find_first_not_of(" \t"));
+        return name;
+      }
+    }
+  }
+  utsname u{};
+  return uname(&u) == 0 ? std::string(u.machine) : std::string("unknown");
+}
+
+// ---- report: JSON and table ----------------------------------------------------------------
+
+namespace {
+
+double peak_flops_for(const KernelRow& row, const BenchCeilings& c) {
+  return row.tf32 && c.tf32_flops_per_s > 0 ? c.tf32_flops_per_s : c.sgemm_flops_per_s;
+}
+
+bool row_has_times(const KernelRow& row) { return !row.seconds.empty(); }
+
+}  // namespace
+
+std::string kernel_shape_text(const KernelRow& k) {
+  const std::string r = std::to_string(k.rows), i = std::to_string(k.in), o = std::to_string(k.out);
+  if (k.kernel.rfind("linear", 0) == 0 || k.kernel.rfind("mbd", 0) == 0)
+    return r + "x" + i + "x" + o;  // GEMM: rows x in x out; MBD: rows x K x C
+  if (k.in == 1 && k.out == 1) return "n=" + r;
+  return r + "x" + i;
+}
+
+nlohmann::json bench_report_json(const BenchReport& r) {
+  using nlohmann::json;
+  json j;
+  j["schema"] = "mnistgan-bench/1";
+  j["tool"] = "mnistgan bench";
+  j["date"] = r.date_utc;
+  j["commit"] = r.commit;
+  j["commit_source"] = r.commit_source;
+  j["device"] = r.device;
+  const BenchOptions& s = r.settings;
+  j["settings"] = {{"device", s.device},       {"batches", s.batches},
+                   {"repeats", s.repeats},     {"warmup", s.warmup},
+                   {"e2e_steps", s.e2e_steps}, {"kernels", !s.e2e_only},
+                   {"e2e", !s.kernels_only},   {"seed", s.seed}};
+  const BenchCeilings& c = r.ceilings;
+  j["ceilings"] = {{"copy_gb_per_s", c.copy_bytes_per_s / 1e9},
+                   {"sgemm_gflop_per_s", c.sgemm_flops_per_s / 1e9},
+                   {"tf32_gflop_per_s", c.tf32_flops_per_s / 1e9},
+                   {"copy", c.copy_how},
+                   {"sgemm", c.sgemm_how},
+                   {"tf32", c.tf32_how}};
+  j["kernels"] = json::array();
+  for (const KernelRow& k : r.kernels) {
+    json row = {{"kernel", k.kernel},
+                {"variant", k.variant},
+                {"layer", k.layer},
+                {"batch", k.batch},
+                {"rows", k.rows},
+                {"in", k.in},
+                {"out", k.out},
+                {"flops", k.work.flops},
+                {"bytes", k.work.bytes},
+                {"tf32", k.tf32},
+                {"repeats", k.seconds.size()},
+                {"status", k.status},
+                {"max_abs_error", k.max_abs_error}};
+    if (row_has_times(k)) {
+      const double med = median(k.seconds);
+      row["median_us"] = med * 1e6;
+      row["p10_us"] = percentile(k.seconds, 10) * 1e6;
+      row["p90_us"] = percentile(k.seconds, 90) * 1e6;
+      row["gflop_per_s"] = k.work.flops / med / 1e9;
+      row["gb_per_s"] = k.work.bytes / med / 1e9;
+      row["roofline_fraction"] =
+          roofline_fraction(k.work, med, peak_flops_for(k, c), c.copy_bytes_per_s);
+    }
+    j["kernels"].push_back(row);
+  }
+  j["e2e"] = json::array();
+  for (const E2eRow& e : r.e2e) {
+    j["e2e"].push_back({{"batch", e.batch},
+                        {"mbd", e.mbd},
+                        {"cuda_graph", e.cuda_graph},
+                        {"steps", e.steps},
+                        {"seconds", e.seconds},
+                        {"steps_per_s", e.steps_per_s()},
+                        {"images_per_s", e.images_per_s()},
+                        {"status", e.status}});
+  }
+  return j;
+}
+
+namespace {
+
+std::string fmt(const char* format, double value) {
+  char text[64];
+  std::snprintf(text, sizeof(text), format, value);
+  return text;
+}
+
+// Left-aligned text columns, right-aligned numbers: one row per vector, widths from content.
+std::string format_columns(const std::vector<std::vector<std::string>>& rows,
+                           const std::vector<bool>& right_align) {
+  std::vector<size_t> width(rows.empty() ? 0 : rows[0].size(), 0);
+  for (const auto& row : rows)
+    for (size_t c = 0; c < row.size() && c < width.size(); ++c)
+      width[c] = std::max(width[c], row[c].size());
+  std::ostringstream out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size() && c < width.size(); ++c) {
+      const std::string pad(width[c] - row[c].size(), ' ');
+      const bool right = c < right_align.size() && right_align[c];
+      line += (c ? "  " : "") + (right ? pad + row[c] : row[c] + pad);
+    }
+    line.erase(line.find_last_not_of(' ') + 1);
+    out << line << '\n';
+  }
+  return out.str();
+}
+
+}  // namespace
+
+std::string format_bench_report(const BenchReport& r) {
+  std::ostringstream out;
+  const std::string name = r.device.value("name", std::string("?"));
+  out << "mnistgan bench: " << r.settings.device << " (" << name << "), commit " << r.commit << ", "
+      << r.date_utc << "\n"
+      << "settings: batches";
+  for (size_t i = 0; i < r.settings.batches.size(); ++i)
+    out << (i ? "," : " ") << r.settings.batches[i];
+  out << ", repeats " << r.settings.repeats << ", warmup " << r.settings.warmup << ", e2e steps "
+      << r.settings.e2e_steps << "\n";
+
+  const BenchCeilings& c = r.ceilings;
+  if (c.copy_bytes_per_s > 0 || c.sgemm_flops_per_s > 0) {
+    out << "\nceilings (measured in this run)\n";
+    std::vector<std::vector<std::string>> rows{{"what", "figure", "how"}};
+    rows.push_back({"copy", fmt("%.1f GB/s", c.copy_bytes_per_s / 1e9), c.copy_how});
+    rows.push_back({"SGEMM", fmt("%.1f GFLOP/s", c.sgemm_flops_per_s / 1e9), c.sgemm_how});
+    if (c.tf32_flops_per_s > 0)
+      rows.push_back({"TF32 GEMM", fmt("%.1f GFLOP/s", c.tf32_flops_per_s / 1e9), c.tf32_how});
+    out << format_columns(rows, {false, true, false});
+  }
+
+  if (!r.kernels.empty()) {
+    out << "\nkernels (median over repeats; roofline = max(flops/peak, bytes/bandwidth) / time)\n";
+    std::vector<std::vector<std::string>> rows{{"batch", "kernel", "variant", "layer", "shape",
+                                                "median us", "GFLOP/s", "GB/s", "roofline",
+                                                "status"}};
+    for (const KernelRow& k : r.kernels) {
+      std::vector<std::string> row{std::to_string(k.batch), k.kernel, k.variant, k.layer,
+                                   kernel_shape_text(k)};
+      if (row_has_times(k)) {
+        const double med = median(k.seconds);
+        row.push_back(fmt("%.1f", med * 1e6));
+        row.push_back(fmt("%.1f", k.work.flops / med / 1e9));
+        row.push_back(fmt("%.1f", k.work.bytes / med / 1e9));
+        row.push_back(fmt("%.0f%%", 100.0 * roofline_fraction(k.work, med, peak_flops_for(k, c),
+                                                              c.copy_bytes_per_s)));
+      } else {
+        row.insert(row.end(), {"-", "-", "-", "-"});
+      }
+      row.push_back(k.status);
+      rows.push_back(row);
+    }
+    out << format_columns(rows, {true, false, false, false, false, true, true, true, true, false});
+  }
+
+  if (!r.e2e.empty()) {
+    out << "\nend to end (TrainingState::step on synthetic data)\n";
+    std::vector<std::vector<std::string>> rows{
+        {"batch", "mbd", "cuda graph", "steps", "steps/s", "images/s", "status"}};
+    for (const E2eRow& e : r.e2e)
+      rows.push_back({std::to_string(e.batch), e.mbd ? "on" : "off", e.cuda_graph,
+                      std::to_string(e.steps), fmt("%.2f", e.steps_per_s()),
+                      fmt("%.0f", e.images_per_s()), e.status});
+    out << format_columns(rows, {true, false, false, true, true, true, false});
+  }
+  return out.str();
+}
+
+// ---- measuring on the CPU backend ----------------------------------------------------------
+
+std::vector<float> bench_random(size_t n, uint32_t seed, float lo, float hi) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Bytes written between timed CPU repeats to evict the last repeat's data from the caches,
+// as the GPU side flushes L2: twice the L3 the OS reports, at least 64 MiB (virtual machines
+// often report none). Small ops may still run partly from cache (a VM's L3 can be larger
+// than it admits), which shows as a roofline fraction above 100%.
+size_t cpu_cache_flush_bytes() {
+  const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  return std::max<size_t>(size_t{64} << 20, l3 > 0 ? 2 * static_cast<size_t>(l3) : 0);
+}
+
+// Runs fn warmup times untimed, then `repeats` times timed one by one (the backend is
+// synchronised around each so an asynchronous backend would be timed whole), with the
+// caches flushed before each timed run when flush_caches is set.
+std::vector<double> time_repeats(Backend& backend, int warmup, int repeats,
+                                 const std::function<void()>& fn, bool flush_caches = true) {
+  static std::vector<unsigned char> flush(cpu_cache_flush_bytes());
+  for (int i = 0; i < warmup; ++i) fn();
+  backend.synchronize();
+  std::vector<double> seconds;
+  seconds.reserve(repeats);
+  for (int i = 0; i < repeats; ++i) {
+    if (flush_caches) std::memset(flush.data(), i & 0xff, flush.size());
+    const auto start = Clock::now();
+    fn();
+    backend.synchronize();
+    seconds.push_back(seconds_since(start));
+  }
+  return seconds;
+}
+
+// Backend buffers that free themselves.
+struct Buffers {
+  Backend& backend;
+  std::vector<void*> owned;
+  explicit Buffers(Backend& b) : backend(b) {}
+  ~Buffers() {
+    for (void* p : owned) backend.free(p);
+  }
+  Buffers(const Buffers&) = delete;
+  Buffers& operator=(const Buffers&) = delete;
+  // Filled with uniform values in [lo, hi) (never zero for the default range's sake).
+  float* random(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+    const std::vector<float> host = bench_random(n, seed, lo, hi);
+    float* p = backend.alloc_f32(n == 0 ? 1 : n);
+    owned.push_back(p);
+    if (n != 0) backend.to_backend(p, host.data(), n * sizeof(float));
+    return p;
+  }
+  float* zeros(size_t n) {
+    float* p = backend.alloc_f32(n == 0 ? 1 : n);
+    owned.push_back(p);
+    return p;
+  }
+};
+
+BenchCeilings measure_cpu_ceilings(Backend& cpu) {
+  BenchCeilings c;
+  // Copy: 256 MiB, far larger than any cache; bytes read + written.
+  constexpr size_t kCopyBytes = 256u << 20;
+  std::vector<char> src(kCopyBytes, 1), dst(kCopyBytes, 0);
+  std::vector<double> copy_s;
+  for (int i = 0; i < 5; ++i) {
+    const auto start = Clock::now();
+    std::memcpy(dst.data(), src.data(), kCopyBytes);
+    copy_s.push_back(seconds_since(start));
+  }
+  // A ceiling is the best this machine did: the fastest repeat, not the median.
+  c.copy_bytes_per_s = 2.0 * kCopyBytes / *std::min_element(copy_s.begin(), copy_s.end());
+  c.copy_how = "memcpy 256 MiB, read + write, best of 5";
+  // SGEMM: the CPU backend's own GEMM (OpenBLAS when built with it) at 2048^3.
+  constexpr int kN = 2048;
+  Buffers buf(cpu);
+  const float* A = buf.random(static_cast<size_t>(kN) * kN, 11);
+  const float* B = buf.random(static_cast<size_t>(kN) * kN, 12);
+  float* Y = buf.zeros(static_cast<size_t>(kN) * kN);
+  const std::vector<double> gemm_s = time_repeats(
+      cpu, 1, 5, [&] { cpu.linear_forward(A, B, nullptr, Y, kN, kN, kN, Activation::kNone, 0.0f); },
+      false);
+  c.sgemm_flops_per_s = 2.0 * kN * kN * kN / *std::min_element(gemm_s.begin(), gemm_s.end());
+  c.sgemm_how = "CPU backend linear_forward 2048x2048x2048, best of 5";
+  return c;
+}
+
+void run_cpu_kernel_bench(Backend& cpu, const BenchOptions& o, const ModelShape& shape,
+                          BenchReport& report) {
+  const float slope = shape.leaky_slope;
+  for (int batch : o.batches) {
+    const std::vector<LayerShape> layers = model_layer_shapes(shape, batch);
+    auto add_row = [&](KernelRow row, const std::function<void()>& fn) {
+      row.batch = batch;
+      row.variant = "cpu";
+      row.status = "reference";
+      row.seconds = time_repeats(cpu, o.warmup, o.repeats, fn);
+      report.kernels.push_back(std::move(row));
+    };
+    size_t g_params = 0, d_params = 0;
+    for (const LayerShape& L : layers) {
+      const size_t params = static_cast<size_t>(L.out) * L.in + (L.bias ? L.out : 0);
+      (L.name[0] == 'G' ? g_params : d_params) += params;
+      Buffers buf(cpu);
+      const float* X = buf.random(static_cast<size_t>(L.rows) * L.in, 1);
+      const float* W = buf.random(static_cast<size_t>(L.out) * L.in, 2, -0.05f, 0.05f);
+      const float* b = L.bias ? buf.random(L.out, 3) : nullptr;
+      float* Y = buf.zeros(static_cast<size_t>(L.rows) * L.out);
+      const float* dZ = buf.random(static_cast<size_t>(L.rows) * L.out, 4);
+      float* dX = buf.zeros(static_cast<size_t>(L.rows) * L.in);
+      float* dW = buf.zeros(static_cast<size_t>(L.out) * L.in);
+      float* db = L.bias ? buf.zeros(L.out) : nullptr;
+      const Activation act = static_cast<Activation>(L.act);
+      KernelRow row;
+      row.layer = L.name;
+      row.rows = L.rows, row.in = L.in, row.out = L.out;
+      row.kernel = "linear_forward";
+      row.work = linear_forward_work(L.rows, L.in, L.out, L.bias);
+      add_row(row, [&] { cpu.linear_forward(X, W, b, Y, L.rows, L.in, L.out, act, slope); });
+      row.kernel = "linear_backward";
+      row.work = linear_backward_work(L.rows, L.in, L.out, L.bias);
+      add_row(row, [&] { cpu.linear_backward(X, W, dZ, dX, dW, db, L.rows, L.in, L.out, false); });
+      if (act != Activation::kNone) {
+        const size_t n = static_cast<size_t>(L.rows) * L.out;
+        row.kernel = "activation_backward";
+        row.in = L.out, row.out = 1;
+        row.work = activation_backward_work(n);
+        float* dY_act = buf.zeros(n);
+        add_row(row, [&] { cpu.activation_backward(Y, dZ, dY_act, n, act, slope); });
+      }
+    }
+    Buffers buf(cpu);
+    if (shape.mbd_kernels > 0) {
+      const int K = shape.mbd_kernels, C = shape.mbd_dims, groups = 2;
+      const size_t m_size = static_cast<size_t>(groups) * batch * K * C;
+      const float* M = buf.random(m_size, 5, -2.0f, 2.0f);
+      float* O = buf.zeros(static_cast<size_t>(groups) * batch * K);
+      const float* dO = buf.random(static_cast<size_t>(groups) * batch * K, 6);
+      float* dM = buf.zeros(m_size);
+      KernelRow row;
+      row.layer = "D.mbd";
+      row.rows = groups * batch, row.in = K, row.out = C;
+      row.kernel = "mbd_forward";
+      row.work = mbd_forward_work(groups, batch, K, C);
+      add_row(row, [&] { cpu.mbd_forward(M, O, groups, batch, K, C); });
+      row.kernel = "mbd_backward";
+      row.work = mbd_backward_work(groups, batch, K, C);
+      add_row(row, [&] { cpu.mbd_backward(M, dO, dM, groups, batch, K, C); });
+    }
+    {
+      const int n = 2 * batch;
+      const float* x = buf.random(n, 7, -5.0f, 5.0f);
+      float* dx = buf.zeros(n);
+      float* stats = buf.zeros(2);
+      KernelRow row;
+      row.kernel = "bce_with_logits";
+      row.layer = "D.loss";
+      row.rows = n, row.in = 1, row.out = 1;
+      row.work = bce_work(n);
+      add_row(row, [&] { cpu.bce_with_logits(x, n, 1.0f, 1.0f, dx, stats); });
+    }
+    // Adam's cost does not depend on the batch; it is listed with each batch all the same so
+    // every batch's table is a complete step.
+    for (const auto& [name, n] : {std::pair<std::string, size_t>{"G.params", g_params},
+                                  std::pair<std::string, size_t>{"D.params", d_params}}) {
+      float* p = buf.random(n, 8);
+      const float* g = buf.random(n, 9);
+      float* m = buf.zeros(n);
+      float* v = buf.zeros(n);
+      int64_t* step = cpu.alloc_i64(1);
+      AdamHyper hyper;
+      KernelRow row;
+      row.kernel = "adam";
+      row.layer = name;
+      row.rows = static_cast<int>(n), row.in = 1, row.out = 1;
+      row.work = adam_work(n);
+      // n = n: C++17 (and clang) cannot capture a structured binding itself.
+      add_row(row, [&, n = n] { cpu.adam_step(p, g, m, v, n, hyper, step); });
+      cpu.free(step);
+    }
+  }
+}
+
+// A synthetic dataset of random pixels the size of MNIST's training set.
+IdxImages synthetic_images(const ModelShape& shape, uint64_t seed) {
+  IdxImages images;
+  images.count = kBenchSyntheticImages;
+  images.rows = 28;
+  images.cols = shape.image_pixels / 28;
+  images.pixels.resize(static_cast<size_t>(images.count) * shape.image_pixels);
+  std::mt19937 gen(static_cast<uint32_t>(seed));
+  for (uint8_t& p : images.pixels) p = static_cast<uint8_t>(gen() & 0xff);
+  return images;
+}
+
+E2eRow run_e2e(Backend& backend, const BenchOptions& o, const IdxImages& images, int batch,
+               bool mbd, const std::string& graph) {
+  E2eRow row;
+  row.batch = batch;
+  row.mbd = mbd;
+  row.cuda_graph = graph;
+  row.steps = o.e2e_steps;
+  TrainConfig config;
+  config.batch_size = batch;
+  config.mbd_kernels = mbd ? config.mbd_kernels : 0;
+  config.cuda_graph = graph == "on";
+  config.seed = o.seed;
+  config.device = o.device;
+  TrainingState state(backend, config, images);
+  state.initialize();
+  for (int i = 0; i < o.warmup; ++i) state.step();  // the first step captures the graph
+  backend.synchronize();
+  const auto start = Clock::now();
+  for (int64_t i = 0; i < o.e2e_steps; ++i) state.step();
+  backend.synchronize();
+  row.seconds = seconds_since(start);
+  const StepStats stats = state.take_stats();
+  if (stats.nonfinite > 0)
+    row.status =
+        "FAILED: " + std::to_string(static_cast<int64_t>(stats.nonfinite)) + " non-finite losses";
+  return row;
+}
+
+}  // namespace
+
+// ---- the command ---------------------------------------------------------------------------
+
+int run_bench(const BenchOptions& options) {
+  options.validate();
+  const std::string backend_name = resolve_device(options.device);
+  if (!options.json_path.empty()) {  // fail now, not after minutes of measuring
+    const size_t slash = options.json_path.find_last_of('/');
+    ensure_writable_dir(slash == std::string::npos ? "" : options.json_path.substr(0, slash));
+  }
+
+  BenchReport report;
+  report.settings = options.resolved_for(backend_name);
+  report.date_utc = utc_now_iso8601();
+  std::tie(report.commit, report.commit_source) = source_commit();
+  const BenchOptions& o = report.settings;
+  const ModelShape shape = model_shape_of(TrainConfig{}, 784);
+
+  const char* blas_threads = std::getenv("OPENBLAS_NUM_THREADS");
+  report.device = {{"backend", backend_name},
+                   {"cpu_model", cpu_model_name()},
+                   {"cpu_threads", std::thread::hardware_concurrency()},
+                   {"openblas_num_threads", blas_threads ? blas_threads : ""}};
+  std::printf("mnistgan bench: measuring on %s ...\n", backend_name.c_str());
+  std::fflush(stdout);
+
+  if (backend_name == "cpu") report.device["name"] = report.device["cpu_model"];
+  if (!o.e2e_only) {
+    if (backend_name == "cuda") {
+      run_cuda_kernel_bench(o, shape, report);  // names the device
+    } else {
+      auto cpu = make_cpu_backend();
+      report.ceilings = measure_cpu_ceilings(*cpu);
+      run_cpu_kernel_bench(*cpu, o, shape, report);
+    }
+  }
+  if (!o.kernels_only) {
+    auto backend = make_backend(backend_name);
+    if (!report.device.contains("name")) report.device["name"] = backend->name();
+    const IdxImages images = synthetic_images(shape, o.seed);
+    const std::vector<std::string> graphs = backend_name == "cuda"
+                                                ? std::vector<std::string>{"on", "off"}
+                                                : std::vector<std::string>{"n/a"};
+    for (int batch : o.batches)
+      for (bool mbd : {true, false})
+        for (const std::string& graph : graphs)
+          report.e2e.push_back(run_e2e(*backend, o, images, batch, mbd, graph));
+  }
+  std::fputs(format_bench_report(report).c_str(), stdout);
+  if (!o.json_path.empty()) {
+    write_file_atomic(o.json_path, bench_report_json(report).dump(2) + "\n");
+    std::printf("\nwrote %s\n", o.json_path.c_str());
+  }
+  bool failed = false;
+  for (const KernelRow& k : report.kernels) failed |= k.status.rfind("FAILED", 0) == 0;
+  for (const E2eRow& e : report.e2e) failed |= e.status.rfind("FAILED", 0) == 0;
+  if (failed) std::fprintf(stderr, "mnistgan bench: some rows FAILED (see the status column)\n");
+  return failed ? 4 : 0;
+}
+
+}  // namespace mnistgan

@@ -1,0 +1,159 @@
+// model.h: the MLP GAN, written once against the Backend op interface.
+//
+//   G: z (B, latent) -> [Linear -> LeakyReLU(0.2)] x hidden_g -> Linear -> tanh -> (B, 784)
+//      (the last activation is shape.generator_output: tanh for MNIST, none for the 1-D toy)
+//   D: x (B, 784) -> [Linear -> LeakyReLU(0.2)] x hidden_d -> h (B, H)
+//        -> minibatch discrimination: M = h T^T (B, K*C), o (B, K) (see backend.h)
+//        -> Linear on [h | o] (B, H + K) -> logit (B)
+//      (with mbd_kernels = 0 the last Linear takes h directly).
+//
+// Each network's parameters live in one flat buffer (weights, grads, Adam m and v are four
+// buffers of the same layout) so Adam is one op per network and a checkpoint is a list of
+// named views into it. The discriminator runs on `groups` independent minibatches of B
+// rows at once (the D step pushes real and fake through together as 2 groups, so every
+// GEMM has twice the rows) while minibatch discrimination still compares rows only within
+// their own group, exactly as two separate passes would.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/config.h"
+
+namespace mnistgan {
+
+// A named view into a network's flat parameter buffer.
+struct ParamTensor {
+  std::string name;            // e.g. "G.fc0.weight"
+  std::vector<int64_t> shape;  // (out, in) for weights, (out) for biases
+  size_t offset = 0;           // in floats
+  size_t size = 0;
+};
+
+struct LinearLayer {
+  int in = 0, out = 0;
+  Activation act = Activation::kNone;
+  size_t weight = 0;  // offset of W (out, in)
+  size_t bias = 0;    // offset of b (out)
+  bool has_bias = true;
+};
+
+// One network's parameters, gradients and Adam state, all on the backend.
+struct Network {
+  std::vector<ParamTensor> tensors;
+  size_t size = 0;  // floats in each of params, grads, m, v
+  float* params = nullptr;
+  float* grads = nullptr;
+  float* adam_m = nullptr;
+  float* adam_v = nullptr;
+  int64_t* adam_step = nullptr;  // Adam's t - 1 (updates done so far), on the backend
+
+  size_t add_tensor(const std::string& name, std::vector<int64_t> shape);
+};
+
+// The backend buffers of one training step on B-row batches (the trainer's and the toy's).
+struct StepBuffers {
+  float* x = nullptr;         // (2B, pixels): [real | fake]; the caller fills the real rows
+  const float* z = nullptr;   // (B, latent): the noise, filled by the caller
+  float* d_logits = nullptr;  // (2B) scratch
+  float* d_fake = nullptr;    // (B, pixels) scratch
+  float* stats = nullptr;     // (6) sums of BCE (loss, mean sigmoid): D real, D fake, G
+  float* guard = nullptr;     // nullptr, or kGuardSlots floats: --nan-policy skip-step's scratch
+  static constexpr int kGuardSlots = 5;
+  // After update_generator with a guard: guard[kGeneratorSkipSlot] != 0 iff G's update was
+  // skipped (what Gan::update_ema is given, so the average skips the update too).
+  static constexpr int kGeneratorSkipSlot = 2;
+};
+
+class Gan {
+ public:
+  // Allocates parameters and activations for G on up to max_batch rows and D on up to
+  // max_groups * max_batch rows.
+  Gan(Backend& backend, const ModelShape& shape, int max_batch, int max_groups = 2);
+  ~Gan();
+  Gan(const Gan&) = delete;
+  Gan& operator=(const Gan&) = delete;
+
+  // Initialisation, drawn from Philox so it is the same on every backend: every weight
+  // He-uniform for LeakyReLU(0.2) (torch.nn.init.kaiming_uniform_(w, a=0.2)), biases 0,
+  // the minibatch-discrimination tensor T ~ N(0, 1); see model.cpp for why. Adam state 0.
+  void init_params(uint64_t seed);
+
+  // z (rows, latent) -> images (rows, pixels), written to `images` (a backend buffer that
+  // must stay untouched until generator_backward).
+  void generator_forward(const float* z, float* images, int rows) {
+    generator_forward_with(g_.params, z, images, rows);
+  }
+  // d_images (rows, pixels) -> G.grads (overwritten).
+  void generator_backward(const float* z, const float* images, const float* d_images, int rows);
+
+  // x (groups*B, pixels) -> logits (groups*B); returns the logits buffer.
+  const float* discriminator_forward(const float* x, int groups, int B);
+  // d_logits (groups*B) -> D.grads (overwritten) when param_grads, and d_x (groups*B, pixels)
+  // when d_x is not null. Needs the activations of the last discriminator_forward.
+  void discriminator_backward(const float* x, const float* d_logits, int groups, int B,
+                              bool param_grads, float* d_x);
+
+  // One update of D: x[B:2B] = G(z), BCE of D(x) (two groups) against real_label and 0, Adam.
+  // Then one of G: the non-saturating BCE of those fake rows through the updated D, Adam.
+  // With b.guard (--nan-policy skip-step) an update counts the NaN/Inf in its stats, logit and
+  // parameter gradients and, if any, skips Adam, Adam's step count and its stats, all on the
+  // backend (no host sync: a step stays one graph). inject_nan: a test hook's NaN gradient.
+  void update_discriminator(const StepBuffers& b, int B, float real_label, const AdamHyper& hyper,
+                            bool inject_nan = false);
+  void update_generator(const StepBuffers& b, int B, const AdamHyper& hyper,
+                        bool inject_nan = false);
+
+  // ---- the EMA generator ----
+  // An exponential moving average of G's weights (same flat layout as G's params), kept on
+  // the backend: sampled from instead of the raw weights, it smooths out the step-to-step
+  // oscillation of the adversarial game. enable_ema() allocates it as a copy of G's current
+  // weights (idempotent: a second call re-copies them).
+  void enable_ema();
+  void disable_ema();  // frees it
+  bool has_ema() const { return g_ema_ != nullptr; }
+  float* generator_ema() { return g_ema_; }  // (G.size) or nullptr
+  // One EMA update after G's update: decay warmed up by G's Adam step count (backend.h's
+  // ema_update); skip_if_nonzero is the G update's skip flag, or nullptr.
+  void update_ema(float decay, const float* skip_if_nonzero);
+  // Which weights sample_forward() uses: the EMA's when enabled and `use` is true (the
+  // default), G's own otherwise (--raw-generator).
+  void sample_from_ema(bool use) { sample_from_ema_ = use; }
+  bool samples_from_ema() const { return sample_from_ema_ && g_ema_ != nullptr; }
+  // generator_forward for sampling (grids, `sample`, `eval`): with the weights chosen above.
+  void sample_forward(const float* z, float* images, int rows);
+
+  const ModelShape& shape() const { return shape_; }
+  Network& generator() { return g_; }
+  Network& discriminator() { return d_; }
+  int max_batch() const { return max_batch_; }
+
+ private:
+  // generator_forward on the weights `params` (G's layout): G's own or the EMA's.
+  void generator_forward_with(const float* params, const float* z, float* images, int rows);
+  void backward_through(Network& net, const std::vector<LinearLayer>& layers,
+                        const std::vector<float*>& outputs, const float* input, float* d_top,
+                        int rows, bool param_grads, float* d_input);
+
+  Backend& backend_;
+  ModelShape shape_;
+  int max_batch_, max_groups_;
+  Network g_, d_;
+  std::vector<LinearLayer> g_layers_, d_layers_;  // d_layers_: the hidden stack only
+  LinearLayer mbd_t_;                             // T as a bias-free linear layer
+  LinearLayer d_out_;                             // the final logit layer
+  std::vector<float*> g_acts_, d_acts_;           // each layer's output
+  float* mbd_m_ = nullptr;                        // (rows, K*C)
+  float* mbd_o_ = nullptr;                        // (rows, K)
+  float* features_ = nullptr;                     // (rows, H + K)
+  float* logits_ = nullptr;                       // (rows)
+  float* scratch_a_ = nullptr;  // gradient ping-pong buffers, (rows, widest layer)
+  float* scratch_b_ = nullptr;
+  float* scratch_c_ = nullptr;
+  float* g_ema_ = nullptr;  // (G.size): the EMA generator, when enabled
+  bool sample_from_ema_ = true;
+};
+
+}  // namespace mnistgan

@@ -1,0 +1,687 @@
+// trainer.cpp: see trainer.h.
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+
+#include "io/atomic_file.h"
+#include "train/disk_space.h"
+#include "eval/eval.h"
+#include "io/image_io.h"
+#include "core/philox.h"
+#include "train/progress.h"
+#include "model/sample.h"  // generator_label
+
+namespace mnistgan {
+
+namespace fs = std::filesystem;
+
+namespace {
+constexpr uint32_t kShuffleStream = 0x30000u;
+// stats_ slots: real loss, D(x), fake loss, D(G(z)), G loss, D(G(z)) after D step, non-finite
+constexpr int kStatSlots = 8;
+}  // namespace
+
+std::vector<int32_t> epoch_permutation(uint64_t seed, int64_t epoch, int n_images) {
+  std::vector<int32_t> perm(n_images);
+  for (int i = 0; i < n_images; ++i) perm[i] = i;
+  for (int i = n_images - 1; i > 0; --i) {
+    const Philox4 r =
+        philox_draw(seed, kShuffleStream, static_cast<uint64_t>(i), static_cast<uint64_t>(epoch));
+    // Lemire's multiply-shift maps 32 random bits onto [0, i] without a division.
+    const int j = static_cast<int>((static_cast<uint64_t>(r.v[0]) * (i + 1)) >> 32);
+    std::swap(perm[i], perm[j]);
+  }
+  return perm;
+}
+
+int64_t total_steps(const TrainConfig& config, int64_t batches_per_epoch) {
+  if (config.steps > 0) return config.steps;
+  return std::max<int64_t>(1, config.epochs * batches_per_epoch / config.d_steps);
+}
+
+TrainingState::TrainingState(Backend& backend, const TrainConfig& config, const IdxImages& images)
+    : backend_(backend), config_(config) {
+  config_.validate();
+  n_images_ = static_cast<int>(images.count);
+  rows_ = images.rows;
+  cols_ = images.cols;
+  pixels_ = rows_ * cols_;
+  const int B = config_.batch_size;
+  batches_per_epoch_ = n_images_ / B;
+  if (batches_per_epoch_ < 1)
+    throw std::invalid_argument("--batch-size: " + std::to_string(B) + " is larger than the " +
+                                std::to_string(n_images_) + " training images");
+  gan_ = std::make_unique<Gan>(backend_, model_shape_of(config_, pixels_), std::max(B, kGridImages),
+                               2);
+  gan_->sample_from_ema(!config_.raw_generator);
+  dataset_ = backend_.alloc_u8(images.pixels.size());
+  backend_.to_backend(dataset_, images.pixels.data(), images.pixels.size());
+  perm_ = backend_.alloc_i32(2 * static_cast<size_t>(n_images_));
+  x_ = backend_.alloc_f32(2 * static_cast<size_t>(B) * pixels_);
+  z_ = backend_.alloc_f32(static_cast<size_t>(B) * config_.latent_dim);
+  d_logits_ = backend_.alloc_f32(2 * static_cast<size_t>(B));
+  d_fake_ = backend_.alloc_f32(static_cast<size_t>(B) * pixels_);
+  stats_ = backend_.alloc_f32(kStatSlots);
+  guard_ = backend_.alloc_f32(StepBuffers::kGuardSlots);
+  step_counter_ = backend_.alloc_i64(1);
+  grid_z_ = backend_.alloc_f32(static_cast<size_t>(kGridImages) * config_.latent_dim);
+  grid_images_ = backend_.alloc_f32(static_cast<size_t>(kGridImages) * pixels_);
+  backend_.gaussian_noise(grid_z_, static_cast<size_t>(kGridImages) * config_.latent_dim,
+                          config_.seed, kNoiseStreamFixedGrid, nullptr);
+}
+
+TrainingState::~TrainingState() {
+  for (void* p :
+       {static_cast<void*>(dataset_), static_cast<void*>(perm_), static_cast<void*>(x_),
+        static_cast<void*>(z_), static_cast<void*>(d_logits_), static_cast<void*>(d_fake_),
+        static_cast<void*>(stats_), static_cast<void*>(step_counter_), static_cast<void*>(grid_z_),
+        static_cast<void*>(grid_images_), static_cast<void*>(guard_)})
+    backend_.free(p);
+}
+
+void TrainingState::initialize() {
+  gan_->init_params(config_.seed);
+  if (config_.ema_decay > 0.0f) gan_->enable_ema();  // the average starts at the init
+  set_step(0);
+}
+
+void TrainingState::set_step(int64_t step) {
+  step_ = step;
+  backend_.to_backend(step_counter_, &step_, sizeof(step_));
+  backend_.fill_zero(stats_, kStatSlots * sizeof(float));
+  stats_steps_ = 0;
+  if (skip_nonfinite_updates()) {
+    backend_.to_host(&d_updates_mark_, gan_->discriminator().adam_step, sizeof(int64_t));
+    backend_.to_host(&g_updates_mark_, gan_->generator().adam_step, sizeof(int64_t));
+  }
+}
+
+void TrainingState::restore(const Checkpoint& ck, const std::string& source) {
+  const bool had_ema = restore_model(backend_, *gan_, ck, source);
+  const int64_t step = header_int(ck.header, "step", -1, source);
+  if (step < 0) throw CheckpointError(source + ": header has no valid 'step'");
+  if (config_.ema_decay > 0.0f && !had_ema) {
+    gan_->enable_ema();
+    std::fprintf(stderr,
+                 "mnistgan: %s has no EMA generator (written without --ema-decay, or by an older "
+                 "version); the average starts from its weights at step %" PRId64 "\n",
+                 source.c_str(), step);
+  } else if (config_.ema_decay == 0.0f && had_ema) {
+    gan_->disable_ema();
+    std::fprintf(stderr,
+                 "mnistgan: --ema-decay 0: the EMA generator in %s is not continued; grids "
+                 "and checkpoints use the raw generator\n",
+                 source.c_str());
+  }
+  set_step(step);
+}
+
+Checkpoint TrainingState::checkpoint() const {
+  Checkpoint ck;
+  ck.header["format"] = "mnistgan checkpoint";
+  ck.header["config"] = config_;
+  ck.header["step"] = step_;
+  ck.header["epoch"] = epochs_done();
+  ck.header["seed"] = config_.seed;
+  ck.header["image_rows"] = rows_;
+  ck.header["image_cols"] = cols_;
+  ck.header["backend"] = backend_.name();
+  // All randomness is counter-based, so (seed, step) is the whole generator state.
+  ck.header["rng"] = {{"generator", "philox4x32-10"}, {"seed", config_.seed}, {"step", step_}};
+  ck.header["shuffle"] = {{"method", "fisher-yates, philox keyed by (seed, epoch)"},
+                          {"batches_done", step_ * config_.d_steps},
+                          {"batches_per_epoch", batches_per_epoch_}};
+  store_model(backend_, *gan_, ck);
+  return ck;
+}
+
+void TrainingState::ensure_permutations() {
+  const int64_t first_batch = step_ * config_.d_steps;
+  const int64_t last_batch = first_batch + config_.d_steps - 1;
+  for (int64_t epoch = first_batch / batches_per_epoch_; epoch <= last_batch / batches_per_epoch_;
+       ++epoch) {
+    const int slot = static_cast<int>(epoch % 2);
+    if (perm_epoch_[slot] == epoch) continue;
+    const std::vector<int32_t> perm = epoch_permutation(config_.seed, epoch, n_images_);
+    backend_.to_backend(perm_ + static_cast<size_t>(slot) * n_images_, perm.data(),
+                        perm.size() * sizeof(int32_t));
+    perm_epoch_[slot] = epoch;
+  }
+}
+
+void TrainingState::issue_step_ops() {
+  const int B = config_.batch_size;
+  const AdamHyper d_hyper{config_.effective_lr_d(), config_.beta1, config_.beta2, config_.adam_eps};
+  const AdamHyper g_hyper{config_.effective_lr_g(), config_.beta1, config_.beta2, config_.adam_eps};
+  float* guard = skip_nonfinite_updates() ? guard_ : nullptr;  // see Gan::update_discriminator
+  const StepBuffers buffers{x_, z_, d_logits_, d_fake_, stats_, guard};
+  for (int d = 0; d < config_.d_steps; ++d) {
+    backend_.gather_batch(dataset_, perm_, n_images_, pixels_, B, step_counter_, config_.d_steps, d,
+                          batches_per_epoch_, x_);
+    backend_.gaussian_noise(z_, static_cast<size_t>(B) * config_.latent_dim, config_.seed,
+                            static_cast<uint32_t>(d), step_counter_);
+    gan_->update_discriminator(buffers, B, config_.real_label, d_hyper,
+                               d == 0 && inject_now(NonfiniteTarget::kDiscriminator));
+  }
+  // G step on the last fake batch, through the updated D.
+  gan_->update_generator(buffers, B, g_hyper, inject_now(NonfiniteTarget::kGenerator));
+  if (config_.ema_decay > 0.0f)
+    gan_->update_ema(config_.ema_decay, guard ? guard + StepBuffers::kGeneratorSkipSlot : nullptr);
+  backend_.count_nonfinite(stats_, 6, stats_ + 6);
+  backend_.increment(step_counter_);
+}
+
+bool TrainingState::inject_now(NonfiniteTarget target) const {
+  return inject_step_ == step_ + 1 && inject_target_ == target;
+}
+
+void TrainingState::step() {
+  ensure_permutations();
+  if (inject_step_ >= 0) {
+    issue_step_ops();  // eager: the test hook decides per step on the host
+  } else if (graph_ready_) {
+    backend_.replay();
+  } else if (config_.cuda_graph && ran_eager_step_ && backend_.begin_capture()) {
+    issue_step_ops();
+    backend_.end_capture();
+    graph_ready_ = true;
+    backend_.replay();
+  } else {
+    // The first step runs eagerly, outside stream capture: it loads every kernel module and
+    // lets cuBLAS set itself up (lazy loading and first-use initialisation are what capture
+    // may refuse), as PyTorch warms up before capturing a graph. Same ops, same results.
+    issue_step_ops();
+    ran_eager_step_ = true;
+  }
+  ++step_;
+  ++stats_steps_;
+}
+
+StepStats TrainingState::take_stats() {
+  float s[kStatSlots];
+  backend_.to_host(s, stats_, sizeof(s));
+  backend_.fill_zero(stats_, sizeof(s));
+  // Under skip-step, Adam's step counts say how many updates were applied (a skipped
+  // update leaves them alone), so the averages are over applied updates only. Under stop
+  // every update is applied: no reads needed.
+  int64_t d_applied = stats_steps_ * config_.d_steps, g_applied = stats_steps_;
+  if (skip_nonfinite_updates()) {
+    int64_t d_done = 0, g_done = 0;
+    backend_.to_host(&d_done, gan_->discriminator().adam_step, sizeof(d_done));
+    backend_.to_host(&g_done, gan_->generator().adam_step, sizeof(g_done));
+    d_applied = d_done - d_updates_mark_;
+    g_applied = g_done - g_updates_mark_;
+    d_updates_mark_ = d_done;
+    g_updates_mark_ = g_done;
+  }
+  StepStats out;
+  out.steps = stats_steps_;
+  out.skipped_d = stats_steps_ * config_.d_steps - d_applied;
+  out.skipped_g = stats_steps_ - g_applied;
+  const double d_updates = std::max<int64_t>(1, d_applied);
+  out.d_loss = (s[0] + s[2]) / d_updates;
+  out.d_x = s[1] / d_updates;
+  out.d_g_z = s[3] / d_updates;
+  out.g_loss = s[4] / std::max<int64_t>(1, g_applied);
+  out.nonfinite = s[6];
+  stats_steps_ = 0;
+  return out;
+}
+
+std::vector<float> TrainingState::fixed_grid_images() {
+  gan_->sample_forward(grid_z_, grid_images_, kGridImages);
+  std::vector<float> host(static_cast<size_t>(kGridImages) * pixels_);
+  backend_.to_host(host.data(), grid_images_, host.size() * sizeof(float));
+  return host;
+}
+
+bool TrainingState::weights_finite() {
+  float* count = d_logits_;  // scratch: free between steps
+  backend_.fill_zero(count, sizeof(float));
+  for (Network* net : {&gan_->generator(), &gan_->discriminator()})
+    backend_.count_nonfinite(net->params, net->size, count);
+  float host = 0;
+  backend_.to_host(&host, count, sizeof(host));
+  return host == 0.0f;
+}
+
+// ---------------------------------------------------------------------------------------
+// The run: logging, grids, checkpoints, signals.
+
+namespace {
+
+std::atomic<int> g_stop_signal{0};
+
+extern "C" void on_stop_signal(int signal_number) { g_stop_signal.store(signal_number); }
+
+// For the start-up line: "EMA 0.999", "EMA 0.999 (grids and evals from the raw G)" or
+// "EMA off".
+std::string ema_summary(const TrainConfig& config) {
+  if (config.ema_decay == 0.0f) return "EMA off";
+  char text[64];
+  std::snprintf(text, sizeof(text), "EMA %g%s", static_cast<double>(config.ema_decay),
+                config.raw_generator ? " (grids and evals from the raw G)" : "");
+  return text;
+}
+
+std::string step_name(const char* prefix, int64_t step, const char* ext) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%s%08" PRId64 "%s", prefix, step, ext);
+  return buf;
+}
+
+// Keeps the newest `keep` step checkpoints in dir, deletes older ones.
+void rotate_checkpoints(const fs::path& dir, int keep) {
+  std::vector<fs::path> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("step_", 0) == 0 && entry.path().extension() == ".ckpt")
+      found.push_back(entry.path());
+  }
+  std::sort(found.begin(), found.end());
+  for (size_t i = 0; i + keep < found.size(); ++i) fs::remove(found[i], ec);
+}
+
+// latest.ckpt -> checkpoints/step_N.ckpt, replaced atomically (symlink, then rename).
+void point_latest(const fs::path& out_dir, const std::string& relative_target) {
+  const fs::path link = out_dir / "latest.ckpt";
+  const fs::path tmp = out_dir / (".latest.ckpt.tmp." + std::to_string(getpid()));
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  fs::create_symlink(relative_target, tmp, ec);
+  if (ec) throw IoError(tmp.string() + ": cannot create symlink: " + ec.message());
+  fs::rename(tmp, link, ec);
+  if (ec) throw IoError(link.string() + ": cannot replace: " + ec.message());
+}
+
+class Run {
+ public:
+  Run(const TrainConfig& config, const RunTestHooks& hooks) : config_(config), hooks_(hooks) {}
+
+  // What to tell the user after a write failed mid-run: the outputs written so far are
+  // whole (every write is atomic), so say which checkpoint to resume from. "" before the
+  // training loop has started (start-up errors carry their own advice).
+  std::string after_failed_write() const {
+    if (!training_started_) return "";
+    const fs::path latest = fs::path(config_.out_dir) / "latest.ckpt";
+    std::error_code ec;
+    if (!fs::exists(latest, ec))
+      return "; no checkpoint had been written yet; free some space or choose another --out "
+             "and start again";
+    return "; files already written are intact, and " + latest.string() +
+           " is the last good checkpoint: free some space or choose another --out (copy the "
+           "checkpoint there), then continue with --resume " +
+           latest.string();
+  }
+
+  int go() {
+    config_.validate();
+    const fs::path out(config_.out_dir);
+    // Checked before loading anything, so a bad --out costs no time.
+    ensure_writable_dir(config_.out_dir);
+    ensure_writable_dir((out / "samples").string());
+    ensure_writable_dir((out / "checkpoints").string());
+
+    // A run killed mid-write leaves partial temp files; the finished outputs are intact.
+    int stale = 0;
+    for (const fs::path& dir : {out, out / "samples", out / "checkpoints"})
+      stale += remove_stale_temp_files(dir.string());
+    if (stale > 0)
+      std::fprintf(stderr, "mnistgan: removed %d partial file(s) left by a killed run\n", stale);
+
+    Checkpoint resume_from;
+    if (!config_.resume.empty()) {
+      resume_from = load_checkpoint(config_.resume);
+      check_resume_flags(resume_from);
+    }
+    const MnistSplit train = load_mnist(config_.data_dir, "train");
+    // Before any step: refuse a run whose checkpoints, grids and metrics cannot fit.
+    {
+      const int64_t bpe = static_cast<int64_t>(train.images.count) / config_.batch_size;
+      const int64_t first = resume_from.tensors.empty()
+                                ? 0
+                                : header_int(resume_from.header, "step", 0, config_.resume);
+      const RunSpaceEstimate need = estimate_run_space(
+          config_, train.images.rows, train.images.cols, first,
+          total_steps(config_, std::max<int64_t>(1, bpe)), std::max<int64_t>(1, bpe));
+      check_free_space(config_.out_dir, need, free_disk_bytes(config_.out_dir));
+    }
+    BackendOptions options;
+    options.tf32 = config_.tf32;
+    backend_ = make_backend(config_.device, options);
+    state_ = std::make_unique<TrainingState>(*backend_, config_, train.images);
+    if (config_.eval_every > 0) start_evaluator(train);
+    state_->inject_nonfinite_gradient(hooks_.nonfinite_gradient_step, hooks_.nonfinite_target);
+    if (!config_.resume.empty()) {
+      state_->restore(resume_from, config_.resume);
+    } else {
+      state_->initialize();
+    }
+    const int64_t total = total_steps(config_, state_->batches_per_epoch());
+    const int64_t start = state_->steps_done();
+    std::fprintf(stderr,
+                 "mnistgan: training on %s | %d images %dx%d | batch %d | %" PRId64
+                 " steps (%.2f epochs of %" PRId64 " batches) | mbd %d | %s | seed %" PRIu64 "%s\n",
+                 backend_->name().c_str(), static_cast<int>(train.images.count), train.images.rows,
+                 train.images.cols, config_.batch_size, total,
+                 static_cast<double>(total) * config_.d_steps / state_->batches_per_epoch(),
+                 state_->batches_per_epoch(), config_.mbd_kernels, ema_summary(config_).c_str(),
+                 config_.seed,
+                 start > 0 ? (" | resuming at step " + std::to_string(start)).c_str() : "");
+    if (start >= total) {
+      std::fprintf(stderr,
+                   "mnistgan: the checkpoint is already at step %" PRId64 " of %" PRId64
+                   "; nothing to do (raise --steps or --epochs to go on)\n",
+                   start, total);
+      return 0;
+    }
+
+    metrics_ =
+        std::make_unique<MetricsLog>((out / "metrics.csv").string(), start, config_.eval_every > 0);
+    progress_ = std::make_unique<ProgressLine>(total, isatty(STDERR_FILENO) != 0);
+    reload_gif_frames(start);
+    if (start == 0) write_grid();  // frame 0: the untrained generator
+
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
+    training_started_ = true;
+    const auto loop_start = std::chrono::steady_clock::now();
+    auto last_log = loop_start;
+    int64_t last_log_step = start;
+    int64_t last_epoch = static_cast<int64_t>(state_->epochs_done());
+    while (state_->steps_done() < total) {
+      state_->step();
+      const int64_t step = state_->steps_done();
+      const bool finished = step == total;
+      const int stop_signal = g_stop_signal.load();
+      const bool eval_now = evaluator_ && (step % config_.eval_every == 0 || finished);
+      if (step % config_.log_every == 0 || finished || stop_signal != 0 || eval_now) {
+        const auto now = std::chrono::steady_clock::now();
+        const StepStats stats = state_->take_stats();
+        MetricsRow row;
+        row.step = step;
+        row.epoch = state_->epochs_done();
+        row.d_loss = stats.d_loss;
+        row.g_loss = stats.g_loss;
+        row.d_x = stats.d_x;
+        row.d_g_z = stats.d_g_z;
+        const double seconds = std::chrono::duration<double>(now - last_log).count();
+        row.steps_per_s = seconds > 0 ? (step - last_log_step) / seconds : 0;
+        row.images_per_s = row.steps_per_s * config_.batch_size * config_.d_steps;
+        row.elapsed_s = std::chrono::duration<double>(now - loop_start).count();
+        const int64_t interval_start = last_log_step + 1;
+        last_log = now;
+        last_log_step = step;
+        row.skipped = stats.skipped_d + stats.skipped_g;
+        skipped_total_ += row.skipped;
+        const std::string steps_text =
+            interval_start == step
+                ? "at step " + std::to_string(step)
+                : "in steps " + std::to_string(interval_start) + "-" + std::to_string(step);
+        // skip-step cannot help a network none of whose updates went through: stop then.
+        const bool all_skipped =
+            stats.steps > 0 &&
+            (stats.skipped_g == stats.steps || stats.skipped_d == stats.steps * config_.d_steps);
+        if (stats.nonfinite > 0 || all_skipped || !weights_finite()) {
+          progress_->finish();
+          std::fprintf(stderr,
+                       "mnistgan: training diverged %s: %s; the last good checkpoint is kept "
+                       "in %s (try a lower --lr%s)\n",
+                       steps_text.c_str(),
+                       all_skipped ? "every update of a network had a NaN/Inf loss or gradient "
+                                     "and was skipped (--nan-policy skip-step)"
+                                   : "a loss or weight became NaN/Inf",
+                       (out / "checkpoints").string().c_str(),
+                       config_.nan_policy == "stop" ? ", or --nan-policy skip-step" : "");
+          return 3;
+        }
+        if (row.skipped > 0)
+          progress_->message("mnistgan: skipped " + std::to_string(row.skipped) +
+                             " update(s) with a NaN/Inf loss or gradient " + steps_text +
+                             " (--nan-policy skip-step; " + std::to_string(skipped_total_) +
+                             " so far)");
+        if (eval_now) {
+          row.eval = evaluate(step);
+          last_log = std::chrono::steady_clock::now();  // keeps eval time out of steps/s
+        }
+        metrics_->append(row);
+        write_curves();
+        progress_->update(row);
+      }
+      const int64_t epoch = static_cast<int64_t>(state_->epochs_done());
+      const bool epoch_end = epoch != last_epoch;
+      last_epoch = epoch;
+      if (epoch_end || finished || stop_signal != 0 ||
+          (config_.sample_every > 0 && step % config_.sample_every == 0))
+        write_grid();
+      if (epoch_end || finished || stop_signal != 0 ||
+          (config_.checkpoint_every > 0 && step % config_.checkpoint_every == 0))
+        write_checkpoint();
+      if (stop_signal != 0) {
+        progress_->finish();
+        std::fprintf(
+            stderr, "mnistgan: stopped by signal %d at step %" PRId64 "; resume with --resume %s\n",
+            stop_signal, step, (out / "latest.ckpt").string().c_str());
+        return 128 + stop_signal;
+      }
+    }
+    progress_->finish();
+    std::fprintf(stderr, "mnistgan: done: %" PRId64 " steps; checkpoint %s, samples in %s\n", total,
+                 (out / "latest.ckpt").string().c_str(), (out / "samples").string().c_str());
+    report_final_quality(train, total);
+    if (skipped_total_ > 0)
+      std::fprintf(stderr,
+                   "mnistgan: %" PRId64
+                   " update(s) were skipped for a NaN/Inf loss or gradient (see the skipped column "
+                   "of metrics.csv)\n",
+                   skipped_total_);
+    return 0;
+  }
+
+ private:
+  // Shape flags must match the checkpoint; the rest may change (with a note).
+  void check_resume_flags(const Checkpoint& ck) {
+    TrainConfig stored = config_;
+    if (ck.header.contains("config")) from_json(ck.header.at("config"), stored);
+    auto must_match = [&](bool same, const char* flag) {
+      if (!same)
+        throw std::invalid_argument(std::string(flag) + ": differs from the checkpoint " +
+                                    config_.resume + "; resume with the flags it was made with");
+    };
+    must_match(stored.latent_dim == config_.latent_dim, "--latent-dim");
+    must_match(stored.hidden_g == config_.hidden_g, "--hidden-g");
+    must_match(stored.hidden_d == config_.hidden_d, "--hidden-d");
+    must_match(stored.mbd_kernels == config_.mbd_kernels, "--mbd-kernels");
+    must_match(stored.mbd_dims == config_.mbd_dims, "--mbd-dims");
+    must_match(stored.batch_size == config_.batch_size, "--batch-size");
+    must_match(stored.d_steps == config_.d_steps, "--d-steps");
+    if (stored.seed != config_.seed)
+      std::fprintf(stderr,
+                   "mnistgan: note: --seed %" PRIu64 " differs from the checkpoint's %" PRIu64
+                   "; the continued run will not match an uninterrupted one\n",
+                   config_.seed, stored.seed);
+  }
+
+  // --eval-every: the classifier and the real data's features, once. A missing classifier
+  // fails here, before any step, with the command that makes it.
+  void start_evaluator(const MnistSplit& train) {
+    const auto begin = std::chrono::steady_clock::now();
+    const MnistSplit test = load_mnist(config_.data_dir, "t10k");
+    evaluator_ = std::make_unique<Evaluator>(*backend_, config_.classifier, train, test,
+                                             config_.eval_samples, config_.seed);
+    std::fprintf(stderr,
+                 "mnistgan: eval every %" PRId64 " steps and at the end: %" PRId64
+                 " samples vs MNIST test | classifier %s (sha256 %.12s..., test accuracy %.4f) | "
+                 "floor: Frechet %.3f, score %.3f, precision %.3f, recall %.3f (%.1fs)\n",
+                 config_.eval_every, config_.eval_samples, config_.classifier.c_str(),
+                 evaluator_->classifier_info().weights_sha256.c_str(),
+                 evaluator_->classifier_info().test_accuracy, evaluator_->floor().frechet,
+                 evaluator_->floor().score.mean, evaluator_->floor().prdc.precision,
+                 evaluator_->floor().prdc.recall,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
+  }
+
+  // One evaluation of the current generator: its figures for metrics.csv, a line on the
+  // console, and <out>/eval.json (the latest evaluation, with the floor beside it).
+  std::vector<double> evaluate(int64_t step) {
+    const auto begin = std::chrono::steady_clock::now();
+    const EvalMetrics m = evaluator_->evaluate_generator(state_->gan());
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    char line[256];
+    std::snprintf(line, sizeof(line),
+                  "mnistgan: eval at step %" PRId64
+                  ": Frechet %.3f (floor %.3f) | score %.3f | classes %d | precision %.3f "
+                  "recall %.3f | density %.3f coverage %.3f (%.1fs)",
+                  step, m.frechet, evaluator_->floor().frechet, m.score.mean,
+                  m.histogram.classes_half_share, m.prdc.precision, m.prdc.recall, m.prdc.density,
+                  m.prdc.coverage, seconds);
+    progress_->message(line);
+    const nlohmann::json j = {{"step", step},
+                              {"samples", config_.eval_samples},
+                              {"seed", config_.seed},
+                              {"classifier",
+                               {{"path", config_.classifier},
+                                {"sha256", evaluator_->classifier_info().weights_sha256},
+                                {"test_accuracy", evaluator_->classifier_info().test_accuracy}}},
+                              {"generator", generator_label(state_->gan())},
+                              {"model", m},
+                              {"floor", evaluator_->floor()},
+                              {"seconds", seconds}};
+    last_eval_ = m;
+    write_file_atomic((fs::path(config_.out_dir) / "eval.json").string(), j.dump(2) + "\n");
+    std::vector<double> figures;
+    for (const auto& figure : eval_figures(m)) figures.push_back(figure.second);
+    return figures;
+  }
+
+  // The quality of the final generator against the real-data floor, at the end of a run:
+  // the last --eval-every evaluation, or one made now when the classifier exists (--no-final-eval
+  // turns that off); a note naming the command that makes the classifier otherwise.
+  void report_final_quality(const MnistSplit& train, int64_t step) {
+    if (!evaluator_) {
+      if (!config_.final_eval) return;
+      if (!fs::exists(config_.classifier)) {
+        std::fprintf(stderr,
+                     "mnistgan: no feature classifier at %s, so no quality figures; make one with "
+                     "`mnistgan classifier --out %s` (under a minute) and run `mnistgan eval "
+                     "--checkpoint %s`\n",
+                     config_.classifier.c_str(), config_.classifier.c_str(),
+                     (fs::path(config_.out_dir) / "latest.ckpt").string().c_str());
+        return;
+      }
+      start_evaluator(train);
+      evaluate(step);
+    }
+    if (!last_eval_) return;
+    std::fprintf(stderr,
+                 "mnistgan: the final %s at step %" PRId64 " against the real-data floor (%s):\n%s",
+                 generator_label(state_->gan()), step,
+                 (fs::path(config_.out_dir) / "eval.json").string().c_str(),
+                 format_eval_table(*last_eval_, evaluator_->floor()).c_str());
+  }
+
+  // curves.png beside metrics.csv, redrawn with every row.
+  void write_curves() {
+    const double floor = evaluator_ ? evaluator_->floor().frechet : NAN;
+    write_png_rgb((fs::path(config_.out_dir) / "curves.png").string(),
+                  plot_training_curves(metrics_->rows(), floor),
+                  {{"Software", "mnistgan"}, {"seed", std::to_string(config_.seed)}});
+  }
+
+  void write_grid() {
+    const std::vector<float> images = state_->fixed_grid_images();
+    const GrayImage grid =
+        make_grid(images.data(), TrainingState::kGridImages, state_->image_rows(),
+                  state_->image_cols(), TrainingState::kGridPerRow, TrainingState::kGridPadding);
+    const fs::path path =
+        fs::path(config_.out_dir) / "samples" / step_name("step_", state_->steps_done(), ".png");
+    write_png(path.string(), grid,
+              {{"Software", "mnistgan"},
+               {"seed", std::to_string(config_.seed)},
+               {"step", std::to_string(state_->steps_done())}});
+    gif_.add_frame(grid);
+    gif_.write((fs::path(config_.out_dir) / "progress.gif").string());
+  }
+
+  // On resume, progress.gif is rebuilt from the grids already on disk up to `step`.
+  void reload_gif_frames(int64_t step) {
+    if (step == 0) return;
+    std::vector<fs::path> grids;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(fs::path(config_.out_dir) / "samples", ec))
+      if (entry.path().extension() == ".png" &&
+          entry.path().filename().string() <= step_name("step_", step, ".png"))
+        grids.push_back(entry.path());
+    std::sort(grids.begin(), grids.end());
+    for (const fs::path& p : grids) {
+      try {
+        gif_.add_frame(read_png_gray(p.string()));
+      } catch (const std::exception&) {
+        // A grid of another size or an unreadable one is skipped, not fatal.
+      }
+    }
+  }
+
+  // TrainingState::weights_finite (a pass over every weight and a sync) once per step: a
+  // log row and a checkpoint at the same step share the answer.
+  bool weights_finite() {
+    const int64_t step = state_->steps_done();
+    if (finite_checked_at_ != step) {
+      weights_were_finite_ = state_->weights_finite();
+      finite_checked_at_ = step;
+    }
+    return weights_were_finite_;
+  }
+
+  void write_checkpoint() {
+    if (!weights_finite()) return;  // never replace a good checkpoint with NaNs
+    const fs::path dir = fs::path(config_.out_dir) / "checkpoints";
+    const std::string name = step_name("step_", state_->steps_done(), ".ckpt");
+    save_checkpoint((dir / name).string(), state_->checkpoint());
+    point_latest(config_.out_dir, "checkpoints/" + name);
+    rotate_checkpoints(dir, config_.keep_checkpoints);
+  }
+
+  TrainConfig config_;
+  RunTestHooks hooks_;
+  bool training_started_ = false;
+  int64_t skipped_total_ = 0;
+  int64_t finite_checked_at_ = -1;  // the step of the last weights_finite() check
+  bool weights_were_finite_ = true;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<TrainingState> state_;
+  std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<ProgressLine> progress_;
+  std::unique_ptr<Evaluator> evaluator_;  // --eval-every > 0, or the final evaluation
+  std::optional<EvalMetrics> last_eval_;  // the latest evaluation's figures
+  GifWriter gif_{50};
+};
+
+}  // namespace
+
+void request_stop(int signal_number) { g_stop_signal.store(signal_number); }
+
+int run_training(const TrainConfig& config, const RunTestHooks& hooks) {
+  Run run(config, hooks);
+  try {
+    return run.go();
+  } catch (const IoError& e) {
+    throw IoError(e.what() + run.after_failed_write());
+  }
+}
+
+}  // namespace mnistgan

@@ -1,0 +1,142 @@
+// trainer.h: the training step on a Backend, and the whole run around it.
+//
+// TrainingState holds everything on the backend (dataset, model, optimiser state, batch
+// buffers, the step counter) and issues one training step as a fixed sequence of ops:
+//   for d in [0, d_steps):                       D update, real and fake as two groups
+//     x[0:B]   = batch(step * d_steps + d)        x is (2B, 784)
+//     z        = N(0,1) noise (seed, stream d, step)
+//     x[B:2B]  = G(z)
+//     loss_D   = BCE(D(x[0:B]), real_label) + BCE(D(x[B:2B]), 0);  D Adam step
+//   loss_G = BCE(D(x[B:2B]), 1) (non-saturating);  G Adam step;  step += 1
+// The sequence never reads a value back to the host, so on CUDA it is captured once as a
+// graph and replayed. run_training() is the loop around it: logging, grids, checkpoints.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "io/checkpoint.h"
+#include "core/config.h"
+#include "io/idx.h"
+#include "model/model.h"
+
+namespace mnistgan {
+
+// Averages over the steps since the last read.
+struct StepStats {
+  int64_t steps = 0;
+  double d_loss = 0, g_loss = 0, d_x = 0, d_g_z = 0;
+  double nonfinite = 0;  // count of NaN/Inf losses seen (divergence guard)
+  // Updates skipped by --nan-policy skip-step (always 0 under stop); the loss averages
+  // above are over the applied updates only.
+  int64_t skipped_d = 0, skipped_g = 0;
+};
+
+// Which update a test-injected non-finite gradient goes into (TrainingState's test hook).
+enum class NonfiniteTarget { kDiscriminator, kGenerator };
+
+class TrainingState {
+ public:
+  // Uploads the dataset; images must outlive nothing (they are copied to the backend).
+  TrainingState(Backend& backend, const TrainConfig& config, const IdxImages& images);
+  ~TrainingState();
+  TrainingState(const TrainingState&) = delete;
+  TrainingState& operator=(const TrainingState&) = delete;
+
+  void initialize();  // fresh weights from config.seed, step 0
+  // Loads weights, Adam state and the step from a checkpoint (shapes checked).
+  void restore(const Checkpoint& checkpoint, const std::string& source);
+  Checkpoint checkpoint() const;  // everything needed to continue the run
+
+  void step();             // one D+G step (graph replay where the backend has graphs)
+  StepStats take_stats();  // reads the accumulated loss stats and resets them (syncs)
+  // Generates the fixed 64-image progress batch: (64, pixels) floats in [-1, 1].
+  std::vector<float> fixed_grid_images();
+  bool weights_finite();
+
+  // Test hook: the update of step `step` (counted from 1, as metrics.csv's step column;
+  // -1 disarms) gets a NaN written into its parameter gradient just before the divergence
+  // guard looks at it: D's first update of the step (kDiscriminator) or G's update
+  // (kGenerator), as if the backward pass had produced one. While armed, steps are issued
+  // eagerly (no graph replay), so it works on every backend. Used by the --nan-policy tests.
+  void inject_nonfinite_gradient(int64_t step, NonfiniteTarget target) {
+    inject_step_ = step;
+    inject_target_ = target;
+  }
+
+  int64_t steps_done() const { return step_; }
+  int64_t batches_per_epoch() const { return batches_per_epoch_; }
+  double epochs_done() const {
+    return static_cast<double>(step_) * config_.d_steps / batches_per_epoch_;
+  }
+  Gan& gan() { return *gan_; }
+  const TrainConfig& config() const { return config_; }
+  int image_pixels() const { return pixels_; }
+  int image_rows() const { return rows_; }
+  int image_cols() const { return cols_; }
+
+  // The progress grid: 64 images, 8 per row, 2 pixels of padding (the disk estimate too).
+  static constexpr int kGridImages = 64, kGridPerRow = 8, kGridPadding = 2;
+
+ private:
+  void issue_step_ops();
+  void ensure_permutations();  // the epochs this step reads are in the two perm slots
+  void set_step(int64_t step);
+  bool skip_nonfinite_updates() const { return config_.nan_policy == "skip-step"; }
+  bool inject_now(NonfiniteTarget target) const;  // the test hook's update?
+
+  Backend& backend_;
+  TrainConfig config_;
+  int n_images_, pixels_, rows_, cols_;
+  int64_t batches_per_epoch_;
+  std::unique_ptr<Gan> gan_;
+  uint8_t* dataset_ = nullptr;  // (n_images, pixels)
+  int32_t* perm_ = nullptr;     // (2, n_images): epoch e's order in slot e % 2
+  int64_t perm_epoch_[2] = {-1, -1};
+  float* x_ = nullptr;         // (2B, pixels): [real | fake]
+  float* z_ = nullptr;         // (B, latent)
+  float* d_logits_ = nullptr;  // (2B)
+  float* d_fake_ = nullptr;    // (B, pixels)
+  float* stats_ = nullptr;     // 8 accumulators, see take_stats()
+  float* guard_ = nullptr;     // the skip-step guard's slots (StepBuffers::guard)
+  int64_t* step_counter_ = nullptr;
+  float* grid_z_ = nullptr;       // (64, latent), fixed noise
+  float* grid_images_ = nullptr;  // (64, pixels)
+  int64_t step_ = 0;              // host mirror of *step_counter_
+  int64_t stats_steps_ = 0;
+  // Adam step counts at the last take_stats (read under skip-step only).
+  int64_t d_updates_mark_ = 0, g_updates_mark_ = 0;
+  int64_t inject_step_ = -1;
+  NonfiniteTarget inject_target_ = NonfiniteTarget::kDiscriminator;
+  bool graph_ready_ = false;
+  bool ran_eager_step_ = false;  // the CUDA graph is captured from the second step on
+};
+
+// The epoch's image order: a Fisher-Yates shuffle driven by Philox keyed by (seed, epoch),
+// so any epoch's order can be recomputed on resume without replaying earlier ones.
+std::vector<int32_t> epoch_permutation(uint64_t seed, int64_t epoch, int n_images);
+
+// Total steps of a run: --steps if set, else epochs * batches_per_epoch / d_steps.
+int64_t total_steps(const TrainConfig& config, int64_t batches_per_epoch);
+
+// Test-only knobs of run_training (the CLI never sets them).
+struct RunTestHooks {
+  int64_t nonfinite_gradient_step = -1;  // see TrainingState::inject_nonfinite_gradient
+  NonfiniteTarget nonfinite_target = NonfiniteTarget::kDiscriminator;
+};
+
+// The whole `mnistgan train` run. Returns the process exit code (0; 130/143 after
+// SIGINT/SIGTERM once the checkpoint is written; 3 when training diverged). Throws
+// (DataError, IoError, CheckpointError, std::invalid_argument, std::runtime_error) with
+// messages that name the file or flag at fault; before training starts, IoError when --out
+// lacks the disk space the run needs; during training, IoError naming the file that could
+// not be written and the intact checkpoint to resume from.
+int run_training(const TrainConfig& config, const RunTestHooks& hooks = {});
+
+// Requests a clean stop at the next step boundary (what the signal handlers call).
+void request_stop(int signal_number);
+
+}  // namespace mnistgan
