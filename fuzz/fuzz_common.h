@@ -1,4 +1,4 @@
-// fuzz_common.h: what the fuzz targets, fuzz_make_seeds and tests/test_fuzz_found.cpp share:
+// fuzz_common.h: what the fuzz targets, fuzz_make_seeds and tests/io/test_fuzz_found.cpp share:
 // the small model a fuzzed checkpoint is restored into (small so that a restore costs
 // microseconds, not the ~37 MB of the default model), the synthetic images it trains on,
 // gzip in memory and the checkpoint CRC fix-up.

@@ -24,7 +24,7 @@ TEST(Conventions, EveryTestThatNeedsAGpuHasCudaInItsName) {
   const std::regex test_line(R"(^TEST(_F|_P)?\((\w+),\s*(\w+)\))");
   int gpu_tests = 0;
   std::vector<std::string> misnamed;
-  for (const auto& entry : fs::directory_iterator(tests)) {
+  for (const auto& entry : fs::recursive_directory_iterator(tests)) {
     if (entry.path().extension() != ".cpp" || entry.path().filename() == "test_conventions.cpp")
       continue;
     std::ifstream in(entry.path());
@@ -32,7 +32,7 @@ TEST(Conventions, EveryTestThatNeedsAGpuHasCudaInItsName) {
     while (std::getline(in, line)) {
       std::smatch m;
       if (std::regex_search(line, m, test_line)) current = m[2].str() + "." + m[3].str();
-      // The skip every GPU test starts with (tests/test_cuda_ops.cpp and the others), and a
+      // The skip every GPU test starts with (tests/backends/test_cuda_ops.cpp and the others), and a
       // test that makes a CUDA backend only when there is a GPU (it would pass here and then
       // be left out there).
       const bool skips_without_gpu = line.find("cuda_unavailable_reason()") != std::string::npos &&
