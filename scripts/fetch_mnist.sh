@@ -19,15 +19,18 @@ script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "${script_dir}/.." && pwd)"
 dest="${1:-${repo_root}/data/mnist}"
 
-# name -> SHA-256 of the uncompressed file
-files=(train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte
-       t10k-labels-idx1-ubyte)
-declare -A sha256=(
-  [train-images-idx3-ubyte]=ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db
-  [train-labels-idx1-ubyte]=65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5
-  [t10k-images-idx3-ubyte]=0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7
-  [t10k-labels-idx1-ubyte]=ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2
-)
+# name -> SHA-256 of the uncompressed file, from data/mnist.sha256 (sha256sum's format, so
+# `cd data/mnist && sha256sum -c ../mnist.sha256` checks the files by hand too).
+checksums="${repo_root}/data/mnist.sha256"
+[[ -f "${checksums}" ]] || { printf 'fetch_mnist: %s is missing; it comes with the repository\n' "${checksums}" >&2; exit 2; }
+files=()
+declare -A sha256=()
+while read -r hash name; do
+  [[ -z "${hash}" || "${hash}" == \#* ]] && continue
+  files+=("${name}")
+  sha256[${name}]="${hash}"
+done < "${checksums}"
+[[ ${#files[@]} -eq 4 ]] || { printf 'fetch_mnist: %s should list 4 files\n' "${checksums}" >&2; exit 2; }
 mirrors=(
   https://ossci-datasets.s3.amazonaws.com/mnist/
   https://storage.googleapis.com/cvdf-datasets/mnist/

@@ -7,7 +7,7 @@
 #   bash scripts/gpu_session.sh collect DIR   # here: file DIR's logs under bench/results/
 #
 # pack builds build-portable/ (Release, sm_90, -DMNISTGAN_PORTABLE=ON: static CUDA runtime,
-# no OpenBLAS, plain x86-64) and stages into .gpu/ (gitignored, about 30 MB): mnistgan,
+# no OpenBLAS, plain x86-64) and stages into .gpu/ (gitignored, about 30 MB): mnistgan, mnistgan_bench,
 # mnistgan_tests, the four MNIST files gzipped and the commit. The GPU machine needs only a
 # driver, Python with PyTorch, compute-sanitizer, and libcublas.so.13 / libcudnn.so.9, which
 # it takes from PyTorch's nvidia-* wheels.
@@ -57,11 +57,11 @@ pack() {
     -DMNISTGAN_OPENBLAS=OFF -DMNISTGAN_PORTABLE=ON > /dev/null
   grep -q '^CMAKE_CUDA_COMPILER:.*nvcc' "$build/CMakeCache.txt" ||
     die "no CUDA compiler here: pack needs nvcc to build the GPU binaries"
-  cmake --build "$build" --target mnistgan mnistgan_tests
+  cmake --build "$build" --target mnistgan mnistgan_bench mnistgan_tests
   bash scripts/fetch_mnist.sh > /dev/null
   rm -rf "$stage_dir"
   mkdir -p "$stage_dir/mnist"
-  cp "$build/mnistgan" "$build/mnistgan_tests" "$stage_dir/"
+  cp "$build/mnistgan" "$build/mnistgan_bench" "$build/mnistgan_tests" "$stage_dir/"
   for f in data/mnist/*-ubyte; do gzip -9 -c "$f" > "$stage_dir/mnist/$(basename "$f").gz"; done
   local commit
   commit="$(git rev-parse HEAD)"
@@ -176,7 +176,7 @@ run() {
   : > "$session_log"
   deadline=$(($(date +%s) + ${GPU_SESSION_BUDGET:-420}))
   stage_deadline=$((deadline - bench_reserve))
-  [[ -x "$stage_dir/mnistgan" && -x "$stage_dir/mnistgan_tests" ]] ||
+  [[ -x "$stage_dir/mnistgan" && -x "$stage_dir/mnistgan_bench" && -x "$stage_dir/mnistgan_tests" ]] ||
     die "$stage_dir/ has no binaries: run 'bash scripts/gpu_session.sh pack' here and carry $stage_dir"
   work="$(mktemp -d)"
   export work
@@ -211,14 +211,16 @@ EOF
   # Anything still missing is looked for across the machine (the CUDA toolkit's lib64, another
   # Python's site-packages).
   local lib found
-  for lib in $(ldd "$stage_dir/mnistgan" | awk '/not found/ { print $1 }'); do
+  # mnistgan_bench (like mnistgan_tests) needs every library mnistgan does, and cuDNN and
+  # cuBLASLt besides.
+  for lib in $(ldd "$stage_dir/mnistgan_bench" | awk '/not found/ { print $1 }'); do
     found="$(find / -xdev \( -path /proc -o -path /sys \) -prune -o -name "$lib" -print 2> /dev/null |
       head -n 1)"
     [[ -n "$found" ]] && LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$found")"
   done
   say "LD_LIBRARY_PATH: $LD_LIBRARY_PATH"
-  if ldd "$stage_dir/mnistgan" | grep -q "not found"; then
-    ldd "$stage_dir/mnistgan" | tee -a "$session_log"
+  if ldd "$stage_dir/mnistgan_bench" | grep -q "not found"; then
+    ldd "$stage_dir/mnistgan_bench" | tee -a "$session_log"
     die "libraries missing for the carried binary (above); nothing was run"
   fi
   # Tests find the data, scripts and the binary here, not at the paths compiled in.
