@@ -21,7 +21,7 @@
 #include <string>
 
 #include "core/backend.h"
-#include "io/checkpoint.h"
+#include "model/model_checkpoint.h"
 #include "core/config.h"
 #include "train/disk_space.h"  // model_parameter_count
 #include "fuzz_common.h"

@@ -14,7 +14,7 @@
 #include "io/checkpoint.h"   // the file container
 #include "core/philox.h"       // philox_draw, philox_uniform_float
 #include "io/sha256.h"
-#include "train/trainer.h"  // epoch_permutation
+#include "core/shuffle.h"  // epoch_permutation
 
 namespace mnistgan {
 namespace {

@@ -9,10 +9,10 @@
 #include <stdexcept>
 
 #include "io/atomic_file.h"  // write_file_atomic
-#include "io/checkpoint.h"   // load_checkpoint, restore_model
+#include "model/model_checkpoint.h"   // load_checkpoint, restore_model
 #include "core/config.h"       // TrainConfig, model_shape_of
 #include "model/sample.h"       // stored_model
-#include "train/trainer.h"      // epoch_permutation
+#include "core/shuffle.h"  // epoch_permutation
 
 namespace mnistgan {
 namespace {

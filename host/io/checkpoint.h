@@ -1,4 +1,4 @@
-// checkpoint.h: the checkpoint file format and its link to the model.
+// checkpoint.h: the checkpoint file format (model/model_checkpoint.h maps a Gan onto it).
 //
 // Layout (little-endian):
 //   "MNGANCKP"                       8-byte magic
@@ -18,8 +18,6 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.h"
-#include "model/model.h"
 
 namespace mnistgan {
 
@@ -59,18 +57,5 @@ int64_t header_int(const nlohmann::json& object, const std::string& key, int64_t
 // The same for a field that holds an unsigned 64-bit value (a seed): refuses negatives.
 uint64_t header_uint(const nlohmann::json& object, const std::string& key, uint64_t fallback,
                      const std::string& source);
-
-// Model <-> checkpoint: every parameter tensor as "<name>", and its Adam moments as
-// "<name>@adam_m" / "<name>@adam_v"; the Adam step counts go in the header. With the EMA
-// generator enabled, G's averaged weights as "<name>@ema".
-void store_model(Backend& backend, Gan& gan, Checkpoint& checkpoint);
-// Throws CheckpointError naming the first missing or mis-shaped tensor. When the checkpoint
-// holds "@ema" tensors they are loaded into the EMA generator (enabling it); returns whether
-// it did. A checkpoint without them (version 1, or a run with --ema-decay 0) leaves the
-// EMA generator as it was.
-bool restore_model(Backend& backend, Gan& gan, const Checkpoint& checkpoint,
-                   const std::string& source, bool with_optimizer = true);
-// Whether the checkpoint holds an EMA generator.
-bool checkpoint_has_ema(const Checkpoint& checkpoint);
 
 }  // namespace mnistgan

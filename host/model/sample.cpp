@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "core/backend.h"
-#include "io/checkpoint.h"
+#include "model/model_checkpoint.h"
 #include "core/config.h"
 #include "io/idx.h"  // kIdxMaxSide
 #include "io/image_io.h"

@@ -19,32 +19,18 @@
 #include "train/disk_space.h"
 #include "eval/eval.h"
 #include "io/image_io.h"
-#include "core/philox.h"
 #include "train/progress.h"
-#include "model/sample.h"  // generator_label
+#include "model/model_checkpoint.h"  // store_model, restore_model
+#include "model/sample.h"            // generator_label
 
 namespace mnistgan {
 
 namespace fs = std::filesystem;
 
 namespace {
-constexpr uint32_t kShuffleStream = 0x30000u;
 // stats_ slots: real loss, D(x), fake loss, D(G(z)), G loss, D(G(z)) after D step, non-finite
 constexpr int kStatSlots = 8;
 }  // namespace
-
-std::vector<int32_t> epoch_permutation(uint64_t seed, int64_t epoch, int n_images) {
-  std::vector<int32_t> perm(n_images);
-  for (int i = 0; i < n_images; ++i) perm[i] = i;
-  for (int i = n_images - 1; i > 0; --i) {
-    const Philox4 r =
-        philox_draw(seed, kShuffleStream, static_cast<uint64_t>(i), static_cast<uint64_t>(epoch));
-    // Lemire's multiply-shift maps 32 random bits onto [0, i] without a division.
-    const int j = static_cast<int>((static_cast<uint64_t>(r.v[0]) * (i + 1)) >> 32);
-    std::swap(perm[i], perm[j]);
-  }
-  return perm;
-}
 
 int64_t total_steps(const TrainConfig& config, int64_t batches_per_epoch) {
   if (config.steps > 0) return config.steps;

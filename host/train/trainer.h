@@ -20,6 +20,7 @@
 #include "core/backend.h"
 #include "io/checkpoint.h"
 #include "core/config.h"
+#include "core/shuffle.h"  // epoch_permutation
 #include "io/idx.h"
 #include "model/model.h"
 
@@ -114,10 +115,6 @@ class TrainingState {
   bool graph_ready_ = false;
   bool ran_eager_step_ = false;  // the CUDA graph is captured from the second step on
 };
-
-// The epoch's image order: a Fisher-Yates shuffle driven by Philox keyed by (seed, epoch),
-// so any epoch's order can be recomputed on resume without replaying earlier ones.
-std::vector<int32_t> epoch_permutation(uint64_t seed, int64_t epoch, int n_images);
 
 // Total steps of a run: --steps if set, else epochs * batches_per_epoch / d_steps.
 int64_t total_steps(const TrainConfig& config, int64_t batches_per_epoch);

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <string>
 
-#include "io/checkpoint.h"
+#include "model/model_checkpoint.h"
 #include "core/json_integer.h"
 #include "model/model.h"
 

@@ -23,7 +23,7 @@
 #include "../fuzz/fuzz_common.h"  // fuzz_config, fix_checkpoint_crc
 #include "io/atomic_file.h"
 #include "core/backend.h"
-#include "io/checkpoint.h"
+#include "model/model_checkpoint.h"
 #include "core/config.h"
 #include "eval/eval.h"
 #include "io/idx.h"

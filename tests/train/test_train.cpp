@@ -17,7 +17,7 @@
 #include <sstream>
 #include <string>
 
-#include "io/checkpoint.h"
+#include "model/model_checkpoint.h"
 #include "io/idx.h"
 #include "run_test_util.h"  // fresh_dir, run_command
 #include "train/trainer.h"
