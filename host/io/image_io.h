@@ -1,8 +1,9 @@
-// image_io.h: the trainer's picture outputs. Generator samples (tanh output in [-1, 1]) are
-// tiled into one grayscale grid per sampling step (make_grid, laid out as
-// torchvision.utils.make_grid does), saved as PNG (with the seed and step as tEXt metadata),
-// and collected into an animated GIF of the run. Every file is written atomically (see
-// atomic_file.h); read_png_gray reloads earlier grids so a resumed run can rebuild its GIF.
+// image_io.h: every picture mnistgan writes. Generator samples (tanh output in [-1, 1]) are
+// tiled into a grayscale grid (make_grid, laid out as torchvision.utils.make_grid does) and
+// saved as PNG with the seed and step as tEXt metadata (train's grid per sampling step,
+// `mnistgan sample`), and train collects its grids into an animated GIF of the run; charts
+// (plot.h: curves.png, the toy's histogram) are RGB PNGs. Every file is written atomically
+// (see atomic_file.h); read_png_gray reloads earlier grids so a resumed run can rebuild its GIF.
 #pragma once
 
 #include <cstddef>  // size_t

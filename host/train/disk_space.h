@@ -5,11 +5,14 @@
 // The estimate is an upper bound built from the model shape and the flags:
 //   checkpoints  (keep_checkpoints + 1) files: the kept ones plus the temp file of the next
 //                one, which exists before rotation deletes the oldest. One file holds every
-//                parameter three times (weights, Adam m and v) as float32, the tensor
-//                names and shapes, and the JSON header (bounded by kCheckpointHeaderBound).
+//                parameter three times (weights, Adam m and v) as float32, the generator's
+//                once more (the EMA generator, counted whether or not the run keeps one), the
+//                tensor names and shapes, and the JSON header (bounded by
+//                kCheckpointHeaderBound).
 //   grids        one 8x8 PNG per grid still to be written (bounded by its raw size)
 //   progress.gif every grid as a frame, twice (the old file and its atomic replacement)
 //   metrics.csv  one row per --log-every steps, twice (same reason)
+//   curves.png   three 800x300 RGB panels at most, twice (same reason)
 // Step checkpoints already in --out/checkpoints count as reclaimable: rotation deletes
 // them as new ones arrive.
 #pragma once

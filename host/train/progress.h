@@ -1,4 +1,4 @@
-// progress.h: what a run shows while it trains: metrics.csv and the progress line.
+// progress.h: what a run shows while it trains: metrics.csv, curves.png and the progress line.
 #pragma once
 
 #include <cstdint>

@@ -244,7 +244,7 @@ bool TrainingState::weights_finite() {
 }
 
 // ---------------------------------------------------------------------------------------
-// The run: logging, grids, checkpoints, signals.
+// The run around the step: start-up, logging, evaluation, grids, checkpoints, signals.
 
 namespace {
 
@@ -293,6 +293,27 @@ void point_latest(const fs::path& out_dir, const std::string& relative_target) {
   if (ec) throw IoError(link.string() + ": cannot replace: " + ec.message());
 }
 
+// Exit codes of run_training besides 0 (and 128 + signal after a stop).
+constexpr int kExitDiverged = 3;
+
+// What is due after one step. The stop signal is read once per step, so every decision at
+// a step boundary sees the same value.
+struct Boundary {
+  int64_t step = 0;        // steps done
+  bool finished = false;   // the run's last step
+  int stop_signal = 0;     // SIGINT/SIGTERM received (0: none)
+  bool epoch_end = false;  // this step finished an epoch
+  bool eval = false;       // an evaluation is due (--eval-every, and at the end)
+};
+
+// One log interval, closed: the steps since the previous row and their averaged stats.
+struct Interval {
+  int64_t first_step = 0, last_step = 0;
+  StepStats stats;
+  double seconds = 0;    // wall time of the interval
+  double elapsed_s = 0;  // wall time since the training loop started
+};
+
 class Run {
  public:
   Run(const TrainConfig& config, const RunTestHooks& hooks) : config_(config), hooks_(hooks) {}
@@ -315,58 +336,14 @@ class Run {
 
   int go() {
     config_.validate();
-    const fs::path out(config_.out_dir);
-    // Checked before loading anything, so a bad --out costs no time.
-    ensure_writable_dir(config_.out_dir);
-    ensure_writable_dir((out / "samples").string());
-    ensure_writable_dir((out / "checkpoints").string());
-
-    // A run killed mid-write leaves partial temp files; the finished outputs are intact.
-    int stale = 0;
-    for (const fs::path& dir : {out, out / "samples", out / "checkpoints"})
-      stale += remove_stale_temp_files(dir.string());
-    if (stale > 0)
-      std::fprintf(stderr, "mnistgan: removed %d partial file(s) left by a killed run\n", stale);
-
-    Checkpoint resume_from;
-    if (!config_.resume.empty()) {
-      resume_from = load_checkpoint(config_.resume);
-      check_resume_flags(resume_from);
-    }
+    prepare_out_dir();
+    const Checkpoint resume_from = load_resume_checkpoint();
     const MnistSplit train = load_mnist(config_.data_dir, "train");
-    // Before any step: refuse a run whose checkpoints, grids and metrics cannot fit.
-    {
-      const int64_t bpe = static_cast<int64_t>(train.images.count) / config_.batch_size;
-      const int64_t first = resume_from.tensors.empty()
-                                ? 0
-                                : header_int(resume_from.header, "step", 0, config_.resume);
-      const RunSpaceEstimate need = estimate_run_space(
-          config_, train.images.rows, train.images.cols, first,
-          total_steps(config_, std::max<int64_t>(1, bpe)), std::max<int64_t>(1, bpe));
-      check_free_space(config_.out_dir, need, free_disk_bytes(config_.out_dir));
-    }
-    BackendOptions options;
-    options.tf32 = config_.tf32;
-    backend_ = make_backend(config_.device, options);
-    state_ = std::make_unique<TrainingState>(*backend_, config_, train.images);
-    if (config_.eval_every > 0) start_evaluator(train);
-    state_->inject_nonfinite_gradient(hooks_.nonfinite_gradient_step, hooks_.nonfinite_target);
-    if (!config_.resume.empty()) {
-      state_->restore(resume_from, config_.resume);
-    } else {
-      state_->initialize();
-    }
+    check_disk_space(train, resume_from);
+    start_training_state(train, resume_from);
     const int64_t total = total_steps(config_, state_->batches_per_epoch());
     const int64_t start = state_->steps_done();
-    std::fprintf(stderr,
-                 "mnistgan: training on %s | %d images %dx%d | batch %d | %" PRId64
-                 " steps (%.2f epochs of %" PRId64 " batches) | mbd %d | %s | seed %" PRIu64 "%s\n",
-                 backend_->name().c_str(), static_cast<int>(train.images.count), train.images.rows,
-                 train.images.cols, config_.batch_size, total,
-                 static_cast<double>(total) * config_.d_steps / state_->batches_per_epoch(),
-                 state_->batches_per_epoch(), config_.mbd_kernels, ema_summary(config_).c_str(),
-                 config_.seed,
-                 start > 0 ? (" | resuming at step " + std::to_string(start)).c_str() : "");
+    print_start_line(train, total);
     if (start >= total) {
       std::fprintf(stderr,
                    "mnistgan: the checkpoint is already at step %" PRId64 " of %" PRId64
@@ -375,109 +352,55 @@ class Run {
       return 0;
     }
 
-    metrics_ =
-        std::make_unique<MetricsLog>((out / "metrics.csv").string(), start, config_.eval_every > 0);
-    progress_ = std::make_unique<ProgressLine>(total, isatty(STDERR_FILENO) != 0);
-    reload_gif_frames(start);
-    if (start == 0) write_grid();  // frame 0: the untrained generator
-
+    start_logs(start, total);
+    start_grids(start);
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
     training_started_ = true;
-    const auto loop_start = std::chrono::steady_clock::now();
-    auto last_log = loop_start;
-    int64_t last_log_step = start;
-    int64_t last_epoch = static_cast<int64_t>(state_->epochs_done());
+    start_clock(start);
     while (state_->steps_done() < total) {
       state_->step();
-      const int64_t step = state_->steps_done();
-      const bool finished = step == total;
-      const int stop_signal = g_stop_signal.load();
-      const bool eval_now = evaluator_ && (step % config_.eval_every == 0 || finished);
-      if (step % config_.log_every == 0 || finished || stop_signal != 0 || eval_now) {
-        const auto now = std::chrono::steady_clock::now();
-        const StepStats stats = state_->take_stats();
-        MetricsRow row;
-        row.step = step;
-        row.epoch = state_->epochs_done();
-        row.d_loss = stats.d_loss;
-        row.g_loss = stats.g_loss;
-        row.d_x = stats.d_x;
-        row.d_g_z = stats.d_g_z;
-        const double seconds = std::chrono::duration<double>(now - last_log).count();
-        row.steps_per_s = seconds > 0 ? (step - last_log_step) / seconds : 0;
-        row.images_per_s = row.steps_per_s * config_.batch_size * config_.d_steps;
-        row.elapsed_s = std::chrono::duration<double>(now - loop_start).count();
-        const int64_t interval_start = last_log_step + 1;
-        last_log = now;
-        last_log_step = step;
-        row.skipped = stats.skipped_d + stats.skipped_g;
-        skipped_total_ += row.skipped;
-        const std::string steps_text =
-            interval_start == step
-                ? "at step " + std::to_string(step)
-                : "in steps " + std::to_string(interval_start) + "-" + std::to_string(step);
-        // skip-step cannot help a network none of whose updates went through: stop then.
-        const bool all_skipped =
-            stats.steps > 0 &&
-            (stats.skipped_g == stats.steps || stats.skipped_d == stats.steps * config_.d_steps);
-        if (stats.nonfinite > 0 || all_skipped || !weights_finite()) {
-          progress_->finish();
-          std::fprintf(stderr,
-                       "mnistgan: training diverged %s: %s; the last good checkpoint is kept "
-                       "in %s (try a lower --lr%s)\n",
-                       steps_text.c_str(),
-                       all_skipped ? "every update of a network had a NaN/Inf loss or gradient "
-                                     "and was skipped (--nan-policy skip-step)"
-                                   : "a loss or weight became NaN/Inf",
-                       (out / "checkpoints").string().c_str(),
-                       config_.nan_policy == "stop" ? ", or --nan-policy skip-step" : "");
-          return 3;
-        }
-        if (row.skipped > 0)
-          progress_->message("mnistgan: skipped " + std::to_string(row.skipped) +
-                             " update(s) with a NaN/Inf loss or gradient " + steps_text +
-                             " (--nan-policy skip-step; " + std::to_string(skipped_total_) +
-                             " so far)");
-        if (eval_now) {
-          row.eval = evaluate(step);
-          last_log = std::chrono::steady_clock::now();  // keeps eval time out of steps/s
-        }
-        metrics_->append(row);
-        write_curves();
-        progress_->update(row);
+      const Boundary at = boundary(total);
+      if (log_due(at)) {
+        const Interval interval = close_interval(at.step);
+        if (diverged(interval)) return kExitDiverged;
+        log_interval(interval, at);
       }
-      const int64_t epoch = static_cast<int64_t>(state_->epochs_done());
-      const bool epoch_end = epoch != last_epoch;
-      last_epoch = epoch;
-      if (epoch_end || finished || stop_signal != 0 ||
-          (config_.sample_every > 0 && step % config_.sample_every == 0))
-        write_grid();
-      if (epoch_end || finished || stop_signal != 0 ||
-          (config_.checkpoint_every > 0 && step % config_.checkpoint_every == 0))
-        write_checkpoint();
-      if (stop_signal != 0) {
-        progress_->finish();
-        std::fprintf(
-            stderr, "mnistgan: stopped by signal %d at step %" PRId64 "; resume with --resume %s\n",
-            stop_signal, step, (out / "latest.ckpt").string().c_str());
-        return 128 + stop_signal;
-      }
+      if (grid_due(at)) write_grid();
+      if (checkpoint_due(at)) write_checkpoint();
+      if (at.stop_signal != 0) return stop(at);
     }
-    progress_->finish();
-    std::fprintf(stderr, "mnistgan: done: %" PRId64 " steps; checkpoint %s, samples in %s\n", total,
-                 (out / "latest.ckpt").string().c_str(), (out / "samples").string().c_str());
-    report_final_quality(train, total);
-    if (skipped_total_ > 0)
-      std::fprintf(stderr,
-                   "mnistgan: %" PRId64
-                   " update(s) were skipped for a NaN/Inf loss or gradient (see the skipped column "
-                   "of metrics.csv)\n",
-                   skipped_total_);
+    finish(train, total);
     return 0;
   }
 
  private:
+  // ---- start-up: everything checked before the first step ------------------------------
+
+  // Checked before loading anything, so a bad --out costs no time. A run killed mid-write
+  // leaves partial temp files; the finished outputs are intact.
+  void prepare_out_dir() {
+    const fs::path out(config_.out_dir);
+    ensure_writable_dir(config_.out_dir);
+    ensure_writable_dir((out / "samples").string());
+    ensure_writable_dir((out / "checkpoints").string());
+    int stale = 0;
+    for (const fs::path& dir : {out, out / "samples", out / "checkpoints"})
+      stale += remove_stale_temp_files(dir.string());
+    if (stale > 0)
+      std::fprintf(stderr, "mnistgan: removed %d partial file(s) left by a killed run\n", stale);
+  }
+
+  // --resume's checkpoint, its shape flags checked; empty without --resume.
+  Checkpoint load_resume_checkpoint() {
+    Checkpoint resume_from;
+    if (!config_.resume.empty()) {
+      resume_from = load_checkpoint(config_.resume);
+      check_resume_flags(resume_from);
+    }
+    return resume_from;
+  }
+
   // Shape flags must match the checkpoint; the rest may change (with a note).
   void check_resume_flags(const Checkpoint& ck) {
     TrainConfig stored = config_;
@@ -501,8 +424,199 @@ class Run {
                    config_.seed, stored.seed);
   }
 
-  // --eval-every: the classifier and the real data's features, once. A missing classifier
-  // fails here, before any step, with the command that makes it.
+  // Before any step: refuse a run whose checkpoints, grids and metrics cannot fit.
+  void check_disk_space(const MnistSplit& train, const Checkpoint& resume_from) {
+    const int64_t bpe = static_cast<int64_t>(train.images.count) / config_.batch_size;
+    const int64_t first =
+        resume_from.tensors.empty() ? 0 : header_int(resume_from.header, "step", 0, config_.resume);
+    const RunSpaceEstimate need = estimate_run_space(
+        config_, train.images.rows, train.images.cols, first,
+        total_steps(config_, std::max<int64_t>(1, bpe)), std::max<int64_t>(1, bpe));
+    check_free_space(config_.out_dir, need, free_disk_bytes(config_.out_dir));
+  }
+
+  // The backend, the model on it (fresh or from the checkpoint) and, with --eval-every, the
+  // evaluator.
+  void start_training_state(const MnistSplit& train, const Checkpoint& resume_from) {
+    BackendOptions options;
+    options.tf32 = config_.tf32;
+    backend_ = make_backend(config_.device, options);
+    state_ = std::make_unique<TrainingState>(*backend_, config_, train.images);
+    if (config_.eval_every > 0) start_evaluator(train);
+    state_->inject_nonfinite_gradient(hooks_.nonfinite_gradient_step, hooks_.nonfinite_target);
+    if (!config_.resume.empty()) {
+      state_->restore(resume_from, config_.resume);
+    } else {
+      state_->initialize();
+    }
+  }
+
+  void print_start_line(const MnistSplit& train, int64_t total) {
+    const int64_t start = state_->steps_done();
+    std::fprintf(stderr,
+                 "mnistgan: training on %s | %d images %dx%d | batch %d | %" PRId64
+                 " steps (%.2f epochs of %" PRId64 " batches) | mbd %d | %s | seed %" PRIu64 "%s\n",
+                 backend_->name().c_str(), static_cast<int>(train.images.count), train.images.rows,
+                 train.images.cols, config_.batch_size, total,
+                 static_cast<double>(total) * config_.d_steps / state_->batches_per_epoch(),
+                 state_->batches_per_epoch(), config_.mbd_kernels, ema_summary(config_).c_str(),
+                 config_.seed,
+                 start > 0 ? (" | resuming at step " + std::to_string(start)).c_str() : "");
+  }
+
+  // ---- the step boundary ----------------------------------------------------------------
+
+  Boundary boundary(int64_t total) {
+    Boundary at;
+    at.step = state_->steps_done();
+    at.finished = at.step == total;
+    at.stop_signal = g_stop_signal.load();
+    at.epoch_end = crossed_epoch();
+    at.eval = evaluator_ && (at.step % config_.eval_every == 0 || at.finished);
+    return at;
+  }
+
+  bool log_due(const Boundary& at) const {
+    return at.step % config_.log_every == 0 || at.finished || at.stop_signal != 0 || at.eval;
+  }
+
+  bool grid_due(const Boundary& at) const {
+    return at.epoch_end || at.finished || at.stop_signal != 0 ||
+           (config_.sample_every > 0 && at.step % config_.sample_every == 0);
+  }
+
+  bool checkpoint_due(const Boundary& at) const {
+    return at.epoch_end || at.finished || at.stop_signal != 0 ||
+           (config_.checkpoint_every > 0 && at.step % config_.checkpoint_every == 0);
+  }
+
+  // After SIGINT/SIGTERM, once this step's checkpoint is written: where to resume from, and
+  // the exit code 128 + signal.
+  int stop(const Boundary& at) {
+    progress_->finish();
+    std::fprintf(
+        stderr, "mnistgan: stopped by signal %d at step %" PRId64 "; resume with --resume %s\n",
+        at.stop_signal, at.step, (fs::path(config_.out_dir) / "latest.ckpt").string().c_str());
+    return 128 + at.stop_signal;
+  }
+
+  // The end of a completed run: where its outputs are, the final quality, skipped updates.
+  void finish(const MnistSplit& train, int64_t total) {
+    const fs::path out(config_.out_dir);
+    progress_->finish();
+    std::fprintf(stderr, "mnistgan: done: %" PRId64 " steps; checkpoint %s, samples in %s\n", total,
+                 (out / "latest.ckpt").string().c_str(), (out / "samples").string().c_str());
+    report_final_quality(train, total);
+    if (skipped_total_ > 0)
+      std::fprintf(stderr,
+                   "mnistgan: %" PRId64
+                   " update(s) were skipped for a NaN/Inf loss or gradient (see the skipped column "
+                   "of metrics.csv)\n",
+                   skipped_total_);
+  }
+
+  // ---- logging: metrics.csv, curves.png, the console --------------------------------------
+
+  void start_logs(int64_t start, int64_t total) {
+    metrics_ = std::make_unique<MetricsLog>((fs::path(config_.out_dir) / "metrics.csv").string(),
+                                            start, config_.eval_every > 0);
+    progress_ = std::make_unique<ProgressLine>(total, isatty(STDERR_FILENO) != 0);
+  }
+
+  void start_clock(int64_t start) {
+    loop_start_ = std::chrono::steady_clock::now();
+    last_log_ = loop_start_;
+    last_log_step_ = start;
+  }
+
+  // Ends the log interval at `step`: its stats (a sync) and its wall time.
+  Interval close_interval(int64_t step) {
+    const auto now = std::chrono::steady_clock::now();
+    Interval interval;
+    interval.stats = state_->take_stats();
+    interval.first_step = last_log_step_ + 1;
+    interval.last_step = step;
+    interval.seconds = std::chrono::duration<double>(now - last_log_).count();
+    interval.elapsed_s = std::chrono::duration<double>(now - loop_start_).count();
+    last_log_ = now;
+    last_log_step_ = step;
+    return interval;
+  }
+
+  // "at step 7" or "in steps 5-8".
+  static std::string steps_text(const Interval& interval) {
+    return interval.first_step == interval.last_step
+               ? "at step " + std::to_string(interval.last_step)
+               : "in steps " + std::to_string(interval.first_step) + "-" +
+                     std::to_string(interval.last_step);
+  }
+
+  // The divergence guard: a NaN/Inf loss or weight in the interval (or, under skip-step,
+  // every update of a network skipped) ends the run; the last checkpoint stays the good one.
+  bool diverged(const Interval& interval) {
+    const StepStats& stats = interval.stats;
+    // skip-step cannot help a network none of whose updates went through: stop then.
+    const bool all_skipped = stats.steps > 0 && (stats.skipped_g == stats.steps ||
+                                                 stats.skipped_d == stats.steps * config_.d_steps);
+    const bool bad = stats.nonfinite > 0 || all_skipped || !weights_finite();
+    if (!bad) return false;
+    progress_->finish();
+    std::fprintf(stderr,
+                 "mnistgan: training diverged %s: %s; the last good checkpoint is kept "
+                 "in %s (try a lower --lr%s)\n",
+                 steps_text(interval).c_str(),
+                 all_skipped ? "every update of a network had a NaN/Inf loss or gradient "
+                               "and was skipped (--nan-policy skip-step)"
+                             : "a loss or weight became NaN/Inf",
+                 (fs::path(config_.out_dir) / "checkpoints").string().c_str(),
+                 config_.nan_policy == "stop" ? ", or --nan-policy skip-step" : "");
+    return true;
+  }
+
+  // A row of metrics.csv (with the evaluation when one is due), curves.png, the progress
+  // line, and a console note when updates were skipped.
+  void log_interval(const Interval& interval, const Boundary& at) {
+    const StepStats& stats = interval.stats;
+    MetricsRow row;
+    row.step = at.step;
+    row.epoch = state_->epochs_done();
+    row.d_loss = stats.d_loss;
+    row.g_loss = stats.g_loss;
+    row.d_x = stats.d_x;
+    row.d_g_z = stats.d_g_z;
+    row.steps_per_s = interval.seconds > 0
+                          ? (interval.last_step - interval.first_step + 1) / interval.seconds
+                          : 0;
+    row.images_per_s = row.steps_per_s * config_.batch_size * config_.d_steps;
+    row.elapsed_s = interval.elapsed_s;
+    row.skipped = stats.skipped_d + stats.skipped_g;
+    skipped_total_ += row.skipped;
+    if (row.skipped > 0)
+      progress_->message("mnistgan: skipped " + std::to_string(row.skipped) +
+                         " update(s) with a NaN/Inf loss or gradient " + steps_text(interval) +
+                         " (--nan-policy skip-step; " + std::to_string(skipped_total_) +
+                         " so far)");
+    if (at.eval) {
+      row.eval = evaluate(at.step);
+      last_log_ = std::chrono::steady_clock::now();  // keeps eval time out of steps/s
+    }
+    metrics_->append(row);
+    write_curves();
+    progress_->update(row);
+  }
+
+  // curves.png beside metrics.csv, redrawn with every row.
+  void write_curves() {
+    const double floor = evaluator_ ? evaluator_->floor().frechet : NAN;
+    write_png_rgb((fs::path(config_.out_dir) / "curves.png").string(),
+                  plot_training_curves(metrics_->rows(), floor),
+                  {{"Software", "mnistgan"}, {"seed", std::to_string(config_.seed)}});
+  }
+
+  // ---- evaluation: --eval-every and the final evaluation --------------------------------
+
+  // The classifier and the real data's features, once. Under --eval-every this runs before
+  // any step, so a missing classifier fails early, with the command that makes it.
   void start_evaluator(const MnistSplit& train) {
     const auto begin = std::chrono::steady_clock::now();
     const MnistSplit test = load_mnist(config_.data_dir, "t10k");
@@ -519,7 +633,6 @@ class Run {
                  evaluator_->floor().prdc.recall,
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
   }
-
   // One evaluation of the current generator: its figures for metrics.csv, a line on the
   // console, and <out>/eval.json (the latest evaluation, with the floor beside it).
   std::vector<double> evaluate(int64_t step) {
@@ -580,12 +693,22 @@ class Run {
                  format_eval_table(*last_eval_, evaluator_->floor()).c_str());
   }
 
-  // curves.png beside metrics.csv, redrawn with every row.
-  void write_curves() {
-    const double floor = evaluator_ ? evaluator_->floor().frechet : NAN;
-    write_png_rgb((fs::path(config_.out_dir) / "curves.png").string(),
-                  plot_training_curves(metrics_->rows(), floor),
-                  {{"Software", "mnistgan"}, {"seed", std::to_string(config_.seed)}});
+  // ---- epoch boundaries and grids: samples/step_N.png, progress.gif ---------------------
+
+  // Whether the last step finished an epoch; called once per step.
+  bool crossed_epoch() {
+    const int64_t epoch = static_cast<int64_t>(state_->epochs_done());
+    const bool crossed = epoch != last_epoch_;
+    last_epoch_ = epoch;
+    return crossed;
+  }
+
+  // progress.gif continues from the grids on disk; a fresh run's frame 0 is the untrained
+  // generator.
+  void start_grids(int64_t start) {
+    last_epoch_ = static_cast<int64_t>(state_->epochs_done());
+    reload_gif_frames(start);
+    if (start == 0) write_grid();
   }
 
   void write_grid() {
@@ -622,6 +745,8 @@ class Run {
     }
   }
 
+  // ---- checkpointing: checkpoints/step_N.ckpt, latest.ckpt ------------------------------
+
   // TrainingState::weights_finite (a pass over every weight and a sync) once per step: a
   // log row and a checkpoint at the same step share the answer.
   bool weights_finite() {
@@ -645,7 +770,7 @@ class Run {
   TrainConfig config_;
   RunTestHooks hooks_;
   bool training_started_ = false;
-  int64_t skipped_total_ = 0;
+  int64_t skipped_total_ = 0;       // updates skipped by --nan-policy skip-step, whole run
   int64_t finite_checked_at_ = -1;  // the step of the last weights_finite() check
   bool weights_were_finite_ = true;
   std::unique_ptr<Backend> backend_;
@@ -655,6 +780,10 @@ class Run {
   std::unique_ptr<Evaluator> evaluator_;  // --eval-every > 0, or the final evaluation
   std::optional<EvalMetrics> last_eval_;  // the latest evaluation's figures
   GifWriter gif_{50};
+  int64_t last_epoch_ = 0;  // epochs completed at the last crossed_epoch()
+  // The log interval's clock: the loop's start, and the time and step of the last row.
+  std::chrono::steady_clock::time_point loop_start_, last_log_;
+  int64_t last_log_step_ = 0;
 };
 
 }  // namespace

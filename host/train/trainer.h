@@ -9,7 +9,8 @@
 //     loss_D   = BCE(D(x[0:B]), real_label) + BCE(D(x[B:2B]), 0);  D Adam step
 //   loss_G = BCE(D(x[B:2B]), 1) (non-saturating);  G Adam step;  step += 1
 // The sequence never reads a value back to the host, so on CUDA it is captured once as a
-// graph and replayed. run_training() is the loop around it: logging, grids, checkpoints.
+// graph and replayed. run_training() is the loop around it: logging, evaluation, grids,
+// checkpoints.
 #pragma once
 
 #include <cstdint>
