@@ -19,49 +19,27 @@
 #include <cmath>      // std::fabs, std::isnan
 #include <cstdint>    // uint32_t
 #include <cstring>    // std::memcmp
-#include <memory>     // std::unique_ptr
 #include <random>     // std::mt19937, std::uniform_real_distribution
 #include <sstream>    // std::ostringstream
 #include <stdexcept>  // std::invalid_argument
 #include <string>
-#include <type_traits>  // std::is_same_v
 #include <vector>
 
 #include "core/backend.h"
+#include "core/backend_buffer.h"  // BackendBuffer: what alloc and upload return
 
 namespace mnistgan {
 namespace test {
 
-// Frees a backend allocation with the backend that made it.
-struct BackendFree {
-  Backend* backend = nullptr;
-  void operator()(void* p) const {
-    if (p != nullptr) backend->free(p);
-  }
-};
-template <class T>
-using BackendPtr = std::unique_ptr<T, BackendFree>;
-
 // A zeroed backend buffer of n elements of T (float, int64_t, int32_t or uint8_t).
 template <class T>
-BackendPtr<T> alloc(Backend& backend, size_t n) {
-  T* p = nullptr;
-  if constexpr (std::is_same_v<T, float>)
-    p = backend.alloc_f32(n);
-  else if constexpr (std::is_same_v<T, int64_t>)
-    p = backend.alloc_i64(n);
-  else if constexpr (std::is_same_v<T, int32_t>)
-    p = backend.alloc_i32(n);
-  else if constexpr (std::is_same_v<T, uint8_t>)
-    p = backend.alloc_u8(n);
-  else
-    static_assert(sizeof(T) == 0, "alloc<T>: T must be float, int64_t, int32_t or uint8_t");
-  return BackendPtr<T>(p, BackendFree{&backend});
+BackendBuffer<T> alloc(Backend& backend, size_t n) {
+  return BackendBuffer<T>(backend, n);
 }
 
 template <class T>
-BackendPtr<T> upload(Backend& backend, const std::vector<T>& host) {
-  BackendPtr<T> p = alloc<T>(backend, host.size());
+BackendBuffer<T> upload(Backend& backend, const std::vector<T>& host) {
+  BackendBuffer<T> p(backend, host.size());
   if (!host.empty()) backend.to_backend(p.get(), host.data(), host.size() * sizeof(T));
   return p;
 }

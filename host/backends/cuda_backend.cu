@@ -9,13 +9,14 @@
 #include <cublas_v2.h>     // cublasCreate, cublasSetStream, cublasSetWorkspace
 #include <cuda_runtime.h>  // streams, graphs, memory
 
+#include <cstdio>     // std::fprintf
 #include <memory>     // std::unique_ptr
 #include <stdexcept>  // std::runtime_error, std::invalid_argument, std::logic_error
 #include <string>     // std::string, std::to_string
 
 #include "adam.cuh"          // adam_step
-#include "core/backend.h"         // Backend, BackendOptions
 #include "bce.cuh"           // bce_with_logits
+#include "core/backend.h"    // Backend, BackendOptions
 #include "cuda_check.cuh"    // CUDA_CHECK, CUBLAS_CHECK
 #include "elementwise.cuh"   // activation_backward, concat/split_cols, increment, count_nonfinite
 #include "ema.cuh"           // ema_update
@@ -109,8 +110,20 @@ class CudaBackend final : public Backend {
   int32_t* alloc_i32(size_t n) override { return static_cast<int32_t*>(alloc_zeroed(n * 4)); }
   uint8_t* alloc_u8(size_t n) override { return static_cast<uint8_t*>(alloc_zeroed(n)); }
 
-  void free(void* p) override {
-    if (p != nullptr) CUDA_CHECK(cudaFree(p));  // cudaFree waits for work using p
+  // cudaFree waits for work using p. After a device fault every call returns the fault
+  // (sticky): the first failure is reported, the error cleared where it can be, and the
+  // rest go quietly, so unwinding after the fault ends in the fault's own message.
+  void free(void* p) noexcept override {
+    if (p == nullptr) return;
+    const cudaError_t e = cudaFree(p);
+    if (e == cudaSuccess) return;
+    (void)cudaGetLastError();
+    if (!free_failure_reported_) {
+      free_failure_reported_ = true;
+      std::fprintf(stderr,
+                   "mnistgan: cudaFree failed: %s (%s); later failures to free are not reported\n",
+                   cudaGetErrorName(e), cudaGetErrorString(e));
+    }
   }
 
   void to_backend(void* dst, const void* src_host, size_t bytes) override {
@@ -329,6 +342,7 @@ class CudaBackend final : public Backend {
   void* cublas_workspace_ = nullptr;
   unsigned long long* count_scratch_ = nullptr;
   bool capturing_ = false;
+  bool free_failure_reported_ = false;  // free() reports only its first failure
   cudaGraphExec_t graph_exec_ = nullptr;
 };
 

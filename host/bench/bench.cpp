@@ -21,12 +21,12 @@
 #include <stdexcept>   // std::invalid_argument, std::runtime_error
 #include <thread>      // std::thread::hardware_concurrency
 
-#include "io/atomic_file.h"  // write_file_atomic
-#include "core/backend.h"      // Backend, make_backend, Activation
-#include "io/idx.h"          // IdxImages
-#include "train/trainer.h"      // TrainingState
-#include "build_commit.h"  // kBuildCommit, written at build time (cmake/build_commit.cmake)
-
+#include "build_commit.h"         // kBuildCommit, written at build time (cmake/build_commit.cmake)
+#include "core/backend.h"         // Backend, make_backend, Activation
+#include "core/backend_buffer.h"  // BackendBuffer
+#include "io/atomic_file.h"       // write_file_atomic
+#include "io/idx.h"               // IdxImages
+#include "train/trainer.h"        // TrainingState
 
 namespace mnistgan {
 
@@ -415,29 +415,19 @@ std::vector<double> time_repeats(Backend& backend, int warmup, int repeats,
   return seconds;
 }
 
-// Backend buffers that free themselves.
+// The buffers of one benchmark, owned until it ends.
 struct Buffers {
   Backend& backend;
-  std::vector<void*> owned;
+  std::vector<BackendBuffer<float>> owned;
   explicit Buffers(Backend& b) : backend(b) {}
-  ~Buffers() {
-    for (void* p : owned) backend.free(p);
-  }
-  Buffers(const Buffers&) = delete;
-  Buffers& operator=(const Buffers&) = delete;
   // Filled with uniform values in [lo, hi) (never zero for the default range's sake).
   float* random(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
     const std::vector<float> host = bench_random(n, seed, lo, hi);
-    float* p = backend.alloc_f32(n == 0 ? 1 : n);
-    owned.push_back(p);
+    float* p = zeros(n);
     if (n != 0) backend.to_backend(p, host.data(), n * sizeof(float));
     return p;
   }
-  float* zeros(size_t n) {
-    float* p = backend.alloc_f32(n == 0 ? 1 : n);
-    owned.push_back(p);
-    return p;
-  }
+  float* zeros(size_t n) { return owned.emplace_back(backend, n == 0 ? 1 : n).get(); }
 };
 
 BenchCeilings measure_cpu_ceilings(Backend& cpu) {
@@ -550,7 +540,7 @@ void run_cpu_kernel_bench(Backend& cpu, const BenchOptions& o, const ModelShape&
       const float* g = buf.random(n, 9);
       float* m = buf.zeros(n);
       float* v = buf.zeros(n);
-      int64_t* step = cpu.alloc_i64(1);
+      const BackendBuffer<int64_t> step(cpu, 1);
       AdamHyper hyper;
       KernelRow row;
       row.kernel = "adam";
@@ -558,8 +548,7 @@ void run_cpu_kernel_bench(Backend& cpu, const BenchOptions& o, const ModelShape&
       row.rows = static_cast<int>(n), row.in = 1, row.out = 1;
       row.work = adam_work(n);
       // n = n: C++17 (and clang) cannot capture a structured binding itself.
-      add_row(row, [&, n = n] { cpu.adam_step(p, g, m, v, n, hyper, step); });
-      cpu.free(step);
+      add_row(row, [&, n = n] { cpu.adam_step(p, g, m, v, n, hyper, step.get()); });
     }
   }
 }

@@ -33,14 +33,15 @@
 #include <utility>  // std::swap
 #include <vector>
 
-#include "adam.cuh"         // adam_step
-#include "core/backend.h"        // make_cpu_backend, Activation
-#include "bce.cuh"          // bce_with_logits
+#include "adam.cuh"               // adam_step
+#include "bce.cuh"                // bce_with_logits
 #include "bench/bench.h"          // BenchReport, KernelRow, work counts
-#include "cuda_check.cuh"   // CUDA_CHECK, CUBLAS_CHECK, CUDNN_CHECK
-#include "elementwise.cuh"  // activation_backward
-#include "linear.cuh"       // linear_forward, linear_backward, LinearContext
-#include "mbd.cuh"          // mbd_forward, mbd_backward
+#include "core/backend.h"         // make_cpu_backend, Activation
+#include "core/backend_buffer.h"  // BackendBuffer
+#include "cuda_check.cuh"         // CUDA_CHECK, CUBLAS_CHECK, CUDNN_CHECK
+#include "elementwise.cuh"        // activation_backward
+#include "linear.cuh"             // linear_forward, linear_backward, LinearContext
+#include "mbd.cuh"                // mbd_forward, mbd_backward
 
 namespace mnistgan {
 namespace {
@@ -132,21 +133,14 @@ std::vector<float> download(const float* p, size_t n) {
 class CpuRef {
  public:
   CpuRef() : cpu_(make_cpu_backend()) {}
-  ~CpuRef() {
-    for (void* p : owned_) cpu_->free(p);
-  }
   Backend* operator->() { return cpu_.get(); }
   float* put(const std::vector<float>& host) {
-    float* p = cpu_->alloc_f32(host.empty() ? 1 : host.size());
-    owned_.push_back(p);
+    float* p = zeros(host.size());
     if (!host.empty()) cpu_->to_backend(p, host.data(), host.size() * sizeof(float));
     return p;
   }
-  float* zeros(size_t n) {
-    float* p = cpu_->alloc_f32(n == 0 ? 1 : n);
-    owned_.push_back(p);
-    return p;
-  }
+  float* zeros(size_t n) { return owned_.emplace_back(*cpu_, n == 0 ? 1 : n).get(); }
+  int64_t* step() { return steps_.emplace_back(*cpu_, 1).get(); }
   std::vector<float> get(const float* p, size_t n) {
     std::vector<float> host(n);
     if (n != 0) cpu_->to_host(host.data(), p, n * sizeof(float));
@@ -154,8 +148,9 @@ class CpuRef {
   }
 
  private:
-  std::unique_ptr<Backend> cpu_;
-  std::vector<void*> owned_;
+  std::unique_ptr<Backend> cpu_;  // declared first: destroyed after the buffers below
+  std::vector<BackendBuffer<float>> owned_;
+  std::vector<BackendBuffer<int64_t>> steps_;
 };
 
 // "" when every element satisfies |got - want| <= atol + rtol |want|, else the worst one.
@@ -913,10 +908,8 @@ class CudaKernelBench {
     float* cg = cpu.put(hg);
     float* cm = cpu.zeros(n);
     float* cv = cpu.zeros(n);
-    int64_t* cstep = cpu->alloc_i64(1);
     const AdamHyper hyper;
-    cpu->adam_step(cp, cg, cm, cv, n, hyper, cstep);
-    cpu->free(cstep);
+    cpu->adam_step(cp, cg, cm, cv, n, hyper, cpu.step());
     const std::vector<float> ref_p = cpu.get(cp, n);
     DeviceBuffer p = upload(hp), g = upload(hg), m(n * 4), v(n * 4), step(8);
     KernelRow row;

@@ -42,11 +42,14 @@ class Backend {
   virtual std::string name() const = 0;  // "cpu" or "cuda (<device name>)"
 
   // ---- memory -----------------------------------------------------------------------
-  // Zero-initialised; freed with free(). Sizes are element counts.
+  // Zero-initialised; freed with free(). Sizes are element counts. Own them with
+  // BackendBuffer<T> (core/backend_buffer.h), which frees them.
   virtual float* alloc_f32(size_t n) = 0;
   virtual int64_t* alloc_i64(size_t n) = 0;
   virtual int32_t* alloc_i32(size_t n) = 0;
   virtual uint8_t* alloc_u8(size_t n) = 0;
+  // Never throws (it runs in destructors, also while an exception unwinds): a backend whose
+  // release fails reports it on stderr and carries on. free(nullptr) does nothing.
   virtual void free(void* p) = 0;
   // Host <-> backend copies. to_host() waits for all queued work first.
   virtual void to_backend(void* dst, const void* src_host, size_t bytes) = 0;

@@ -10,11 +10,11 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "core/philox.h"     // philox_draw, philox_uniform_float
+#include "core/shuffle.h"    // epoch_permutation
 #include "io/atomic_file.h"  // IoError
 #include "io/checkpoint.h"   // the file container
-#include "core/philox.h"       // philox_draw, philox_uniform_float
 #include "io/sha256.h"
-#include "core/shuffle.h"  // epoch_permutation
 
 namespace mnistgan {
 namespace {
@@ -81,24 +81,11 @@ Classifier::Classifier(Backend& backend, int max_rows) : backend_(backend), max_
     layer.weight = net_.add_tensor(name + ".weight", {layer.out, layer.in});
     layer.bias = net_.add_tensor(name + ".bias", {layer.out});
     layers_.push_back(layer);
-    acts_.push_back(backend_.alloc_f32(static_cast<size_t>(max_rows) * layer.out));
+    acts_.emplace_back(backend_, static_cast<size_t>(max_rows) * layer.out);
   }
-  net_.params = backend_.alloc_f32(net_.size);
-  net_.grads = backend_.alloc_f32(net_.size);
-  net_.adam_m = backend_.alloc_f32(net_.size);
-  net_.adam_v = backend_.alloc_f32(net_.size);
-  net_.adam_step = backend_.alloc_i64(1);
-  scratch_a_ = backend_.alloc_f32(static_cast<size_t>(max_rows) * kClassifierHidden);
-  scratch_b_ = backend_.alloc_f32(static_cast<size_t>(max_rows) * kClassifierHidden);
-}
-
-Classifier::~Classifier() {
-  for (float* p : acts_) backend_.free(p);
-  for (void* p : {static_cast<void*>(net_.params), static_cast<void*>(net_.grads),
-                  static_cast<void*>(net_.adam_m), static_cast<void*>(net_.adam_v),
-                  static_cast<void*>(net_.adam_step), static_cast<void*>(scratch_a_),
-                  static_cast<void*>(scratch_b_)})
-    backend_.free(p);
+  net_.allocate(backend_);
+  scratch_a_ = BackendBuffer<float>(backend_, static_cast<size_t>(max_rows) * kClassifierHidden);
+  scratch_b_ = BackendBuffer<float>(backend_, static_cast<size_t>(max_rows) * kClassifierHidden);
 }
 
 void Classifier::init_params(uint64_t seed) {
@@ -125,28 +112,28 @@ const float* Classifier::forward(const float* x, int rows) {
   const float* input = x;
   for (size_t l = 0; l < layers_.size(); ++l) {
     const LinearLayer& layer = layers_[l];
-    backend_.linear_forward(input, net_.params + layer.weight, net_.params + layer.bias, acts_[l],
-                            rows, layer.in, layer.out, layer.act, 0.0f);
-    input = acts_[l];
+    backend_.linear_forward(input, net_.params + layer.weight, net_.params + layer.bias,
+                            acts_[l].get(), rows, layer.in, layer.out, layer.act, 0.0f);
+    input = acts_[l].get();
   }
-  return acts_.back();
+  return acts_.back().get();
 }
 
 void Classifier::backward(const float* x, const float* dlogits, int rows) {
   // d_top (rows, out of layer l) -> parameter grads of layer l, and d of its input.
   const float* d_top = dlogits;
-  float* ping = scratch_a_;
-  float* pong = scratch_b_;
+  float* ping = scratch_a_.get();
+  float* pong = scratch_b_.get();
   for (int l = static_cast<int>(layers_.size()) - 1; l >= 0; --l) {
     const LinearLayer& layer = layers_[l];
-    const float* input = l > 0 ? acts_[l - 1] : x;
+    const float* input = l > 0 ? acts_[l - 1].get() : x;
     float* d_input = l > 0 ? ping : nullptr;
     backend_.linear_backward(input, net_.params + layer.weight, d_top, d_input,
                              net_.grads + layer.weight, net_.grads + layer.bias, rows, layer.in,
                              layer.out, /*accumulate=*/false);
     if (l > 0) {
       // Through the ReLU of the layer below, read from its saved output.
-      backend_.activation_backward(acts_[l - 1], ping, ping,
+      backend_.activation_backward(acts_[l - 1].get(), ping, ping,
                                    static_cast<size_t>(rows) * layers_[l - 1].out,
                                    Activation::kLeakyRelu, 0.0f);
       d_top = ping;
@@ -190,9 +177,9 @@ double classifier_accuracy(Backend& backend, Classifier& classifier, const Mnist
   check_split(split, "classifier_accuracy");
   const int n = static_cast<int>(split.images.count);
   const int chunk = classifier.max_rows();
-  float* x = backend.alloc_f32(static_cast<size_t>(chunk) * kClassifierInput);
-  int32_t* labels = backend.alloc_i32(chunk);
-  float* stats = backend.alloc_f32(2);
+  const BackendBuffer<float> x(backend, static_cast<size_t>(chunk) * kClassifierInput);
+  const BackendBuffer<int32_t> labels(backend, chunk);
+  const BackendBuffer<float> stats(backend, 2);
   std::vector<float> host_x(static_cast<size_t>(chunk) * kClassifierInput);
   std::vector<int32_t> host_labels(chunk);
   double correct = 0;
@@ -201,18 +188,17 @@ double classifier_accuracy(Backend& backend, Classifier& classifier, const Mnist
     images_to_unit_range(split.images.pixels.data() + static_cast<size_t>(start) * kClassifierInput,
                          static_cast<size_t>(rows) * kClassifierInput, host_x.data());
     for (int r = 0; r < rows; ++r) host_labels[r] = split.labels[start + r];
-    backend.to_backend(x, host_x.data(), static_cast<size_t>(rows) * kClassifierInput * 4);
-    backend.to_backend(labels, host_labels.data(), static_cast<size_t>(rows) * sizeof(int32_t));
-    backend.fill_zero(stats, 2 * sizeof(float));
-    const float* logits = classifier.forward(x, rows);
-    backend.softmax_cross_entropy(logits, labels, rows, kClassifierClasses, 1.0f, nullptr, stats);
+    backend.to_backend(x.get(), host_x.data(), static_cast<size_t>(rows) * kClassifierInput * 4);
+    backend.to_backend(labels.get(), host_labels.data(),
+                       static_cast<size_t>(rows) * sizeof(int32_t));
+    backend.fill_zero(stats.get(), 2 * sizeof(float));
+    const float* logits = classifier.forward(x.get(), rows);
+    backend.softmax_cross_entropy(logits, labels.get(), rows, kClassifierClasses, 1.0f, nullptr,
+                                  stats.get());
     float host_stats[2];
-    backend.to_host(host_stats, stats, sizeof(host_stats));
+    backend.to_host(host_stats, stats.get(), sizeof(host_stats));
     correct += static_cast<double>(host_stats[1]) * rows;
   }
-  backend.free(x);
-  backend.free(labels);
-  backend.free(stats);
   return n > 0 ? correct / n : 0.0;
 }
 
@@ -230,10 +216,15 @@ double train_classifier(Backend& backend, Classifier& classifier, const MnistSpl
                                 " training images make no batch of " + std::to_string(batch));
   const int64_t total_batches = static_cast<int64_t>(batches_per_epoch) * options.epochs;
 
-  float* x = backend.alloc_f32(static_cast<size_t>(batch) * kClassifierInput);
-  float* dlogits = backend.alloc_f32(static_cast<size_t>(batch) * kClassifierClasses);
-  int32_t* labels = backend.alloc_i32(batch);
-  float* stats = backend.alloc_f32(2);
+  const BackendBuffer<float> x_buffer(backend, static_cast<size_t>(batch) * kClassifierInput);
+  const BackendBuffer<float> dlogits_buffer(backend,
+                                            static_cast<size_t>(batch) * kClassifierClasses);
+  const BackendBuffer<int32_t> labels_buffer(backend, batch);
+  const BackendBuffer<float> stats_buffer(backend, 2);
+  float* x = x_buffer.get();
+  float* dlogits = dlogits_buffer.get();
+  int32_t* labels = labels_buffer.get();
+  float* stats = stats_buffer.get();
   std::vector<float> host_x(static_cast<size_t>(batch) * kClassifierInput);
   std::vector<int32_t> host_labels(batch);
   const auto start_time = std::chrono::steady_clock::now();
@@ -282,10 +273,6 @@ double train_classifier(Backend& backend, Classifier& classifier, const MnistSpl
                    host_stats[1] / batches_per_epoch, test_accuracy, seconds);
     }
   }
-  backend.free(x);
-  backend.free(dlogits);
-  backend.free(labels);
-  backend.free(stats);
   // Verbose output has already measured the final weights (the last epoch's line).
   return options.verbose ? test_accuracy : classifier_accuracy(backend, classifier, test);
 }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/backend_buffer.h"  // BackendBuffer
 #include "io/idx.h"
 #include "model/model.h"  // Network, LinearLayer
 
@@ -61,7 +62,6 @@ class Classifier {
  public:
   // Activations for up to max_rows rows at a time.
   Classifier(Backend& backend, int max_rows);
-  ~Classifier();
   Classifier(const Classifier&) = delete;
   Classifier& operator=(const Classifier&) = delete;
 
@@ -71,7 +71,7 @@ class Classifier {
   // x (rows, 784) -> logits (rows, 10); rows <= max_rows. The returned buffer and
   // features() stay valid until the next forward.
   const float* forward(const float* x, int rows);
-  const float* features() const { return acts_[1]; }  // (rows, 256), post-ReLU
+  const float* features() const { return acts_[1].get(); }  // (rows, 256), post-ReLU
   // dlogits (rows, 10) -> network().grads (overwritten). Needs the last forward's x.
   void backward(const float* x, const float* dlogits, int rows);
   void adam_step(const AdamHyper& hyper);  // one step over every parameter, t += 1
@@ -89,9 +89,10 @@ class Classifier {
   int max_rows_;
   Network net_;
   std::vector<LinearLayer> layers_;
-  std::vector<float*> acts_;    // each layer's output: (rows, 512), (rows, 256), (rows, 10)
-  float* scratch_a_ = nullptr;  // gradient ping-pong, (rows, 512)
-  float* scratch_b_ = nullptr;
+  // Each layer's output: (rows, 512), (rows, 256), (rows, 10).
+  std::vector<BackendBuffer<float>> acts_;
+  BackendBuffer<float> scratch_a_;  // gradient ping-pong, (rows, 512)
+  BackendBuffer<float> scratch_b_;
 };
 
 // Images (n, 784) uint8 -> floats in [-1, 1], as the generator's tanh output is scaled.

@@ -8,11 +8,11 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-#include "io/atomic_file.h"  // write_file_atomic
-#include "model/model_checkpoint.h"   // load_checkpoint, restore_model
-#include "core/config.h"       // TrainConfig, model_shape_of
-#include "model/sample.h"       // stored_model
-#include "core/shuffle.h"  // epoch_permutation
+#include "core/config.h"             // TrainConfig, model_shape_of
+#include "core/shuffle.h"            // epoch_permutation
+#include "io/atomic_file.h"          // write_file_atomic
+#include "model/model_checkpoint.h"  // load_checkpoint, restore_model
+#include "model/sample.h"            // stored_model
 
 namespace mnistgan {
 namespace {
@@ -32,7 +32,8 @@ FeatureSet empty_feature_set(Backend& backend, int64_t n) {
   FeatureSet out;
   out.features.reserve(static_cast<size_t>(n) * kClassifierFeatures);
   out.probs.reserve(static_cast<size_t>(n) * kClassifierClasses);
-  out.backend_features = BackendFloats(backend, static_cast<size_t>(n) * kClassifierFeatures);
+  out.backend_features =
+      BackendBuffer<float>(backend, static_cast<size_t>(n) * kClassifierFeatures);
   return out;
 }
 
@@ -66,19 +67,13 @@ FeatureSet embed_host_chunks(Backend& backend, Classifier& classifier, int64_t n
   const int chunk = std::min(kEmbedChunk, classifier.max_rows());
   FeatureSet out = empty_feature_set(backend, n);
   std::vector<float> host(static_cast<size_t>(chunk) * kClassifierInput);
-  float* x = backend.alloc_f32(host.size());
-  try {
-    for (int64_t start = 0; start < n; start += chunk) {
-      const int rows = static_cast<int>(std::min<int64_t>(chunk, n - start));
-      fill(start, rows, host.data());
-      backend.to_backend(x, host.data(), static_cast<size_t>(rows) * kClassifierInput * 4);
-      embed_chunk(backend, classifier, x, rows, out);
-    }
-  } catch (...) {
-    backend.free(x);
-    throw;
+  const BackendBuffer<float> x(backend, host.size());
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int rows = static_cast<int>(std::min<int64_t>(chunk, n - start));
+    fill(start, rows, host.data());
+    backend.to_backend(x.get(), host.data(), static_cast<size_t>(rows) * kClassifierInput * 4);
+    embed_chunk(backend, classifier, x.get(), rows, out);
   }
-  backend.free(x);
   return out;
 }
 
@@ -128,23 +123,16 @@ FeatureSet embed_generator(Backend& backend, Gan& gan, Classifier& classifier, i
                                 "-pixel images; the classifier takes 28x28 = 784");
   const int chunk = std::min(gan.max_batch(), classifier.max_rows());
   const size_t z_count = static_cast<size_t>(n) * shape.latent_dim;
-  float* z = backend.alloc_f32(z_count);
-  float* images = backend.alloc_f32(static_cast<size_t>(chunk) * kClassifierInput);
-  FeatureSet out;
-  try {
-    out = empty_feature_set(backend, n);
-    // One draw for all n samples: the set does not depend on the chunk size.
-    backend.gaussian_noise(z, z_count, seed, kNoiseStreamEval, nullptr);
-    for (int64_t start = 0; start < n; start += chunk) {
-      const int rows = static_cast<int>(std::min<int64_t>(chunk, n - start));
-      gan.sample_forward(z + start * shape.latent_dim, images, rows);
-      embed_chunk(backend, classifier, images, rows, out);
-    }
-  } catch (...) {
-    backend.free(z), backend.free(images);
-    throw;
+  const BackendBuffer<float> z(backend, z_count);
+  const BackendBuffer<float> images(backend, static_cast<size_t>(chunk) * kClassifierInput);
+  FeatureSet out = empty_feature_set(backend, n);
+  // One draw for all n samples: the set does not depend on the chunk size.
+  backend.gaussian_noise(z.get(), z_count, seed, kNoiseStreamEval, nullptr);
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int rows = static_cast<int>(std::min<int64_t>(chunk, n - start));
+    gan.sample_forward(z.get() + start * shape.latent_dim, images.get(), rows);
+    embed_chunk(backend, classifier, images.get(), rows, out);
   }
-  backend.free(z), backend.free(images);
   return out;
 }
 

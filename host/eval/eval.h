@@ -33,7 +33,7 @@ struct FeatureSet {
   int64_t n = 0;
   std::vector<float> features;
   std::vector<double> probs;
-  BackendFloats backend_features;  // the same (n, 256) on the backend
+  BackendBuffer<float> backend_features;  // the same (n, 256) on the backend
 };
 
 struct EvalMetrics {

@@ -60,9 +60,9 @@ struct SmallestK {
 // `given` (x already on the backend) when set, else x (count floats, on the host) uploaded
 // into `holder`.
 const float* on_backend(Backend& backend, const float* x, size_t count, const float* given,
-                        BackendFloats& holder) {
+                        BackendBuffer<float>& holder) {
   if (given != nullptr) return given;
-  holder = BackendFloats(backend, count);
+  holder = BackendBuffer<float>(backend, count);
   backend.to_backend(holder.get(), x, count * sizeof(float));
   return holder.get();
 }
@@ -300,12 +300,12 @@ void for_each_distance_block(Backend& backend, const float* a, int64_t n_a, cons
     return norms;
   };
   const std::vector<float> norm_a = squared_norms(a, n_a), norm_b = squared_norms(b, n_b);
-  BackendFloats uploaded_a, uploaded_b;
+  BackendBuffer<float> uploaded_a, uploaded_b;
   const float* dev_a =
       on_backend(backend, a, static_cast<size_t>(n_a) * dim, backend_a, uploaded_a);
   const float* dev_b =
       on_backend(backend, b, static_cast<size_t>(n_b) * dim, backend_b, uploaded_b);
-  const BackendFloats dot(backend, static_cast<size_t>(block_rows) * n_b);
+  const BackendBuffer<float> dot(backend, static_cast<size_t>(block_rows) * n_b);
   std::vector<float> d2(static_cast<size_t>(block_rows) * n_b);
   for (int64_t start = 0; start < n_a; start += block_rows) {
     const int rows = static_cast<int>(std::min<int64_t>(block_rows, n_a - start));
@@ -329,7 +329,7 @@ std::vector<std::vector<float>> knn_radii_squared(Backend& backend, const float*
     throw std::invalid_argument("knn_radii_squared: ks must be ascending, in [1, n)");
   const int k_max = ks.back();
   std::vector<std::vector<float>> radii(ks.size(), std::vector<float>(n));
-  BackendFloats uploaded;
+  BackendBuffer<float> uploaded;
   // x against itself: one backend copy serves both operands.
   const float* dev_x =  // (dim < 1 is left to for_each_distance_block to refuse)
       dim < 1 ? nullptr : on_backend(backend, x, static_cast<size_t>(n) * dim, backend_x, uploaded);
@@ -358,7 +358,7 @@ PrdcResult prdc(Backend& backend, const float* real, int64_t n_real, const float
     throw std::invalid_argument("prdc: real radii do not match the real set");
   // The fakes are multiplied twice (with themselves for their radii, then with the reals):
   // upload them once (an empty set is left to knn_radii_squared to refuse).
-  BackendFloats uploaded_fake;
+  BackendBuffer<float> uploaded_fake;
   if (n_fake >= 1 && dim >= 1)
     backend_fake =
         on_backend(backend, fake, static_cast<size_t>(n_fake) * dim, backend_fake, uploaded_fake);

@@ -23,42 +23,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <utility>  // std::swap
 #include <vector>
 
 #include "core/backend.h"
+#include "core/backend_buffer.h"  // BackendBuffer
 
 namespace mnistgan {
-
-// n floats of backend memory (alloc_f32, so zeroed), freed with the object; the backend
-// must outlive it. Move-only; a default-constructed one holds nothing (get() is nullptr).
-class BackendFloats {
- public:
-  BackendFloats() = default;
-  BackendFloats(Backend& backend, size_t n) : backend_(&backend), data_(backend.alloc_f32(n)) {}
-  ~BackendFloats() {
-    if (backend_ != nullptr) backend_->free(data_);
-  }
-  BackendFloats(BackendFloats&& other) noexcept { swap(other); }
-  BackendFloats& operator=(BackendFloats&& other) noexcept {
-    swap(other);  // this one's old buffer is freed with `other`
-    return *this;
-  }
-  BackendFloats(const BackendFloats&) = delete;
-  BackendFloats& operator=(const BackendFloats&) = delete;
-
-  float* get() const { return data_; }
-  // Whether this buffer lives on `backend` (false when empty).
-  bool on(const Backend& backend) const { return backend_ == &backend; }
-
- private:
-  void swap(BackendFloats& other) noexcept {
-    std::swap(backend_, other.backend_);
-    std::swap(data_, other.data_);
-  }
-  Backend* backend_ = nullptr;
-  float* data_ = nullptr;
-};
 
 // ---- linear algebra ------------------------------------------------------------------
 // Eigen-decomposition of a symmetric n x n matrix a (row-major, double) by cyclic Jacobi

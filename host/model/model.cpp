@@ -17,7 +17,27 @@ size_t Network::add_tensor(const std::string& name, std::vector<int64_t> shape) 
   return size - n;
 }
 
+void Network::allocate(Backend& backend) {
+  params_memory_ = BackendBuffer<float>(backend, size);
+  grads_memory_ = BackendBuffer<float>(backend, size);
+  m_memory_ = BackendBuffer<float>(backend, size);
+  v_memory_ = BackendBuffer<float>(backend, size);
+  step_memory_ = BackendBuffer<int64_t>(backend, 1);
+  params = params_memory_.get();
+  grads = grads_memory_.get();
+  adam_m = m_memory_.get();
+  adam_v = v_memory_.get();
+  adam_step = step_memory_.get();
+}
+
 namespace {
+
+// The plain pointers of `buffers`, in order (what the ops and backward_through take).
+std::vector<float*> pointers(const std::vector<BackendBuffer<float>>& buffers) {
+  std::vector<float*> out;
+  for (const BackendBuffer<float>& b : buffers) out.push_back(b.get());
+  return out;
+}
 
 LinearLayer add_linear(Network& net, const std::string& name, int in, int out, Activation act,
                        bool has_bias = true) {
@@ -29,21 +49,6 @@ LinearLayer add_linear(Network& net, const std::string& name, int in, int out, A
   layer.weight = net.add_tensor(name + ".weight", {out, in});
   if (has_bias) layer.bias = net.add_tensor(name + ".bias", {out});
   return layer;
-}
-
-void allocate_network(Backend& backend, Network& net) {
-  net.params = backend.alloc_f32(net.size);
-  net.grads = backend.alloc_f32(net.size);
-  net.adam_m = backend.alloc_f32(net.size);
-  net.adam_v = backend.alloc_f32(net.size);
-  net.adam_step = backend.alloc_i64(1);
-}
-
-void free_network(Backend& backend, Network& net) {
-  for (void* p : {static_cast<void*>(net.params), static_cast<void*>(net.grads),
-                  static_cast<void*>(net.adam_m), static_cast<void*>(net.adam_v),
-                  static_cast<void*>(net.adam_step)})
-    backend.free(p);
 }
 
 // Base of the Philox streams used for initialisation; + network * 0x1000 + tensor index.
@@ -95,39 +100,28 @@ Gan::Gan(Backend& backend, const ModelShape& shape, int max_batch, int max_group
     mbd_t_ = add_linear(d_, "D.mbd", h, kc, Activation::kNone, /*has_bias=*/false);
   d_out_ = add_linear(d_, "D.out", h + shape.mbd_kernels, 1, Activation::kNone);
 
-  allocate_network(backend_, g_);
-  allocate_network(backend_, d_);
+  g_.allocate(backend_);
+  d_.allocate(backend_);
 
   const size_t g_rows = static_cast<size_t>(max_batch);
   const size_t d_rows = g_rows * max_groups;
   for (size_t l = 0; l + 1 < g_layers_.size(); ++l)
-    g_acts_.push_back(backend_.alloc_f32(g_rows * g_layers_[l].out));
-  g_acts_.push_back(nullptr);  // the last output is the caller's `images` buffer
-  for (const LinearLayer& layer : d_layers_)
-    d_acts_.push_back(backend_.alloc_f32(d_rows * layer.out));
+    g_acts_.emplace_back(backend_, g_rows * g_layers_[l].out);
+  g_acts_.emplace_back();  // the last output is the caller's `images` buffer
+  for (const LinearLayer& layer : d_layers_) d_acts_.emplace_back(backend_, d_rows * layer.out);
   int widest = std::max({shape.image_pixels, shape.latent_dim, h + shape.mbd_kernels, kc});
   for (int w : shape.hidden_g) widest = std::max(widest, w);
   for (int w : shape.hidden_d) widest = std::max(widest, w);
   if (shape.mbd_kernels > 0) {
-    mbd_m_ = backend_.alloc_f32(d_rows * kc);
-    mbd_o_ = backend_.alloc_f32(d_rows * shape.mbd_kernels);
-    features_ = backend_.alloc_f32(d_rows * (h + shape.mbd_kernels));
+    mbd_m_ = BackendBuffer<float>(backend_, d_rows * kc);
+    mbd_o_ = BackendBuffer<float>(backend_, d_rows * shape.mbd_kernels);
+    features_ = BackendBuffer<float>(backend_, d_rows * (h + shape.mbd_kernels));
   }
-  logits_ = backend_.alloc_f32(d_rows);
+  logits_ = BackendBuffer<float>(backend_, d_rows);
   const size_t scratch = std::max(g_rows, d_rows) * widest;
-  scratch_a_ = backend_.alloc_f32(scratch);
-  scratch_b_ = backend_.alloc_f32(scratch);
-  scratch_c_ = backend_.alloc_f32(scratch);
-}
-
-Gan::~Gan() {
-  free_network(backend_, g_);
-  free_network(backend_, d_);
-  for (float* p : g_acts_)
-    if (p != nullptr) backend_.free(p);
-  for (float* p : d_acts_) backend_.free(p);
-  for (float* p : {mbd_m_, mbd_o_, features_, logits_, scratch_a_, scratch_b_, scratch_c_, g_ema_})
-    if (p != nullptr) backend_.free(p);
+  scratch_a_ = BackendBuffer<float>(backend_, scratch);
+  scratch_b_ = BackendBuffer<float>(backend_, scratch);
+  scratch_c_ = BackendBuffer<float>(backend_, scratch);
 }
 
 void Gan::init_params(uint64_t seed) {
@@ -171,22 +165,19 @@ void Gan::init_params(uint64_t seed) {
 }
 
 void Gan::enable_ema() {
-  if (g_ema_ == nullptr) g_ema_ = backend_.alloc_f32(g_.size);
-  backend_.copy(g_ema_, g_.params, g_.size * sizeof(float));
+  if (g_ema_.empty()) g_ema_ = BackendBuffer<float>(backend_, g_.size);
+  backend_.copy(g_ema_.get(), g_.params, g_.size * sizeof(float));
 }
 
-void Gan::disable_ema() {
-  if (g_ema_ != nullptr) backend_.free(g_ema_);
-  g_ema_ = nullptr;
-}
+void Gan::disable_ema() { g_ema_.reset(); }
 
 void Gan::update_ema(float decay, const float* skip_if_nonzero) {
-  if (g_ema_ == nullptr) throw std::logic_error("Gan::update_ema: enable_ema() was not called");
-  backend_.ema_update(g_ema_, g_.params, g_.size, decay, g_.adam_step, skip_if_nonzero);
+  if (g_ema_.empty()) throw std::logic_error("Gan::update_ema: enable_ema() was not called");
+  backend_.ema_update(g_ema_.get(), g_.params, g_.size, decay, g_.adam_step, skip_if_nonzero);
 }
 
 void Gan::sample_forward(const float* z, float* images, int rows) {
-  generator_forward_with(samples_from_ema() ? g_ema_ : g_.params, z, images, rows);
+  generator_forward_with(samples_from_ema() ? g_ema_.get() : g_.params, z, images, rows);
 }
 
 void Gan::generator_forward_with(const float* params, const float* z, float* images, int rows) {
@@ -194,7 +185,7 @@ void Gan::generator_forward_with(const float* params, const float* z, float* ima
   const float* x = z;
   for (size_t l = 0; l < g_layers_.size(); ++l) {
     const LinearLayer& layer = g_layers_[l];
-    float* y = l + 1 == g_layers_.size() ? images : g_acts_[l];
+    float* y = l + 1 == g_layers_.size() ? images : g_acts_[l].get();
     backend_.linear_forward(x, params + layer.weight, params + layer.bias, y, rows, layer.in,
                             layer.out, layer.act, shape_.leaky_slope);
     x = y;
@@ -202,7 +193,7 @@ void Gan::generator_forward_with(const float* params, const float* z, float* ima
 }
 
 void Gan::generator_backward(const float* z, const float* images, const float* d_images, int rows) {
-  std::vector<float*> outputs = g_acts_;
+  std::vector<float*> outputs = pointers(g_acts_);
   outputs.back() = const_cast<float*>(images);
   backward_through(g_, g_layers_, outputs, z, const_cast<float*>(d_images), rows,
                    /*param_grads=*/true, /*d_input=*/nullptr);
@@ -215,42 +206,43 @@ const float* Gan::discriminator_forward(const float* x, int groups, int B) {
   const float* h = x;
   for (size_t l = 0; l < d_layers_.size(); ++l) {
     const LinearLayer& layer = d_layers_[l];
-    backend_.linear_forward(h, d_.params + layer.weight, d_.params + layer.bias, d_acts_[l], rows,
-                            layer.in, layer.out, layer.act, shape_.leaky_slope);
-    h = d_acts_[l];
+    backend_.linear_forward(h, d_.params + layer.weight, d_.params + layer.bias, d_acts_[l].get(),
+                            rows, layer.in, layer.out, layer.act, shape_.leaky_slope);
+    h = d_acts_[l].get();
   }
   const float* top = h;
   if (shape_.mbd_kernels > 0) {
     const int width = d_layers_.back().out;
-    backend_.linear_forward(h, d_.params + mbd_t_.weight, nullptr, mbd_m_, rows, mbd_t_.in,
+    backend_.linear_forward(h, d_.params + mbd_t_.weight, nullptr, mbd_m_.get(), rows, mbd_t_.in,
                             mbd_t_.out, Activation::kNone, 0.0f);
-    backend_.mbd_forward(mbd_m_, mbd_o_, groups, B, shape_.mbd_kernels, shape_.mbd_dims);
-    backend_.concat_cols(h, mbd_o_, features_, rows, width, shape_.mbd_kernels);
-    top = features_;
+    backend_.mbd_forward(mbd_m_.get(), mbd_o_.get(), groups, B, shape_.mbd_kernels,
+                         shape_.mbd_dims);
+    backend_.concat_cols(h, mbd_o_.get(), features_.get(), rows, width, shape_.mbd_kernels);
+    top = features_.get();
   }
-  backend_.linear_forward(top, d_.params + d_out_.weight, d_.params + d_out_.bias, logits_, rows,
-                          d_out_.in, 1, Activation::kNone, 0.0f);
-  return logits_;
+  backend_.linear_forward(top, d_.params + d_out_.weight, d_.params + d_out_.bias, logits_.get(),
+                          rows, d_out_.in, 1, Activation::kNone, 0.0f);
+  return logits_.get();
 }
 
 void Gan::discriminator_backward(const float* x, const float* d_logits, int groups, int B,
                                  bool param_grads, float* d_x) {
   const int rows = groups * B;
-  const float* h = d_acts_.back();
+  const float* h = d_acts_.back().get();
   const int width = d_layers_.back().out;
-  float* d_h = scratch_a_;  // (rows, H): gradient w.r.t. the last hidden output
+  float* d_h = scratch_a_.get();  // (rows, H): gradient w.r.t. the last hidden output
   auto grad = [&](const LinearLayer& layer, bool bias) -> float* {
     if (!param_grads) return nullptr;
     return d_.grads + (bias ? layer.bias : layer.weight);
   };
   if (shape_.mbd_kernels > 0) {
     // logit = [h | o] w + b, so d[h | o] = d_logit w; split it into dh and do.
-    backend_.linear_backward(features_, d_.params + d_out_.weight, d_logits, scratch_c_,
+    backend_.linear_backward(features_.get(), d_.params + d_out_.weight, d_logits, scratch_c_.get(),
                              grad(d_out_, false), grad(d_out_, true), rows, d_out_.in, 1, false);
-    float* d_o = mbd_o_;      // o itself is no longer needed (features_ holds a copy)
-    float* d_m = scratch_b_;  // (rows, K*C)
-    backend_.split_cols(scratch_c_, d_h, d_o, rows, width, shape_.mbd_kernels);
-    backend_.mbd_backward(mbd_m_, d_o, d_m, groups, B, shape_.mbd_kernels, shape_.mbd_dims);
+    float* d_o = mbd_o_.get();      // o itself is no longer needed (features_.get() holds a copy)
+    float* d_m = scratch_b_.get();  // (rows, K*C)
+    backend_.split_cols(scratch_c_.get(), d_h, d_o, rows, width, shape_.mbd_kernels);
+    backend_.mbd_backward(mbd_m_.get(), d_o, d_m, groups, B, shape_.mbd_kernels, shape_.mbd_dims);
     // M = h T^T: dT = dM^T h, and dh gains dM T on top of the direct path's gradient.
     if (param_grads)
       backend_.linear_backward(h, d_.params + mbd_t_.weight, d_m, nullptr, grad(mbd_t_, false),
@@ -261,7 +253,7 @@ void Gan::discriminator_backward(const float* x, const float* d_logits, int grou
     backend_.linear_backward(h, d_.params + d_out_.weight, d_logits, d_h, grad(d_out_, false),
                              grad(d_out_, true), rows, d_out_.in, 1, false);
   }
-  backward_through(d_, d_layers_, d_acts_, x, d_h, rows, param_grads, d_x);
+  backward_through(d_, d_layers_, pointers(d_acts_), x, d_h, rows, param_grads, d_x);
 }
 
 void Gan::update_discriminator(const StepBuffers& b, int B, float real_label,
@@ -297,8 +289,8 @@ void Gan::backward_through(Network& net, const std::vector<LinearLayer>& layers,
   const float* d_y = d_top;
   for (int l = static_cast<int>(layers.size()) - 1; l >= 0; --l) {
     const LinearLayer& layer = layers[l];
-    float* d_z = d_y == scratch_a_ ? scratch_b_ : scratch_a_;
-    float* d_x_buf = d_z == scratch_a_ ? scratch_b_ : scratch_a_;
+    float* d_z = d_y == scratch_a_.get() ? scratch_b_.get() : scratch_a_.get();
+    float* d_x_buf = d_z == scratch_a_.get() ? scratch_b_.get() : scratch_a_.get();
     backend_.activation_backward(outputs[l], d_y, d_z, static_cast<size_t>(rows) * layer.out,
                                  layer.act, shape_.leaky_slope);
     const float* x = l == 0 ? input : outputs[l - 1];

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/backend_buffer.h"  // BackendBuffer
 #include "core/config.h"
 
 namespace mnistgan {
@@ -44,6 +45,7 @@ struct LinearLayer {
 struct Network {
   std::vector<ParamTensor> tensors;
   size_t size = 0;  // floats in each of params, grads, m, v
+  // Views of the buffers allocate() makes (the ops take plain pointers); null before it.
   float* params = nullptr;
   float* grads = nullptr;
   float* adam_m = nullptr;
@@ -51,6 +53,13 @@ struct Network {
   int64_t* adam_step = nullptr;  // Adam's t - 1 (updates done so far), on the backend
 
   size_t add_tensor(const std::string& name, std::vector<int64_t> shape);
+  // After the last add_tensor: params, grads, m and v (size floats each) and the step count,
+  // zeroed, on `backend`; freed with the Network.
+  void allocate(Backend& backend);
+
+ private:
+  BackendBuffer<float> params_memory_, grads_memory_, m_memory_, v_memory_;
+  BackendBuffer<int64_t> step_memory_;
 };
 
 // The backend buffers of one training step on B-row batches (the trainer's and the toy's).
@@ -72,7 +81,6 @@ class Gan {
   // Allocates parameters and activations for G on up to max_batch rows and D on up to
   // max_groups * max_batch rows.
   Gan(Backend& backend, const ModelShape& shape, int max_batch, int max_groups = 2);
-  ~Gan();
   Gan(const Gan&) = delete;
   Gan& operator=(const Gan&) = delete;
 
@@ -113,15 +121,15 @@ class Gan {
   // weights (idempotent: a second call re-copies them).
   void enable_ema();
   void disable_ema();  // frees it
-  bool has_ema() const { return g_ema_ != nullptr; }
-  float* generator_ema() { return g_ema_; }  // (G.size) or nullptr
+  bool has_ema() const { return !g_ema_.empty(); }
+  float* generator_ema() { return g_ema_.get(); }  // (G.size) or nullptr
   // One EMA update after G's update: decay warmed up by G's Adam step count (backend.h's
   // ema_update); skip_if_nonzero is the G update's skip flag, or nullptr.
   void update_ema(float decay, const float* skip_if_nonzero);
   // Which weights sample_forward() uses: the EMA's when enabled and `use` is true (the
   // default), G's own otherwise (--raw-generator).
   void sample_from_ema(bool use) { sample_from_ema_ = use; }
-  bool samples_from_ema() const { return sample_from_ema_ && g_ema_ != nullptr; }
+  bool samples_from_ema() const { return sample_from_ema_ && !g_ema_.empty(); }
   // generator_forward for sampling (grids, `sample`, `eval`): with the weights chosen above.
   void sample_forward(const float* z, float* images, int rows);
 
@@ -141,18 +149,18 @@ class Gan {
   ModelShape shape_;
   int max_batch_, max_groups_;
   Network g_, d_;
-  std::vector<LinearLayer> g_layers_, d_layers_;  // d_layers_: the hidden stack only
-  LinearLayer mbd_t_;                             // T as a bias-free linear layer
-  LinearLayer d_out_;                             // the final logit layer
-  std::vector<float*> g_acts_, d_acts_;           // each layer's output
-  float* mbd_m_ = nullptr;                        // (rows, K*C)
-  float* mbd_o_ = nullptr;                        // (rows, K)
-  float* features_ = nullptr;                     // (rows, H + K)
-  float* logits_ = nullptr;                       // (rows)
-  float* scratch_a_ = nullptr;  // gradient ping-pong buffers, (rows, widest layer)
-  float* scratch_b_ = nullptr;
-  float* scratch_c_ = nullptr;
-  float* g_ema_ = nullptr;  // (G.size): the EMA generator, when enabled
+  std::vector<LinearLayer> g_layers_, d_layers_;       // d_layers_: the hidden stack only
+  LinearLayer mbd_t_;                                  // T as a bias-free linear layer
+  LinearLayer d_out_;                                  // the final logit layer
+  std::vector<BackendBuffer<float>> g_acts_, d_acts_;  // each layer's output, (rows, out)
+  BackendBuffer<float> mbd_m_;                         // (rows, K*C)
+  BackendBuffer<float> mbd_o_;                         // (rows, K)
+  BackendBuffer<float> features_;                      // (rows, H + K)
+  BackendBuffer<float> logits_;                        // (rows)
+  BackendBuffer<float> scratch_a_;  // gradient ping-pong buffers, (rows, widest layer)
+  BackendBuffer<float> scratch_b_;
+  BackendBuffer<float> scratch_c_;
+  BackendBuffer<float> g_ema_;  // (G.size): the EMA generator, when enabled
   bool sample_from_ema_ = true;
 };
 

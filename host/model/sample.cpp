@@ -6,11 +6,12 @@
 #include <vector>
 
 #include "core/backend.h"
-#include "model/model_checkpoint.h"
+#include "core/backend_buffer.h"  // BackendBuffer
 #include "core/config.h"
 #include "io/idx.h"  // kIdxMaxSide
 #include "io/image_io.h"
 #include "model/model.h"
+#include "model/model_checkpoint.h"
 
 namespace mnistgan {
 
@@ -58,14 +59,14 @@ void run_sample(const SampleOptions& options) {
   gan.sample_from_ema(!options.raw_generator);
 
   const size_t z_count = static_cast<size_t>(options.n) * config.latent_dim;
-  float* z = backend->alloc_f32(z_count);
-  float* images = backend->alloc_f32(static_cast<size_t>(options.n) * rows * cols);
-  backend->gaussian_noise(z, z_count, options.seed, kNoiseStreamSample, nullptr);
-  gan.sample_forward(z, images, options.n);
   std::vector<float> host(static_cast<size_t>(options.n) * rows * cols);
-  backend->to_host(host.data(), images, host.size() * sizeof(float));
-  backend->free(z);
-  backend->free(images);
+  {
+    const BackendBuffer<float> z(*backend, z_count);
+    const BackendBuffer<float> images(*backend, host.size());
+    backend->gaussian_noise(z.get(), z_count, options.seed, kNoiseStreamSample, nullptr);
+    gan.sample_forward(z.get(), images.get(), options.n);
+    backend->to_host(host.data(), images.get(), host.size() * sizeof(float));
+  }
 
   write_png(options.out, make_grid(host.data(), options.n, rows, cols, options.nrow, 2),
             {{"Software", "mnistgan"},

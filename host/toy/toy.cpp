@@ -11,11 +11,12 @@
 #include <memory>
 #include <stdexcept>
 
-#include "io/atomic_file.h"
+#include "core/backend_buffer.h"  // BackendBuffer
 #include "core/config.h"
+#include "core/philox.h"
+#include "io/atomic_file.h"
 #include "io/image_io.h"
 #include "model/model.h"
-#include "core/philox.h"
 #include "plot/plot.h"
 
 namespace mnistgan {
@@ -78,20 +79,17 @@ class ToyTrainer {
     constexpr int kEval = ToyOptions::kEvalSamples;
     gan_ = std::make_unique<Gan>(backend_, shape, std::max(batch_, kEval), 2);
     gan_->init_params(seed);
-    x_ = backend_.alloc_f32(2 * static_cast<size_t>(batch_));
-    z_ = backend_.alloc_f32(batch_);
-    d_logits_ = backend_.alloc_f32(2 * static_cast<size_t>(batch_));
-    d_fake_ = backend_.alloc_f32(batch_);
-    stats_ = backend_.alloc_f32(kStatSlots);
-    eval_z_ = backend_.alloc_f32(kEval);
-    eval_out_ = backend_.alloc_f32(kEval);
+    x_ = BackendBuffer<float>(backend_, 2 * static_cast<size_t>(batch_));
+    z_ = BackendBuffer<float>(backend_, batch_);
+    d_logits_ = BackendBuffer<float>(backend_, 2 * static_cast<size_t>(batch_));
+    d_fake_ = BackendBuffer<float>(backend_, batch_);
+    stats_ = BackendBuffer<float>(backend_, kStatSlots);
+    eval_z_ = BackendBuffer<float>(backend_, kEval);
+    eval_out_ = BackendBuffer<float>(backend_, kEval);
     const std::vector<float> z = uniform_pm1(seed, kStreamEvalNoise, 0, kEval);
-    backend_.to_backend(eval_z_, z.data(), z.size() * sizeof(float));
+    backend_.to_backend(eval_z_.get(), z.data(), z.size() * sizeof(float));
     real_eval_ = gaussian(seed, kStreamEvalReal, 0, kEval, options.target_mean, options.target_std);
     real_moments_ = moments(real_eval_);  // fixed sample: once, not at every evaluation
-  }
-  ~ToyTrainer() {
-    for (float* p : {x_, z_, d_logits_, d_fake_, stats_, eval_z_, eval_out_}) backend_.free(p);
   }
   ToyTrainer(const ToyTrainer&) = delete;
   ToyTrainer& operator=(const ToyTrainer&) = delete;
@@ -103,9 +101,10 @@ class ToyTrainer {
     const std::vector<float> real =
         gaussian(seed_, kStreamReal, step_, B, options_.target_mean, options_.target_std);
     const std::vector<float> z = uniform_pm1(seed_, kStreamNoise, step_, B);
-    backend_.to_backend(x_, real.data(), B * sizeof(float));  // x_ (2B, 1) = [real | fake]
-    backend_.to_backend(z_, z.data(), B * sizeof(float));     // z_ (B, 1)
-    const StepBuffers buffers{x_, z_, d_logits_, d_fake_, stats_, /*guard=*/nullptr};
+    backend_.to_backend(x_.get(), real.data(), B * sizeof(float));  // x_ (2B, 1) = [real | fake]
+    backend_.to_backend(z_.get(), z.data(), B * sizeof(float));     // z_ (B, 1)
+    const StepBuffers buffers{x_.get(),      z_.get(),     d_logits_.get(),
+                              d_fake_.get(), stats_.get(), /*guard=*/nullptr};
     gan_->update_discriminator(
         buffers, B, /*real_label=*/1.0f,
         {options_.effective_lr_d(), options_.beta1, options_.beta2, options_.adam_eps});
@@ -120,8 +119,8 @@ class ToyTrainer {
     ToyEval e;
     e.step = step_;
     float s[kStatSlots];
-    backend_.to_host(s, stats_, sizeof(s));
-    backend_.fill_zero(stats_, sizeof(s));
+    backend_.to_host(s, stats_.get(), sizeof(s));
+    backend_.fill_zero(stats_.get(), sizeof(s));
     const double n = static_cast<double>(stats_steps_);
     const double nan = std::numeric_limits<double>::quiet_NaN();
     e.d_loss = n > 0 ? (s[0] + s[2]) / n : nan;
@@ -131,9 +130,9 @@ class ToyTrainer {
     stats_steps_ = 0;
 
     constexpr int kEval = ToyOptions::kEvalSamples;
-    gan_->generator_forward(eval_z_, eval_out_, kEval);
+    gan_->generator_forward(eval_z_.get(), eval_out_.get(), kEval);
     generated_.resize(kEval);
-    backend_.to_host(generated_.data(), eval_out_, kEval * sizeof(float));
+    backend_.to_host(generated_.data(), eval_out_.get(), kEval * sizeof(float));
     e.finite =
         std::all_of(generated_.begin(), generated_.end(), [](float v) { return std::isfinite(v); });
     if (!e.finite) return e;
@@ -155,13 +154,13 @@ class ToyTrainer {
   uint64_t seed_;
   int batch_;
   std::unique_ptr<Gan> gan_;
-  float* x_ = nullptr;         // (2B, 1): [real | fake]
-  float* z_ = nullptr;         // (B, 1)
-  float* d_logits_ = nullptr;  // (2B)
-  float* d_fake_ = nullptr;    // (B, 1)
-  float* stats_ = nullptr;     // (8) BCE accumulators
-  float* eval_z_ = nullptr;    // (10000, 1) fixed evaluation noise
-  float* eval_out_ = nullptr;  // (10000, 1)
+  BackendBuffer<float> x_;         // (2B, 1): [real | fake]
+  BackendBuffer<float> z_;         // (B, 1)
+  BackendBuffer<float> d_logits_;  // (2B)
+  BackendBuffer<float> d_fake_;    // (B, 1)
+  BackendBuffer<float> stats_;     // (8) BCE accumulators
+  BackendBuffer<float> eval_z_;    // (10000, 1) fixed evaluation noise
+  BackendBuffer<float> eval_out_;  // (10000, 1)
   std::vector<float> real_eval_, generated_;
   Moments real_moments_;  // of real_eval_
   int64_t step_ = 0, stats_steps_ = 0;

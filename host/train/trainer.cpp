@@ -15,13 +15,13 @@
 #include <optional>
 #include <stdexcept>
 
-#include "io/atomic_file.h"
-#include "train/disk_space.h"
 #include "eval/eval.h"
+#include "io/atomic_file.h"
 #include "io/image_io.h"
-#include "train/progress.h"
 #include "model/model_checkpoint.h"  // store_model, restore_model
 #include "model/sample.h"            // generator_label
+#include "train/disk_space.h"
+#include "train/progress.h"
 
 namespace mnistgan {
 
@@ -52,29 +52,20 @@ TrainingState::TrainingState(Backend& backend, const TrainConfig& config, const 
   gan_ = std::make_unique<Gan>(backend_, model_shape_of(config_, pixels_), std::max(B, kGridImages),
                                2);
   gan_->sample_from_ema(!config_.raw_generator);
-  dataset_ = backend_.alloc_u8(images.pixels.size());
-  backend_.to_backend(dataset_, images.pixels.data(), images.pixels.size());
-  perm_ = backend_.alloc_i32(2 * static_cast<size_t>(n_images_));
-  x_ = backend_.alloc_f32(2 * static_cast<size_t>(B) * pixels_);
-  z_ = backend_.alloc_f32(static_cast<size_t>(B) * config_.latent_dim);
-  d_logits_ = backend_.alloc_f32(2 * static_cast<size_t>(B));
-  d_fake_ = backend_.alloc_f32(static_cast<size_t>(B) * pixels_);
-  stats_ = backend_.alloc_f32(kStatSlots);
-  guard_ = backend_.alloc_f32(StepBuffers::kGuardSlots);
-  step_counter_ = backend_.alloc_i64(1);
-  grid_z_ = backend_.alloc_f32(static_cast<size_t>(kGridImages) * config_.latent_dim);
-  grid_images_ = backend_.alloc_f32(static_cast<size_t>(kGridImages) * pixels_);
-  backend_.gaussian_noise(grid_z_, static_cast<size_t>(kGridImages) * config_.latent_dim,
-                          config_.seed, kNoiseStreamFixedGrid, nullptr);
-}
-
-TrainingState::~TrainingState() {
-  for (void* p :
-       {static_cast<void*>(dataset_), static_cast<void*>(perm_), static_cast<void*>(x_),
-        static_cast<void*>(z_), static_cast<void*>(d_logits_), static_cast<void*>(d_fake_),
-        static_cast<void*>(stats_), static_cast<void*>(step_counter_), static_cast<void*>(grid_z_),
-        static_cast<void*>(grid_images_), static_cast<void*>(guard_)})
-    backend_.free(p);
+  dataset_ = BackendBuffer<uint8_t>(backend_, images.pixels.size());
+  backend_.to_backend(dataset_.get(), images.pixels.data(), images.pixels.size());
+  perm_ = BackendBuffer<int32_t>(backend_, 2 * static_cast<size_t>(n_images_));
+  x_ = BackendBuffer<float>(backend_, 2 * static_cast<size_t>(B) * pixels_);
+  z_ = BackendBuffer<float>(backend_, static_cast<size_t>(B) * config_.latent_dim);
+  d_logits_ = BackendBuffer<float>(backend_, 2 * static_cast<size_t>(B));
+  d_fake_ = BackendBuffer<float>(backend_, static_cast<size_t>(B) * pixels_);
+  stats_ = BackendBuffer<float>(backend_, kStatSlots);
+  guard_ = BackendBuffer<float>(backend_, StepBuffers::kGuardSlots);
+  step_counter_ = BackendBuffer<int64_t>(backend_, 1);
+  grid_z_ = BackendBuffer<float>(backend_, static_cast<size_t>(kGridImages) * config_.latent_dim);
+  grid_images_ = BackendBuffer<float>(backend_, static_cast<size_t>(kGridImages) * pixels_);
+  backend_.gaussian_noise(grid_z_.get(), grid_z_.size(), config_.seed, kNoiseStreamFixedGrid,
+                          nullptr);
 }
 
 void TrainingState::initialize() {
@@ -85,8 +76,8 @@ void TrainingState::initialize() {
 
 void TrainingState::set_step(int64_t step) {
   step_ = step;
-  backend_.to_backend(step_counter_, &step_, sizeof(step_));
-  backend_.fill_zero(stats_, kStatSlots * sizeof(float));
+  backend_.to_backend(step_counter_.get(), &step_, sizeof(step_));
+  backend_.fill_zero(stats_.get(), kStatSlots * sizeof(float));
   stats_steps_ = 0;
   if (skip_nonfinite_updates()) {
     backend_.to_host(&d_updates_mark_, gan_->discriminator().adam_step, sizeof(int64_t));
@@ -141,7 +132,7 @@ void TrainingState::ensure_permutations() {
     const int slot = static_cast<int>(epoch % 2);
     if (perm_epoch_[slot] == epoch) continue;
     const std::vector<int32_t> perm = epoch_permutation(config_.seed, epoch, n_images_);
-    backend_.to_backend(perm_ + static_cast<size_t>(slot) * n_images_, perm.data(),
+    backend_.to_backend(perm_.get() + static_cast<size_t>(slot) * n_images_, perm.data(),
                         perm.size() * sizeof(int32_t));
     perm_epoch_[slot] = epoch;
   }
@@ -151,13 +142,15 @@ void TrainingState::issue_step_ops() {
   const int B = config_.batch_size;
   const AdamHyper d_hyper{config_.effective_lr_d(), config_.beta1, config_.beta2, config_.adam_eps};
   const AdamHyper g_hyper{config_.effective_lr_g(), config_.beta1, config_.beta2, config_.adam_eps};
-  float* guard = skip_nonfinite_updates() ? guard_ : nullptr;  // see Gan::update_discriminator
-  const StepBuffers buffers{x_, z_, d_logits_, d_fake_, stats_, guard};
+  float* guard =
+      skip_nonfinite_updates() ? guard_.get() : nullptr;  // see Gan::update_discriminator
+  const StepBuffers buffers{x_.get(),      z_.get(),     d_logits_.get(),
+                            d_fake_.get(), stats_.get(), guard};
   for (int d = 0; d < config_.d_steps; ++d) {
-    backend_.gather_batch(dataset_, perm_, n_images_, pixels_, B, step_counter_, config_.d_steps, d,
-                          batches_per_epoch_, x_);
-    backend_.gaussian_noise(z_, static_cast<size_t>(B) * config_.latent_dim, config_.seed,
-                            static_cast<uint32_t>(d), step_counter_);
+    backend_.gather_batch(dataset_.get(), perm_.get(), n_images_, pixels_, B, step_counter_.get(),
+                          config_.d_steps, d, batches_per_epoch_, x_.get());
+    backend_.gaussian_noise(z_.get(), static_cast<size_t>(B) * config_.latent_dim, config_.seed,
+                            static_cast<uint32_t>(d), step_counter_.get());
     gan_->update_discriminator(buffers, B, config_.real_label, d_hyper,
                                d == 0 && inject_now(NonfiniteTarget::kDiscriminator));
   }
@@ -165,8 +158,8 @@ void TrainingState::issue_step_ops() {
   gan_->update_generator(buffers, B, g_hyper, inject_now(NonfiniteTarget::kGenerator));
   if (config_.ema_decay > 0.0f)
     gan_->update_ema(config_.ema_decay, guard ? guard + StepBuffers::kGeneratorSkipSlot : nullptr);
-  backend_.count_nonfinite(stats_, 6, stats_ + 6);
-  backend_.increment(step_counter_);
+  backend_.count_nonfinite(stats_.get(), 6, stats_.get() + 6);
+  backend_.increment(step_counter_.get());
 }
 
 bool TrainingState::inject_now(NonfiniteTarget target) const {
@@ -197,8 +190,8 @@ void TrainingState::step() {
 
 StepStats TrainingState::take_stats() {
   float s[kStatSlots];
-  backend_.to_host(s, stats_, sizeof(s));
-  backend_.fill_zero(stats_, sizeof(s));
+  backend_.to_host(s, stats_.get(), sizeof(s));
+  backend_.fill_zero(stats_.get(), sizeof(s));
   // Under skip-step, Adam's step counts say how many updates were applied (a skipped
   // update leaves them alone), so the averages are over applied updates only. Under stop
   // every update is applied: no reads needed.
@@ -227,14 +220,14 @@ StepStats TrainingState::take_stats() {
 }
 
 std::vector<float> TrainingState::fixed_grid_images() {
-  gan_->sample_forward(grid_z_, grid_images_, kGridImages);
+  gan_->sample_forward(grid_z_.get(), grid_images_.get(), kGridImages);
   std::vector<float> host(static_cast<size_t>(kGridImages) * pixels_);
-  backend_.to_host(host.data(), grid_images_, host.size() * sizeof(float));
+  backend_.to_host(host.data(), grid_images_.get(), host.size() * sizeof(float));
   return host;
 }
 
 bool TrainingState::weights_finite() {
-  float* count = d_logits_;  // scratch: free between steps
+  float* count = d_logits_.get();  // scratch: free between steps
   backend_.fill_zero(count, sizeof(float));
   for (Network* net : {&gan_->generator(), &gan_->discriminator()})
     backend_.count_nonfinite(net->params, net->size, count);

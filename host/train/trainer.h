@@ -19,9 +19,10 @@
 #include <vector>
 
 #include "core/backend.h"
-#include "io/checkpoint.h"
+#include "core/backend_buffer.h"  // BackendBuffer
 #include "core/config.h"
 #include "core/shuffle.h"  // epoch_permutation
+#include "io/checkpoint.h"
 #include "io/idx.h"
 #include "model/model.h"
 
@@ -44,7 +45,6 @@ class TrainingState {
  public:
   // Uploads the dataset; images must outlive nothing (they are copied to the backend).
   TrainingState(Backend& backend, const TrainConfig& config, const IdxImages& images);
-  ~TrainingState();
   TrainingState(const TrainingState&) = delete;
   TrainingState& operator=(const TrainingState&) = delete;
 
@@ -95,19 +95,19 @@ class TrainingState {
   int n_images_, pixels_, rows_, cols_;
   int64_t batches_per_epoch_;
   std::unique_ptr<Gan> gan_;
-  uint8_t* dataset_ = nullptr;  // (n_images, pixels)
-  int32_t* perm_ = nullptr;     // (2, n_images): epoch e's order in slot e % 2
+  BackendBuffer<uint8_t> dataset_;  // (n_images, pixels)
+  BackendBuffer<int32_t> perm_;     // (2, n_images): epoch e's order in slot e % 2
   int64_t perm_epoch_[2] = {-1, -1};
-  float* x_ = nullptr;         // (2B, pixels): [real | fake]
-  float* z_ = nullptr;         // (B, latent)
-  float* d_logits_ = nullptr;  // (2B)
-  float* d_fake_ = nullptr;    // (B, pixels)
-  float* stats_ = nullptr;     // 8 accumulators, see take_stats()
-  float* guard_ = nullptr;     // the skip-step guard's slots (StepBuffers::guard)
-  int64_t* step_counter_ = nullptr;
-  float* grid_z_ = nullptr;       // (64, latent), fixed noise
-  float* grid_images_ = nullptr;  // (64, pixels)
-  int64_t step_ = 0;              // host mirror of *step_counter_
+  BackendBuffer<float> x_;         // (2B, pixels): [real | fake]
+  BackendBuffer<float> z_;         // (B, latent)
+  BackendBuffer<float> d_logits_;  // (2B)
+  BackendBuffer<float> d_fake_;    // (B, pixels)
+  BackendBuffer<float> stats_;     // 8 accumulators, see take_stats()
+  BackendBuffer<float> guard_;     // the skip-step guard's slots (StepBuffers::guard)
+  BackendBuffer<int64_t> step_counter_;
+  BackendBuffer<float> grid_z_;       // (64, latent), fixed noise
+  BackendBuffer<float> grid_images_;  // (64, pixels)
+  int64_t step_ = 0;                  // host mirror of *step_counter_
   int64_t stats_steps_ = 0;
   // Adam step counts at the last take_stats (read under skip-step only).
   int64_t d_updates_mark_ = 0, g_updates_mark_ = 0;

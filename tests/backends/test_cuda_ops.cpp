@@ -554,8 +554,8 @@ TEST(CudaOps, IncrementAndCountNonfiniteMatchCpu) {
 // results must be identical (same kernels, same inputs, deterministic reductions).
 struct MiniStep {
   static constexpr int kRows = 32, kIn = 16, kOut = 1;
-  test::BackendPtr<float> z, w, b, y, dy, dw, db, m, v, stats;
-  test::BackendPtr<int64_t> step;
+  BackendBuffer<float> z, w, b, y, dy, dw, db, m, v, stats;
+  BackendBuffer<int64_t> step;
 
   explicit MiniStep(Backend& be) {
     z = alloc<float>(be, kRows * kIn);

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.h"       // make_cuda_backend, BackendOptions
+#include "core/backend.h"  // make_cuda_backend, BackendOptions
 #include "cublas_v2.h"     // the emulated cuBLAS
 #include "cuda_check.cuh"  // CUDA_CHECK, MNISTGAN_LAUNCH
 #include "cuda_runtime.h"  // the emulated runtime
@@ -266,6 +266,27 @@ TEST(EmuCuda, Tf32WmmaKernelBodyRuns) {
       want[r * out + o] = static_cast<float>(s);
     }
   test::expect_close(y, want, 2e-2, 1e-2, "tf32 wmma linear");
+}
+
+// After a device fault every CUDA call returns the fault (sticky, as on a GPU). Freeing the
+// backend's buffers as the stack unwinds must not throw a second exception (std::terminate):
+// the first failure is reported once on stderr and the rest go quietly.
+TEST(EmuCuda, FreeAfterADeviceFaultReportsOnceAndDoesNotThrow) {
+  auto be = make_cuda_backend();
+  auto a = test::alloc<float>(*be, 32), b = test::alloc<float>(*be, 32);
+  DeviceFloats out(32);
+  MNISTGAN_LAUNCH(1, 32, 0, nullptr, divergent_barrier_kernel)(out.p);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaErrorLaunchFailure);
+  testing::internal::CaptureStderr();
+  EXPECT_NO_THROW(a.reset());
+  EXPECT_NO_THROW(b.reset());
+  const std::string err = testing::internal::GetCapturedStderr();
+  cuda_emu::reset_after_fault();
+  EXPECT_TRUE(a.empty() && b.empty());
+  const std::string line = "cudaFree failed: cudaErrorLaunchFailure";
+  const size_t first = err.find(line);
+  EXPECT_NE(first, std::string::npos) << err;
+  EXPECT_EQ(err.find(line, first + 1), std::string::npos) << "reported more than once:\n" << err;
 }
 
 }  // namespace

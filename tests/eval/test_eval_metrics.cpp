@@ -242,7 +242,7 @@ void check_resident_sets_match_uploaded(Backend& backend) {
   const int n_real = 300, n_fake = 250, dim = 8;
   const std::vector<float> real = random_vector(n_real * dim, 3);
   const std::vector<float> fake = random_vector(n_fake * dim, 4);
-  BackendFloats on_real(backend, real.size()), on_fake(backend, fake.size());
+  BackendBuffer<float> on_real(backend, real.size()), on_fake(backend, fake.size());
   backend.to_backend(on_real.get(), real.data(), real.size() * sizeof(float));
   backend.to_backend(on_fake.get(), fake.data(), fake.size() * sizeof(float));
   const auto radii = knn_radii_squared(backend, real.data(), n_real, dim, {3, 5});
