@@ -91,26 +91,13 @@ double percentile(std::vector<double> values, double p) {
 // ---- shapes and work counts ----------------------------------------------------------------
 
 std::vector<LayerShape> model_layer_shapes(const ModelShape& shape, int batch) {
-  constexpr int kNone = 0, kLeaky = 1, kTanh = 2;  // Activation's order in backend.h
   std::vector<LayerShape> layers;
-  int in = shape.latent_dim;
-  for (size_t i = 0; i < shape.hidden_g.size(); ++i) {
-    layers.push_back({"G.fc" + std::to_string(i), batch, in, shape.hidden_g[i], true, kLeaky});
-    in = shape.hidden_g[i];
+  for (const LayerSpec& spec : gan_layers(shape)) {
+    // The D step runs real and fake through D in one pass: 2 x batch rows.
+    const int rows = spec.net == Net::kGenerator ? batch : 2 * batch;
+    layers.push_back(
+        {spec.name, rows, spec.in, spec.out, spec.has_bias, static_cast<int>(spec.act)});
   }
-  layers.push_back({"G.out", batch, in, shape.image_pixels, true, kTanh});
-  const int d_rows = 2 * batch;  // the D step's real and fake groups in one pass
-  in = shape.image_pixels;
-  for (size_t i = 0; i < shape.hidden_d.size(); ++i) {
-    layers.push_back({"D.fc" + std::to_string(i), d_rows, in, shape.hidden_d[i], true, kLeaky});
-    in = shape.hidden_d[i];
-  }
-  int features = in;
-  if (shape.mbd_kernels > 0) {
-    layers.push_back({"D.mbd_T", d_rows, in, shape.mbd_kernels * shape.mbd_dims, false, kNone});
-    features += shape.mbd_kernels;
-  }
-  layers.push_back({"D.logit", d_rows, features, 1, true, kNone});
   return layers;
 }
 
@@ -470,10 +457,9 @@ void run_cpu_kernel_bench(Backend& cpu, const BenchOptions& o, const ModelShape&
       row.seconds = time_repeats(cpu, o.warmup, o.repeats, fn);
       report.kernels.push_back(std::move(row));
     };
-    size_t g_params = 0, d_params = 0;
+    const size_t g_params = parameter_count(gan_layers(shape), Net::kGenerator);
+    const size_t d_params = parameter_count(gan_layers(shape), Net::kDiscriminator);
     for (const LayerShape& L : layers) {
-      const size_t params = static_cast<size_t>(L.out) * L.in + (L.bias ? L.out : 0);
-      (L.name[0] == 'G' ? g_params : d_params) += params;
       Buffers buf(cpu);
       const float* X = buf.random(static_cast<size_t>(L.rows) * L.in, 1);
       const float* W = buf.random(static_cast<size_t>(L.out) * L.in, 2, -0.05f, 0.05f);

@@ -62,7 +62,7 @@ double percentile(std::vector<double> values, double p);
 // One linear layer as the training step runs it: G's layers see `batch` rows, D's layers see
 // 2 x batch (real and fake in one pass), as do T (minibatch discrimination) and the logit.
 struct LayerShape {
-  std::string name;  // "G.fc0", ..., "D.fc0", ..., "D.mbd_T", "D.logit"
+  std::string name;  // model.h's gan_layers names: "G.fc0", ..., "D.fc0", ..., "D.mbd", "D.out"
   int rows = 0, in = 0, out = 0;
   bool bias = true;
   int act = 0;  // Activation as int: 0 none, 1 LeakyReLU, 2 tanh (backend.h's order)

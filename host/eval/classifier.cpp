@@ -109,37 +109,20 @@ const float* Classifier::forward(const float* x, int rows) {
   if (rows < 1 || rows > max_rows_)
     throw std::invalid_argument("Classifier::forward: rows = " + std::to_string(rows) +
                                 ", allocated for 1.." + std::to_string(max_rows_));
-  const float* input = x;
-  for (size_t l = 0; l < layers_.size(); ++l) {
-    const LinearLayer& layer = layers_[l];
-    backend_.linear_forward(input, net_.params + layer.weight, net_.params + layer.bias,
-                            acts_[l].get(), rows, layer.in, layer.out, layer.act, 0.0f);
-    input = acts_[l].get();
-  }
+  // ReLU is LeakyReLU with slope 0.
+  mlp_forward(backend_, net_.params, layers_, x, outputs(), rows, /*slope=*/0.0f);
   return acts_.back().get();
 }
 
 void Classifier::backward(const float* x, const float* dlogits, int rows) {
-  // d_top (rows, out of layer l) -> parameter grads of layer l, and d of its input.
-  const float* d_top = dlogits;
-  float* ping = scratch_a_.get();
-  float* pong = scratch_b_.get();
-  for (int l = static_cast<int>(layers_.size()) - 1; l >= 0; --l) {
-    const LinearLayer& layer = layers_[l];
-    const float* input = l > 0 ? acts_[l - 1].get() : x;
-    float* d_input = l > 0 ? ping : nullptr;
-    backend_.linear_backward(input, net_.params + layer.weight, d_top, d_input,
-                             net_.grads + layer.weight, net_.grads + layer.bias, rows, layer.in,
-                             layer.out, /*accumulate=*/false);
-    if (l > 0) {
-      // Through the ReLU of the layer below, read from its saved output.
-      backend_.activation_backward(acts_[l - 1].get(), ping, ping,
-                                   static_cast<size_t>(rows) * layers_[l - 1].out,
-                                   Activation::kLeakyRelu, 0.0f);
-      d_top = ping;
-      std::swap(ping, pong);
-    }
-  }
+  mlp_backward(backend_, net_.params, net_.grads, layers_, x, outputs(), dlogits, rows,
+               /*slope=*/0.0f, {scratch_a_.get(), scratch_b_.get()}, /*d_x=*/nullptr);
+}
+
+std::vector<float*> Classifier::outputs() const {
+  std::vector<float*> out;
+  for (const BackendBuffer<float>& act : acts_) out.push_back(act.get());
+  return out;
 }
 
 void Classifier::adam_step(const AdamHyper& hyper) {

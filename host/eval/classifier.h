@@ -4,12 +4,12 @@
 //   x (B, 784) in [-1, 1] -> Linear 512 -> ReLU -> Linear 256 -> ReLU = features (B, 256)
 //     -> Linear 10 = logits (B, 10)
 //
-// Built from the same Backend ops as the GAN (ReLU is LeakyReLU with slope 0), so it runs on
-// the CPU and the GPU alike. The 256-d post-ReLU features are the space of the Frechet
-// distance and the k-NN metrics; the softmax of the logits gives p(y|x) for the classifier
-// score and the class histogram. A classifier file records its seed, test accuracy and the
-// SHA-256 of its weights, which every evaluation copies into its output so figures made
-// with different classifiers are never compared by mistake.
+// Built from the same Backend ops and MLP passes (model/mlp.h) as the GAN (ReLU is LeakyReLU
+// with slope 0), so it runs on the CPU and the GPU alike. The 256-d post-ReLU features are
+// the space of the Frechet distance and the k-NN metrics; the softmax of the logits gives
+// p(y|x) for the classifier score and the class histogram. A classifier file records its seed, test
+// accuracy and the SHA-256 of its weights, which every evaluation copies into its output so figures
+// made with different classifiers are never compared by mistake.
 //
 // File format: the checkpoint container (checkpoint.h: magic, version, JSON header,
 // tensors, CRC-32, written atomically) with header "kind": "mnist_classifier".
@@ -22,7 +22,8 @@
 #include "core/backend.h"
 #include "core/backend_buffer.h"  // BackendBuffer
 #include "io/idx.h"
-#include "model/model.h"  // Network, LinearLayer
+#include "model/mlp.h"    // LinearLayer, mlp_forward, mlp_backward
+#include "model/model.h"  // Network
 
 namespace mnistgan {
 
@@ -85,6 +86,8 @@ class Classifier {
   int max_rows() const { return max_rows_; }
 
  private:
+  std::vector<float*> outputs() const;  // acts_' pointers, for mlp_forward/backward
+
   Backend& backend_;
   int max_rows_;
   Network net_;

@@ -30,46 +30,96 @@ void Network::allocate(Backend& backend) {
   adam_step = step_memory_.get();
 }
 
+std::vector<LayerSpec> gan_layers(const ModelShape& shape) {
+  std::vector<LayerSpec> layers;
+  auto add = [&](Net net, LayerRole role, std::string name, int in, int out, Activation act,
+                 bool has_bias) {
+    layers.push_back({net, role, std::move(name), in, out, act, has_bias});
+  };
+  // Generator: latent -> hidden_g... -> pixels (shape.generator_output: tanh for MNIST).
+  int in = shape.latent_dim;
+  for (size_t l = 0; l <= shape.hidden_g.size(); ++l) {
+    const bool last = l == shape.hidden_g.size();
+    const int out = last ? shape.image_pixels : shape.hidden_g[l];
+    add(Net::kGenerator, LayerRole::kStack, "G.fc" + std::to_string(l), in, out,
+        last ? shape.generator_output : Activation::kLeakyRelu, true);
+    in = out;
+  }
+  // Discriminator: pixels -> hidden_d (LeakyReLU) -> [minibatch discrimination] -> 1 logit.
+  in = shape.image_pixels;
+  for (size_t l = 0; l < shape.hidden_d.size(); ++l) {
+    add(Net::kDiscriminator, LayerRole::kStack, "D.fc" + std::to_string(l), in, shape.hidden_d[l],
+        Activation::kLeakyRelu, true);
+    in = shape.hidden_d[l];
+  }
+  const int kernels = std::max(0, shape.mbd_kernels);
+  if (kernels > 0)
+    add(Net::kDiscriminator, LayerRole::kMbdProjection, "D.mbd", in, kernels * shape.mbd_dims,
+        Activation::kNone, false);
+  add(Net::kDiscriminator, LayerRole::kLogit, "D.out", in + kernels, 1, Activation::kNone, true);
+  return layers;
+}
+
+size_t LayerSpec::parameter_count() const {
+  return static_cast<size_t>(out) * static_cast<size_t>(in) + (has_bias ? out : 0);
+}
+
+size_t parameter_count(const std::vector<LayerSpec>& layers, Net net) {
+  size_t n = 0;
+  for (const LayerSpec& layer : layers)
+    if (layer.net == net) n += layer.parameter_count();
+  return n;
+}
+
 namespace {
 
-// The plain pointers of `buffers`, in order (what the ops and backward_through take).
+// The plain pointers of `buffers`, in order.
 std::vector<float*> pointers(const std::vector<BackendBuffer<float>>& buffers) {
   std::vector<float*> out;
   for (const BackendBuffer<float>& b : buffers) out.push_back(b.get());
   return out;
 }
 
-LinearLayer add_linear(Network& net, const std::string& name, int in, int out, Activation act,
-                       bool has_bias = true) {
+// Adds the layer's tensors ("<name>.weight" (out, in), "<name>.bias" (out)) to `net`.
+LinearLayer add_linear(Network& net, const LayerSpec& spec) {
   LinearLayer layer;
-  layer.in = in;
-  layer.out = out;
-  layer.act = act;
-  layer.has_bias = has_bias;
-  layer.weight = net.add_tensor(name + ".weight", {out, in});
-  if (has_bias) layer.bias = net.add_tensor(name + ".bias", {out});
+  layer.in = spec.in;
+  layer.out = spec.out;
+  layer.act = spec.act;
+  layer.has_bias = spec.has_bias;
+  layer.weight = net.add_tensor(spec.name + ".weight", {spec.out, spec.in});
+  if (spec.has_bias) layer.bias = net.add_tensor(spec.name + ".bias", {spec.out});
   return layer;
 }
+
+// bce_with_logits adds a (loss, score) pair; an update's stats are consecutive slots.
+static_assert(kStatRealScore == kStatRealLoss + 1 && kStatFakeLoss == kStatRealLoss + 2 &&
+                  kStatFakeScore == kStatRealLoss + 3 && kDiscriminatorStats == 4,
+              "a D update's stats: real loss, real score, fake loss, fake score");
+static_assert(kStatGeneratorScore == kStatGeneratorLoss + 1 && kGeneratorStats == 2,
+              "a G update's stats: loss, score");
 
 // Base of the Philox streams used for initialisation; + network * 0x1000 + tensor index.
 constexpr uint32_t kInitStreamBase = 0x10000u;
 
 // After an update's backward pass: under --nan-policy skip-step, NaN/Inf in its n_stats stats
-// (in b.guard), n_logits logit gradients or parameter gradients skip Adam and the stats' sum.
+// (in b.guard from kGuardStats, bound for b.stats from first_stat), n_logits logit gradients
+// or parameter gradients, counted into guard[skip_slot], skip Adam and the stats' sum.
 void finish_update(Backend& backend, Network& net, const AdamHyper& hyper, const StepBuffers& b,
-                   size_t offset, size_t n_stats, size_t n_logits, bool inject_nan) {
+                   StatSlot first_stat, int n_stats, GuardSlot skip_slot, size_t n_logits,
+                   bool inject_nan) {
   static const float kNan = NAN;  // static: the CUDA copy may read it after this returns
   if (inject_nan) backend.to_backend(net.grads, &kNan, sizeof(kNan));
-  float* skip = b.guard ? b.guard + n_stats : nullptr;
+  float* skip = b.guard ? b.guard + skip_slot : nullptr;
   if (skip) {
-    backend.count_nonfinite(b.guard, n_stats, skip);
+    backend.count_nonfinite(b.guard + kGuardStats, n_stats, skip);
     backend.count_nonfinite(b.d_logits, n_logits, skip);
     backend.count_nonfinite(net.grads, net.size, skip);
   }
   backend.adam_step(net.params, net.grads, net.adam_m, net.adam_v, net.size, hyper, net.adam_step,
                     skip);
   backend.increment(net.adam_step, skip);
-  if (skip) backend.accumulate(b.guard, b.stats + offset, n_stats, skip);
+  if (skip) backend.accumulate(b.guard + kGuardStats, b.stats + first_stat, n_stats, skip);
 }
 }  // namespace
 
@@ -79,27 +129,22 @@ Gan::Gan(Backend& backend, const ModelShape& shape, int max_batch, int max_group
   if (shape.hidden_d.empty() || shape.hidden_g.empty())
     throw std::invalid_argument("Gan: both networks need at least one hidden layer");
 
-  // Generator: latent -> hidden_g... -> pixels (shape.generator_output: tanh for MNIST).
-  int in = shape.latent_dim;
-  for (size_t l = 0; l <= shape.hidden_g.size(); ++l) {
-    const bool last = l == shape.hidden_g.size();
-    const int out = last ? shape.image_pixels : shape.hidden_g[l];
-    g_layers_.push_back(add_linear(g_, "G.fc" + std::to_string(l), in, out,
-                                   last ? shape.generator_output : Activation::kLeakyRelu));
-    in = out;
+  int widest = 0;  // of any layer's input or output
+  for (const LayerSpec& spec : gan_layers(shape)) {
+    const LinearLayer layer = add_linear(spec.net == Net::kGenerator ? g_ : d_, spec);
+    switch (spec.role) {
+      case LayerRole::kStack:
+        (spec.net == Net::kGenerator ? g_layers_ : d_layers_).push_back(layer);
+        break;
+      case LayerRole::kMbdProjection:
+        mbd_t_ = layer;
+        break;
+      case LayerRole::kLogit:
+        d_out_ = layer;
+        break;
+    }
+    widest = std::max({widest, spec.in, spec.out});
   }
-  // Discriminator: pixels -> hidden_d (LeakyReLU) -> [mbd] -> 1 logit.
-  in = shape.image_pixels;
-  for (size_t l = 0; l < shape.hidden_d.size(); ++l) {
-    d_layers_.push_back(
-        add_linear(d_, "D.fc" + std::to_string(l), in, shape.hidden_d[l], Activation::kLeakyRelu));
-    in = shape.hidden_d[l];
-  }
-  const int h = in, kc = shape.mbd_kernels * shape.mbd_dims;
-  if (shape.mbd_kernels > 0)
-    mbd_t_ = add_linear(d_, "D.mbd", h, kc, Activation::kNone, /*has_bias=*/false);
-  d_out_ = add_linear(d_, "D.out", h + shape.mbd_kernels, 1, Activation::kNone);
-
   g_.allocate(backend_);
   d_.allocate(backend_);
 
@@ -107,15 +152,11 @@ Gan::Gan(Backend& backend, const ModelShape& shape, int max_batch, int max_group
   const size_t d_rows = g_rows * max_groups;
   for (size_t l = 0; l + 1 < g_layers_.size(); ++l)
     g_acts_.emplace_back(backend_, g_rows * g_layers_[l].out);
-  g_acts_.emplace_back();  // the last output is the caller's `images` buffer
   for (const LinearLayer& layer : d_layers_) d_acts_.emplace_back(backend_, d_rows * layer.out);
-  int widest = std::max({shape.image_pixels, shape.latent_dim, h + shape.mbd_kernels, kc});
-  for (int w : shape.hidden_g) widest = std::max(widest, w);
-  for (int w : shape.hidden_d) widest = std::max(widest, w);
   if (shape.mbd_kernels > 0) {
-    mbd_m_ = BackendBuffer<float>(backend_, d_rows * kc);
+    mbd_m_ = BackendBuffer<float>(backend_, d_rows * mbd_t_.out);
     mbd_o_ = BackendBuffer<float>(backend_, d_rows * shape.mbd_kernels);
-    features_ = BackendBuffer<float>(backend_, d_rows * (h + shape.mbd_kernels));
+    features_ = BackendBuffer<float>(backend_, d_rows * d_out_.in);
   }
   logits_ = BackendBuffer<float>(backend_, d_rows);
   const size_t scratch = std::max(g_rows, d_rows) * widest;
@@ -180,36 +221,29 @@ void Gan::sample_forward(const float* z, float* images, int rows) {
   generator_forward_with(samples_from_ema() ? g_ema_.get() : g_.params, z, images, rows);
 }
 
+std::vector<float*> Gan::generator_outputs(float* images) const {
+  std::vector<float*> outputs = pointers(g_acts_);
+  outputs.push_back(images);
+  return outputs;
+}
+
 void Gan::generator_forward_with(const float* params, const float* z, float* images, int rows) {
   if (rows > max_batch_) throw std::invalid_argument("generator_forward: rows > max_batch");
-  const float* x = z;
-  for (size_t l = 0; l < g_layers_.size(); ++l) {
-    const LinearLayer& layer = g_layers_[l];
-    float* y = l + 1 == g_layers_.size() ? images : g_acts_[l].get();
-    backend_.linear_forward(x, params + layer.weight, params + layer.bias, y, rows, layer.in,
-                            layer.out, layer.act, shape_.leaky_slope);
-    x = y;
-  }
+  mlp_forward(backend_, params, g_layers_, z, generator_outputs(images), rows, shape_.leaky_slope);
 }
 
 void Gan::generator_backward(const float* z, const float* images, const float* d_images, int rows) {
-  std::vector<float*> outputs = pointers(g_acts_);
-  outputs.back() = const_cast<float*>(images);
-  backward_through(g_, g_layers_, outputs, z, const_cast<float*>(d_images), rows,
-                   /*param_grads=*/true, /*d_input=*/nullptr);
+  mlp_backward(backend_, g_.params, g_.grads, g_layers_, z,
+               generator_outputs(const_cast<float*>(images)), d_images, rows, shape_.leaky_slope,
+               {scratch_a_.get(), scratch_b_.get()}, /*d_x=*/nullptr);
 }
 
 const float* Gan::discriminator_forward(const float* x, int groups, int B) {
   if (groups > max_groups_ || B > max_batch_)
     throw std::invalid_argument("discriminator_forward: more rows than allocated");
   const int rows = groups * B;
-  const float* h = x;
-  for (size_t l = 0; l < d_layers_.size(); ++l) {
-    const LinearLayer& layer = d_layers_[l];
-    backend_.linear_forward(h, d_.params + layer.weight, d_.params + layer.bias, d_acts_[l].get(),
-                            rows, layer.in, layer.out, layer.act, shape_.leaky_slope);
-    h = d_acts_[l].get();
-  }
+  mlp_forward(backend_, d_.params, d_layers_, x, pointers(d_acts_), rows, shape_.leaky_slope);
+  const float* h = d_acts_.back().get();  // (rows, H)
   const float* top = h;
   if (shape_.mbd_kernels > 0) {
     const int width = d_layers_.back().out;
@@ -239,7 +273,7 @@ void Gan::discriminator_backward(const float* x, const float* d_logits, int grou
     // logit = [h | o] w + b, so d[h | o] = d_logit w; split it into dh and do.
     backend_.linear_backward(features_.get(), d_.params + d_out_.weight, d_logits, scratch_c_.get(),
                              grad(d_out_, false), grad(d_out_, true), rows, d_out_.in, 1, false);
-    float* d_o = mbd_o_.get();      // o itself is no longer needed (features_.get() holds a copy)
+    float* d_o = mbd_o_.get();      // o itself is no longer needed (features_ holds a copy)
     float* d_m = scratch_b_.get();  // (rows, K*C)
     backend_.split_cols(scratch_c_.get(), d_h, d_o, rows, width, shape_.mbd_kernels);
     backend_.mbd_backward(mbd_m_.get(), d_o, d_m, groups, B, shape_.mbd_kernels, shape_.mbd_dims);
@@ -253,7 +287,9 @@ void Gan::discriminator_backward(const float* x, const float* d_logits, int grou
     backend_.linear_backward(h, d_.params + d_out_.weight, d_logits, d_h, grad(d_out_, false),
                              grad(d_out_, true), rows, d_out_.in, 1, false);
   }
-  backward_through(d_, d_layers_, pointers(d_acts_), x, d_h, rows, param_grads, d_x);
+  mlp_backward(backend_, d_.params, param_grads ? d_.grads : nullptr, d_layers_, x,
+               pointers(d_acts_), d_h, rows, shape_.leaky_slope,
+               {scratch_a_.get(), scratch_b_.get()}, d_x);
 }
 
 void Gan::update_discriminator(const StepBuffers& b, int B, float real_label,
@@ -261,47 +297,28 @@ void Gan::update_discriminator(const StepBuffers& b, int B, float real_label,
   float* fake = b.x + static_cast<size_t>(B) * shape_.image_pixels;
   generator_forward(b.z, fake, B);
   const float* logits = discriminator_forward(b.x, /*groups=*/2, B);
-  float* stats = b.guard ? b.guard : b.stats;
-  if (b.guard) backend_.fill_zero(b.guard, 5 * sizeof(float));  // 4 stats, the skip flag
-  backend_.bce_with_logits(logits, B, real_label, 1.0f, b.d_logits, stats + 0);
-  backend_.bce_with_logits(logits + B, B, 0.0f, 1.0f, b.d_logits + B, stats + 2);
+  // The stats go to b.stats, or under the guard to its slots from kGuardStats, in StatSlot's
+  // order: real loss and score, then fake loss and score.
+  float* stats = b.guard ? b.guard + kGuardStats : b.stats + kStatRealLoss;
+  if (b.guard) backend_.fill_zero(b.guard, (kGuardDiscriminatorSkip + 1) * sizeof(float));
+  backend_.bce_with_logits(logits, B, real_label, 1.0f, b.d_logits, stats);
+  backend_.bce_with_logits(logits + B, B, 0.0f, 1.0f, b.d_logits + B,
+                           stats + (kStatFakeLoss - kStatRealLoss));
   discriminator_backward(b.x, b.d_logits, 2, B, /*param_grads=*/true, nullptr);
-  finish_update(backend_, d_, hyper, b, 0, 4, 2 * static_cast<size_t>(B), inject_nan);
+  finish_update(backend_, d_, hyper, b, kStatRealLoss, kDiscriminatorStats, kGuardDiscriminatorSkip,
+                2 * static_cast<size_t>(B), inject_nan);
 }
 
 void Gan::update_generator(const StepBuffers& b, int B, const AdamHyper& hyper, bool inject_nan) {
   float* fake = b.x + static_cast<size_t>(B) * shape_.image_pixels;
   const float* logits = discriminator_forward(fake, 1, B);
-  float* stats = b.guard ? b.guard : b.stats + 4;
-  if (b.guard) backend_.fill_zero(b.guard, 3 * sizeof(float));  // 2 stats, the skip flag
-  backend_.bce_with_logits(logits, B, 1.0f, 1.0f, b.d_logits, stats);
+  float* stats = b.guard ? b.guard + kGuardStats : b.stats + kStatGeneratorLoss;
+  if (b.guard) backend_.fill_zero(b.guard, (kGuardGeneratorSkip + 1) * sizeof(float));
+  backend_.bce_with_logits(logits, B, 1.0f, 1.0f, b.d_logits, stats);  // loss, score
   discriminator_backward(fake, b.d_logits, 1, B, /*param_grads=*/false, b.d_fake);
   generator_backward(b.z, fake, b.d_fake, B);
-  finish_update(backend_, g_, hyper, b, 4, 2, static_cast<size_t>(B), inject_nan);
-}
-
-// d_top (rows, last layer's out) is the gradient w.r.t. the last layer's activated output.
-// Walks down the stack: dZ = dY * act'(Y), then the layer's dW, db and dX. Scratch buffers
-// a and b alternate; d_top may be one of them or a caller's buffer (left untouched).
-void Gan::backward_through(Network& net, const std::vector<LinearLayer>& layers,
-                           const std::vector<float*>& outputs, const float* input, float* d_top,
-                           int rows, bool param_grads, float* d_input) {
-  const float* d_y = d_top;
-  for (int l = static_cast<int>(layers.size()) - 1; l >= 0; --l) {
-    const LinearLayer& layer = layers[l];
-    float* d_z = d_y == scratch_a_.get() ? scratch_b_.get() : scratch_a_.get();
-    float* d_x_buf = d_z == scratch_a_.get() ? scratch_b_.get() : scratch_a_.get();
-    backend_.activation_backward(outputs[l], d_y, d_z, static_cast<size_t>(rows) * layer.out,
-                                 layer.act, shape_.leaky_slope);
-    const float* x = l == 0 ? input : outputs[l - 1];
-    float* d_x = l == 0 ? d_input : d_x_buf;
-    float* d_w = param_grads ? net.grads + layer.weight : nullptr;
-    float* d_b = param_grads && layer.has_bias ? net.grads + layer.bias : nullptr;
-    if (d_x != nullptr || d_w != nullptr)
-      backend_.linear_backward(x, net.params + layer.weight, d_z, d_x, d_w, d_b, rows, layer.in,
-                               layer.out, false);
-    d_y = d_x;
-  }
+  finish_update(backend_, g_, hyper, b, kStatGeneratorLoss, kGeneratorStats, kGuardGeneratorSkip,
+                static_cast<size_t>(B), inject_nan);
 }
 
 }  // namespace mnistgan

@@ -22,6 +22,7 @@
 #include "core/backend.h"
 #include "core/backend_buffer.h"  // BackendBuffer
 #include "core/config.h"
+#include "model/mlp.h"  // LinearLayer, mlp_forward, mlp_backward
 
 namespace mnistgan {
 
@@ -33,13 +34,40 @@ struct ParamTensor {
   size_t size = 0;
 };
 
-struct LinearLayer {
+// ---- the layer stack, written once ------------------------------------------------------
+
+// Which network a layer belongs to.
+enum class Net { kGenerator, kDiscriminator };
+
+// What a layer is to the network's forward pass.
+enum class LayerRole {
+  kStack,          // one of the MLP stack's layers: all of G's, D's hidden layers (mlp.h)
+  kMbdProjection,  // D's T of minibatch discrimination: M = h T^T, no bias, no activation
+  kLogit,          // D's last layer, on [h | o] (or h without minibatch discrimination)
+};
+
+// One linear layer of the GAN: Y (rows, out) = act(X (rows, in) W^T + b).
+struct LayerSpec {
+  Net net = Net::kGenerator;
+  LayerRole role = LayerRole::kStack;
+  std::string name;  // the checkpoint's tensor prefix: "G.fc0", "D.fc2", "D.mbd", "D.out"
   int in = 0, out = 0;
   Activation act = Activation::kNone;
-  size_t weight = 0;  // offset of W (out, in)
-  size_t bias = 0;    // offset of b (out)
   bool has_bias = true;
+  size_t parameter_count() const;  // out * in, + out with a bias
 };
+
+// The GAN's layers, G's then D's, each network's in the order its tensors lie in its flat
+// parameter buffer (and so in a checkpoint); with the default shape:
+//   G.fc0 100 -> 256, G.fc1 256 -> 512, G.fc2 512 -> 1024 (LeakyReLU), G.fc3 1024 -> 784 (tanh)
+//   D.fc0 784 -> 1024, D.fc1 1024 -> 512, D.fc2 512 -> 256 (LeakyReLU),
+//   D.mbd 256 -> 500 (T: K = 100 kernels x C = 5, no bias), D.out 256 + 100 -> 1 (the logit)
+// G's last activation is shape.generator_output; without minibatch discrimination
+// (mbd_kernels = 0) there is no D.mbd and D.out takes 256. Gan, the checkpoint size bound
+// (train/disk_space) and the benchmark's layer shapes are all built from this list.
+std::vector<LayerSpec> gan_layers(const ModelShape& shape);
+// Parameters of `net` in `layers` (one network's flat buffer, in floats).
+size_t parameter_count(const std::vector<LayerSpec>& layers, Net net);
 
 // One network's parameters, gradients and Adam state, all on the backend.
 struct Network {
@@ -62,18 +90,45 @@ struct Network {
   BackendBuffer<int64_t> step_memory_;
 };
 
+// ---- one training step's buffers ------------------------------------------------------
+
+// The slots of StepBuffers::stats: sums over the steps since the host last read them (each
+// BCE call adds its mean loss and mean sigmoid, backend.h's bce_with_logits).
+enum StatSlot : int {
+  kStatRealLoss = 0,        // D update: BCE of the real rows against the real label
+  kStatRealScore = 1,       //   mean D(x)
+  kStatFakeLoss = 2,        //   BCE of the fake rows against 0
+  kStatFakeScore = 3,       //   mean D(G(z))
+  kStatGeneratorLoss = 4,   // G update: the non-saturating BCE of the fakes against 1
+  kStatGeneratorScore = 5,  //   mean D(G(z)), through the updated D
+  kStatNonfinite = 6,       // the trainer's count of NaN/Inf among the slots above
+  kStatSlots = 7,
+};
+constexpr int kDiscriminatorStats = kStatFakeScore + 1;  // a D update's slots: 0-3
+constexpr int kGeneratorStats = 2;                       // a G update's: 4-5
+
+// The slots of StepBuffers::guard (--nan-policy skip-step): an update writes its stats here
+// (from slot 0, in StatSlot's order), then counts the NaN/Inf in them, its logit gradients and
+// its parameter gradients into its skip slot, right after its stats; Adam, Adam's step count
+// and the stats' sum skip the update when that count is not 0.
+enum GuardSlot : int {
+  kGuardStats = 0,
+  kGuardGeneratorSkip = kGuardStats + kGeneratorStats,          // 2, after a G update
+  kGuardDiscriminatorSkip = kGuardStats + kDiscriminatorStats,  // 4, after a D update
+  kGuardSlots = 5,
+};
+
 // The backend buffers of one training step on B-row batches (the trainer's and the toy's).
 struct StepBuffers {
   float* x = nullptr;         // (2B, pixels): [real | fake]; the caller fills the real rows
   const float* z = nullptr;   // (B, latent): the noise, filled by the caller
   float* d_logits = nullptr;  // (2B) scratch
   float* d_fake = nullptr;    // (B, pixels) scratch
-  float* stats = nullptr;     // (6) sums of BCE (loss, mean sigmoid): D real, D fake, G
-  float* guard = nullptr;     // nullptr, or kGuardSlots floats: --nan-policy skip-step's scratch
-  static constexpr int kGuardSlots = 5;
-  // After update_generator with a guard: guard[kGeneratorSkipSlot] != 0 iff G's update was
-  // skipped (what Gan::update_ema is given, so the average skips the update too).
-  static constexpr int kGeneratorSkipSlot = 2;
+  float* stats = nullptr;     // (kStatSlots) the StatSlot sums; the updates add to slots 0-5
+  // nullptr, or (kGuardSlots): --nan-policy skip-step's scratch. After update_generator,
+  // guard[kGuardGeneratorSkip] != 0 iff G's update was skipped (what Gan::update_ema is given,
+  // so the average skips the update too).
+  float* guard = nullptr;
 };
 
 class Gan {
@@ -141,22 +196,22 @@ class Gan {
  private:
   // generator_forward on the weights `params` (G's layout): G's own or the EMA's.
   void generator_forward_with(const float* params, const float* z, float* images, int rows);
-  void backward_through(Network& net, const std::vector<LinearLayer>& layers,
-                        const std::vector<float*>& outputs, const float* input, float* d_top,
-                        int rows, bool param_grads, float* d_input);
+  // G's outputs for mlp_forward/backward: its hidden layers' buffers, then `images`.
+  std::vector<float*> generator_outputs(float* images) const;
 
   Backend& backend_;
   ModelShape shape_;
   int max_batch_, max_groups_;
   Network g_, d_;
-  std::vector<LinearLayer> g_layers_, d_layers_;       // d_layers_: the hidden stack only
-  LinearLayer mbd_t_;                                  // T as a bias-free linear layer
-  LinearLayer d_out_;                                  // the final logit layer
-  std::vector<BackendBuffer<float>> g_acts_, d_acts_;  // each layer's output, (rows, out)
-  BackendBuffer<float> mbd_m_;                         // (rows, K*C)
-  BackendBuffer<float> mbd_o_;                         // (rows, K)
-  BackendBuffer<float> features_;                      // (rows, H + K)
-  BackendBuffer<float> logits_;                        // (rows)
+  std::vector<LinearLayer> g_layers_, d_layers_;  // the MLP stacks (d_layers_: D's hidden)
+  LinearLayer mbd_t_;                             // T as a bias-free linear layer
+  LinearLayer d_out_;                             // the final logit layer
+  // Each hidden layer's output, (rows, out); G's last output is the caller's `images`.
+  std::vector<BackendBuffer<float>> g_acts_, d_acts_;
+  BackendBuffer<float> mbd_m_;      // (rows, K*C)
+  BackendBuffer<float> mbd_o_;      // (rows, K)
+  BackendBuffer<float> features_;   // (rows, H + K)
+  BackendBuffer<float> logits_;     // (rows)
   BackendBuffer<float> scratch_a_;  // gradient ping-pong buffers, (rows, widest layer)
   BackendBuffer<float> scratch_b_;
   BackendBuffer<float> scratch_c_;

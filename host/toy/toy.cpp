@@ -123,10 +123,10 @@ class ToyTrainer {
     backend_.fill_zero(stats_.get(), sizeof(s));
     const double n = static_cast<double>(stats_steps_);
     const double nan = std::numeric_limits<double>::quiet_NaN();
-    e.d_loss = n > 0 ? (s[0] + s[2]) / n : nan;
-    e.d_x = n > 0 ? s[1] / n : nan;
-    e.d_g_z = n > 0 ? s[3] / n : nan;
-    e.g_loss = n > 0 ? s[4] / n : nan;
+    e.d_loss = n > 0 ? (s[kStatRealLoss] + s[kStatFakeLoss]) / n : nan;
+    e.d_x = n > 0 ? s[kStatRealScore] / n : nan;
+    e.d_g_z = n > 0 ? s[kStatFakeScore] / n : nan;
+    e.g_loss = n > 0 ? s[kStatGeneratorLoss] / n : nan;
     stats_steps_ = 0;
 
     constexpr int kEval = ToyOptions::kEvalSamples;
@@ -148,7 +148,6 @@ class ToyTrainer {
   const Moments& real_moments() const { return real_moments_; }
 
  private:
-  static constexpr int kStatSlots = 8;  // as the trainer: loss, mean sigmoid per BCE call
   Backend& backend_;
   const ToyOptions& options_;
   uint64_t seed_;
@@ -158,7 +157,7 @@ class ToyTrainer {
   BackendBuffer<float> z_;         // (B, 1)
   BackendBuffer<float> d_logits_;  // (2B)
   BackendBuffer<float> d_fake_;    // (B, 1)
-  BackendBuffer<float> stats_;     // (8) BCE accumulators
+  BackendBuffer<float> stats_;     // (kStatSlots) model.h's StatSlot sums
   BackendBuffer<float> eval_z_;    // (10000, 1) fixed evaluation noise
   BackendBuffer<float> eval_out_;  // (10000, 1)
   std::vector<float> real_eval_, generated_;

@@ -11,9 +11,11 @@
 #include <cstring>       // std::strerror
 #include <filesystem>    // directory_iterator, file_size
 #include <system_error>  // std::error_code
+#include <vector>
 
 #include "io/atomic_file.h"  // IoError
-#include "train/trainer.h"      // TrainingState::kGridImages, kGridPerRow, kGridPadding
+#include "model/model.h"     // gan_layers, parameter_count
+#include "train/trainer.h"   // TrainingState::kGridImages, kGridPerRow, kGridPadding
 
 namespace mnistgan {
 
@@ -32,7 +34,13 @@ constexpr uint64_t kMetricsRowBound = 512;
 constexpr int kGridImages = TrainingState::kGridImages, kGridPerRow = TrainingState::kGridPerRow,
               kGridPadding = TrainingState::kGridPadding;
 
-uint64_t linear_params(uint64_t in, uint64_t out, bool bias) { return in * out + (bias ? out : 0); }
+// Tensors of `net` in a checkpoint: a weight per layer, and a bias where it has one.
+uint64_t tensor_count(const std::vector<LayerSpec>& layers, Net net) {
+  uint64_t n = 0;
+  for (const LayerSpec& layer : layers)
+    if (layer.net == net) n += layer.has_bias ? 2 : 1;
+  return n;
+}
 
 }  // namespace
 
@@ -43,26 +51,19 @@ uint64_t RunSpaceEstimate::total() const {
 }
 
 uint64_t generator_parameter_count(const ModelShape& s) {
-  uint64_t n = 0, in = static_cast<uint64_t>(s.latent_dim);
-  for (int w : s.hidden_g) n += linear_params(in, w, true), in = w;
-  return n + linear_params(in, s.image_pixels, true);
+  return parameter_count(gan_layers(s), Net::kGenerator);
 }
 
 uint64_t model_parameter_count(const ModelShape& s) {
-  uint64_t n = generator_parameter_count(s);
-  uint64_t in = static_cast<uint64_t>(s.image_pixels);
-  for (int w : s.hidden_d) n += linear_params(in, w, true), in = w;
-  const uint64_t kernels = static_cast<uint64_t>(std::max(0, s.mbd_kernels));
-  if (kernels > 0) n += linear_params(in, kernels * s.mbd_dims, false);
-  n += linear_params(in + kernels, 1, true);
-  return n;
+  const std::vector<LayerSpec> layers = gan_layers(s);
+  return parameter_count(layers, Net::kGenerator) + parameter_count(layers, Net::kDiscriminator);
 }
 
 uint64_t checkpoint_size_bound(const ModelShape& s) {
-  // Tensors per copy of both networks: weight and bias per linear layer, plus T without a
-  // bias; G's alone for the EMA generator.
-  const uint64_t g_tensors = 2 * (s.hidden_g.size() + 1);
-  const uint64_t tensors = g_tensors + 2 * s.hidden_d.size() + (s.mbd_kernels > 0 ? 1 : 0) + 2;
+  const std::vector<LayerSpec> layers = gan_layers(s);
+  // Tensors per copy of both networks; G's alone for the EMA generator.
+  const uint64_t g_tensors = tensor_count(layers, Net::kGenerator);
+  const uint64_t tensors = g_tensors + tensor_count(layers, Net::kDiscriminator);
   // magic, version, header length + header, tensor count, tensors x 3 (params, m, v), G's
   // tensors once more (the EMA generator, counted whether or not the run keeps one), CRC.
   return 8 + 4 + 4 + kCheckpointHeaderBound + 4 +

@@ -34,7 +34,7 @@ struct RunSpaceEstimate {
   uint64_t total() const;          // what must be free now
 };
 
-// Parameters of G and D together (weights and biases), as model.cpp lays them out.
+// Parameters of G and D together (weights and biases), from model.h's gan_layers.
 uint64_t model_parameter_count(const ModelShape& shape);
 uint64_t generator_parameter_count(const ModelShape& shape);  // G's alone
 // Upper bound on the size of one checkpoint file of this model.

@@ -27,11 +27,6 @@ namespace mnistgan {
 
 namespace fs = std::filesystem;
 
-namespace {
-// stats_ slots: real loss, D(x), fake loss, D(G(z)), G loss, D(G(z)) after D step, non-finite
-constexpr int kStatSlots = 8;
-}  // namespace
-
 int64_t total_steps(const TrainConfig& config, int64_t batches_per_epoch) {
   if (config.steps > 0) return config.steps;
   return std::max<int64_t>(1, config.epochs * batches_per_epoch / config.d_steps);
@@ -60,7 +55,7 @@ TrainingState::TrainingState(Backend& backend, const TrainConfig& config, const 
   d_logits_ = BackendBuffer<float>(backend_, 2 * static_cast<size_t>(B));
   d_fake_ = BackendBuffer<float>(backend_, static_cast<size_t>(B) * pixels_);
   stats_ = BackendBuffer<float>(backend_, kStatSlots);
-  guard_ = BackendBuffer<float>(backend_, StepBuffers::kGuardSlots);
+  guard_ = BackendBuffer<float>(backend_, kGuardSlots);
   step_counter_ = BackendBuffer<int64_t>(backend_, 1);
   grid_z_ = BackendBuffer<float>(backend_, static_cast<size_t>(kGridImages) * config_.latent_dim);
   grid_images_ = BackendBuffer<float>(backend_, static_cast<size_t>(kGridImages) * pixels_);
@@ -157,8 +152,8 @@ void TrainingState::issue_step_ops() {
   // G step on the last fake batch, through the updated D.
   gan_->update_generator(buffers, B, g_hyper, inject_now(NonfiniteTarget::kGenerator));
   if (config_.ema_decay > 0.0f)
-    gan_->update_ema(config_.ema_decay, guard ? guard + StepBuffers::kGeneratorSkipSlot : nullptr);
-  backend_.count_nonfinite(stats_.get(), 6, stats_.get() + 6);
+    gan_->update_ema(config_.ema_decay, guard ? guard + kGuardGeneratorSkip : nullptr);
+  backend_.count_nonfinite(stats_.get(), kStatNonfinite, stats_.get() + kStatNonfinite);
   backend_.increment(step_counter_.get());
 }
 
@@ -210,11 +205,11 @@ StepStats TrainingState::take_stats() {
   out.skipped_d = stats_steps_ * config_.d_steps - d_applied;
   out.skipped_g = stats_steps_ - g_applied;
   const double d_updates = std::max<int64_t>(1, d_applied);
-  out.d_loss = (s[0] + s[2]) / d_updates;
-  out.d_x = s[1] / d_updates;
-  out.d_g_z = s[3] / d_updates;
-  out.g_loss = s[4] / std::max<int64_t>(1, g_applied);
-  out.nonfinite = s[6];
+  out.d_loss = (s[kStatRealLoss] + s[kStatFakeLoss]) / d_updates;
+  out.d_x = s[kStatRealScore] / d_updates;
+  out.d_g_z = s[kStatFakeScore] / d_updates;
+  out.g_loss = s[kStatGeneratorLoss] / std::max<int64_t>(1, g_applied);
+  out.nonfinite = s[kStatNonfinite];
   stats_steps_ = 0;
   return out;
 }

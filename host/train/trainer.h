@@ -102,8 +102,8 @@ class TrainingState {
   BackendBuffer<float> z_;         // (B, latent)
   BackendBuffer<float> d_logits_;  // (2B)
   BackendBuffer<float> d_fake_;    // (B, pixels)
-  BackendBuffer<float> stats_;     // 8 accumulators, see take_stats()
-  BackendBuffer<float> guard_;     // the skip-step guard's slots (StepBuffers::guard)
+  BackendBuffer<float> stats_;     // (kStatSlots) model.h's StatSlot sums, see take_stats()
+  BackendBuffer<float> guard_;     // (kGuardSlots) the skip-step guard (StepBuffers::guard)
   BackendBuffer<int64_t> step_counter_;
   BackendBuffer<float> grid_z_;       // (64, latent), fixed noise
   BackendBuffer<float> grid_images_;  // (64, pixels)

@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.h"
 #include "bench/bench.h"
+#include "core/backend.h"
 #include "core/config.h"
 #include "run_test_util.h"  // fresh_dir, run_command
 
@@ -121,8 +121,9 @@ TEST(BenchShapes, ModelLayersAtTheirRows) {
   const ModelShape shape;  // 100-256-512-1024-784, 784-1024-512-256, MBD 100 x 5
   const std::vector<LayerShape> layers = model_layer_shapes(shape, 64);
   ASSERT_EQ(layers.size(), 9u);
-  const std::vector<std::string> names{"G.fc0", "G.fc1", "G.fc2",   "G.out",  "D.fc0",
-                                       "D.fc1", "D.fc2", "D.mbd_T", "D.logit"};
+  // model.h's gan_layers names (the checkpoint's tensor prefixes).
+  const std::vector<std::string> names{"G.fc0", "G.fc1", "G.fc2", "G.fc3", "D.fc0",
+                                       "D.fc1", "D.fc2", "D.mbd", "D.out"};
   const std::vector<int> ins{100, 256, 512, 1024, 784, 1024, 512, 256, 356};
   const std::vector<int> outs{256, 512, 1024, 784, 1024, 512, 256, 500, 1};
   for (size_t i = 0; i < layers.size(); ++i) {
@@ -141,7 +142,7 @@ TEST(BenchShapes, ModelLayersAtTheirRows) {
   no_mbd.mbd_kernels = 0;
   const std::vector<LayerShape> plain = model_layer_shapes(no_mbd, 8);
   ASSERT_EQ(plain.size(), 8u);
-  EXPECT_EQ(plain.back().name, "D.logit");
+  EXPECT_EQ(plain.back().name, "D.out");
   EXPECT_EQ(plain.back().in, 256);
 }
 
