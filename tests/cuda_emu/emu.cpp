@@ -17,6 +17,8 @@
 //              cudaFree. Non-blocking streams do not wait for it, as on a GPU, so a kernel on
 //              one that reads what a legacy-stream copy writes sees the old bytes.
 //   errors     a failed launch is sticky, as on a GPU: every later call returns it.
+//              MNISTGAN_EMU_FAULT_AT_KERNEL=N makes the process's N-th kernel launch fail so
+//              (for tests of how a program ends after a device fault).
 #include <sys/mman.h>  // mmap, mprotect
 #include <unistd.h>    // sysconf
 
@@ -159,6 +161,15 @@ Scheduler& sched() {
 uint64_t seed_from_env() {
   const char* s = std::getenv("MNISTGAN_EMU_SEED");
   return s != nullptr && *s != '\0' ? std::strtoull(s, nullptr, 10) : 1;
+}
+
+// MNISTGAN_EMU_FAULT_AT_KERNEL: the 1-based kernel launch that faults; 0 (unset): none.
+unsigned long long fault_at_kernel() {
+  static const unsigned long long n = [] {
+    const char* s = std::getenv("MNISTGAN_EMU_FAULT_AT_KERNEL");
+    return s != nullptr && *s != '\0' ? std::strtoull(s, nullptr, 10) : 0ull;
+  }();
+  return n;
 }
 
 std::mt19937_64& rng() {
@@ -415,7 +426,14 @@ void run_grid(dim3 grid, dim3 block, const std::function<void()>& body, const ch
   std::vector<size_t> blocks(nblocks);
   for (size_t i = 0; i < nblocks; ++i) blocks[i] = i;
   std::shuffle(blocks.begin(), blocks.end(), rng());
-  ++stats().kernels;
+  if (++stats().kernels == fault_at_kernel()) {
+    std::fprintf(stderr,
+                 "cuda_emu: %s failed: injected fault (MNISTGAN_EMU_FAULT_AT_KERNEL=%llu)\n", what,
+                 fault_at_kernel());
+    g_sticky_error = set_error(cudaErrorLaunchFailure);
+    s.body = nullptr;
+    return;
+  }
   for (size_t i : blocks) {
     const uint3 idx{static_cast<unsigned>(i % grid.x), static_cast<unsigned>(i / grid.x % grid.y),
                     static_cast<unsigned>(i / (static_cast<size_t>(grid.x) * grid.y))};

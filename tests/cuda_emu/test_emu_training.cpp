@@ -1,12 +1,14 @@
 // test_emu_training.cpp: the whole program on the CUDA emulation. mnistgan_emu (the real
-// host/backends/cuda_backend.cu and kernels/ on tests/cuda_emu) trains 100 steps with --device cuda,
-// with the CUDA graph on and off, and must match the CPU backend's run; the same run twice
-// must be bitwise identical. (The kill-and-resume test runs on it too:
+// host/backends/cuda_backend.cu and kernels/ on tests/cuda_emu) trains 100 steps with --device
+// cuda, with the CUDA graph on and off, and must match the CPU backend's run; the same run twice
+// must be bitwise identical; and a device fault mid-run ends in its message and exit code 1.
+// (The kill-and-resume test runs on it too:
 // KillResume.CudaSigkillAtThreePointsThenResumeIsBitwiseIdentical in the emulated binary.)
 #include <gtest/gtest.h>
 
 #include <algorithm>  // std::max
 #include <cmath>      // std::fabs, std::sqrt
+#include <cstdlib>    // setenv, unsetenv
 #include <sstream>    // std::istringstream
 #include <string>
 #include <vector>
@@ -99,6 +101,29 @@ TEST(EmuCudaTraining, HundredStepsMatchCpuWithAndWithoutGraphAndRepeatBitwise) {
   // Graph replay runs the same kernels in the same order as eager issue: the same bits.
   runtest::same_tensors(graph.checkpoint, eager.checkpoint, "cuda graph vs no-graph");
   runtest::same_tensors(graph.checkpoint, again.checkpoint, "cuda graph, same seed twice");
+}
+
+// A device fault mid-run (the emulator's injected fault at the 200th kernel launch, inside
+// the first steps) ends the program with the fault's message and exit code 1: as the stack
+// unwinds, freeing the backend's buffers fails with the same sticky error, and that is
+// reported once instead of throwing from a destructor (std::terminate, exit 134).
+TEST(EmuTrainingCuda, ADeviceFaultEndsInItsMessageAndExitCode1) {
+  const fs::path out = runtest::fresh_dir("emu_fault");
+  ASSERT_EQ(setenv("MNISTGAN_EMU_FAULT_AT_KERNEL", "200", 1), 0);
+  const runtest::BinaryResult r = runtest::run_binary(
+      runtest::train_args(out, 20, {"--hidden-g", "64", "--hidden-d", "64"}, "cuda", 20));
+  unsetenv("MNISTGAN_EMU_FAULT_AT_KERNEL");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("injected fault"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("mnistgan: error:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("cudaErrorLaunchFailure"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("terminate"), std::string::npos) << r.output;
+  // The backend's own report (backends/cuda_backend.cu's free), exactly once.
+  const std::string freeing = "mnistgan: cudaFree failed: cudaErrorLaunchFailure";
+  const size_t first = r.output.find(freeing);
+  ASSERT_NE(first, std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find(freeing, first + 1), std::string::npos) << "reported more than once:\n"
+                                                                  << r.output;
 }
 
 }  // namespace
