@@ -42,6 +42,7 @@
 #include "elementwise.cuh"        // activation_backward
 #include "linear.cuh"             // linear_forward, linear_backward, LinearContext
 #include "mbd.cuh"                // mbd_forward, mbd_backward
+#include "model/model.h"          // gan_layers, parameter_count
 
 namespace mnistgan {
 namespace {
@@ -649,12 +650,10 @@ class CudaKernelBench {
 
   void measure_kernels(const ModelShape& shape) {
     for (int batch : o_.batches) {
-      size_t g_params = 0, d_params = 0;
-      for (const LayerShape& L : model_layer_shapes(shape, batch)) {
-        (L.name[0] == 'G' ? g_params : d_params) +=
-            static_cast<size_t>(L.out) * L.in + (L.bias ? L.out : 0);
+      for (const LayerShape& L : model_layer_shapes(shape, batch))
         linear_rows(L, batch, shape.leaky_slope);
-      }
+      const size_t g_params = parameter_count(gan_layers(shape), Net::kGenerator);
+      const size_t d_params = parameter_count(gan_layers(shape), Net::kDiscriminator);
       if (shape.mbd_kernels > 0) mbd_rows(batch, shape.mbd_kernels, shape.mbd_dims);
       bce_row(batch);
       adam_row(batch, "G.params", g_params);
