@@ -30,6 +30,40 @@ static __global__ void __launch_bounds__(kGatherThreads)
   *dst = __fsub_rn(__fdiv_rn(v, 127.5f), 1.0f);  // v / 127.5f - 1.0f, IEEE, no contraction
 }
 
+static __global__ void __launch_bounds__(kGatherThreads)
+    gather_labels_kernel(const uint8_t* __restrict__ labels, const int32_t* __restrict__ perm,
+                         int n_images, int rows, const int64_t* __restrict__ step,
+                         int batches_per_step, int batch_offset, int64_t batches_per_epoch,
+                         int32_t* __restrict__ out) {
+  const int r = blockIdx.x * kGatherThreads + threadIdx.x;
+  if (r >= rows) return;
+  const int64_t batch = *step * batches_per_step + batch_offset;
+  const int64_t slot = (batch / batches_per_epoch) % 2;
+  const int64_t b = batch % batches_per_epoch;
+  const int32_t image = perm[slot * n_images + b * rows + r];
+  out[r] = image >= 0 && image < n_images ? static_cast<int32_t>(labels[image]) : -1;
+}
+
+// The checks gather_batch and gather_labels share; `what` names the op.
+void check_gather(const char* what, int n_images, int pixels, int rows, int batches_per_step,
+                  int batch_offset, int64_t batches_per_epoch) {
+  const std::string op = what;
+  if (n_images < 1 || pixels < 1 || rows < 1 || batches_per_step < 1 || batch_offset < 0 ||
+      batches_per_epoch < 1)
+    throw std::invalid_argument(op + ": n_images=" + std::to_string(n_images) + ", pixels=" +
+                                std::to_string(pixels) + ", rows=" + std::to_string(rows) +
+                                ", batches_per_step=" + std::to_string(batches_per_step) +
+                                ", batch_offset=" + std::to_string(batch_offset) +
+                                ", batches_per_epoch=" + std::to_string(batches_per_epoch) +
+                                ": sizes must be >= 1 and the offset >= 0");
+  if (batches_per_epoch * rows > n_images)
+    throw std::invalid_argument(op + ": " + std::to_string(batches_per_epoch) + " batches of " +
+                                std::to_string(rows) + " rows exceed the " +
+                                std::to_string(n_images) +
+                                " images of an epoch; lower batches_per_epoch");
+  if (rows > 65535) throw std::invalid_argument(op + ": at most 65535 rows per batch");
+}
+
 }  // namespace
 
 void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels, int rows,
@@ -37,23 +71,24 @@ void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int
                   int64_t batches_per_epoch, float* out, cudaStream_t stream) {
   if (dataset == nullptr || perm == nullptr || step == nullptr || out == nullptr)
     throw std::invalid_argument("gather_batch: dataset, perm, step and out must be non-null");
-  if (n_images < 1 || pixels < 1 || rows < 1 || batches_per_step < 1 || batch_offset < 0 ||
-      batches_per_epoch < 1)
-    throw std::invalid_argument("gather_batch: n_images=" + std::to_string(n_images) + ", pixels=" +
-                                std::to_string(pixels) + ", rows=" + std::to_string(rows) +
-                                ", batches_per_step=" + std::to_string(batches_per_step) +
-                                ", batch_offset=" + std::to_string(batch_offset) +
-                                ", batches_per_epoch=" + std::to_string(batches_per_epoch) +
-                                ": sizes must be >= 1 and the offset >= 0");
-  if (batches_per_epoch * rows > n_images)
-    throw std::invalid_argument("gather_batch: " + std::to_string(batches_per_epoch) +
-                                " batches of " + std::to_string(rows) + " rows exceed the " +
-                                std::to_string(n_images) +
-                                " images of an epoch; lower batches_per_epoch");
-  if (rows > 65535) throw std::invalid_argument("gather_batch: at most 65535 rows per batch");
+  check_gather("gather_batch", n_images, pixels, rows, batches_per_step, batch_offset,
+               batches_per_epoch);
   const dim3 grid((pixels + kGatherThreads - 1) / kGatherThreads, rows);
   MNISTGAN_LAUNCH(grid, kGatherThreads, 0, stream, gather_kernel)
   (dataset, perm, n_images, pixels, step, batches_per_step, batch_offset, batches_per_epoch, out);
+  CUDA_CHECK_LAUNCH();
+}
+
+void gather_labels(const uint8_t* labels, const int32_t* perm, int n_images, int rows,
+                   const int64_t* step, int batches_per_step, int batch_offset,
+                   int64_t batches_per_epoch, int32_t* out, cudaStream_t stream) {
+  if (labels == nullptr || perm == nullptr || step == nullptr || out == nullptr)
+    throw std::invalid_argument("gather_labels: labels, perm, step and out must be non-null");
+  check_gather("gather_labels", n_images, /*pixels=*/1, rows, batches_per_step, batch_offset,
+               batches_per_epoch);
+  MNISTGAN_LAUNCH((rows + kGatherThreads - 1) / kGatherThreads, kGatherThreads, 0, stream,
+                  gather_labels_kernel)
+  (labels, perm, n_images, rows, step, batches_per_step, batch_offset, batches_per_epoch, out);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -11,9 +11,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/backend.h"
 #include "backends/cpu_mbd.h"
 #include "backends/gemm_cpu.h"
+#include "core/backend.h"
 #include "core/philox.h"
 
 namespace mnistgan {
@@ -232,6 +232,36 @@ class CpuBackend final : public Backend {
       const uint8_t* src = dataset + static_cast<size_t>(image) * pixels;
       float* dst = out + static_cast<size_t>(r) * pixels;
       for (int p = 0; p < pixels; ++p) dst[p] = static_cast<float>(src[p]) / 127.5f - 1.0f;
+    }
+  }
+
+  void gather_labels(const uint8_t* labels, const int32_t* perm, int n_images, int rows,
+                     const int64_t* step, int batches_per_step, int batch_offset,
+                     int64_t batches_per_epoch, int32_t* out) override {
+    const int64_t batch = *step * batches_per_step + batch_offset;
+    const int64_t slot = (batch / batches_per_epoch) % 2;
+    const int64_t b = batch % batches_per_epoch;
+    for (int r = 0; r < rows; ++r) {
+      const int32_t image = perm[slot * n_images + b * rows + r];
+      out[r] = image >= 0 && image < n_images ? static_cast<int32_t>(labels[image]) : -1;
+    }
+  }
+
+  void random_labels(int32_t* out, size_t n, int classes, uint64_t seed, uint32_t stream,
+                     const int64_t* step) override {
+    if (classes < 1)
+      throw std::invalid_argument("random_labels: classes " + std::to_string(classes) +
+                                  " must be >= 1");
+    const uint64_t s = step != nullptr ? static_cast<uint64_t>(*step) : 0;
+    for (size_t i = 0; i < n; ++i) out[i] = philox_label(seed, stream, i, s, classes);
+  }
+
+  void one_hot(const int32_t* labels, float* out, int rows, int classes) override {
+    for (int r = 0; r < rows; ++r) {
+      const int32_t label = labels[r];
+      const bool valid = label >= 0 && label < classes;
+      float* row = out + static_cast<size_t>(r) * classes;
+      for (int c = 0; c < classes; ++c) row[c] = valid ? (c == label ? 1.0f : 0.0f) : NAN;
     }
   }
 

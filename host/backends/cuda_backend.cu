@@ -14,18 +14,20 @@
 #include <stdexcept>  // std::runtime_error, std::invalid_argument, std::logic_error
 #include <string>     // std::string, std::to_string
 
-#include "adam.cuh"          // adam_step
-#include "bce.cuh"           // bce_with_logits
-#include "core/backend.h"    // Backend, BackendOptions
-#include "cuda_check.cuh"    // CUDA_CHECK, CUBLAS_CHECK
-#include "elementwise.cuh"   // activation_backward, concat/split_cols, increment, count_nonfinite
-#include "ema.cuh"           // ema_update
-#include "gather.cuh"        // gather_batch
-#include "linear.cuh"        // linear_forward, linear_backward, LinearContext
-#include "mbd.cuh"           // mbd_forward, mbd_backward
-#include "noise.cuh"         // gaussian_noise
-#include "skip_guard.cuh"    // increment_unless, accumulate_unless
-#include "softmax_xent.cuh"  // softmax_cross_entropy
+#include "adam.cuh"           // adam_step
+#include "bce.cuh"            // bce_with_logits
+#include "core/backend.h"     // Backend, BackendOptions
+#include "cuda_check.cuh"     // CUDA_CHECK, CUBLAS_CHECK
+#include "elementwise.cuh"    // activation_backward, concat/split_cols, increment, count_nonfinite
+#include "ema.cuh"            // ema_update
+#include "gather.cuh"         // gather_batch, gather_labels
+#include "linear.cuh"         // linear_forward, linear_backward, LinearContext
+#include "mbd.cuh"            // mbd_forward, mbd_backward
+#include "noise.cuh"          // gaussian_noise
+#include "one_hot.cuh"        // one_hot
+#include "random_labels.cuh"  // random_labels
+#include "skip_guard.cuh"     // increment_unless, accumulate_unless
+#include "softmax_xent.cuh"   // softmax_cross_entropy
 
 namespace mnistgan {
 namespace {
@@ -223,6 +225,22 @@ class CudaBackend final : public Backend {
                     int64_t batches_per_epoch, float* out) override {
     mnistgan::gather_batch(dataset, perm, n_images, pixels, rows, step, batches_per_step,
                            batch_offset, batches_per_epoch, out, stream_);
+  }
+
+  void gather_labels(const uint8_t* labels, const int32_t* perm, int n_images, int rows,
+                     const int64_t* step, int batches_per_step, int batch_offset,
+                     int64_t batches_per_epoch, int32_t* out) override {
+    mnistgan::gather_labels(labels, perm, n_images, rows, step, batches_per_step, batch_offset,
+                            batches_per_epoch, out, stream_);
+  }
+
+  void random_labels(int32_t* out, size_t n, int classes, uint64_t seed, uint32_t stream,
+                     const int64_t* step) override {
+    mnistgan::random_labels(out, n, classes, seed, stream, step, stream_);
+  }
+
+  void one_hot(const int32_t* labels, float* out, int rows, int classes) override {
+    mnistgan::one_hot(labels, out, rows, classes, stream_);
   }
 
   void increment(int64_t* counter, const float* skip_if_nonzero) override {

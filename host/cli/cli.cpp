@@ -6,17 +6,17 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
-#include <cstring>  // strerror
-#include <filesystem>
-#include <vector>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>  // strerror
 #include <exception>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include "cli/flags.h"
-#include "eval/classifier.h"
 #include "core/config.h"
+#include "eval/classifier.h"
 #include "eval/eval.h"
 #include "model/sample.h"
 #include "toy/toy.h"
@@ -99,6 +99,9 @@ void add_train_flags(CLI::App& cmd, TrainConfig& c) {
       ->delimiter(',')
       ->capture_default_str();
   add_mbd_flags(cmd, c.mbd_kernels, c.mbd_dims);
+  cmd.add_flag("--conditional", c.conditional,
+               "class-conditional GAN: G and D also take the digit (one-hot); grids get one row "
+               "per digit");
   cmd.add_option("--real-label", c.real_label,
                  "target for real images (0.9: one-sided smoothing; 1: none)")
       ->capture_default_str();
@@ -189,12 +192,16 @@ int run_cli(int argc, char** argv) {
   sample->add_option("--checkpoint", sample_options.checkpoint, "a .ckpt from `mnistgan train`")
       ->required();
   sample->add_option("--out", sample_options.out, "PNG to write")->capture_default_str();
-  sample->add_option("--n", sample_options.n, "number of images")->capture_default_str();
+  sample->add_option("--n", sample_options.n,
+                     "number of images (default 64; a conditional checkpoint: 10 rows, one per "
+                     "digit)");
   sample->add_option("--nrow", sample_options.nrow, "images per row")->capture_default_str();
   sample->add_option("--seed", sample_options.seed, "noise seed")->capture_default_str();
   add_device_flag(*sample, sample_options.device);
   sample->add_flag("--raw-generator", sample_options.raw_generator,
                    "sample G's own weights instead of the checkpoint's EMA generator");
+  sample->add_option("--digit", sample_options.digit,
+                     "0-9: a grid of that digit (conditional checkpoints only)");
 
   ClassifierOptions classifier_options;
   CLI::App* classifier = app.add_subcommand(

@@ -35,6 +35,10 @@ struct AdamHyper {
 // backend. Streams below 1000 are the D updates within one step; the rest are fixed.
 constexpr uint32_t kNoiseStreamFixedGrid = 0x7fff0001u;  // fixed 8x8 progress grid
 constexpr uint32_t kNoiseStreamSample = 0x7fff0002u;     // `mnistgan sample`
+// The fake labels of a conditional run's D update d are drawn from stream
+// kLabelStreamBase + d, keyed like that update's noise (seed, step); unconditional runs
+// draw none, so their noise is unchanged.
+constexpr uint32_t kLabelStreamBase = 0x4c000000u;
 
 class Backend {
  public:
@@ -75,8 +79,9 @@ class Backend {
                                float* dW, float* db, int rows, int in, int out,
                                bool accumulate) = 0;
 
-  // ---- column concatenation (for the minibatch-discrimination features) -------------
-  // out (rows, a+b) = [A (rows, a) | B (rows, b)], and its inverse for gradients.
+  // ---- column concatenation (minibatch-discrimination features, label columns) -------
+  // out (rows, a+b) = [A (rows, a) | B (rows, b)], and its inverse for gradients (where A or
+  // B may be nullptr: that part is dropped). Also a conditional model's [x | one-hot] input.
   virtual void concat_cols(const float* A, const float* B, float* out, int rows, int a, int b) = 0;
   virtual void split_cols(const float* in, float* A, float* B, int rows, int a, int b) = 0;
 
@@ -142,6 +147,20 @@ class Backend {
   virtual void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels,
                             int rows, const int64_t* step, int batches_per_step, int batch_offset,
                             int64_t batches_per_epoch, float* out) = 0;
+  // The labels of the batch gather_batch gathers with the same arguments:
+  //   out[r] = labels[perm[slot * n_images + b * rows + r]]      labels (n_images) uint8,
+  // out (rows) int32. An index outside [0, n_images) in perm writes -1 (one_hot then makes
+  // that row NaN, which the divergence guard reports) instead of reading out of bounds.
+  virtual void gather_labels(const uint8_t* labels, const int32_t* perm, int n_images, int rows,
+                             const int64_t* step, int batches_per_step, int batch_offset,
+                             int64_t batches_per_epoch, int32_t* out) = 0;
+  // out (n) uniform in [0, classes): out[i] = philox_label(seed, stream, i, *step, classes)
+  // (philox.h); step may be nullptr (then 0). Bitwise identical on every backend.
+  virtual void random_labels(int32_t* out, size_t n, int classes, uint64_t seed, uint32_t stream,
+                             const int64_t* step) = 0;
+  // out (rows, classes) = one-hot rows of labels (rows): out[r, c] = (c == labels[r]); a label
+  // outside [0, classes) makes its whole row NaN (visible to the non-finite guard).
+  virtual void one_hot(const int32_t* labels, float* out, int rows, int classes) = 0;
   // *counter += 1 (the step counter lives on the backend so graphs can replay steps);
   // nothing when skip_if_nonzero is non-null and *skip_if_nonzero != 0 (as adam_step).
   virtual void increment(int64_t* counter, const float* skip_if_nonzero = nullptr) = 0;

@@ -74,6 +74,7 @@ ModelShape model_shape_of(const TrainConfig& c, int image_pixels) {
   s.mbd_kernels = c.mbd_kernels;
   s.mbd_dims = c.mbd_dims;
   s.leaky_slope = c.leaky_slope;
+  s.classes = c.conditional ? kDigitClasses : 0;
   return s;
 }
 
@@ -112,6 +113,9 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
                      {"classifier", c.classifier},
                      {"eval_samples", c.eval_samples},
                      {"final_eval", c.final_eval}};
+  // Written only when set: an unconditional run's checkpoint stays byte for byte what
+  // earlier versions wrote, and a missing key reads as unconditional.
+  if (c.conditional) j["conditional"] = true;
 }
 
 // Missing keys keep their defaults, so checkpoints from older versions still load.
@@ -153,6 +157,7 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   get("mbd_kernels", c.mbd_kernels);
   get("mbd_dims", c.mbd_dims);
   get("leaky_slope", c.leaky_slope);
+  get("conditional", c.conditional);
   get("lr", c.lr);
   get("lr_d", c.lr_d);
   get("lr_g", c.lr_g);

@@ -31,6 +31,11 @@ struct TrainConfig {
   int mbd_kernels = 100;                      // --mbd-kernels: 0 turns it off
   int mbd_dims = 5;                           // --mbd-dims
   float leaky_slope = 0.2f;                   // LeakyReLU negative slope (fixed)
+  // --conditional: class-conditional GAN. G takes [z | one-hot label] (latent + 10), D takes
+  // [image | one-hot label] (pixels + 10); real batches carry their labels, fake labels are
+  // drawn uniformly from Philox (stream kLabelStreamBase + d, keyed like the noise). The
+  // progress grids have one row per digit; `sample --digit` and eval's per-class figures use it.
+  bool conditional = false;
 
   // ---- optimisation ----
   float lr = 2e-4f;        // --lr: both networks unless --lr-d / --lr-g
@@ -94,7 +99,13 @@ struct ModelShape {
   // The generator's last layer: tanh for images in [-1, 1]; kNone (linear) for the 1-D toy,
   // whose N(4, 1.25) target tanh cannot reach. Not a flag: `mnistgan train` always uses tanh.
   Activation generator_output = Activation::kTanh;
+  // Classes of a conditional model (the one-hot label appended to G's and D's input); 0: an
+  // unconditional model.
+  int classes = 0;
 };
+
+// Classes of a conditional MNIST model (the digits 0-9).
+constexpr int kDigitClasses = 10;
 
 ModelShape model_shape_of(const TrainConfig& config, int image_pixels);
 

@@ -86,4 +86,15 @@ MNISTGAN_HD float philox_uniform_float(uint64_t seed, uint32_t stream, uint64_t 
   return static_cast<float>(r.v[0] >> 8) * (1.0f / 16777216.0f);  // 24 bits -> [0, 1)
 }
 
+// A label uniform in [0, classes) for element i of stream (seed, stream) at `step` (the fake
+// labels of a conditional run): the first 32 bits of the draw scaled by classes, keeping the
+// high part of the 64-bit product (Lemire's multiply-shift; its bias is classes / 2^32, far
+// below anything a run could see), so no division and the same integer on every backend.
+MNISTGAN_HD int32_t philox_label(uint64_t seed, uint32_t stream, uint64_t i, uint64_t step,
+                                 int32_t classes) {
+  const Philox4 r = philox_draw(seed, stream, i, step);
+  return static_cast<int32_t>((static_cast<uint64_t>(r.v[0]) * static_cast<uint32_t>(classes)) >>
+                              32);
+}
+
 }  // namespace mnistgan

@@ -115,6 +115,12 @@ FeatureSet embed_pixels(Backend& backend, Classifier& classifier, const uint8_t*
   });
 }
 
+std::vector<int32_t> generator_eval_labels(int64_t n) {
+  std::vector<int32_t> labels(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) labels[i] = static_cast<int32_t>(i % kDigitClasses);
+  return labels;
+}
+
 FeatureSet embed_generator(Backend& backend, Gan& gan, Classifier& classifier, int64_t n,
                            uint64_t seed) {
   const ModelShape& shape = gan.shape();
@@ -125,12 +131,21 @@ FeatureSet embed_generator(Backend& backend, Gan& gan, Classifier& classifier, i
   const size_t z_count = static_cast<size_t>(n) * shape.latent_dim;
   const BackendBuffer<float> z(backend, z_count);
   const BackendBuffer<float> images(backend, static_cast<size_t>(chunk) * kClassifierInput);
+  // A conditional generator is asked for every digit equally: sample i for digit i % 10.
+  const std::vector<int32_t> asked =
+      gan.conditional() ? generator_eval_labels(n) : std::vector<int32_t>{};
+  BackendBuffer<int32_t> labels;
+  if (!asked.empty()) {
+    labels = BackendBuffer<int32_t>(backend, asked.size());
+    backend.to_backend(labels.get(), asked.data(), labels.bytes());
+  }
   FeatureSet out = empty_feature_set(backend, n);
   // One draw for all n samples: the set does not depend on the chunk size.
   backend.gaussian_noise(z.get(), z_count, seed, kNoiseStreamEval, nullptr);
   for (int64_t start = 0; start < n; start += chunk) {
     const int rows = static_cast<int>(std::min<int64_t>(chunk, n - start));
-    gan.sample_forward(z.get() + start * shape.latent_dim, images.get(), rows);
+    gan.sample_forward(z.get() + start * shape.latent_dim, images.get(), rows,
+                       labels ? labels.get() + start : nullptr);
     embed_chunk(backend, classifier, images.get(), rows, out);
   }
   return out;

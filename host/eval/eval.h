@@ -51,8 +51,12 @@ std::vector<std::pair<std::string, double>> eval_figures(const EvalMetrics& m);
 FeatureSet embed_images(Backend& backend, Classifier& classifier, const float* images, int64_t n);
 // The same for uint8 MNIST pixels (n, 784).
 FeatureSet embed_pixels(Backend& backend, Classifier& classifier, const uint8_t* pixels, int64_t n);
+// The digits a conditional generator is asked for in an evaluation of n samples: sample i
+// asks for i % 10, so every digit is asked for equally (n).
+std::vector<int32_t> generator_eval_labels(int64_t n);
 // Draws n samples from the generator (gan.sample_forward: the EMA generator when enabled;
-// noise: seed, kNoiseStreamEval) and embeds them, without leaving the backend.
+// noise: seed, kNoiseStreamEval; a conditional one asked for generator_eval_labels(n)) and
+// embeds them, without leaving the backend.
 FeatureSet embed_generator(Backend& backend, Gan& gan, Classifier& classifier, int64_t n,
                            uint64_t seed);
 

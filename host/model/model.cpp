@@ -36,8 +36,10 @@ std::vector<LayerSpec> gan_layers(const ModelShape& shape) {
                  bool has_bias) {
     layers.push_back({net, role, std::move(name), in, out, act, has_bias});
   };
-  // Generator: latent -> hidden_g... -> pixels (shape.generator_output: tanh for MNIST).
-  int in = shape.latent_dim;
+  // Generator: latent (+ classes) -> hidden_g... -> pixels (shape.generator_output: tanh for
+  // MNIST).
+  if (shape.classes < 0) throw std::invalid_argument("gan_layers: classes must be >= 0");
+  int in = shape.latent_dim + shape.classes;
   for (size_t l = 0; l <= shape.hidden_g.size(); ++l) {
     const bool last = l == shape.hidden_g.size();
     const int out = last ? shape.image_pixels : shape.hidden_g[l];
@@ -46,7 +48,7 @@ std::vector<LayerSpec> gan_layers(const ModelShape& shape) {
     in = out;
   }
   // Discriminator: pixels -> hidden_d (LeakyReLU) -> [minibatch discrimination] -> 1 logit.
-  in = shape.image_pixels;
+  in = shape.image_pixels + shape.classes;
   for (size_t l = 0; l < shape.hidden_d.size(); ++l) {
     add(Net::kDiscriminator, LayerRole::kStack, "D.fc" + std::to_string(l), in, shape.hidden_d[l],
         Activation::kLeakyRelu, true);
@@ -163,6 +165,12 @@ Gan::Gan(Backend& backend, const ModelShape& shape, int max_batch, int max_group
   scratch_a_ = BackendBuffer<float>(backend_, scratch);
   scratch_b_ = BackendBuffer<float>(backend_, scratch);
   scratch_c_ = BackendBuffer<float>(backend_, scratch);
+  if (shape.classes > 0) {
+    one_hot_ = BackendBuffer<float>(backend_, d_rows * shape.classes);
+    g_input_ = BackendBuffer<float>(backend_, g_rows * (shape.latent_dim + shape.classes));
+    d_input_ = BackendBuffer<float>(backend_, d_rows * (shape.image_pixels + shape.classes));
+    d_input_grad_ = BackendBuffer<float>(backend_, d_rows * (shape.image_pixels + shape.classes));
+  }
 }
 
 void Gan::init_params(uint64_t seed) {
@@ -217,8 +225,8 @@ void Gan::update_ema(float decay, const float* skip_if_nonzero) {
   backend_.ema_update(g_ema_.get(), g_.params, g_.size, decay, g_.adam_step, skip_if_nonzero);
 }
 
-void Gan::sample_forward(const float* z, float* images, int rows) {
-  generator_forward_with(samples_from_ema() ? g_ema_.get() : g_.params, z, images, rows);
+void Gan::sample_forward(const float* z, float* images, int rows, const int32_t* labels) {
+  generator_forward_with(samples_from_ema() ? g_ema_.get() : g_.params, z, images, rows, labels);
 }
 
 std::vector<float*> Gan::generator_outputs(float* images) const {
@@ -227,22 +235,46 @@ std::vector<float*> Gan::generator_outputs(float* images) const {
   return outputs;
 }
 
-void Gan::generator_forward_with(const float* params, const float* z, float* images, int rows) {
-  if (rows > max_batch_) throw std::invalid_argument("generator_forward: rows > max_batch");
-  mlp_forward(backend_, params, g_layers_, z, generator_outputs(images), rows, shape_.leaky_slope);
+const float* Gan::with_labels(const float* x, const int32_t* labels, int rows, int width,
+                              float* buf, const char* op) {
+  if (shape_.classes == 0) {
+    if (labels != nullptr)
+      throw std::invalid_argument(std::string(op) + ": labels given to an unconditional model");
+    return x;
+  }
+  if (labels == nullptr)
+    throw std::invalid_argument(std::string(op) + ": a conditional model needs the rows' labels");
+  backend_.one_hot(labels, one_hot_.get(), rows, shape_.classes);
+  backend_.concat_cols(x, one_hot_.get(), buf, rows, width, shape_.classes);
+  return buf;
 }
 
-void Gan::generator_backward(const float* z, const float* images, const float* d_images, int rows) {
-  mlp_backward(backend_, g_.params, g_.grads, g_layers_, z,
+void Gan::generator_forward_with(const float* params, const float* z, float* images, int rows,
+                                 const int32_t* labels) {
+  if (rows > max_batch_) throw std::invalid_argument("generator_forward: rows > max_batch");
+  const float* input =
+      with_labels(z, labels, rows, shape_.latent_dim, g_input_.get(), "generator_forward");
+  mlp_forward(backend_, params, g_layers_, input, generator_outputs(images), rows,
+              shape_.leaky_slope);
+}
+
+void Gan::generator_backward(const float* z, const float* images, const float* d_images, int rows,
+                             const int32_t* labels) {
+  // Rebuilt rather than trusted to be intact: a sample_forward in between may have used it.
+  const float* input =
+      with_labels(z, labels, rows, shape_.latent_dim, g_input_.get(), "generator_backward");
+  mlp_backward(backend_, g_.params, g_.grads, g_layers_, input,
                generator_outputs(const_cast<float*>(images)), d_images, rows, shape_.leaky_slope,
                {scratch_a_.get(), scratch_b_.get()}, /*d_x=*/nullptr);
 }
 
-const float* Gan::discriminator_forward(const float* x, int groups, int B) {
+const float* Gan::discriminator_forward(const float* x, int groups, int B, const int32_t* labels) {
   if (groups > max_groups_ || B > max_batch_)
     throw std::invalid_argument("discriminator_forward: more rows than allocated");
   const int rows = groups * B;
-  mlp_forward(backend_, d_.params, d_layers_, x, pointers(d_acts_), rows, shape_.leaky_slope);
+  const float* input =
+      with_labels(x, labels, rows, shape_.image_pixels, d_input_.get(), "discriminator_forward");
+  mlp_forward(backend_, d_.params, d_layers_, input, pointers(d_acts_), rows, shape_.leaky_slope);
   const float* h = d_acts_.back().get();  // (rows, H)
   const float* top = h;
   if (shape_.mbd_kernels > 0) {
@@ -287,16 +319,29 @@ void Gan::discriminator_backward(const float* x, const float* d_logits, int grou
     backend_.linear_backward(h, d_.params + d_out_.weight, d_logits, d_h, grad(d_out_, false),
                              grad(d_out_, true), rows, d_out_.in, 1, false);
   }
-  mlp_backward(backend_, d_.params, param_grads ? d_.grads : nullptr, d_layers_, x,
+  if (shape_.classes == 0) {
+    mlp_backward(backend_, d_.params, param_grads ? d_.grads : nullptr, d_layers_, x,
+                 pointers(d_acts_), d_h, rows, shape_.leaky_slope,
+                 {scratch_a_.get(), scratch_b_.get()}, d_x);
+    return;
+  }
+  // D saw [x | one-hot] (d_input_, from the forward pass); only the image part of its
+  // gradient flows on (to G), the label part is a constant's.
+  mlp_backward(backend_, d_.params, param_grads ? d_.grads : nullptr, d_layers_, d_input_.get(),
                pointers(d_acts_), d_h, rows, shape_.leaky_slope,
-               {scratch_a_.get(), scratch_b_.get()}, d_x);
+               {scratch_a_.get(), scratch_b_.get()},
+               d_x != nullptr ? d_input_grad_.get() : nullptr);
+  if (d_x != nullptr)
+    backend_.split_cols(d_input_grad_.get(), d_x, nullptr, rows, shape_.image_pixels,
+                        shape_.classes);
 }
 
 void Gan::update_discriminator(const StepBuffers& b, int B, float real_label,
                                const AdamHyper& hyper, bool inject_nan) {
   float* fake = b.x + static_cast<size_t>(B) * shape_.image_pixels;
-  generator_forward(b.z, fake, B);
-  const float* logits = discriminator_forward(b.x, /*groups=*/2, B);
+  const int32_t* fake_labels = b.labels != nullptr ? b.labels + B : nullptr;
+  generator_forward(b.z, fake, B, fake_labels);
+  const float* logits = discriminator_forward(b.x, /*groups=*/2, B, b.labels);
   // The stats go to b.stats, or under the guard to its slots from kGuardStats, in StatSlot's
   // order: real loss and score, then fake loss and score.
   float* stats = b.guard ? b.guard + kGuardStats : b.stats + kStatRealLoss;
@@ -311,12 +356,13 @@ void Gan::update_discriminator(const StepBuffers& b, int B, float real_label,
 
 void Gan::update_generator(const StepBuffers& b, int B, const AdamHyper& hyper, bool inject_nan) {
   float* fake = b.x + static_cast<size_t>(B) * shape_.image_pixels;
-  const float* logits = discriminator_forward(fake, 1, B);
+  const int32_t* fake_labels = b.labels != nullptr ? b.labels + B : nullptr;
+  const float* logits = discriminator_forward(fake, 1, B, fake_labels);
   float* stats = b.guard ? b.guard + kGuardStats : b.stats + kStatGeneratorLoss;
   if (b.guard) backend_.fill_zero(b.guard, (kGuardGeneratorSkip + 1) * sizeof(float));
   backend_.bce_with_logits(logits, B, 1.0f, 1.0f, b.d_logits, stats);  // loss, score
   discriminator_backward(fake, b.d_logits, 1, B, /*param_grads=*/false, b.d_fake);
-  generator_backward(b.z, fake, b.d_fake, B);
+  generator_backward(b.z, fake, b.d_fake, B, fake_labels);
   finish_update(backend_, g_, hyper, b, kStatGeneratorLoss, kGeneratorStats, kGuardGeneratorSkip,
                 static_cast<size_t>(B), inject_nan);
 }

@@ -6,6 +6,10 @@
 //        -> minibatch discrimination: M = h T^T (B, K*C), o (B, K) (see backend.h)
 //        -> Linear on [h | o] (B, H + K) -> logit (B)
 //      (with mbd_kernels = 0 the last Linear takes h directly).
+//   Conditional (shape.classes > 0): G's input is [z | one_hot(label)] (B, latent + classes)
+//   and D's is [x | one_hot(label)] (B, 784 + classes), built with one_hot and concat_cols;
+//   D's input gradient is split back to its image part. The forward/backward calls then take
+//   the rows' labels (int32, on the backend); an unconditional model takes none.
 //
 // Each network's parameters live in one flat buffer (weights, grads, Adam m and v are four
 // buffers of the same layout) so Adam is one op per network and a checkpoint is a list of
@@ -63,8 +67,10 @@ struct LayerSpec {
 //   D.fc0 784 -> 1024, D.fc1 1024 -> 512, D.fc2 512 -> 256 (LeakyReLU),
 //   D.mbd 256 -> 500 (T: K = 100 kernels x C = 5, no bias), D.out 256 + 100 -> 1 (the logit)
 // G's last activation is shape.generator_output; without minibatch discrimination
-// (mbd_kernels = 0) there is no D.mbd and D.out takes 256. Gan, the checkpoint size bound
-// (train/disk_space) and the benchmark's layer shapes are all built from this list.
+// (mbd_kernels = 0) there is no D.mbd and D.out takes 256. A conditional model (classes > 0)
+// has G.fc0 latent + classes -> 256 and D.fc0 784 + classes -> 1024 (the one-hot label). Gan, the
+// checkpoint size bound (train/disk_space) and the benchmark's layer shapes are all built from this
+// list.
 std::vector<LayerSpec> gan_layers(const ModelShape& shape);
 // Parameters of `net` in `layers` (one network's flat buffer, in floats).
 size_t parameter_count(const std::vector<LayerSpec>& layers, Net net);
@@ -129,6 +135,8 @@ struct StepBuffers {
   // guard[kGuardGeneratorSkip] != 0 iff G's update was skipped (what Gan::update_ema is given,
   // so the average skips the update too).
   float* guard = nullptr;
+  // (2B) int32 [real | fake] labels, filled by the caller; nullptr for an unconditional model.
+  const int32_t* labels = nullptr;
 };
 
 class Gan {
@@ -145,17 +153,22 @@ class Gan {
   void init_params(uint64_t seed);
 
   // z (rows, latent) -> images (rows, pixels), written to `images` (a backend buffer that
-  // must stay untouched until generator_backward).
-  void generator_forward(const float* z, float* images, int rows) {
-    generator_forward_with(g_.params, z, images, rows);
+  // must stay untouched until generator_backward). labels (rows): the asked-for classes of a
+  // conditional model (required there; nullptr otherwise).
+  void generator_forward(const float* z, float* images, int rows, const int32_t* labels = nullptr) {
+    generator_forward_with(g_.params, z, images, rows, labels);
   }
-  // d_images (rows, pixels) -> G.grads (overwritten).
-  void generator_backward(const float* z, const float* images, const float* d_images, int rows);
+  // d_images (rows, pixels) -> G.grads (overwritten); z and labels as generator_forward's.
+  void generator_backward(const float* z, const float* images, const float* d_images, int rows,
+                          const int32_t* labels = nullptr);
 
-  // x (groups*B, pixels) -> logits (groups*B); returns the logits buffer.
-  const float* discriminator_forward(const float* x, int groups, int B);
+  // x (groups*B, pixels) -> logits (groups*B); returns the logits buffer. labels (groups*B)
+  // as generator_forward's.
+  const float* discriminator_forward(const float* x, int groups, int B,
+                                     const int32_t* labels = nullptr);
   // d_logits (groups*B) -> D.grads (overwritten) when param_grads, and d_x (groups*B, pixels)
-  // when d_x is not null. Needs the activations of the last discriminator_forward.
+  // when d_x is not null (the image part only, for a conditional model). Needs the
+  // activations of the last discriminator_forward (and its input, x or [x | one-hot]).
   void discriminator_backward(const float* x, const float* d_logits, int groups, int B,
                               bool param_grads, float* d_x);
 
@@ -186,7 +199,8 @@ class Gan {
   void sample_from_ema(bool use) { sample_from_ema_ = use; }
   bool samples_from_ema() const { return sample_from_ema_ && !g_ema_.empty(); }
   // generator_forward for sampling (grids, `sample`, `eval`): with the weights chosen above.
-  void sample_forward(const float* z, float* images, int rows);
+  void sample_forward(const float* z, float* images, int rows, const int32_t* labels = nullptr);
+  bool conditional() const { return shape_.classes > 0; }
 
   const ModelShape& shape() const { return shape_; }
   Network& generator() { return g_; }
@@ -195,7 +209,13 @@ class Gan {
 
  private:
   // generator_forward on the weights `params` (G's layout): G's own or the EMA's.
-  void generator_forward_with(const float* params, const float* z, float* images, int rows);
+  void generator_forward_with(const float* params, const float* z, float* images, int rows,
+                              const int32_t* labels);
+  // A conditional model's input [x | one_hot(labels)] (rows, width + classes) built in `buf`;
+  // x itself for an unconditional one. Throws std::invalid_argument naming `op` when labels
+  // are missing (conditional) or given (unconditional).
+  const float* with_labels(const float* x, const int32_t* labels, int rows, int width, float* buf,
+                           const char* op);
   // G's outputs for mlp_forward/backward: its hidden layers' buffers, then `images`.
   std::vector<float*> generator_outputs(float* images) const;
 
@@ -216,6 +236,11 @@ class Gan {
   BackendBuffer<float> scratch_b_;
   BackendBuffer<float> scratch_c_;
   BackendBuffer<float> g_ema_;  // (G.size): the EMA generator, when enabled
+  // Conditional models only (empty otherwise):
+  BackendBuffer<float> one_hot_;       // (rows, classes)
+  BackendBuffer<float> g_input_;       // (max_batch, latent + classes): [z | one-hot]
+  BackendBuffer<float> d_input_;       // (rows, pixels + classes): [x | one-hot]
+  BackendBuffer<float> d_input_grad_;  // (rows, pixels + classes): D's input gradient
   bool sample_from_ema_ = true;
 };
 

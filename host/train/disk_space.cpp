@@ -31,8 +31,7 @@ constexpr uint64_t kTensorRecordBound = 4 + 64 + 4 + 2 * 8;
 // A metrics.csv row is about 80 characters; room for columns added later.
 constexpr uint64_t kMetricsRowBound = 512;
 // The grid layout of Run::write_grid.
-constexpr int kGridImages = TrainingState::kGridImages, kGridPerRow = TrainingState::kGridPerRow,
-              kGridPadding = TrainingState::kGridPadding;
+constexpr int kGridPerRow = TrainingState::kGridPerRow, kGridPadding = TrainingState::kGridPadding;
 
 // Tensors of `net` in a checkpoint: a weight per layer, and a bias where it has one.
 uint64_t tensor_count(const std::vector<LayerSpec>& layers, Net net) {
@@ -87,7 +86,9 @@ RunSpaceEstimate estimate_run_space(const TrainConfig& config, int image_rows, i
   const uint64_t grid_w =
       static_cast<uint64_t>(kGridPerRow) * (image_cols + kGridPadding) + kGridPadding;
   const uint64_t grid_h =
-      static_cast<uint64_t>(kGridImages / kGridPerRow) * (image_rows + kGridPadding) + kGridPadding;
+      static_cast<uint64_t>(TrainingState::grid_image_count(config) / kGridPerRow) *
+          (image_rows + kGridPadding) +
+      kGridPadding;
   // A PNG stored without compression is the raw rows plus a filter byte each and chunk
   // overhead; zlib's stored blocks add 5 bytes per 64 KiB.
   const uint64_t raw = grid_w * grid_h;

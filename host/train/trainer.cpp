@@ -32,7 +32,8 @@ int64_t total_steps(const TrainConfig& config, int64_t batches_per_epoch) {
   return std::max<int64_t>(1, config.epochs * batches_per_epoch / config.d_steps);
 }
 
-TrainingState::TrainingState(Backend& backend, const TrainConfig& config, const IdxImages& images)
+TrainingState::TrainingState(Backend& backend, const TrainConfig& config, const IdxImages& images,
+                             const std::vector<uint8_t>& labels)
     : backend_(backend), config_(config) {
   config_.validate();
   n_images_ = static_cast<int>(images.count);
@@ -44,8 +45,17 @@ TrainingState::TrainingState(Backend& backend, const TrainConfig& config, const 
   if (batches_per_epoch_ < 1)
     throw std::invalid_argument("--batch-size: " + std::to_string(B) + " is larger than the " +
                                 std::to_string(n_images_) + " training images");
-  gan_ = std::make_unique<Gan>(backend_, model_shape_of(config_, pixels_), std::max(B, kGridImages),
-                               2);
+  if (config_.conditional) {
+    if (labels.size() != images.count)
+      throw std::invalid_argument("--conditional: needs the " + std::to_string(images.count) +
+                                  " training labels, got " + std::to_string(labels.size()));
+    for (size_t i = 0; i < labels.size(); ++i)
+      if (labels[i] >= kDigitClasses)
+        throw std::invalid_argument("--conditional: training label " + std::to_string(i) + " is " +
+                                    std::to_string(labels[i]) + ", outside 0-9");
+  }
+  const int grid = grid_images();
+  gan_ = std::make_unique<Gan>(backend_, model_shape_of(config_, pixels_), std::max(B, grid), 2);
   gan_->sample_from_ema(!config_.raw_generator);
   dataset_ = BackendBuffer<uint8_t>(backend_, images.pixels.size());
   backend_.to_backend(dataset_.get(), images.pixels.data(), images.pixels.size());
@@ -57,10 +67,26 @@ TrainingState::TrainingState(Backend& backend, const TrainConfig& config, const 
   stats_ = BackendBuffer<float>(backend_, kStatSlots);
   guard_ = BackendBuffer<float>(backend_, kGuardSlots);
   step_counter_ = BackendBuffer<int64_t>(backend_, 1);
-  grid_z_ = BackendBuffer<float>(backend_, static_cast<size_t>(kGridImages) * config_.latent_dim);
-  grid_images_ = BackendBuffer<float>(backend_, static_cast<size_t>(kGridImages) * pixels_);
-  backend_.gaussian_noise(grid_z_.get(), grid_z_.size(), config_.seed, kNoiseStreamFixedGrid,
-                          nullptr);
+  grid_z_ = BackendBuffer<float>(backend_, static_cast<size_t>(grid) * config_.latent_dim);
+  grid_images_ = BackendBuffer<float>(backend_, static_cast<size_t>(grid) * pixels_);
+  if (!config_.conditional) {
+    backend_.gaussian_noise(grid_z_.get(), grid_z_.size(), config_.seed, kNoiseStreamFixedGrid,
+                            nullptr);
+    return;
+  }
+  labels_ = BackendBuffer<uint8_t>(backend_, labels.size());
+  backend_.to_backend(labels_.get(), labels.data(), labels.size());
+  batch_labels_ = BackendBuffer<int32_t>(backend_, 2 * static_cast<size_t>(B));
+  // The conditional grid: row r asks for digit r; column c's noise is the same in every row,
+  // so a column shows one style written as each digit.
+  const size_t row_floats = static_cast<size_t>(kGridPerRow) * config_.latent_dim;
+  backend_.gaussian_noise(grid_z_.get(), row_floats, config_.seed, kNoiseStreamFixedGrid, nullptr);
+  for (int r = 1; r < kDigitClasses; ++r)
+    backend_.copy(grid_z_.get() + r * row_floats, grid_z_.get(), row_floats * sizeof(float));
+  std::vector<int32_t> grid_labels(grid);
+  for (int i = 0; i < grid; ++i) grid_labels[i] = i / kGridPerRow;
+  grid_labels_ = BackendBuffer<int32_t>(backend_, grid);
+  backend_.to_backend(grid_labels_.get(), grid_labels.data(), grid_labels_.bytes());
 }
 
 void TrainingState::initialize() {
@@ -110,6 +136,10 @@ Checkpoint TrainingState::checkpoint() const {
   ck.header["image_rows"] = rows_;
   ck.header["image_cols"] = cols_;
   ck.header["backend"] = backend_.name();
+  if (config_.conditional) {  // absent: unconditional (and unconditional files stay as before)
+    ck.header["conditional"] = true;
+    ck.header["classes"] = kDigitClasses;
+  }
   // All randomness is counter-based, so (seed, step) is the whole generator state.
   ck.header["rng"] = {{"generator", "philox4x32-10"}, {"seed", config_.seed}, {"step", step_}};
   ck.header["shuffle"] = {{"method", "fisher-yates, philox keyed by (seed, epoch)"},
@@ -139,13 +169,20 @@ void TrainingState::issue_step_ops() {
   const AdamHyper g_hyper{config_.effective_lr_g(), config_.beta1, config_.beta2, config_.adam_eps};
   float* guard =
       skip_nonfinite_updates() ? guard_.get() : nullptr;  // see Gan::update_discriminator
-  const StepBuffers buffers{x_.get(),      z_.get(),     d_logits_.get(),
-                            d_fake_.get(), stats_.get(), guard};
+  const StepBuffers buffers{x_.get(),     z_.get(), d_logits_.get(),    d_fake_.get(),
+                            stats_.get(), guard,    batch_labels_.get()};
   for (int d = 0; d < config_.d_steps; ++d) {
     backend_.gather_batch(dataset_.get(), perm_.get(), n_images_, pixels_, B, step_counter_.get(),
                           config_.d_steps, d, batches_per_epoch_, x_.get());
     backend_.gaussian_noise(z_.get(), static_cast<size_t>(B) * config_.latent_dim, config_.seed,
                             static_cast<uint32_t>(d), step_counter_.get());
+    if (config_.conditional) {
+      backend_.gather_labels(labels_.get(), perm_.get(), n_images_, B, step_counter_.get(),
+                             config_.d_steps, d, batches_per_epoch_, batch_labels_.get());
+      backend_.random_labels(batch_labels_.get() + B, static_cast<size_t>(B), kDigitClasses,
+                             config_.seed, kLabelStreamBase + static_cast<uint32_t>(d),
+                             step_counter_.get());
+    }
     gan_->update_discriminator(buffers, B, config_.real_label, d_hyper,
                                d == 0 && inject_now(NonfiniteTarget::kDiscriminator));
   }
@@ -215,8 +252,8 @@ StepStats TrainingState::take_stats() {
 }
 
 std::vector<float> TrainingState::fixed_grid_images() {
-  gan_->sample_forward(grid_z_.get(), grid_images_.get(), kGridImages);
-  std::vector<float> host(static_cast<size_t>(kGridImages) * pixels_);
+  gan_->sample_forward(grid_z_.get(), grid_images_.get(), grid_images(), grid_labels_.get());
+  std::vector<float> host(static_cast<size_t>(grid_images()) * pixels_);
   backend_.to_host(host.data(), grid_images_.get(), host.size() * sizeof(float));
   return host;
 }
@@ -393,6 +430,12 @@ class Run {
   void check_resume_flags(const Checkpoint& ck) {
     TrainConfig stored = config_;
     if (ck.header.contains("config")) from_json(ck.header.at("config"), stored);
+    stored.conditional = checkpoint_is_conditional(ck, config_.resume);
+    if (stored.conditional != config_.conditional)
+      throw std::invalid_argument(std::string("--conditional: ") + config_.resume + " is " +
+                                  (stored.conditional ? "a conditional" : "an unconditional") +
+                                  " checkpoint; resume it " +
+                                  (stored.conditional ? "with" : "without") + " --conditional");
     auto must_match = [&](bool same, const char* flag) {
       if (!same)
         throw std::invalid_argument(std::string(flag) + ": differs from the checkpoint " +
@@ -429,7 +472,7 @@ class Run {
     BackendOptions options;
     options.tf32 = config_.tf32;
     backend_ = make_backend(config_.device, options);
-    state_ = std::make_unique<TrainingState>(*backend_, config_, train.images);
+    state_ = std::make_unique<TrainingState>(*backend_, config_, train.images, train.labels);
     if (config_.eval_every > 0) start_evaluator(train);
     state_->inject_nonfinite_gradient(hooks_.nonfinite_gradient_step, hooks_.nonfinite_target);
     if (!config_.resume.empty()) {
@@ -702,8 +745,8 @@ class Run {
   void write_grid() {
     const std::vector<float> images = state_->fixed_grid_images();
     const GrayImage grid =
-        make_grid(images.data(), TrainingState::kGridImages, state_->image_rows(),
-                  state_->image_cols(), TrainingState::kGridPerRow, TrainingState::kGridPadding);
+        make_grid(images.data(), state_->grid_images(), state_->image_rows(), state_->image_cols(),
+                  TrainingState::kGridPerRow, TrainingState::kGridPadding);
     const fs::path path =
         fs::path(config_.out_dir) / "samples" / step_name("step_", state_->steps_done(), ".png");
     write_png(path.string(), grid,

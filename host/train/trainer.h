@@ -8,6 +8,9 @@
 //     x[B:2B]  = G(z)
 //     loss_D   = BCE(D(x[0:B]), real_label) + BCE(D(x[B:2B]), 0);  D Adam step
 //   loss_G = BCE(D(x[B:2B]), 1) (non-saturating);  G Adam step;  step += 1
+// With --conditional each D update also gathers the real rows' labels (same batch index) and
+// draws the fake rows' labels from Philox (stream kLabelStreamBase + d, the step), and G and
+// D see them as one-hot columns (model.h).
 // The sequence never reads a value back to the host, so on CUDA it is captured once as a
 // graph and replayed. run_training() is the loop around it: logging, evaluation, grids,
 // checkpoints.
@@ -44,7 +47,10 @@ enum class NonfiniteTarget { kDiscriminator, kGenerator };
 class TrainingState {
  public:
   // Uploads the dataset; images must outlive nothing (they are copied to the backend).
-  TrainingState(Backend& backend, const TrainConfig& config, const IdxImages& images);
+  // labels (images.count): the training labels, needed (and only uploaded) with
+  // config.conditional; throws std::invalid_argument when they are missing or out of range.
+  TrainingState(Backend& backend, const TrainConfig& config, const IdxImages& images,
+                const std::vector<uint8_t>& labels = {});
   TrainingState(const TrainingState&) = delete;
   TrainingState& operator=(const TrainingState&) = delete;
 
@@ -55,8 +61,9 @@ class TrainingState {
 
   void step();             // one D+G step (graph replay where the backend has graphs)
   StepStats take_stats();  // reads the accumulated loss stats and resets them (syncs)
-  // Generates the fixed 64-image progress batch: (64, pixels) floats in [-1, 1].
+  // Generates the fixed progress batch: (grid_images(), pixels) floats in [-1, 1].
   std::vector<float> fixed_grid_images();
+  int grid_images() const { return grid_image_count(config_); }
   bool weights_finite();
 
   // Test hook: the update of step `step` (counted from 1, as metrics.csv's step column;
@@ -81,7 +88,12 @@ class TrainingState {
   int image_cols() const { return cols_; }
 
   // The progress grid: 64 images, 8 per row, 2 pixels of padding (the disk estimate too).
+  // A conditional run's has one row per digit (row r asks for digit r), so 10 x 8 images;
+  // column c has the same noise in every row.
   static constexpr int kGridImages = 64, kGridPerRow = 8, kGridPadding = 2;
+  static int grid_image_count(const TrainConfig& config) {
+    return config.conditional ? kDigitClasses * kGridPerRow : kGridImages;
+  }
 
  private:
   void issue_step_ops();
@@ -97,6 +109,10 @@ class TrainingState {
   std::unique_ptr<Gan> gan_;
   BackendBuffer<uint8_t> dataset_;  // (n_images, pixels)
   BackendBuffer<int32_t> perm_;     // (2, n_images): epoch e's order in slot e % 2
+  // Conditional runs only (empty otherwise):
+  BackendBuffer<uint8_t> labels_;        // (n_images)
+  BackendBuffer<int32_t> batch_labels_;  // (2B): [real | fake] labels
+  BackendBuffer<int32_t> grid_labels_;   // (grid_images()): row r of the grid is digit r
   int64_t perm_epoch_[2] = {-1, -1};
   BackendBuffer<float> x_;         // (2B, pixels): [real | fake]
   BackendBuffer<float> z_;         // (B, latent)
@@ -105,8 +121,8 @@ class TrainingState {
   BackendBuffer<float> stats_;     // (kStatSlots) model.h's StatSlot sums, see take_stats()
   BackendBuffer<float> guard_;     // (kGuardSlots) the skip-step guard (StepBuffers::guard)
   BackendBuffer<int64_t> step_counter_;
-  BackendBuffer<float> grid_z_;       // (64, latent), fixed noise
-  BackendBuffer<float> grid_images_;  // (64, pixels)
+  BackendBuffer<float> grid_z_;       // (grid_images(), latent), fixed noise
+  BackendBuffer<float> grid_images_;  // (grid_images(), pixels)
   int64_t step_ = 0;                  // host mirror of *step_counter_
   int64_t stats_steps_ = 0;
   // Adam step counts at the last take_stats (read under skip-step only).

@@ -521,6 +521,67 @@ TEST(CudaOps, GatherBatchBitwiseEqualsCpu) {
   }
 }
 
+TEST(CudaOps, LabelOpsBitwiseEqualCpu) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  Pair p = make_backends();
+  // gather_labels: the same batches as GatherBatchBitwiseEqualsCpu, with a corrupt index.
+  const int n_images = 100, rows = 9;
+  const int64_t batches_per_epoch = 11;
+  std::mt19937 gen(43);
+  std::vector<uint8_t> labels(n_images);
+  for (uint8_t& label : labels) label = static_cast<uint8_t>(gen() % 10);
+  std::vector<int32_t> perm(2 * n_images);
+  std::iota(perm.begin(), perm.begin() + n_images, 0);
+  std::iota(perm.begin() + n_images, perm.end(), 0);
+  std::shuffle(perm.begin(), perm.begin() + n_images, gen);
+  std::shuffle(perm.begin() + n_images, perm.end(), gen);
+  perm[5] = -3;
+  auto cl = upload(*p.cpu, labels), gl = upload(*p.gpu, labels);
+  auto cp = upload(*p.cpu, perm), gp = upload(*p.gpu, perm);
+  auto cstep = alloc<int64_t>(*p.cpu, 1), gstep = alloc<int64_t>(*p.gpu, 1);
+  auto co = alloc<int32_t>(*p.cpu, rows), go = alloc<int32_t>(*p.gpu, rows);
+  for (int step = 0; step < 25; ++step) {
+    for (int offset = 0; offset < 2; ++offset) {
+      p.cpu->gather_labels(cl.get(), cp.get(), n_images, rows, cstep.get(), 2, offset,
+                           batches_per_epoch, co.get());
+      p.gpu->gather_labels(gl.get(), gp.get(), n_images, rows, gstep.get(), 2, offset,
+                           batches_per_epoch, go.get());
+      EXPECT_EQ(download(*p.gpu, go.get(), rows), download(*p.cpu, co.get(), rows))
+          << "gather_labels step=" << step << " offset=" << offset;
+    }
+    p.cpu->increment(cstep.get());
+    p.gpu->increment(gstep.get());
+  }
+  // random_labels: several sizes, steps (nullptr = 0) and class counts.
+  for (const size_t n : {size_t{1}, size_t{7}, size_t{64}, size_t{10001}}) {
+    for (const int64_t step : {int64_t{-1}, int64_t{0}, int64_t{123456789012}}) {
+      for (const int classes : {1, 10, 37}) {
+        auto cs = upload(*p.cpu, std::vector<int64_t>{step});
+        auto gs = upload(*p.gpu, std::vector<int64_t>{step});
+        auto cr = alloc<int32_t>(*p.cpu, n), gr = alloc<int32_t>(*p.gpu, n);
+        const bool null_step = step < 0;
+        p.cpu->random_labels(cr.get(), n, classes, 77 + n, kLabelStreamBase + 1,
+                             null_step ? nullptr : cs.get());
+        p.gpu->random_labels(gr.get(), n, classes, 77 + n, kLabelStreamBase + 1,
+                             null_step ? nullptr : gs.get());
+        EXPECT_EQ(download(*p.gpu, gr.get(), n), download(*p.cpu, cr.get(), n))
+            << "random_labels n=" << n << " step=" << step << " classes=" << classes;
+      }
+    }
+  }
+  // one_hot: valid labels and out-of-range ones (NaN rows), 1 row and a ragged size.
+  for (const int n : {1, 37}) {
+    std::vector<int32_t> y(n);
+    for (int r = 0; r < n; ++r) y[r] = r % 13 - 1;  // -1 and 10, 11 are out of range
+    auto cy = upload(*p.cpu, y), gy = upload(*p.gpu, y);
+    auto ch = alloc<float>(*p.cpu, n * 10), gh = alloc<float>(*p.gpu, n * 10);
+    p.cpu->one_hot(cy.get(), ch.get(), n, 10);
+    p.gpu->one_hot(gy.get(), gh.get(), n, 10);
+    expect_bitwise_equal(download(*p.gpu, gh.get(), n * 10), download(*p.cpu, ch.get(), n * 10),
+                         "one_hot rows=" + std::to_string(n));
+  }
+}
+
 TEST(CudaOps, IncrementAndCountNonfiniteMatchCpu) {
   if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
   Pair p = make_backends();

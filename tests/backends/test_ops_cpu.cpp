@@ -358,6 +358,57 @@ TEST(CpuConcat, SplitInvertsConcat) {
   EXPECT_EQ(B, B2);
 }
 
+TEST(CpuLabels, GatherLabelsFollowsGatherBatch) {
+  auto backend = make_cpu_backend();
+  const int n_images = 6, rows = 2;
+  const std::vector<uint8_t> labels{9, 8, 7, 6, 5, 4};
+  // slot 0: reversed; slot 1: identity (as CpuGather above).
+  std::vector<int32_t> perm{5, 4, 3, 2, 1, 0, 0, 1, 2, 3, 4, 5};
+  std::vector<int32_t> out(rows);
+  int64_t step = 4;  // batch 4 = epoch 1 (slot 1), batch 1 within it: images 2, 3
+  backend->gather_labels(labels.data(), perm.data(), n_images, rows, &step, 1, 0, 3, out.data());
+  EXPECT_EQ(out, (std::vector<int32_t>{7, 6}));
+  step = 0;  // 2 batches per step, offset 1: batch 1, slot 0 -> images 3, 2
+  backend->gather_labels(labels.data(), perm.data(), n_images, rows, &step, 2, 1, 3, out.data());
+  EXPECT_EQ(out, (std::vector<int32_t>{6, 7}));
+  perm[3] = 99;  // a corrupt index reads nothing: -1
+  backend->gather_labels(labels.data(), perm.data(), n_images, rows, &step, 2, 1, 3, out.data());
+  EXPECT_EQ(out, (std::vector<int32_t>{6, -1}));
+}
+
+TEST(CpuLabels, RandomLabelsAreDeterministicUniformAndPhiloxKeyed) {
+  auto backend = make_cpu_backend();
+  const size_t n = 100000;
+  std::vector<int32_t> a(n), b(n), c(n);
+  int64_t step = 3;
+  backend->random_labels(a.data(), n, 10, 42, kLabelStreamBase, &step);
+  backend->random_labels(b.data(), n, 10, 42, kLabelStreamBase, &step);
+  EXPECT_EQ(a, b);
+  step = 4;
+  backend->random_labels(c.data(), n, 10, 42, kLabelStreamBase, &step);
+  EXPECT_NE(a, c);
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ(a[i], philox_label(42, kLabelStreamBase, i, 3, 10));
+  // Uniform: every count within 5 standard deviations of n/10 (sd = sqrt(n 0.1 0.9) = 95).
+  std::vector<int> counts(10, 0);
+  for (int32_t label : a) {
+    ASSERT_GE(label, 0);
+    ASSERT_LT(label, 10);
+    ++counts[label];
+  }
+  for (int k = 0; k < 10; ++k) EXPECT_NEAR(counts[k], 10000, 5 * 95) << "class " << k;
+  EXPECT_THROW(backend->random_labels(a.data(), 1, 0, 42, 0, nullptr), std::invalid_argument);
+}
+
+TEST(CpuLabels, OneHotRowsAndNanForBadLabels) {
+  auto backend = make_cpu_backend();
+  const std::vector<int32_t> labels{2, 0, -1, 3};
+  std::vector<float> out(4 * 3);
+  backend->one_hot(labels.data(), out.data(), 4, 3);
+  const std::vector<float> want{0, 0, 1, 1, 0, 0};
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(out[i], want[i]) << i;
+  for (size_t i = 6; i < 12; ++i) EXPECT_TRUE(std::isnan(out[i])) << i;  // -1 and 3: out of range
+}
+
 TEST(CpuMisc, IncrementAndNonfiniteCount) {
   auto backend = make_cpu_backend();
   int64_t counter = 41;

@@ -64,6 +64,10 @@ class CountingBackend : public Backend {
   void gaussian_noise(float*, size_t, uint64_t, uint32_t, const int64_t*) override {}
   void gather_batch(const uint8_t*, const int32_t*, int, int, int, const int64_t*, int, int,
                     int64_t, float*) override {}
+  void gather_labels(const uint8_t*, const int32_t*, int, int, const int64_t*, int, int, int64_t,
+                     int32_t*) override {}
+  void random_labels(int32_t*, size_t, int, uint64_t, uint32_t, const int64_t*) override {}
+  void one_hot(const int32_t*, float*, int, int) override {}
   void increment(int64_t*, const float*) override {}
   void accumulate(const float*, float*, size_t, const float*) override {}
   void count_nonfinite(const float*, size_t, float*) override {}

@@ -1,0 +1,42 @@
+// one_hot.cu: labels -> one-hot rows (see one_hot.cuh).
+#include <cuda_runtime.h>  // __int_as_float
+
+#include <stdexcept>  // std::invalid_argument
+#include <string>     // std::to_string
+
+#include "cuda_check.cuh"   // CUDA_CHECK_LAUNCH
+#include "device_util.cuh"  // grid_blocks
+#include "one_hot.cuh"
+
+namespace mnistgan {
+namespace {
+
+static __global__ void __launch_bounds__(kOneHotThreads)
+    one_hot_kernel(const int32_t* __restrict__ labels, float* __restrict__ out, int rows,
+                   int classes) {
+  const size_t n = static_cast<size_t>(rows) * classes;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const size_t r = i / classes;
+    const int c = static_cast<int>(i - r * classes);
+    const int32_t label = labels[r];
+    const bool valid = label >= 0 && label < classes;
+    out[i] = valid ? (c == label ? 1.0f : 0.0f) : __int_as_float(0x7fc00000);  // quiet NaN
+  }
+}
+
+}  // namespace
+
+void one_hot(const int32_t* labels, float* out, int rows, int classes, cudaStream_t stream) {
+  if (labels == nullptr || out == nullptr)
+    throw std::invalid_argument("one_hot: labels and out must be non-null");
+  if (rows < 1 || classes < 1)
+    throw std::invalid_argument("one_hot: rows=" + std::to_string(rows) +
+                                ", classes=" + std::to_string(classes) + ": both must be >= 1");
+  const size_t n = static_cast<size_t>(rows) * classes;
+  MNISTGAN_LAUNCH(grid_blocks(n, kOneHotThreads), kOneHotThreads, 0, stream, one_hot_kernel)
+  (labels, out, rows, classes);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace mnistgan
