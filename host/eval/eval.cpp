@@ -86,6 +86,15 @@ void to_json(nlohmann::json& j, const EvalMetrics& m) {
   j["classes_hit"] = m.histogram.classes_hit;
   j["classes_half_share"] = m.histogram.classes_half_share;
   j["class_counts"] = m.histogram.counts;
+  if (m.conditional) {
+    // NaN (a digit with fewer than 2 samples) is not JSON: null.
+    nlohmann::json frechet = nlohmann::json::array();
+    for (double f : m.conditional->class_frechet)
+      frechet.push_back(std::isfinite(f) ? nlohmann::json(f) : nlohmann::json(nullptr));
+    j["conditional"] = {{"accuracy", m.conditional->accuracy},
+                        {"class_accuracy", m.conditional->class_accuracy},
+                        {"class_frechet", frechet}};
+  }
 }
 
 std::vector<std::pair<std::string, double>> eval_figures(const EvalMetrics& m) {
@@ -152,7 +161,7 @@ FeatureSet embed_generator(Backend& backend, Gan& gan, Classifier& classifier, i
 }
 
 EvalReference::EvalReference(Backend& backend, Classifier& classifier, const MnistSplit& train,
-                             const MnistSplit& test, int64_t n, uint64_t seed) {
+                             const MnistSplit& test, int64_t n, uint64_t seed, bool per_class) {
   if (n < kDensityCoverageK + 1 || n < kEvalScoreSplits)
     throw std::invalid_argument("eval: need at least " + std::to_string(kDensityCoverageK + 1) +
                                 " samples, got " + std::to_string(n));
@@ -179,10 +188,69 @@ EvalReference::EvalReference(Backend& backend, Classifier& classifier, const Mni
   for (int64_t i = 0; i < n; ++i)
     std::copy_n(train.images.pixels.data() + static_cast<size_t>(order[i]) * kClassifierInput,
                 kClassifierInput, subset.data() + static_cast<size_t>(i) * kClassifierInput);
-  floor_ = evaluate(backend, embed_pixels(backend, classifier, subset.data(), n));
+  if (!per_class) {
+    floor_ = evaluate(backend, embed_pixels(backend, classifier, subset.data(), n));
+    return;
+  }
+  // Each digit's test images' Gaussian: the references of the per-class Frechet distances.
+  for (int k = 0; k < kClassifierClasses; ++k) {
+    std::vector<float> features;
+    int64_t count = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      if (test.labels[i] != k) continue;
+      const float* row = test_.features.data() + i * kClassifierFeatures;
+      features.insert(features.end(), row, row + kClassifierFeatures);
+      ++count;
+    }
+    if (count < 2)
+      throw std::invalid_argument("eval: the first " + std::to_string(n) +
+                                  " test images have fewer than 2 of digit " + std::to_string(k) +
+                                  "; raise --samples");
+    class_frechet_.push_back(
+        frechet_reference(gaussian_stats(features.data(), count, kClassifierFeatures)));
+  }
+  std::vector<int32_t> subset_labels(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) subset_labels[i] = train.labels[order[i]];
+  floor_ = evaluate(backend, embed_pixels(backend, classifier, subset.data(), n), &subset_labels);
 }
 
-EvalMetrics EvalReference::evaluate(Backend& backend, const FeatureSet& samples) const {
+ConditionalMetrics EvalReference::conditional_metrics(const FeatureSet& samples,
+                                                      const std::vector<int32_t>& asked) const {
+  if (class_frechet_.empty())
+    throw std::logic_error("EvalReference: conditional figures need per_class references");
+  if (asked.size() != static_cast<size_t>(samples.n))
+    throw std::invalid_argument("eval: " + std::to_string(asked.size()) + " asked digits for " +
+                                std::to_string(samples.n) + " samples");
+  ConditionalMetrics c;
+  std::vector<int64_t> total(kClassifierClasses, 0), correct(kClassifierClasses, 0);
+  std::vector<std::vector<float>> features(kClassifierClasses);
+  int64_t all_correct = 0;
+  for (int64_t i = 0; i < samples.n; ++i) {
+    const int32_t k = asked[i];
+    if (k < 0 || k >= kClassifierClasses)
+      throw std::invalid_argument("eval: asked digit " + std::to_string(k) + " is not 0-9");
+    const double* p = samples.probs.data() + i * kClassifierClasses;
+    // The classifier's reading: the first maximum, as class_histogram counts it.
+    const int read = static_cast<int>(std::max_element(p, p + kClassifierClasses) - p);
+    ++total[k];
+    if (read == k) ++correct[k], ++all_correct;
+    const float* row = samples.features.data() + i * kClassifierFeatures;
+    features[k].insert(features[k].end(), row, row + kClassifierFeatures);
+  }
+  c.accuracy = static_cast<double>(all_correct) / static_cast<double>(samples.n);
+  for (int k = 0; k < kClassifierClasses; ++k) {
+    c.class_accuracy.push_back(total[k] > 0 ? static_cast<double>(correct[k]) / total[k] : NAN);
+    c.class_frechet.push_back(
+        total[k] >= 2
+            ? frechet_distance(gaussian_stats(features[k].data(), total[k], kClassifierFeatures),
+                               class_frechet_[k])
+            : NAN);
+  }
+  return c;
+}
+
+EvalMetrics EvalReference::evaluate(Backend& backend, const FeatureSet& samples,
+                                    const std::vector<int32_t>* asked) const {
   if (samples.n < kDensityCoverageK + 1 || samples.n < kEvalScoreSplits)
     throw std::invalid_argument("eval: too few samples (" + std::to_string(samples.n) + ")");
   EvalMetrics m;
@@ -196,20 +264,24 @@ EvalMetrics EvalReference::evaluate(Backend& backend, const FeatureSet& samples)
   };
   m.prdc = prdc(backend, test_.features.data(), test_.n, samples.features.data(), samples.n,
                 kClassifierFeatures, radii3_, radii5_, resident(test_), resident(samples));
+  if (asked != nullptr) m.conditional = conditional_metrics(samples, *asked);
   return m;
 }
 
 Evaluator::Evaluator(Backend& backend, const std::string& classifier_path, const MnistSplit& train,
-                     const MnistSplit& test, int64_t n, uint64_t seed)
+                     const MnistSplit& test, int64_t n, uint64_t seed, bool conditional)
     : backend_(backend), seed_(seed) {
   classifier_ = std::make_unique<Classifier>(backend, kEmbedChunk);
   info_ = load_classifier(classifier_path, *classifier_);
-  reference_ = std::make_unique<EvalReference>(backend, *classifier_, train, test, n, seed);
+  reference_ =
+      std::make_unique<EvalReference>(backend, *classifier_, train, test, n, seed, conditional);
 }
 
 EvalMetrics Evaluator::evaluate_generator(Gan& gan) {
-  return reference_->evaluate(backend_,
-                              embed_generator(backend_, gan, *classifier_, reference_->n(), seed_));
+  const FeatureSet samples = embed_generator(backend_, gan, *classifier_, reference_->n(), seed_);
+  if (!gan.conditional()) return reference_->evaluate(backend_, samples);
+  const std::vector<int32_t> asked = generator_eval_labels(reference_->n());
+  return reference_->evaluate(backend_, samples, &asked);
 }
 
 std::string format_eval_table(const EvalMetrics& model, const EvalMetrics& floor) {
@@ -239,6 +311,25 @@ std::string format_eval_table(const EvalMetrics& model, const EvalMetrics& floor
   row("recall_k3", num("%.4f", model.prdc.recall), num("%.4f", floor.prdc.recall));
   row("density_k5", num("%.4f", model.prdc.density), num("%.4f", floor.prdc.density));
   row("coverage_k5", num("%.4f", model.prdc.coverage), num("%.4f", floor.prdc.coverage));
+  if (model.conditional) {
+    // The floor's figures are the real training subset's, read against its own labels.
+    const ConditionalMetrics& m = *model.conditional;
+    const ConditionalMetrics* f = floor.conditional ? &*floor.conditional : nullptr;
+    auto floor_num = [&](const char* format, double value) {
+      return f != nullptr ? num(format, value) : std::string("-");
+    };
+    row("conditional_accuracy", num("%.4f", m.accuracy), floor_num("%.4f", f ? f->accuracy : 0));
+    for (int k = 0; k < kClassifierClasses; ++k) {
+      const std::string name = "accuracy_digit_" + std::to_string(k);
+      row(name.c_str(), num("%.4f", m.class_accuracy[k]),
+          floor_num("%.4f", f ? f->class_accuracy[k] : 0));
+    }
+    for (int k = 0; k < kClassifierClasses; ++k) {
+      const std::string name = "frechet_digit_" + std::to_string(k);
+      row(name.c_str(), num("%.3f", m.class_frechet[k]),
+          floor_num("%.3f", f ? f->class_frechet[k] : 0));
+    }
+  }
   return text;
 }
 
@@ -274,11 +365,15 @@ void run_eval(const EvalOptions& options) {
   const double load_s = seconds_since(start);
 
   const auto reference_start = std::chrono::steady_clock::now();
-  const EvalReference reference(*backend, classifier, train, test, options.samples, options.seed);
+  const EvalReference reference(*backend, classifier, train, test, options.samples, options.seed,
+                                config.conditional);
   const double reference_s = seconds_since(reference_start);
   const auto model_start = std::chrono::steady_clock::now();
+  const std::vector<int32_t> asked =
+      config.conditional ? generator_eval_labels(options.samples) : std::vector<int32_t>{};
   const EvalMetrics model = reference.evaluate(
-      *backend, embed_generator(*backend, gan, classifier, options.samples, options.seed));
+      *backend, embed_generator(*backend, gan, classifier, options.samples, options.seed),
+      config.conditional ? &asked : nullptr);
   const double model_s = seconds_since(model_start);
 
   const int64_t step = stored.step;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,15 +37,27 @@ struct FeatureSet {
   BackendBuffer<float> backend_features;  // the same (n, 256) on the backend
 };
 
+// How well images match the digit they stand for: for a conditional generator the digit it
+// was asked for (generator_eval_labels), for the floor's real images their own label.
+struct ConditionalMetrics {
+  double accuracy = 0;                 // fraction whose classifier argmax is that digit
+  std::vector<double> class_accuracy;  // (10): the same among the images of digit k
+  // (10): Frechet distance of the images of digit k against the test images of digit k
+  // (NaN when fewer than 2 images of k were evaluated).
+  std::vector<double> class_frechet;
+};
+
 struct EvalMetrics {
   double frechet = 0;
   ScoreResult score;
   ClassHistogram histogram;
   PrdcResult prdc;
+  std::optional<ConditionalMetrics> conditional;  // conditional generators (and their floor)
 };
 void to_json(nlohmann::json& j, const EvalMetrics& m);
 
-// Rows of the printed table and columns of metrics.csv: name and value, in a fixed order.
+// Rows of the printed table and columns of metrics.csv: name and value, in a fixed order
+// (the unconditional figures; a conditional evaluation's go to the table and the JSON).
 std::vector<std::pair<std::string, double>> eval_figures(const EvalMetrics& m);
 
 // Runs `images` (n, 784), floats in [-1, 1] on the host, through the classifier.
@@ -62,19 +75,27 @@ FeatureSet embed_generator(Backend& backend, Gan& gan, Classifier& classifier, i
 
 // The real side of every comparison, computed once: the test set's features (kept on the
 // backend too, which must outlive the reference), Gaussian and k-NN radii, and the floor
-// (a seeded training subset of the same size against it).
+// (a seeded training subset of the same size against it). With per_class, also each digit's
+// test images' Gaussian, for conditional evaluations (the floor then has them too: the
+// training subset's images asked for by their own labels).
 class EvalReference {
  public:
   // Uses the first n test images and n training images chosen by Philox(seed).
   EvalReference(Backend& backend, Classifier& classifier, const MnistSplit& train,
-                const MnistSplit& test, int64_t n, uint64_t seed);
-  EvalMetrics evaluate(Backend& backend, const FeatureSet& samples) const;
+                const MnistSplit& test, int64_t n, uint64_t seed, bool per_class = false);
+  // asked (samples.n): the digit each sample stands for, for the conditional figures (needs
+  // per_class); nullptr: the unconditional figures only.
+  EvalMetrics evaluate(Backend& backend, const FeatureSet& samples,
+                       const std::vector<int32_t>* asked = nullptr) const;
   const EvalMetrics& floor() const { return floor_; }
   int64_t n() const { return test_.n; }
 
  private:
+  ConditionalMetrics conditional_metrics(const FeatureSet& samples,
+                                         const std::vector<int32_t>& asked) const;
   FeatureSet test_;
   FrechetReference test_frechet_;
+  std::vector<FrechetReference> class_frechet_;  // (10) with per_class, else empty
   std::vector<float> radii3_, radii5_;
   EvalMetrics floor_;
 };
@@ -83,8 +104,10 @@ class EvalReference {
 // (a missing file throws IoError naming the command that makes it) and the reference.
 class Evaluator {
  public:
+  // conditional: also the per-digit references, for evaluate_generator on a conditional Gan.
   Evaluator(Backend& backend, const std::string& classifier_path, const MnistSplit& train,
-            const MnistSplit& test, int64_t n, uint64_t seed);
+            const MnistSplit& test, int64_t n, uint64_t seed, bool conditional = false);
+  // A conditional Gan's evaluation has the conditional figures too.
   EvalMetrics evaluate_generator(Gan& gan);
   const EvalMetrics& floor() const { return reference_->floor(); }
   const ClassifierInfo& classifier_info() const { return info_; }

@@ -651,8 +651,9 @@ class Run {
   void start_evaluator(const MnistSplit& train) {
     const auto begin = std::chrono::steady_clock::now();
     const MnistSplit test = load_mnist(config_.data_dir, "t10k");
-    evaluator_ = std::make_unique<Evaluator>(*backend_, config_.classifier, train, test,
-                                             config_.eval_samples, config_.seed);
+    evaluator_ =
+        std::make_unique<Evaluator>(*backend_, config_.classifier, train, test,
+                                    config_.eval_samples, config_.seed, config_.conditional);
     std::fprintf(stderr,
                  "mnistgan: eval every %" PRId64 " steps and at the end: %" PRId64
                  " samples vs MNIST test | classifier %s (sha256 %.12s..., test accuracy %.4f) | "
@@ -679,7 +680,16 @@ class Run {
                   step, m.frechet, evaluator_->floor().frechet, m.score.mean,
                   m.histogram.classes_half_share, m.prdc.precision, m.prdc.recall, m.prdc.density,
                   m.prdc.coverage, seconds);
-    progress_->message(line);
+    std::string message = line;
+    if (m.conditional) {
+      char digits[96];
+      std::snprintf(digits, sizeof(digits), " | asked digit read back %.3f (worst digit %.3f)",
+                    m.conditional->accuracy,
+                    *std::min_element(m.conditional->class_accuracy.begin(),
+                                      m.conditional->class_accuracy.end()));
+      message += digits;
+    }
+    progress_->message(message);
     const nlohmann::json j = {{"step", step},
                               {"samples", config_.eval_samples},
                               {"seed", config_.seed},

@@ -234,3 +234,100 @@ TEST(EvalInTraining, FinalEvaluationOfTheEmaGeneratorAndTheRawOneOnRequest) {
 
 }  // namespace
 }  // namespace mnistgan
+
+namespace mnistgan {
+namespace {
+
+// A --conditional run's evaluation (at the end of the run, and `mnistgan eval` on its
+// checkpoint) adds how often the classifier reads back the digit that was asked for, overall
+// and per digit, and each digit's Frechet distance against that digit's test images, to the
+// table and the JSON, beside the same figures of the real floor; the unconditional figures
+// stay. An unconditional run's JSON has no "conditional".
+TEST(EvalInTraining, ConditionalRunAddsAskedDigitAccuracyAndPerDigitFrechet) {
+  TrainedClassifier& t = trained();
+  const fs::path dir = fresh_dir("conditional_eval");
+  const std::string classifier_path = (dir / "classifier.bin").string();
+  ClassifierInfo info;
+  info.test_accuracy = t.accuracy;
+  save_classifier(classifier_path, *t.classifier, info);
+  TrainConfig config = small_eval_run(t, dir, classifier_path);
+  config.conditional = true;
+  ::testing::internal::CaptureStderr();
+  const int code = run_training(config);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_EQ(code, 0) << log;
+  EXPECT_NE(log.find("asked digit read back"), std::string::npos) << log;
+  EXPECT_NE(log.find("conditional_accuracy"), std::string::npos) << log;
+  const nlohmann::json run =
+      nlohmann::json::parse(read_file((dir / "run" / "eval.json").string(), 1 << 20));
+  for (const char* side : {"model", "floor"}) {
+    const nlohmann::json& c = run.at(side).at("conditional");
+    EXPECT_EQ(c.at("class_accuracy").size(), 10u) << side;
+    EXPECT_EQ(c.at("class_frechet").size(), 10u) << side;
+    const double accuracy = c.at("accuracy").get<double>();
+    EXPECT_GE(accuracy, 0.0) << side;
+    EXPECT_LE(accuracy, 1.0) << side;
+    EXPECT_TRUE(run.at(side).contains("frechet_distance")) << side;  // the unconditional figures
+  }
+  // The floor is real images read against their own labels: about the classifier's accuracy.
+  EXPECT_GT(run.at("floor").at("conditional").at("accuracy").get<double>(), 0.8);
+
+  const std::string json = (dir / "eval.json").string();
+  const runtest::BinaryResult eval = runtest::run_command(
+      "eval --device cpu --checkpoint " + (dir / "run" / "latest.ckpt").string() +
+      " --classifier " + classifier_path + " --data " + config.data_dir + " --samples 200 --json " +
+      json);
+  EXPECT_EQ(eval.code, 0) << eval.output;
+  EXPECT_NE(eval.output.find("conditional_accuracy"), std::string::npos) << eval.output;
+  EXPECT_NE(eval.output.find("frechet_digit_9"), std::string::npos) << eval.output;
+  const nlohmann::json j = nlohmann::json::parse(read_file(json, 1 << 20));
+  EXPECT_NEAR(j.at("model").at("conditional").at("accuracy").get<double>(),
+              run.at("model").at("conditional").at("accuracy").get<double>(), 0.011)
+      << "the same generator, noise and asked digits as the run's final evaluation";
+
+  TrainConfig plain = small_eval_run(t, dir, classifier_path);
+  plain.out_dir = (dir / "plain").string();
+  ::testing::internal::CaptureStderr();
+  ASSERT_EQ(run_training(plain), 0) << ::testing::internal::GetCapturedStderr();
+  const nlohmann::json p =
+      nlohmann::json::parse(read_file((dir / "plain" / "eval.json").string(), 1 << 20));
+  EXPECT_FALSE(p.at("model").contains("conditional"));
+  EXPECT_FALSE(p.at("floor").contains("conditional"));
+  fs::remove_all(dir);
+}
+
+// The conditional figures themselves, on real test images standing in for a generator: asked
+// for their own labels they are read back about as often as the classifier is right, and
+// each digit's Frechet distance is small; asked for the wrong digit, almost never, and the
+// per-digit distances grow.
+TEST(EvalMetricsConditional, RightAndWrongLabelsOnRealImages) {
+  TrainedClassifier& t = trained();
+  const int64_t n = 500;
+  const EvalReference reference(*t.backend, *t.classifier, t.train, t.test, n, 1,
+                                /*per_class=*/true);
+  ASSERT_TRUE(reference.floor().conditional.has_value());
+  std::vector<uint8_t> pixels(t.test.images.pixels.end() - n * 784, t.test.images.pixels.end());
+  std::vector<int32_t> right, wrong;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t label = t.test.labels[t.test.images.count - n + i];
+    right.push_back(label);
+    wrong.push_back((label + 1) % 10);
+  }
+  const FeatureSet set = embed_pixels(*t.backend, *t.classifier, pixels.data(), n);
+  const EvalMetrics good = reference.evaluate(*t.backend, set, &right);
+  const EvalMetrics bad = reference.evaluate(*t.backend, set, &wrong);
+  ASSERT_TRUE(good.conditional && bad.conditional);
+  EXPECT_GT(good.conditional->accuracy, 0.8);
+  EXPECT_LT(bad.conditional->accuracy, 0.2);
+  EXPECT_EQ(good.frechet, bad.frechet) << "the unconditional figures do not use the labels";
+  for (int k = 0; k < 10; ++k) {
+    EXPECT_LT(good.conditional->class_frechet[k], bad.conditional->class_frechet[k]) << k;
+    EXPECT_GT(good.conditional->class_accuracy[k], bad.conditional->class_accuracy[k]) << k;
+  }
+  EXPECT_FALSE(reference.evaluate(*t.backend, set).conditional.has_value());
+  const EvalReference plain(*t.backend, *t.classifier, t.train, t.test, n, 1);
+  EXPECT_THROW(plain.evaluate(*t.backend, set, &right), std::logic_error);
+}
+
+}  // namespace
+}  // namespace mnistgan
