@@ -1,9 +1,10 @@
 // adam.cu: one Adam step over a flat buffer (see adam.cuh).
-#include <cuda_runtime.h>  // __fmul_rn, __fadd_rn, __fdiv_rn, __fsqrt_rn, pow, sqrt
+#include <cuda_runtime.h>  // __syncthreads
 
 #include <stdexcept>  // std::invalid_argument
 
 #include "adam.cuh"
+#include "core/formulas.h"  // adam_corrections, adam_update
 #include "cuda_check.cuh"   // CUDA_CHECK_LAUNCH
 #include "device_util.cuh"  // grid_blocks
 
@@ -17,28 +18,18 @@ static __global__ void __launch_bounds__(kAdamThreads)
   // Uniform across the grid (every thread reads the same word), so returning before the
   // barrier below is safe: no block is left waiting on threads that left.
   if (skip_if_nonzero != nullptr && *skip_if_nonzero != 0.0f) return;
-  __shared__ float s_step_size, s_bc2_sqrt;
-  if (threadIdx.x == 0) {
-    // As the CPU: in double from the float hyperparameters, then rounded to float.
-    const double t = static_cast<double>(*step + 1);
-    s_step_size = static_cast<float>(static_cast<double>(h.lr) /
-                                     (1.0 - pow(static_cast<double>(h.beta1), t)));
-    s_bc2_sqrt = static_cast<float>(sqrt(1.0 - pow(static_cast<double>(h.beta2), t)));
-  }
+  // The corrections in double (pow) once per block, shared.
+  __shared__ AdamCorrections s_corrections;
+  if (threadIdx.x == 0) s_corrections = adam_corrections(h, *step);
   __syncthreads();
-  const float step_size = s_step_size, bc2_sqrt = s_bc2_sqrt;
-  const float one_minus_b1 = 1.0f - h.beta1, one_minus_b2 = 1.0f - h.beta2;
+  const AdamCorrections c = s_corrections;
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const float g = grads[i];
-    // m = b1 m + (1 - b1) g;  v = b2 v + ((1 - b2) g) g   (CPU evaluation order, no FMA)
-    const float mi = __fadd_rn(__fmul_rn(h.beta1, m[i]), __fmul_rn(one_minus_b1, g));
-    const float vi = __fadd_rn(__fmul_rn(h.beta2, v[i]), __fmul_rn(__fmul_rn(one_minus_b2, g), g));
+    float p = params[i], mi = m[i], vi = v[i];
+    adam_update(grads[i], p, mi, vi, h, c);
     m[i] = mi;
     v[i] = vi;
-    // p -= (step_size m) / (sqrt(v) / sqrt(1 - b2^t) + eps)
-    const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), bc2_sqrt), h.eps);
-    params[i] = __fsub_rn(params[i], __fdiv_rn(__fmul_rn(step_size, mi), denom));
+    params[i] = p;
   }
 }
 

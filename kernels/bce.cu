@@ -1,11 +1,12 @@
 // bce.cu: BCE with logits, loss + gradient + stats in one deterministic kernel (see bce.cuh).
-#include <cuda_runtime.h>  // expf, log1pf
+#include <cuda_runtime.h>  // __syncthreads
 
 #include <stdexcept>  // std::invalid_argument
 #include <string>     // std::to_string
 
 #include "bce.cuh"
-#include "cuda_check.cuh"  // CUDA_CHECK_LAUNCH
+#include "core/formulas.h"  // bce_with_logits_terms, bce_with_logits_grad
+#include "cuda_check.cuh"   // CUDA_CHECK_LAUNCH
 
 namespace mnistgan {
 namespace {
@@ -17,16 +18,10 @@ static __global__ void __launch_bounds__(kBceThreads)
   __shared__ double s_loss[kBceThreads], s_prob[kBceThreads];
   double loss_sum = 0.0, prob_sum = 0.0;
   for (int i = threadIdx.x; i < n; i += kBceThreads) {
-    const float xi = x[i];
-    // exp of a non-positive number only: no overflow for any x.
-    const float ex = expf(-fabsf(xi));
-    // log(1 + exp(x)) - x t = max(x, 0) - x t + log1p(exp(-|x|))
-    const float loss = fmaxf(xi, 0.0f) - xi * target + log1pf(ex);
-    // sigmoid(x) = 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) for x < 0
-    const float prob = xi >= 0.0f ? 1.0f / (1.0f + ex) : ex / (1.0f + ex);
-    loss_sum += loss;
-    prob_sum += prob;
-    if (dx != nullptr) dx[i] = grad_scale * (prob - target) / static_cast<float>(n);
+    const BceTerms e = bce_with_logits_terms(x[i], target);
+    loss_sum += e.loss;
+    prob_sum += e.prob;
+    if (dx != nullptr) dx[i] = bce_with_logits_grad(e.prob, target, grad_scale, n);
   }
   s_loss[threadIdx.x] = loss_sum;
   s_prob[threadIdx.x] = prob_sum;

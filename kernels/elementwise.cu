@@ -5,6 +5,7 @@
 #include <stdexcept>  // std::invalid_argument
 #include <string>     // std::to_string
 
+#include "core/formulas.h"  // activation_grad
 #include "cuda_check.cuh"   // CUDA_CHECK, CUDA_CHECK_LAUNCH
 #include "device_util.cuh"  // grid_blocks
 #include "elementwise.cuh"
@@ -20,11 +21,7 @@ static __global__ void activation_backward_kernel(const float* __restrict__ Y, c
                                                   float* dZ, size_t n, Activation act,
                                                   float slope) {
   // dY and dZ may alias: each element is read before it is written, by the same thread.
-  MNISTGAN_GRID_STRIDE(i, n) {
-    const float y = Y[i], g = dY[i];
-    // y > 0 iff z > 0 for a positive slope, so the pre-activation need not be kept.
-    dZ[i] = act == Activation::kLeakyRelu ? (y > 0.0f ? g : slope * g) : g * (1.0f - y * y);
-  }
+  MNISTGAN_GRID_STRIDE(i, n) { dZ[i] = activation_grad(Y[i], dY[i], act, slope); }
 }
 
 static __global__ void concat_cols_kernel(const float* __restrict__ A, const float* __restrict__ B,

@@ -1,9 +1,10 @@
 // ema.cu: one EMA update over a flat buffer (see ema.cuh).
-#include <cuda_runtime.h>  // __fmul_rn, __fadd_rn
+#include <cuda_runtime.h>  // blockIdx, threadIdx
 
 #include <stdexcept>  // std::invalid_argument
 #include <string>     // std::to_string
 
+#include "core/formulas.h"  // ema_decay_at, ema_blend
 #include "cuda_check.cuh"   // CUDA_CHECK_LAUNCH
 #include "device_util.cuh"  // grid_blocks
 #include "ema.cuh"
@@ -15,14 +16,12 @@ static __global__ void __launch_bounds__(kEmaThreads)
     ema_kernel(float* __restrict__ ema, const float* __restrict__ params, size_t n, float decay,
                const int64_t* __restrict__ updates, const float* __restrict__ skip_if_nonzero) {
   if (skip_if_nonzero != nullptr && *skip_if_nonzero != 0.0f) return;
-  // Every thread computes the same warmed-up decay, in double as the CPU reference does.
-  const double t = static_cast<double>(*updates);
-  const double warm = (1.0 + t) / (10.0 + t);
-  const float d = static_cast<float>(warm < decay ? warm : static_cast<double>(decay));
+  // Every thread computes the same warmed-up decay.
+  const float d = ema_decay_at(*updates, decay);
   const float one_minus_d = 1.0f - d;
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<size_t>(gridDim.x) * blockDim.x)
-    ema[i] = __fadd_rn(__fmul_rn(d, ema[i]), __fmul_rn(one_minus_d, params[i]));
+    ema[i] = ema_blend(ema[i], params[i], d, one_minus_d);
 }
 
 }  // namespace

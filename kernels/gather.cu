@@ -1,10 +1,11 @@
 // gather.cu: batch gather + scaling to [-1, 1] (see gather.cuh).
-#include <cuda_runtime.h>  // __fdiv_rn, __fsub_rn
+#include <cuda_runtime.h>  // dim3, blockIdx
 
 #include <stdexcept>  // std::invalid_argument
 #include <string>     // std::to_string
 
-#include "cuda_check.cuh"  // CUDA_CHECK_LAUNCH
+#include "core/formulas.h"  // gather_perm_index, gathered_pixel, gathered_label
+#include "cuda_check.cuh"   // CUDA_CHECK_LAUNCH
 #include "gather.cuh"
 
 namespace mnistgan {
@@ -17,17 +18,9 @@ static __global__ void __launch_bounds__(kGatherThreads)
   const int r = blockIdx.y, rows = gridDim.y;
   const int p = blockIdx.x * kGatherThreads + threadIdx.x;
   if (p >= pixels) return;
-  const int64_t batch = *step * batches_per_step + batch_offset;
-  const int64_t slot = (batch / batches_per_epoch) % 2;
-  const int64_t b = batch % batches_per_epoch;
-  const int32_t image = perm[slot * n_images + b * rows + r];
-  float* dst = out + static_cast<size_t>(r) * pixels + p;
-  if (image < 0 || image >= n_images) {
-    *dst = __int_as_float(0x7fc00000);  // quiet NaN: a corrupt permutation, not a crash
-    return;
-  }
-  const float v = static_cast<float>(dataset[static_cast<size_t>(image) * pixels + p]);
-  *dst = __fsub_rn(__fdiv_rn(v, 127.5f), 1.0f);  // v / 127.5f - 1.0f, IEEE, no contraction
+  const int32_t image = perm[gather_perm_index(*step, batches_per_step, batch_offset,
+                                               batches_per_epoch, n_images, rows, r)];
+  out[static_cast<size_t>(r) * pixels + p] = gathered_pixel(dataset, image, n_images, pixels, p);
 }
 
 static __global__ void __launch_bounds__(kGatherThreads)
@@ -37,11 +30,9 @@ static __global__ void __launch_bounds__(kGatherThreads)
                          int32_t* __restrict__ out) {
   const int r = blockIdx.x * kGatherThreads + threadIdx.x;
   if (r >= rows) return;
-  const int64_t batch = *step * batches_per_step + batch_offset;
-  const int64_t slot = (batch / batches_per_epoch) % 2;
-  const int64_t b = batch % batches_per_epoch;
-  const int32_t image = perm[slot * n_images + b * rows + r];
-  out[r] = image >= 0 && image < n_images ? static_cast<int32_t>(labels[image]) : -1;
+  const int32_t image = perm[gather_perm_index(*step, batches_per_step, batch_offset,
+                                               batches_per_epoch, n_images, rows, r)];
+  out[r] = gathered_label(labels, image, n_images);
 }
 
 // The checks gather_batch and gather_labels share; `what` names the op.

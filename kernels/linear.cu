@@ -8,8 +8,9 @@
 #include <stdexcept>  // std::invalid_argument
 #include <string>     // std::to_string
 
+#include "core/formulas.h"  // activate
 #include "cuda_check.cuh"   // CUDA_CHECK, CUBLAS_CHECK, CUDA_CHECK_LAUNCH
-#include "device_util.cuh"  // apply_activation, grid_blocks
+#include "device_util.cuh"  // grid_blocks
 #include "linear.cuh"
 
 namespace mnistgan {
@@ -27,7 +28,7 @@ static __global__ void bias_activation_kernel(float* __restrict__ Y, const float
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     float z = Y[i];
     if (b != nullptr) z += b[i % out];
-    Y[i] = apply_activation(z, act, slope);
+    Y[i] = activate(z, act, slope);
   }
 }
 
@@ -204,7 +205,7 @@ static __global__ void __launch_bounds__((BM / TM) * (BN / TN))
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const float bias = (b != nullptr && col + e < N) ? b[col + e] : 0.0f;
-        v[e] = apply_activation(acc[i][j + e] + bias, act, slope);
+        v[e] = activate(acc[i][j + e] + bias, act, slope);
       }
       // vec_store: N % 4 == 0 and Y 16-byte aligned, so col < N means col + 3 < N.
       if (vec_store && col < N) {
@@ -314,7 +315,7 @@ static __global__ void __launch_bounds__(kTf32Threads)
     const int row = m0 + r, col = n0 + cc;
     if (row < M && col < N) {
       const float z = Cs[r * kLdC + cc] + (b != nullptr ? b[col] : 0.0f);
-      Y[static_cast<size_t>(row) * N + col] = apply_activation(z, act, slope);
+      Y[static_cast<size_t>(row) * N + col] = activate(z, act, slope);
     }
   }
 #endif

@@ -1,9 +1,10 @@
 // one_hot.cu: labels -> one-hot rows (see one_hot.cuh).
-#include <cuda_runtime.h>  // __int_as_float
+#include <cuda_runtime.h>  // blockIdx, threadIdx
 
 #include <stdexcept>  // std::invalid_argument
 #include <string>     // std::to_string
 
+#include "core/formulas.h"  // one_hot_value
 #include "cuda_check.cuh"   // CUDA_CHECK_LAUNCH
 #include "device_util.cuh"  // grid_blocks
 #include "one_hot.cuh"
@@ -18,10 +19,7 @@ static __global__ void __launch_bounds__(kOneHotThreads)
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const size_t r = i / classes;
-    const int c = static_cast<int>(i - r * classes);
-    const int32_t label = labels[r];
-    const bool valid = label >= 0 && label < classes;
-    out[i] = valid ? (c == label ? 1.0f : 0.0f) : __int_as_float(0x7fc00000);  // quiet NaN
+    out[i] = one_hot_value(labels[r], static_cast<int>(i - r * classes), classes);
   }
 }
 

@@ -14,6 +14,7 @@
 #include "backends/cpu_mbd.h"
 #include "backends/gemm_cpu.h"
 #include "core/backend.h"
+#include "core/formulas.h"  // the per-element formulas shared with kernels/
 #include "core/philox.h"
 
 namespace mnistgan {
@@ -27,8 +28,6 @@ void* alloc_zeroed(size_t bytes) {
   std::memset(p, 0, rounded);
   return p;
 }
-
-inline float leaky(float z, float slope) { return z > 0.0f ? z : slope * z; }
 
 class CpuBackend final : public Backend {
  public:
@@ -55,34 +54,19 @@ class CpuBackend final : public Backend {
       float* y = Y + static_cast<size_t>(r) * out;
       if (b != nullptr)
         for (int o = 0; o < out; ++o) y[o] += b[o];
-      switch (act) {
-        case Activation::kNone:
-          break;
-        case Activation::kLeakyRelu:
-          for (int o = 0; o < out; ++o) y[o] = leaky(y[o], slope);
-          break;
-        case Activation::kTanh:
-          for (int o = 0; o < out; ++o) y[o] = std::tanh(y[o]);
-          break;
-      }
+      if (act != Activation::kNone)
+        for (int o = 0; o < out; ++o) y[o] = activate(y[o], act, slope);
     }
   }
 
-  // The LeakyReLU derivative is read from the sign of the saved output: y > 0 iff z > 0
-  // for a positive slope, so the pre-activation need not be kept.
+  // From the saved output Y (see activation_grad).
   void activation_backward(const float* Y, const float* dY, float* dZ, size_t n, Activation act,
                            float slope) override {
-    switch (act) {
-      case Activation::kNone:
-        if (dZ != dY) std::memmove(dZ, dY, n * sizeof(float));
-        break;
-      case Activation::kLeakyRelu:
-        for (size_t i = 0; i < n; ++i) dZ[i] = Y[i] > 0.0f ? dY[i] : slope * dY[i];
-        break;
-      case Activation::kTanh:
-        for (size_t i = 0; i < n; ++i) dZ[i] = dY[i] * (1.0f - Y[i] * Y[i]);
-        break;
+    if (act == Activation::kNone) {
+      if (dZ != dY) std::memmove(dZ, dY, n * sizeof(float));
+      return;
     }
+    for (size_t i = 0; i < n; ++i) dZ[i] = activation_grad(Y[i], dY[i], act, slope);
   }
 
   // dZ (rows, out): dW (out, in) = dZ^T X; db (out) = sum over rows; dX (rows, in) = dZ W.
@@ -128,19 +112,15 @@ class CpuBackend final : public Backend {
     mbd_backward_cpu(M, dO, dM, groups, B, K, C);
   }
 
-  // loss_i = max(x,0) - x t + log1p(exp(-|x|)); sums in double, in index order.
+  // Per logit bce_with_logits_terms; sums in double, in index order.
   void bce_with_logits(const float* x, int n, float target, float grad_scale, float* dx,
                        float* stats) override {
     double loss_sum = 0.0, prob_sum = 0.0;
     for (int i = 0; i < n; ++i) {
-      const float xi = x[i];
-      const float loss = std::max(xi, 0.0f) - xi * target + std::log1p(std::exp(-std::fabs(xi)));
-      // sigmoid without overflow: exp of a non-positive number only.
-      const float ex = std::exp(-std::fabs(xi));
-      const float prob = xi >= 0.0f ? 1.0f / (1.0f + ex) : ex / (1.0f + ex);
-      loss_sum += loss;
-      prob_sum += prob;
-      if (dx != nullptr) dx[i] = grad_scale * (prob - target) / static_cast<float>(n);
+      const BceTerms e = bce_with_logits_terms(x[i], target);
+      loss_sum += e.loss;
+      prob_sum += e.prob;
+      if (dx != nullptr) dx[i] = bce_with_logits_grad(e.prob, target, grad_scale, n);
     }
     if (stats != nullptr) {
       stats[0] += static_cast<float>(loss_sum / n);
@@ -185,16 +165,9 @@ class CpuBackend final : public Backend {
                  float* __restrict v, size_t n, const AdamHyper& h, const int64_t* step,
                  const float* skip_if_nonzero) override {
     if (skip_if_nonzero != nullptr && *skip_if_nonzero != 0.0f) return;
-    const double t = static_cast<double>(*step + 1);
-    const float step_size = static_cast<float>(h.lr / (1.0 - std::pow(h.beta1, t)));
-    const float bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(h.beta2, t)));
+    const AdamCorrections c = adam_corrections(h, *step);
 #pragma omp simd
-    for (size_t i = 0; i < n; ++i) {
-      const float g = grads[i];
-      m[i] = h.beta1 * m[i] + (1.0f - h.beta1) * g;
-      v[i] = h.beta2 * v[i] + (1.0f - h.beta2) * g * g;
-      params[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2_sqrt + h.eps);
-    }
+    for (size_t i = 0; i < n; ++i) adam_update(grads[i], params[i], m[i], v[i], h, c);
   }
 
   void ema_update(float* __restrict ema, const float* __restrict params, size_t n, float decay,
@@ -203,12 +176,10 @@ class CpuBackend final : public Backend {
       throw std::invalid_argument("ema_update: decay " + std::to_string(decay) +
                                   " is outside [0, 1)");
     if (skip_if_nonzero != nullptr && *skip_if_nonzero != 0.0f) return;
-    const double t = static_cast<double>(*updates);
-    const double warm = (1.0 + t) / (10.0 + t);
-    const float d = static_cast<float>(std::min(warm, static_cast<double>(decay)));
+    const float d = ema_decay_at(*updates, decay);
     const float one_minus_d = 1.0f - d;
 #pragma omp simd
-    for (size_t i = 0; i < n; ++i) ema[i] = d * ema[i] + one_minus_d * params[i];
+    for (size_t i = 0; i < n; ++i) ema[i] = ema_blend(ema[i], params[i], d, one_minus_d);
   }
 
   void gaussian_noise(float* out, size_t n, uint64_t seed, uint32_t stream,
@@ -224,26 +195,22 @@ class CpuBackend final : public Backend {
   void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels, int rows,
                     const int64_t* step, int batches_per_step, int batch_offset,
                     int64_t batches_per_epoch, float* out) override {
-    const int64_t batch = *step * batches_per_step + batch_offset;
-    const int64_t slot = (batch / batches_per_epoch) % 2;
-    const int64_t b = batch % batches_per_epoch;
     for (int r = 0; r < rows; ++r) {
-      const int32_t image = perm[slot * n_images + b * rows + r];
-      const uint8_t* src = dataset + static_cast<size_t>(image) * pixels;
+      const int32_t image = perm[gather_perm_index(*step, batches_per_step, batch_offset,
+                                                   batches_per_epoch, n_images, rows, r)];
       float* dst = out + static_cast<size_t>(r) * pixels;
-      for (int p = 0; p < pixels; ++p) dst[p] = static_cast<float>(src[p]) / 127.5f - 1.0f;
+      // A row of NaN for an image index outside [0, n_images), as the kernel.
+      for (int p = 0; p < pixels; ++p) dst[p] = gathered_pixel(dataset, image, n_images, pixels, p);
     }
   }
 
   void gather_labels(const uint8_t* labels, const int32_t* perm, int n_images, int rows,
                      const int64_t* step, int batches_per_step, int batch_offset,
                      int64_t batches_per_epoch, int32_t* out) override {
-    const int64_t batch = *step * batches_per_step + batch_offset;
-    const int64_t slot = (batch / batches_per_epoch) % 2;
-    const int64_t b = batch % batches_per_epoch;
     for (int r = 0; r < rows; ++r) {
-      const int32_t image = perm[slot * n_images + b * rows + r];
-      out[r] = image >= 0 && image < n_images ? static_cast<int32_t>(labels[image]) : -1;
+      const int32_t image = perm[gather_perm_index(*step, batches_per_step, batch_offset,
+                                                   batches_per_epoch, n_images, rows, r)];
+      out[r] = gathered_label(labels, image, n_images);
     }
   }
 
@@ -258,10 +225,8 @@ class CpuBackend final : public Backend {
 
   void one_hot(const int32_t* labels, float* out, int rows, int classes) override {
     for (int r = 0; r < rows; ++r) {
-      const int32_t label = labels[r];
-      const bool valid = label >= 0 && label < classes;
       float* row = out + static_cast<size_t>(r) * classes;
-      for (int c = 0; c < classes; ++c) row[c] = valid ? (c == label ? 1.0f : 0.0f) : NAN;
+      for (int c = 0; c < classes; ++c) row[c] = one_hot_value(labels[r], c, classes);
     }
   }
 

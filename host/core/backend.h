@@ -1,4 +1,5 @@
-// backend.h: the op interface that the model and the trainer are written against.
+// backend.h: the op interface that the model, the trainer, the classifier and the toy are
+// written against.
 //
 // A Backend owns memory (host memory for the CPU backend, device memory for the CUDA
 // backend) and runs ops on it. Every pointer passed to an op is a pointer the same
@@ -142,6 +143,7 @@ class Backend {
   //   batch = (*step) * batches_per_step + batch_offset   (global batch counter)
   //   epoch = batch / batches_per_epoch, slot = epoch % 2, b = batch % batches_per_epoch
   //   out[r, p] = dataset[perm[slot * n_images + b * rows + r], p] / 127.5 - 1
+  // A perm entry outside [0, n_images) gives a row of quiet NaN (core/formulas.h).
   // perm holds two epochs' permutations (2, n_images) so an epoch boundary inside a step
   // needs no host action mid-step. dataset (n_images, pixels), out (rows, pixels).
   virtual void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels,

@@ -14,11 +14,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define MNISTGAN_HD __host__ __device__ __forceinline__
-#else
-#define MNISTGAN_HD inline
-#endif
+#include "core/host_device.h"  // MNISTGAN_HD
 
 namespace mnistgan {
 

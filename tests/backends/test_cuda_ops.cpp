@@ -582,6 +582,32 @@ TEST(CudaOps, LabelOpsBitwiseEqualCpu) {
   }
 }
 
+// A corrupt permutation (indices -1 and n_images) gives the same NaN rows on both.
+TEST(CudaOps, GatherBatchOutOfRangeIndexBitwiseEqualsCpu) {
+  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  Pair p = make_backends();
+  const int n_images = 8, pixels = 300, rows = 4;
+  std::vector<uint8_t> data(static_cast<size_t>(n_images) * pixels);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 7);
+  const std::vector<int32_t> perm{3, -1, n_images, 0, 1, 2, 3, 4, 5, 6, 7, -7, 0, 1, 2, 3};
+  auto cd = upload(*p.cpu, data), gd = upload(*p.gpu, data);
+  auto cp = upload(*p.cpu, perm), gp = upload(*p.gpu, perm);
+  auto cstep = alloc<int64_t>(*p.cpu, 1), gstep = alloc<int64_t>(*p.gpu, 1);
+  auto co = alloc<float>(*p.cpu, rows * pixels), go = alloc<float>(*p.gpu, rows * pixels);
+  for (int offset = 0; offset < 4; ++offset) {  // batches 0, 1 (slot 0) and 2, 3 (slot 1)
+    p.cpu->gather_batch(cd.get(), cp.get(), n_images, pixels, rows, cstep.get(), 1, offset, 2,
+                        co.get());
+    p.gpu->gather_batch(gd.get(), gp.get(), n_images, pixels, rows, gstep.get(), 1, offset, 2,
+                        go.get());
+    const std::vector<float> want = download(*p.cpu, co.get(), rows * pixels);
+    expect_bitwise_equal(download(*p.gpu, go.get(), rows * pixels), want,
+                         "gather_batch offset=" + std::to_string(offset));
+    if (offset == 0) {
+      EXPECT_TRUE(std::isnan(want[pixels]) && std::isnan(want[2 * pixels]));
+    }
+  }
+}
+
 TEST(CudaOps, IncrementAndCountNonfiniteMatchCpu) {
   if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
   Pair p = make_backends();

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>  // std::memcpy
 #include <functional>
 #include <random>
 #include <vector>
@@ -344,6 +345,32 @@ TEST(CpuGather, ScalesAndFollowsThePermutationSlots) {
   backend->gather_batch(extremes.data(), p2.data(), 2, 1, 2, &step, 1, 0, 1, o2.data());
   EXPECT_EQ(o2[0], -1.0f);
   EXPECT_EQ(o2[1], 1.0f);
+}
+
+// A corrupt permutation entry gives that row quiet NaN (0x7fc00000), as the kernel does
+// (core/formulas.h gathered_pixel), and never reads outside the dataset.
+TEST(CpuGather, AnImageIndexOutOfRangeGivesARowOfNaN) {
+  auto backend = make_cpu_backend();
+  const int n_images = 4, pixels = 5, rows = 4;
+  std::vector<uint8_t> data(n_images * pixels);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 11);
+  std::vector<int32_t> perm{-1, 2, n_images, 1, 0, 1, 2, 3};
+  std::vector<float> out(rows * pixels, 0.0f);
+  int64_t step = 0;
+  backend->gather_batch(data.data(), perm.data(), n_images, pixels, rows, &step, 1, 0, 1,
+                        out.data());
+  for (int r = 0; r < rows; ++r) {
+    for (int p = 0; p < pixels; ++p) {
+      const float v = out[r * pixels + p];
+      if (perm[r] < 0 || perm[r] >= n_images) {
+        uint32_t bits;
+        std::memcpy(&bits, &v, sizeof bits);
+        EXPECT_EQ(bits, 0x7fc00000u) << "row " << r << " pixel " << p;
+      } else {
+        EXPECT_EQ(v, data[perm[r] * pixels + p] / 127.5f - 1.0f) << "row " << r;
+      }
+    }
+  }
 }
 
 TEST(CpuConcat, SplitInvertsConcat) {

@@ -1,0 +1,153 @@
+// formulas.h: the per-element formulas that the CPU reference (host/backends/cpu_backend.cpp)
+// and the kernels (kernels/*.cu) share, written once. The loops, reductions and memory
+// layouts around them stay with each side; only the arithmetic on one element lives here.
+//
+// Rounding (host_device.h): *_rn helpers where the kernel must round exactly as the CPU
+// (Adam, EMA, pixel scaling: bitwise identical on every backend); plain operators where
+// the backends are compared at a tolerance and nvcc may fuse (activations, BCE).
+// Math functions are the global float ones (expf, tanhf, ...): libm's on the host, CUDA's
+// on the device.
+#pragma once
+
+#include <math.h>  // expf, log1pf, fabsf, fmaxf, tanhf, pow, sqrt (global names, device too)
+
+#include <cstdint>  // int64_t, uint8_t
+
+#include "core/backend.h"      // Activation, AdamHyper
+#include "core/host_device.h"  // MNISTGAN_HD, add_rn..., quiet_nan
+
+namespace mnistgan {
+
+// ---- activations --------------------------------------------------------------------------
+
+// act(z). LeakyReLU: z > 0 ? z : slope z.
+MNISTGAN_HD float activate(float z, Activation act, float slope) {
+  switch (act) {
+    case Activation::kLeakyRelu:
+      return z > 0.0f ? z : slope * z;
+    case Activation::kTanh:
+      return tanhf(z);
+    default:
+      return z;
+  }
+}
+
+// dL/dz from the saved output y = act(z) and g = dL/dy. y > 0 iff z > 0 for a positive
+// slope, so the LeakyReLU derivative reads the output and the pre-activation need not be
+// kept; tanh' = 1 - y^2.
+MNISTGAN_HD float activation_grad(float y, float g, Activation act, float slope) {
+  switch (act) {
+    case Activation::kLeakyRelu:
+      return y > 0.0f ? g : slope * g;
+    case Activation::kTanh:
+      return g * (1.0f - y * y);
+    default:
+      return g;
+  }
+}
+
+// ---- binary cross-entropy on logits -------------------------------------------------------
+
+struct BceTerms {
+  float loss;  // -t log(sigmoid(x)) - (1 - t) log(1 - sigmoid(x))
+  float prob;  // sigmoid(x)
+};
+
+// One logit x with target t. exp of a non-positive number only: no overflow for any x.
+//   log(1 + e^x) - x t = max(x, 0) - x t + log1p(e^-|x|)
+//   sigmoid(x) = 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) for x < 0
+MNISTGAN_HD BceTerms bce_with_logits_terms(float x, float target) {
+  const float ex = expf(-fabsf(x));
+  const float loss = fmaxf(x, 0.0f) - x * target + log1pf(ex);
+  const float prob = x >= 0.0f ? 1.0f / (1.0f + ex) : ex / (1.0f + ex);
+  return {loss, prob};
+}
+
+// d(grad_scale * mean loss)/dx for one of n logits: grad_scale (sigmoid(x) - t) / n.
+MNISTGAN_HD float bce_with_logits_grad(float prob, float target, float grad_scale, int n) {
+  return grad_scale * (prob - target) / static_cast<float>(n);
+}
+
+// ---- Adam ---------------------------------------------------------------------------------
+
+// The bias corrections of update t = step + 1, in double from the float hyperparameters,
+// then rounded to float: step_size = lr / (1 - b1^t), bc2_sqrt = sqrt(1 - b2^t).
+struct AdamCorrections {
+  float step_size;
+  float bc2_sqrt;
+};
+MNISTGAN_HD AdamCorrections adam_corrections(const AdamHyper& h, int64_t step) {
+  const double t = static_cast<double>(step + 1);
+  return {
+      static_cast<float>(static_cast<double>(h.lr) / (1.0 - pow(static_cast<double>(h.beta1), t))),
+      static_cast<float>(sqrt(1.0 - pow(static_cast<double>(h.beta2), t)))};
+}
+
+// One parameter p with gradient g and moments m, v, every operation rounded on its own:
+//   m = b1 m + (1 - b1) g;  v = b2 v + ((1 - b2) g) g
+//   p -= (step_size m) / (sqrt(v) / bc2_sqrt + eps)
+MNISTGAN_HD void adam_update(float g, float& p, float& m, float& v, const AdamHyper& h,
+                             AdamCorrections c) {
+  const float mi = add_rn(mul_rn(h.beta1, m), mul_rn(sub_rn(1.0f, h.beta1), g));
+  const float vi = add_rn(mul_rn(h.beta2, v), mul_rn(mul_rn(sub_rn(1.0f, h.beta2), g), g));
+  m = mi;
+  v = vi;
+  const float denom = add_rn(div_rn(sqrt_rn(vi), c.bc2_sqrt), h.eps);
+  p = sub_rn(p, div_rn(mul_rn(c.step_size, mi), denom));
+}
+
+// ---- EMA of the generator -----------------------------------------------------------------
+
+// The decay after `updates` optimiser updates: min(decay, (1 + t) / (10 + t)) in double,
+// rounded to float (the warm-up lets the average forget the initial weights quickly).
+MNISTGAN_HD float ema_decay_at(int64_t updates, float decay) {
+  const double t = static_cast<double>(updates);
+  const double warm = (1.0 + t) / (10.0 + t);
+  return static_cast<float>(warm < decay ? warm : static_cast<double>(decay));
+}
+
+// ema = d ema + (1 - d) p, with one_minus_d = 1 - d computed once by the caller.
+MNISTGAN_HD float ema_blend(float ema, float p, float d, float one_minus_d) {
+  return add_rn(mul_rn(d, ema), mul_rn(one_minus_d, p));
+}
+
+// ---- the data batch -----------------------------------------------------------------------
+
+// The element of perm (2, n_images) that names row r of the batch queued at `step`:
+//   batch = step * batches_per_step + batch_offset, slot = (batch / batches_per_epoch) % 2,
+//   b = batch % batches_per_epoch, index = slot * n_images + b * rows + r.
+MNISTGAN_HD int64_t gather_perm_index(int64_t step, int batches_per_step, int batch_offset,
+                                      int64_t batches_per_epoch, int n_images, int rows, int r) {
+  const int64_t batch = step * batches_per_step + batch_offset;
+  const int64_t slot = (batch / batches_per_epoch) % 2;
+  const int64_t b = batch % batches_per_epoch;
+  return slot * n_images + b * rows + r;
+}
+
+// A uint8 pixel scaled to [-1, 1]: v / 127.5 - 1.
+MNISTGAN_HD float scale_pixel(uint8_t v) {
+  return sub_rn(div_rn(static_cast<float>(v), 127.5f), 1.0f);
+}
+
+// Pixel p of image `image` of dataset (n_images, pixels), scaled; a quiet NaN for an image
+// index outside [0, n_images): a corrupt permutation shows as NaN in the batch and the
+// losses, not as an out-of-bounds read.
+MNISTGAN_HD float gathered_pixel(const uint8_t* dataset, int32_t image, int n_images, int pixels,
+                                 int p) {
+  if (image < 0 || image >= n_images) return quiet_nan();
+  return scale_pixel(dataset[static_cast<size_t>(image) * pixels + p]);
+}
+
+// The label of image `image`, or -1 for an index outside [0, n_images) (as gathered_pixel).
+MNISTGAN_HD int32_t gathered_label(const uint8_t* labels, int32_t image, int n_images) {
+  return image >= 0 && image < n_images ? static_cast<int32_t>(labels[image]) : -1;
+}
+
+// Element c of the one-hot row of `label` over `classes`: 1 or 0, and a quiet NaN in every
+// element for a label outside [0, classes), so a bad label cannot pass as a digit.
+MNISTGAN_HD float one_hot_value(int32_t label, int c, int classes) {
+  if (label < 0 || label >= classes) return quiet_nan();
+  return c == label ? 1.0f : 0.0f;
+}
+
+}  // namespace mnistgan
