@@ -38,11 +38,11 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root" || exit 1
 stage_dir=.gpu
 self="$repo_root/scripts/gpu_session.sh"
-# Every test that needs a GPU has "Cuda" in its suite or test name (tests/test_util.h); the
+# Every test that needs a GPU has "Cuda" in its suite name (tests/cuda_test.h checks); the
 # kernel tests are the ones without a training run in them, fast enough for racecheck.
 gpu_tests='*Cuda*'
-kernel_tests='Cuda*:*/CudaLinearVersion.*:SoftmaxXentCuda.*:NanGuardOps.Cuda*:EvalCuda.*:PrdcCuda.*'
-step_tests='TrainCuda.*:NanGuardCuda.*:ToyTrain.Cuda*'
+kernel_tests='Cuda*:*/CudaLinearVersion.*:SoftmaxXentCuda.*:NanGuardOpsCuda.*:EvalCuda.*:PrdcCuda.*'
+step_tests='TrainCuda.*:NanGuardCuda.*:ToyTrainCuda.*'
 
 die() {
   echo "gpu_session.sh: error: $*" >&2

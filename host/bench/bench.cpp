@@ -101,45 +101,6 @@ std::vector<LayerShape> model_layer_shapes(const ModelShape& shape, int batch) {
   return layers;
 }
 
-WorkCount linear_forward_work(int rows, int in, int out, bool bias) {
-  const double r = rows, i = in, o = out;
-  WorkCount w;
-  w.flops = 2.0 * r * i * o + (bias ? 2.0 : 1.0) * r * o;  // GEMM, bias add, activation
-  w.bytes = 4.0 * (r * i + o * i + (bias ? o : 0.0) + r * o);
-  return w;
-}
-
-WorkCount linear_backward_work(int rows, int in, int out, bool bias) {
-  const double r = rows, i = in, o = out;
-  WorkCount w;
-  w.flops = 4.0 * r * i * o + (bias ? r * o : 0.0);  // dW and dX GEMMs, db column sums
-  // Reads X, W, dZ; writes dX, dW, db.
-  w.bytes = 4.0 * (r * i + o * i + r * o + r * i + o * i + (bias ? o : 0.0));
-  return w;
-}
-
-WorkCount mbd_forward_work(int groups, int B, int K, int C) {
-  const double pairs = static_cast<double>(groups) * B * (B - 1.0);
-  WorkCount w;
-  w.flops = pairs * K * (3.0 * C + 2.0);
-  w.bytes = 4.0 * static_cast<double>(groups) * B * K * (C + 1.0);  // M in, O out
-  return w;
-}
-
-WorkCount mbd_backward_work(int groups, int B, int K, int C) {
-  const double pairs = static_cast<double>(groups) * B * (B - 1.0);
-  WorkCount w;
-  w.flops = pairs * K * (5.0 * C + 3.0);
-  w.bytes = 4.0 * static_cast<double>(groups) * B * K * (2.0 * C + 1.0);  // M, dO in; dM out
-  return w;
-}
-
-WorkCount adam_work(size_t n) { return {12.0 * n, 28.0 * n}; }
-
-WorkCount activation_backward_work(size_t n) { return {2.0 * n, 12.0 * n}; }
-
-WorkCount bce_work(int n) { return {12.0 * n, 8.0 * n}; }
-
 double roofline_fraction(const WorkCount& work, double seconds, double peak_flops_per_s,
                          double peak_bytes_per_s) {
   if (seconds <= 0) return 0;

@@ -22,7 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "core/config.h"  // ModelShape
+#include "core/config.h"     // ModelShape
+#include "core/op_checks.h"  // WorkCount and the work counts of every op
 
 namespace mnistgan {
 
@@ -68,30 +69,6 @@ struct LayerShape {
   int act = 0;  // Activation as int: 0 none, 1 LeakyReLU, 2 tanh (backend.h's order)
 };
 std::vector<LayerShape> model_layer_shapes(const ModelShape& shape, int batch);
-
-// Floating-point operations and the minimum bytes moved (every input read once, every output
-// written once, fp32) of each op, for the GFLOP/s, GB/s and roofline columns.
-struct WorkCount {
-  double flops = 0;
-  double bytes = 0;
-};
-// Y = act(X W^T + b): 2 rows in out multiply-adds, plus bias and activation per output.
-WorkCount linear_forward_work(int rows, int in, int out, bool bias);
-// dW = dZ^T X and dX = dZ W (2 x 2 rows in out) plus the column sums for db.
-WorkCount linear_backward_work(int rows, int in, int out, bool bias);
-// Minibatch discrimination over groups of B rows, K kernels of C dims: per ordered pair
-// (i, j != i) and kernel, C subtractions, C absolute values, C additions, one exp and one
-// accumulation, counted as 3C + 2 operations (exp as one; it runs on the special-function
-// units on a GPU, so this understates the work slightly).
-WorkCount mbd_forward_work(int groups, int B, int K, int C);
-// Backward: per pair and kernel the exp again plus C sign-multiply-adds: 5C + 3.
-WorkCount mbd_backward_work(int groups, int B, int K, int C);
-// Adam over n parameters: reads p, g, m, v and writes p, m, v (28 bytes), ~12 flops each.
-WorkCount adam_work(size_t n);
-// dZ = dY * act'(Y) over n elements: reads Y, dY, writes dZ.
-WorkCount activation_backward_work(size_t n);
-// BCE with logits over n logits: reads x, writes dx.
-WorkCount bce_work(int n);
 
 // Fraction of the roofline a measured time reaches: the faster of the compute and the memory
 // bound divided by the time, so 1.0 means as fast as this machine's ceilings allow. Returns 0

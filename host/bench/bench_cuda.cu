@@ -2,14 +2,15 @@
 // kernel of the training step and the library comparators at the model's layer shapes.
 //
 // For each row: inputs are drawn on the host, the CPU backend computes the reference, the
-// device version runs once and is compared (|got - want| <= atol + rtol |want|, tolerances
-// below); a mismatch marks the row FAILED (it is still timed, so the table shows both). Then
+// device version runs once and is compared (|got - want| <= atol + rtol |want|, at the
+// tolerances of core/op_checks.h, the table the CUDA-vs-CPU tests use); a mismatch marks
+// the row FAILED (it is still timed, so the table shows both). Then
 // --warmup untimed runs and --repeats timed runs, each timed alone with CUDA events after a
 // write of a buffer twice the L2 size, so no repeat finds its inputs left in L2 by the last.
 //
 // Linear-forward variants at every layer shape:
-//   v1        cuBLAS SGEMM + the fused bias/activation kernel (kernels/linear.cu): this IS the
-//             "cuBLAS SGEMM + separate bias+LeakyReLU kernel" comparator of issue 4;
+//   v1        cuBLAS SGEMM + the fused bias/activation kernel (kernels/linear.cu): the
+//             library GEMM with a separate bias + activation pass, the comparator for v2;
 //   v2        the custom tiled SIMT GEMM with bias and activation in registers;
 //   v2 tf32   the WMMA TF32 tensor-core kernel (compute capability 8.0+);
 //   cublasLt  cuBLASLt matmul with CUBLASLT_EPILOGUE_BIAS, then a LeakyReLU/tanh pass;
@@ -38,6 +39,8 @@
 #include "bench/bench.h"          // BenchReport, KernelRow, work counts
 #include "core/backend.h"         // make_cpu_backend, Activation
 #include "core/backend_buffer.h"  // BackendBuffer
+#include "core/formulas.h"        // activate
+#include "core/op_checks.h"       // op_tolerance, check_close, the work counts
 #include "cuda_check.cuh"         // CUDA_CHECK, CUBLAS_CHECK, CUDNN_CHECK
 #include "elementwise.cuh"        // activation_backward
 #include "linear.cuh"             // linear_forward, linear_backward, LinearContext
@@ -46,28 +49,6 @@
 
 namespace mnistgan {
 namespace {
-
-// ---- tolerances ----------------------------------------------------------------------------
-// FP32 GEMM: the device and OpenBLAS sum K products in different orders; each reassociation
-// moves a result by ~eps times the partial sums, which grow like sqrt(K) times the output
-// scale for these random inputs. 2e-6 sqrt(K) (max|ref| + 1) is ~30x that (2e-3 at K = 2048
-// and outputs of ~20), while an indexing bug moves outputs by O(max|ref|).
-constexpr double kGemmAtolPerSqrtK = 2e-6;
-constexpr double kGemmRtol = 1e-4;
-// TF32 rounds both operands to 10-bit mantissas (2^-11 relative each): ~1e-3 of the output
-// scale in practice; 5e-3 (max|ref| + 1) leaves margin.
-constexpr double kTf32AtolScale = 5e-3;
-constexpr double kTf32Rtol = 1e-2;
-// Elementwise ops (expf, log1pf, tanh derivative): a few ulp.
-constexpr double kEltAtol = 1e-6;
-constexpr double kEltRtol = 1e-5;
-// Minibatch discrimination: same summation order on both, expf differs by <= 2 ulp; the
-// backward sums signed terms whose partial sums grow like B.
-constexpr double kMbdRtol = 1e-4;
-constexpr double kMbdAtolPerRow = 1e-6;
-// Adam: the same expression and rounding; pow() in the bias correction may differ by an ulp.
-constexpr double kAdamAtol = 1e-7;
-constexpr double kAdamRtol = 1e-6;
 
 // Ceiling sizes: far beyond any cache, big enough to reach steady state.
 constexpr size_t kCopyBytes = size_t{1} << 30;  // 1 GiB
@@ -154,41 +135,12 @@ class CpuRef {
   std::vector<BackendBuffer<int64_t>> steps_;
 };
 
-// "" when every element satisfies |got - want| <= atol + rtol |want|, else the worst one.
-std::string compare(const std::vector<float>& got, const std::vector<float>& want, double atol,
-                    double rtol, const char* what, double& max_abs_error) {
-  if (got.size() != want.size()) return std::string(what) + ": size mismatch";
-  size_t worst = 0, bad = 0;
-  double worst_excess = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
-    max_abs_error = std::max(max_abs_error, std::isnan(err) ? INFINITY : err);
-    const double excess = err - (atol + rtol * std::fabs(want[i]));
-    if (!(excess <= 0)) {  // NaN counts as a mismatch
-      if (bad == 0 || !(excess <= worst_excess)) worst = i, worst_excess = excess;
-      ++bad;
-    }
-  }
-  if (bad == 0) return "";
-  char text[200];
-  std::snprintf(text, sizeof(text),
-                "%s: %zu of %zu outside tolerance, worst [%zu] got %.6g want %.6g", what, bad,
-                got.size(), worst, got[worst], want[worst]);
-  return text;
-}
-
-double max_abs(const std::vector<float>& v) {
-  double m = 0;
-  for (float x : v) m = std::max(m, static_cast<double>(std::fabs(x)));
-  return m;
-}
-
-std::string gemm_check(const std::vector<float>& got, const std::vector<float>& want, int K,
-                       bool tf32, const char* what, double& max_abs_error) {
-  const double scale = max_abs(want) + 1.0;
-  const double atol =
-      tf32 ? kTf32AtolScale * scale : kGemmAtolPerSqrtK * std::sqrt(static_cast<double>(K)) * scale;
-  return compare(got, want, atol, tf32 ? kTf32Rtol : kGemmRtol, what, max_abs_error);
+// "" when got is within op's tolerance of want (core/op_checks.h), else why not.
+std::string check_op(Op op, const std::vector<float>& got, const std::vector<float>& want,
+                     const char* what, double& max_abs_error, int64_t reduction = 1,
+                     bool tf32 = false) {
+  return check_close(got, want, op_tolerance(op, reduction, max_abs(want), tf32), what,
+                     &max_abs_error);
 }
 
 // ---- timing --------------------------------------------------------------------------------
@@ -237,8 +189,7 @@ class Timer {
 __global__ void apply_activation_kernel(float* y, size_t n, int act, float slope) {
   for (size_t i = blockIdx.x * size_t{blockDim.x} + threadIdx.x; i < n;
        i += size_t{gridDim.x} * blockDim.x) {
-    const float v = y[i];
-    y[i] = act == 1 ? (v > 0.0f ? v : slope * v) : tanhf(v);
+    y[i] = activate(y[i], static_cast<Activation>(act), slope);
   }
 }
 
@@ -722,7 +673,7 @@ class CudaKernelBench {
     row.work = linear_forward_work(L.rows, L.in, L.out, L.bias);
     auto check_y = [&](bool tf32) {
       return [&, tf32](double& err) {
-        return gemm_check(download(y.f(), ny), ref_y, L.in, tf32, "Y", err);
+        return check_op(Op::kLinearForward, download(y.f(), ny), ref_y, "Y", err, L.in, tf32);
       };
     };
     struct Version {
@@ -816,10 +767,11 @@ class CudaKernelBench {
         },
         [&](double& err) {
           // dX reduces over out, dW over rows.
-          std::string why = gemm_check(download(dx.f(), nx), ref_dx, L.out, false, "dX", err);
-          if (why.empty()) why = gemm_check(download(dw.f(), nw), ref_dw, L.rows, false, "dW", err);
+          const Op op = Op::kLinearBackward;
+          std::string why = check_op(op, download(dx.f(), nx), ref_dx, "dX", err, L.out);
+          if (why.empty()) why = check_op(op, download(dw.f(), nw), ref_dw, "dW", err, L.rows);
           if (why.empty() && L.bias)
-            why = gemm_check(download(db.f(), L.out), ref_db, L.rows, false, "db", err);
+            why = check_op(op, download(db.f(), L.out), ref_db, "db", err, L.rows);
           return why;
         });
 
@@ -832,7 +784,7 @@ class CudaKernelBench {
       bench_row(
           row, [&] { activation_backward(y_ref.f(), dz.f(), g.f(), ny, act, slope, stream_); },
           [&](double& err) {
-            return compare(download(g.f(), ny), ref_act_grad, kEltAtol, kEltRtol, "dZ", err);
+            return check_op(Op::kActivationBackward, download(g.f(), ny), ref_act_grad, "dZ", err);
           });
     }
   }
@@ -862,13 +814,15 @@ class CudaKernelBench {
     row.work = mbd_forward_work(groups, batch, K, C);
     bench_row(
         row, [&] { mbd_forward(m.f(), o.f(), groups, batch, K, C, stream_); },
-        [&](double& err) { return compare(download(o.f(), no), ref_o, 0.0, kMbdRtol, "O", err); });
+        [&](double& err) {
+          return check_op(Op::kMbdForward, download(o.f(), no), ref_o, "O", err, batch);
+        });
     row.kernel = "mbd_backward";
     row.work = mbd_backward_work(groups, batch, K, C);
     bench_row(
         row, [&] { mbd_backward(m.f(), d_o.f(), dm.f(), groups, batch, K, C, stream_); },
         [&](double& err) {
-          return compare(download(dm.f(), nm), ref_dm, kMbdAtolPerRow * batch, kMbdRtol, "dM", err);
+          return check_op(Op::kMbdBackward, download(dm.f(), nm), ref_dm, "dM", err, batch);
         });
   }
 
@@ -892,9 +846,10 @@ class CudaKernelBench {
     bench_row(
         row, [&] { bce_with_logits(x.f(), n, 1.0f, 1.0f, dx.f(), stats.f(), stream_); },
         [&](double& err) {
-          std::string why = compare(download(dx.f(), n), ref_dx, kEltAtol, kEltRtol, "dx", err);
+          const Op op = Op::kBceWithLogits;
+          std::string why = check_op(op, download(dx.f(), n), ref_dx, "dx", err);
           if (why.empty())  // the first call's stats only (timing accumulates more)
-            why = compare(download(stats.f(), 2), ref_stats, kEltAtol, kEltRtol, "stats", err);
+            why = check_op(op, download(stats.f(), 2), ref_stats, "stats", err);
           return why;
         });
   }
@@ -924,9 +879,7 @@ class CudaKernelBench {
           adam_step(p.f(), g.f(), m.f(), v.f(), n, hyper, static_cast<const int64_t*>(step.get()),
                     stream_);
         },
-        [&](double& err) {
-          return compare(download(p.f(), n), ref_p, kAdamAtol, kAdamRtol, "params", err);
-        });
+        [&](double& err) { return check_op(Op::kAdam, download(p.f(), n), ref_p, "params", err); });
   }
 
   const BenchOptions& o_;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "cuda_test.h"  // CudaTest
 #include "eval/classifier.h"
 #include "eval/eval.h"
 #include "eval/eval_metrics.h"
@@ -36,10 +37,12 @@ using evaltest::TrainedClassifier;
 using test::expect_close;
 using test::random_vector;
 
+// GPU tests: skipped without a device (tests/cuda_test.h).
+using EvalCuda = test::CudaTest;
+
 // The classifier's features and the k-NN distances on the GPU against the CPU: both are
-// GEMM-bound, so the tolerances are the GEMM ones of test_cuda_ops.cpp (FP32, K <= 784).
-TEST(EvalCuda, FeaturesAndRadiiMatchCpu) {
-  if (auto why = cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+// GEMM-bound, so the tolerances are of a GEMM's size (core/op_checks.h: FP32, K <= 784).
+TEST_F(EvalCuda, FeaturesAndRadiiMatchCpu) {
   auto cpu = make_cpu_backend();
   auto gpu = make_cuda_backend();
   Classifier on_cpu(*cpu, 128), on_gpu(*gpu, 128);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "cuda_test.h"  // CudaTest
 #include "eval/eval_metrics.h"
 #include "test_util.h"
 
@@ -265,8 +266,10 @@ TEST(Prdc, BackendResidentSetsGiveTheSameFigures) {
   check_resident_sets_match_uploaded(*make_cpu_backend());
 }
 
-TEST(PrdcCuda, BackendResidentSetsGiveTheSameFigures) {
-  if (auto why = cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+// GPU tests: skipped without a device (tests/cuda_test.h).
+using PrdcCuda = test::CudaTest;
+
+TEST_F(PrdcCuda, BackendResidentSetsGiveTheSameFigures) {
   check_resident_sets_match_uploaded(*make_cuda_backend());
 }
 

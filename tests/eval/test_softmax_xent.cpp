@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "cuda_test.h"  // CudaTest
 #include "test_util.h"
 
 namespace mnistgan {
@@ -136,8 +137,10 @@ TEST(SoftmaxXentCpu, GradientMatchesFiniteDifferences) {
                "softmax_cross_entropy gradient vs finite differences");
 }
 
-TEST(SoftmaxXentCuda, MatchesCpu) {
-  if (auto why = cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+// GPU tests: skipped without a device (tests/cuda_test.h).
+using SoftmaxXentCuda = test::CudaTest;
+
+TEST_F(SoftmaxXentCuda, MatchesCpu) {
   auto cpu = make_cpu_backend();
   auto gpu = make_cuda_backend();
   for (int rows : {1, 129, 5000}) {

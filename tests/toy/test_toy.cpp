@@ -19,14 +19,15 @@
 
 #include "core/backend.h"
 #include "core/config.h"
+#include "cuda_test.h"  // CudaTest
 #include "io/image_io.h"
 #include "model/model.h"
 #include "plot/plot.h"
-#include "train/progress.h"       // MetricsLog, plot_training_curves
 #include "run_test_util.h"  // fresh_dir, run_command
 #include "test_util.h"      // random_vector
 #include "toy/toy.h"
 #include "toy/toy_stats.h"
+#include "train/progress.h"  // MetricsLog, plot_training_curves
 
 namespace mnistgan {
 namespace {
@@ -254,10 +255,12 @@ TEST(ToyTrain, WithoutMinibatchDiscriminationToo) {
             0.5 * std::fabs(a.evals.front().generated.mean - 4.0));
 }
 
+// GPU tests: skipped without a device (tests/cuda_test.h).
+using ToyTrainCuda = test::CudaTest;
+
 // The same run on the GPU: the ops differ from the CPU's only in float rounding (summation
 // order), which 20 Adam steps amplify little. Not run where there is no GPU.
-TEST(ToyTrain, CudaRunMatchesTheCpuRun) {
-  if (auto why = cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+TEST_F(ToyTrainCuda, RunMatchesTheCpuRun) {
   auto cpu = make_cpu_backend();
   auto cuda = make_cuda_backend();
   ToyOptions o = short_run();

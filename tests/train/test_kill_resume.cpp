@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "cuda_test.h"  // CudaTest
 #include "io/checkpoint.h"
 #include "run_test_util.h"
 
@@ -129,8 +130,10 @@ TEST(KillResume, CpuSigkillAtThreePointsThenResumeIsBitwiseIdentical) {
   kill_and_resume_matches("cpu");
 }
 
-TEST(KillResume, CudaSigkillAtThreePointsThenResumeIsBitwiseIdentical) {
-  if (auto why = cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+// GPU tests: skipped without a device (tests/cuda_test.h).
+using KillResumeCuda = test::CudaTest;
+
+TEST_F(KillResumeCuda, SigkillAtThreePointsThenResumeIsBitwiseIdentical) {
   kill_and_resume_matches("cuda");
 }
 

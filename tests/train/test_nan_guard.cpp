@@ -14,10 +14,11 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "cuda_test.h"  // CudaTest
 #include "io/checkpoint.h"
-#include "train/progress.h"  // MetricsLog
 #include "run_test_util.h"
 #include "test_util.h"
+#include "train/progress.h"  // MetricsLog
 #include "train/trainer.h"
 
 namespace mnistgan {
@@ -83,15 +84,17 @@ TEST(NanGuardOps, CpuSkipsWhenTheFlagIsNonzero) {
   check_guarded_ops_skip(*cpu, "cpu");
 }
 
-TEST(NanGuardOps, CudaSkipsWhenTheFlagIsNonzero) {
-  if (auto why = cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+// GPU tests: skipped without a device (tests/cuda_test.h).
+using NanGuardOpsCuda = test::CudaTest;
+using NanGuardCuda = test::CudaTest;
+
+TEST_F(NanGuardOpsCuda, SkipsWhenTheFlagIsNonzero) {
   auto gpu = make_cuda_backend();
   check_guarded_ops_skip(*gpu, "cuda");
 }
 
 // accumulate is one rounded add per element on both backends: bitwise equal.
-TEST(NanGuardOps, CudaAccumulateMatchesCpu) {
-  if (auto why = cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+TEST_F(NanGuardOpsCuda, AccumulateMatchesCpu) {
   auto cpu = make_cpu_backend();
   auto gpu = make_cuda_backend();
   for (const size_t n : {size_t{1}, size_t{6}, size_t{300007}}) {
@@ -332,8 +335,7 @@ TEST(NanGuardCli, NanPolicyFlagIsValidatedAndRecorded) {
 }
 
 // The same skip on the GPU (the hook issues the step eagerly; graphs off for that step).
-TEST(NanGuardCuda, SkipStepSkipsTheInjectedUpdate) {
-  if (auto why = cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+TEST_F(NanGuardCuda, SkipStepSkipsTheInjectedUpdate) {
   TrainConfig config = guard_config(fresh_dir("skip_cuda"), "skip-step");
   config.device = "cuda";
   const MnistSplit train = load_mnist(config.data_dir, "train");
@@ -360,8 +362,7 @@ TEST(NanGuardCuda, SkipStepSkipsTheInjectedUpdate) {
 }
 
 // On the GPU with graphs, the guard ops change no weight either.
-TEST(NanGuardCuda, SkipStepWithoutBadValuesTrainsBitwiseLikeStop) {
-  if (auto why = cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+TEST_F(NanGuardCuda, SkipStepWithoutBadValuesTrainsBitwiseLikeStop) {
   const fs::path out = fresh_dir("skip_same_cuda");
   const MnistSplit train = load_mnist(test_data_dir().string(), "train");
   auto ga = make_cuda_backend(), gb = make_cuda_backend();

@@ -17,8 +17,9 @@
 #include <sstream>
 #include <string>
 
-#include "model/model_checkpoint.h"
+#include "cuda_test.h"  // CudaTest
 #include "io/idx.h"
+#include "model/model_checkpoint.h"
 #include "run_test_util.h"  // fresh_dir, run_command
 #include "train/trainer.h"
 
@@ -292,13 +293,15 @@ TEST(Cli, CudaWithoutAGpuSaysSo) {
 namespace mnistgan {
 namespace {
 
+// GPU tests: skipped without a device (tests/cuda_test.h).
+using TrainCuda = test::CudaTest;
+
 // One full training step on the GPU and on the CPU from the same weights, data and noise
 // (all three come from Philox keyed by the seed, so both backends start identical).
 // Tolerance: Adam's first step moves each weight by about lr * sign(g), so a gradient
 // within float rounding of zero may flip sign between backends and move that weight by up
 // to 2 lr; everything else agrees to GEMM rounding (~1e-6 relative).
-TEST(TrainCuda, OneStepMatchesCpu) {
-  if (auto why = cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+TEST_F(TrainCuda, OneStepMatchesCpu) {
   TrainConfig config;
   config.data_dir = data_dir().string();
   config.batch_size = 64;
