@@ -74,6 +74,9 @@ const std::vector<OpCheck>& op_checks() {
        "concat_cols/split_cols",
        {OpShape{1, 256, 100}, OpShape{130, 256, 100}, OpShape{7, 3, 1}, OpShape{5, 4, 0}}},
       {Op::kCountNonfinite, "count_nonfinite", {n(1), n(1000), n(3000001)}},
+      {Op::kGatherLabels, "gather_labels", {OpShape{9, 1, 100}}},
+      {Op::kRandomLabels, "random_labels", {n(1), n(7), n(64), n(10001)}},
+      {Op::kOneHot, "one_hot", {OpShape{1, 10}, OpShape{37, 10}}},
   };
   return table;
 }
@@ -108,6 +111,9 @@ Tolerance op_tolerance(Op op, int64_t reduction, double max_abs_want, bool tf32)
     case Op::kGatherBatch:      // an exact division and subtraction (core/formulas.h)
     case Op::kConcatSplitCols:  // copies
     case Op::kCountNonfinite:   // an integer count
+    case Op::kGatherLabels:     // integer copies
+    case Op::kRandomLabels:     // Philox, integer arithmetic (core/philox.h)
+    case Op::kOneHot:           // 0, 1 or NaN (core/formulas.h)
       return {0, 0, true};
   }
   throw std::invalid_argument("op_tolerance: unknown op");
@@ -179,6 +185,12 @@ WorkCount op_work(Op op, const OpShape& s) {
       return {0.0, 8.0 * s.rows * (s.in + s.out)};
     case Op::kCountNonfinite:
       return {static_cast<double>(n), 4.0 * n};
+    case Op::kGatherLabels:  // reads rows indices and bytes, writes rows int32
+      return {0.0, 9.0 * s.rows};
+    case Op::kRandomLabels:  // writes n int32; Philox not counted
+      return {0.0, 4.0 * n};
+    case Op::kOneHot:  // reads rows labels, writes rows x classes floats
+      return {0.0, 4.0 * s.rows * (1.0 + s.in)};
   }
   throw std::invalid_argument("op_work: unknown op");
 }

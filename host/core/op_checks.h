@@ -32,10 +32,15 @@ enum class Op {
   kGatherBatch,
   kConcatSplitCols,
   kCountNonfinite,
+  kGatherLabels,
+  kRandomLabels,
+  kOneHot,
 };
 
 // One call's shape; the fields an op does not use stay 1 (see the header comment).
-//   linear: rows, in, out, bias.  mbd: groups, rows = B, in = K, out = C.  others: rows = n.
+//   linear: rows, in, out, bias.  mbd: groups, rows = B, in = K, out = C.  gather_batch:
+//   rows, in = pixels, out = images.  gather_labels: rows, out = images.  one_hot: rows,
+//   in = classes.  others: rows = n.
 struct OpShape {
   int rows = 1, in = 1, out = 1;
   int groups = 1;

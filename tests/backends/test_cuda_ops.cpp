@@ -493,12 +493,12 @@ TEST_F(CudaOps, GatherBatchBitwiseEqualsCpu) {
   }
 }
 
-TEST(CudaOps, LabelOpsBitwiseEqualCpu) {
-  if (auto why = mnistgan::cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+TEST_F(CudaOps, LabelOpsBitwiseEqualCpu) {
   Pair p = make_backends();
   // gather_labels: the same batches as GatherBatchBitwiseEqualsCpu, with a corrupt index.
-  const int n_images = 100, rows = 9;
-  const int64_t batches_per_epoch = 11;
+  const OpShape& shape = shapes(Op::kGatherLabels).at(0);
+  const int n_images = shape.out, rows = shape.rows;
+  const int64_t batches_per_epoch = n_images / rows;
   std::mt19937 gen(43);
   std::vector<uint8_t> labels(n_images);
   for (uint8_t& label : labels) label = static_cast<uint8_t>(gen() % 10);
@@ -525,7 +525,8 @@ TEST(CudaOps, LabelOpsBitwiseEqualCpu) {
     p.gpu->increment(gstep.get());
   }
   // random_labels: several sizes, steps (nullptr = 0) and class counts.
-  for (const size_t n : {size_t{1}, size_t{7}, size_t{64}, size_t{10001}}) {
+  for (const OpShape& shape : shapes(Op::kRandomLabels)) {
+    const size_t n = static_cast<size_t>(shape.rows);
     for (const int64_t step : {int64_t{-1}, int64_t{0}, int64_t{123456789012}}) {
       for (const int classes : {1, 10, 37}) {
         auto cs = upload(*p.cpu, std::vector<int64_t>{step});
@@ -542,15 +543,16 @@ TEST(CudaOps, LabelOpsBitwiseEqualCpu) {
     }
   }
   // one_hot: valid labels and out-of-range ones (NaN rows), 1 row and a ragged size.
-  for (const int n : {1, 37}) {
+  for (const OpShape& shape : shapes(Op::kOneHot)) {
+    const int n = shape.rows;
     std::vector<int32_t> y(n);
     for (int r = 0; r < n; ++r) y[r] = r % 13 - 1;  // -1 and 10, 11 are out of range
     auto cy = upload(*p.cpu, y), gy = upload(*p.gpu, y);
     auto ch = alloc<float>(*p.cpu, n * 10), gh = alloc<float>(*p.gpu, n * 10);
     p.cpu->one_hot(cy.get(), ch.get(), n, 10);
     p.gpu->one_hot(gy.get(), gh.get(), n, 10);
-    expect_bitwise_equal(download(*p.gpu, gh.get(), n * 10), download(*p.cpu, ch.get(), n * 10),
-                         "one_hot rows=" + std::to_string(n));
+    expect_op(Op::kOneHot, download(*p.gpu, gh.get(), n * 10), download(*p.cpu, ch.get(), n * 10),
+              "one_hot rows=" + std::to_string(n));
   }
 }
 

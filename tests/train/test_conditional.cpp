@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_test.h"  // CudaTest
 #include "io/checkpoint.h"
 #include "io/idx.h"
 #include "io/image_io.h"    // read_png_gray
@@ -218,12 +219,13 @@ TEST(TrainConditional, CheckpointSizeBoundCoversAConditionalCheckpoint) {
   EXPECT_LT(bound - real, 80u << 10);
 }
 
+using TrainConditionalCuda = test::CudaTest;  // skipped without a device (tests/cuda_test.h)
+
 // Two conditional steps on the (emulated or real) GPU and on the CPU from the same weights,
 // data, labels and noise: the second step is captured as a graph and replayed. Tolerance as
 // TrainCuda.OneStepMatchesCpu (test_train.cpp), per step: a gradient within rounding of
 // zero may flip Adam's sign and move a weight by up to 2 lr.
-TEST(TrainConditionalCuda, TwoStepsMatchCpu) {
-  if (auto why = cuda_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+TEST_F(TrainConditionalCuda, TwoStepsMatchCpu) {
   TrainConfig config = conditional_config(runtest::fresh_dir("cond_cuda"));
   config.batch_size = 32;
   const MnistSplit train = load_mnist(config.data_dir, "train");
