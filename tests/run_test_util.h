@@ -10,12 +10,15 @@
 //   spawn_binary(args, log)    fork + exec of mnistgan with stderr to `log`; returns the pid
 //   wait_for_file(f, pid, s)   polls until f exists, the child exits, or s seconds pass
 //   same_tensors(a, b)         every tensor of two checkpoints bitwise equal (gtest failures)
+//   weights_close(a, b, atol)  every non-Adam tensor within atol elementwise (gtest failures)
 #pragma once
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>  // waitpid, WIFEXITED
 #include <unistd.h>    // fork, execv, getpid, usleep
 
+#include <algorithm>   // std::max
+#include <cmath>       // std::fabs
 #include <cstdio>      // popen, freopen
 #include <cstring>     // std::memcmp
 #include <filesystem>  // paths
@@ -25,7 +28,7 @@
 
 #include "io/checkpoint.h"  // Checkpoint
 #include "io/idx.h"         // write_idx_images, write_idx_labels
-#include "test_paths.h"  // source_dir, mnistgan_binary
+#include "test_paths.h"     // source_dir, mnistgan_binary
 
 namespace mnistgan {
 namespace runtest {
@@ -195,6 +198,19 @@ inline bool same_tensors(const Checkpoint& a, const Checkpoint& b, const std::st
     }
   }
   return same;
+}
+
+// Every tensor but the Adam moments within atol elementwise (the moments of a CUDA step and a
+// CPU step may differ by more: they square the gradient); each tensor beyond is a gtest failure.
+inline void weights_close(const Checkpoint& a, const Checkpoint& b, double atol) {
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (size_t t = 0; t < a.tensors.size(); ++t) {
+    if (a.tensors[t].name.find("@adam_") != std::string::npos) continue;
+    double worst = 0;
+    for (size_t i = 0; i < a.tensors[t].data.size(); ++i)
+      worst = std::max(worst, std::fabs(double(a.tensors[t].data[i]) - b.tensors[t].data[i]));
+    EXPECT_LE(worst, atol) << a.tensors[t].name;
+  }
 }
 
 }  // namespace runtest

@@ -27,6 +27,7 @@
 
 #include "core/backend.h"
 #include "core/backend_buffer.h"  // BackendBuffer: what alloc and upload return
+#include "core/op_checks.h"       // check_close: the comparison the op table uses
 
 namespace mnistgan {
 namespace test {
@@ -75,38 +76,9 @@ inline std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.0
 // first few mismatches. NaN in got or want counts as a mismatch unless both are NaN.
 inline bool expect_close(const std::vector<float>& got, const std::vector<float>& want, double atol,
                          double rtol, const std::string& what) {
-  if (got.size() != want.size()) {
-    ADD_FAILURE() << what << ": size " << got.size() << ", expected " << want.size();
-    return false;
-  }
-  constexpr size_t kShowFirst = 5;
-  size_t bad = 0, worst = 0;
-  double worst_excess = -INFINITY;
-  std::ostringstream first;
-  first.precision(9);
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double g = got[i], w = want[i];
-    if (std::isnan(g) && std::isnan(w)) continue;
-    const double tol = atol + rtol * std::fabs(w);
-    const double err = std::fabs(g - w);
-    const double excess = std::isnan(err) ? INFINITY : err - tol;
-    if (excess > worst_excess) worst_excess = excess, worst = i;
-    if (excess > 0) {
-      if (bad < kShowFirst)
-        first << "\n  [" << i << "] got " << g << ", want " << w << ", |diff| " << err << " > tol "
-              << tol;
-      ++bad;
-    }
-  }
-  if (bad == 0) return true;
-  std::ostringstream msg;
-  msg.precision(9);
-  msg << what << ": " << bad << " of " << got.size() << " elements outside |got - want| <= " << atol
-      << " + " << rtol << " |want|; worst [" << worst << "] got " << got[worst] << ", want "
-      << want[worst] << ", |diff| " << std::fabs(double(got[worst]) - want[worst])
-      << "; first mismatches:" << first.str();
-  ADD_FAILURE() << msg.str();
-  return false;
+  const std::string mismatch = check_close(got, want, Tolerance{atol, rtol}, what, nullptr);
+  if (!mismatch.empty()) ADD_FAILURE() << mismatch;
+  return mismatch.empty();
 }
 
 inline bool expect_bitwise_equal(const std::vector<float>& got, const std::vector<float>& want,
