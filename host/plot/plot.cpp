@@ -2,7 +2,6 @@
 #include "plot/plot.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
@@ -10,71 +9,6 @@
 namespace mnistgan {
 
 namespace {
-
-// A 5x7 font: 7 rows of 5 columns per glyph, '#' = ink. Upper case, digits and the
-// punctuation the plot's labels use.
-struct Glyph {
-  char c;
-  const char* rows[7];
-};
-
-constexpr Glyph kFont[] = {
-    {'0', {".###.", "#...#", "#..##", "#.#.#", "##..#", "#...#", ".###."}},
-    {'1', {"..#..", ".##..", "..#..", "..#..", "..#..", "..#..", ".###."}},
-    {'2', {".###.", "#...#", "....#", "...#.", "..#..", ".#...", "#####"}},
-    {'3', {"#####", "...#.", "..#..", "...#.", "....#", "#...#", ".###."}},
-    {'4', {"...#.", "..##.", ".#.#.", "#..#.", "#####", "...#.", "...#."}},
-    {'5', {"#####", "#....", "####.", "....#", "....#", "#...#", ".###."}},
-    {'6', {"..##.", ".#...", "#....", "####.", "#...#", "#...#", ".###."}},
-    {'7', {"#####", "....#", "...#.", "..#..", ".#...", ".#...", ".#..."}},
-    {'8', {".###.", "#...#", "#...#", ".###.", "#...#", "#...#", ".###."}},
-    {'9', {".###.", "#...#", "#...#", ".####", "....#", "...#.", ".##.."}},
-    {'A', {".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"}},
-    {'B', {"####.", "#...#", "#...#", "####.", "#...#", "#...#", "####."}},
-    {'C', {".###.", "#...#", "#....", "#....", "#....", "#...#", ".###."}},
-    {'D', {"###..", "#..#.", "#...#", "#...#", "#...#", "#..#.", "###.."}},
-    {'E', {"#####", "#....", "#....", "####.", "#....", "#....", "#####"}},
-    {'F', {"#####", "#....", "#....", "####.", "#....", "#....", "#...."}},
-    {'G', {".###.", "#...#", "#....", "#.###", "#...#", "#...#", ".####"}},
-    {'H', {"#...#", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"}},
-    {'I', {".###.", "..#..", "..#..", "..#..", "..#..", "..#..", ".###."}},
-    {'J', {"..###", "...#.", "...#.", "...#.", "...#.", "#..#.", ".##.."}},
-    {'K', {"#...#", "#..#.", "#.#..", "##...", "#.#..", "#..#.", "#...#"}},
-    {'L', {"#....", "#....", "#....", "#....", "#....", "#....", "#####"}},
-    {'M', {"#...#", "##.##", "#.#.#", "#.#.#", "#...#", "#...#", "#...#"}},
-    {'N', {"#...#", "#...#", "##..#", "#.#.#", "#..##", "#...#", "#...#"}},
-    {'O', {".###.", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."}},
-    {'P', {"####.", "#...#", "#...#", "####.", "#....", "#....", "#...."}},
-    {'Q', {".###.", "#...#", "#...#", "#...#", "#.#.#", "#..#.", ".##.#"}},
-    {'R', {"####.", "#...#", "#...#", "####.", "#.#..", "#..#.", "#...#"}},
-    {'S', {".####", "#....", "#....", ".###.", "....#", "....#", "####."}},
-    {'T', {"#####", "..#..", "..#..", "..#..", "..#..", "..#..", "..#.."}},
-    {'U', {"#...#", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."}},
-    {'V', {"#...#", "#...#", "#...#", "#...#", "#...#", ".#.#.", "..#.."}},
-    {'W', {"#...#", "#...#", "#...#", "#.#.#", "#.#.#", "#.#.#", ".#.#."}},
-    {'X', {"#...#", "#...#", ".#.#.", "..#..", ".#.#.", "#...#", "#...#"}},
-    {'Y', {"#...#", "#...#", ".#.#.", "..#..", "..#..", "..#..", "..#.."}},
-    {'Z', {"#####", "....#", "...#.", "..#..", ".#...", "#....", "#####"}},
-    {'.', {".....", ".....", ".....", ".....", ".....", ".##..", ".##.."}},
-    {',', {".....", ".....", ".....", ".....", ".##..", "..#..", ".#..."}},
-    {'-', {".....", ".....", ".....", "#####", ".....", ".....", "....."}},
-    {'+', {".....", "..#..", "..#..", "#####", "..#..", "..#..", "....."}},
-    {'=', {".....", ".....", "#####", ".....", "#####", ".....", "....."}},
-    {'(', {"...#.", "..#..", ".#...", ".#...", ".#...", "..#..", "...#."}},
-    {')', {".#...", "..#..", "...#.", "...#.", "...#.", "..#..", ".#..."}},
-    {':', {".....", ".##..", ".##..", ".....", ".##..", ".##..", "....."}},
-    {'/', {".....", "....#", "...#.", "..#..", ".#...", "#....", "....."}},
-    {'%', {"##...", "##..#", "...#.", "..#..", ".#...", "#..##", "...##"}},
-    {'>', {".#...", "..#..", "...#.", "....#", "...#.", "..#..", ".#..."}},
-    {'<', {"...#.", "..#..", ".#...", "#....", ".#...", "..#..", "...#."}},
-};
-
-const Glyph* find_glyph(char c) {
-  const char upper = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  for (const Glyph& g : kFont)
-    if (g.c == upper) return &g;
-  return nullptr;
-}
 
 void put(RgbImage& image, int x, int y, const uint8_t rgb[3]) {
   if (x < 0 || y < 0 || x >= image.width || y >= image.height) return;
@@ -93,10 +27,6 @@ void blend(RgbImage& image, int x, int y, const uint8_t rgb[3], float alpha) {
 void fill_rect(RgbImage& image, int x0, int y0, int x1, int y1, const uint8_t rgb[3]) {
   for (int y = std::min(y0, y1); y <= std::max(y0, y1); ++y)
     for (int x = std::min(x0, x1); x <= std::max(x0, x1); ++x) put(image, x, y, rgb);
-}
-
-int text_width(const std::string& text, int scale) {
-  return static_cast<int>(text.size()) * 6 * scale - scale;
 }
 
 // Tick spacing 1, 2 or 5 x 10^k giving about `target` intervals over span.
@@ -133,7 +63,7 @@ std::vector<double> density(const std::vector<float>& x, double lo, double hi, i
   return d;
 }
 
-constexpr int kScale = 2;  // font pixels are 2x2: 10x14 characters, readable at 100%
+constexpr int kScale = 2;  // capitals 14 pixels tall (font.h): readable at 100%
 const uint8_t kWhite[3] = {255, 255, 255}, kBlack[3] = {0, 0, 0}, kGrid[3] = {225, 225, 225};
 
 // The plotting area of one chart: data coordinates [x_lo, x_hi] x [y_lo, y_hi] mapped to the
@@ -219,21 +149,6 @@ RgbImage blank_image(int width, int height) {
 
 }  // namespace
 
-int draw_text(RgbImage& image, int x, int y, const std::string& text, const uint8_t rgb[3],
-              int scale) {
-  for (char c : text) {
-    if (const Glyph* g = find_glyph(c)) {
-      for (int row = 0; row < 7; ++row)
-        for (int col = 0; col < 5; ++col)
-          if (g->rows[row][col] == '#')
-            fill_rect(image, x + col * scale, y + row * scale, x + (col + 1) * scale - 1,
-                      y + (row + 1) * scale - 1, rgb);
-    }
-    x += 6 * scale;
-  }
-  return x;
-}
-
 RgbImage plot_histograms(const std::vector<float>& real, const std::vector<float>& generated,
                          const HistogramPlotText& text, int width, int height, int bins) {
   if (real.empty() || generated.empty())
@@ -264,7 +179,7 @@ RgbImage plot_histograms(const std::vector<float>& real, const std::vector<float
 
   const Frame frame{left, top, plot_w, plot_h, lo, hi, 0.0, y_max};
   auto py = [&](double d) { return frame.py(d); };
-  draw_frame(image, frame, text.title, "X", "DENSITY");
+  draw_frame(image, frame, text.title, "x", "density");
 
   // Bars: translucent fills (overlap shows as a mix), then each histogram's outline on top.
   const double bin_px = static_cast<double>(plot_w) / bins;

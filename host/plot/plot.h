@@ -1,5 +1,5 @@
-// plot.h: the charts mnistgan draws, into RGB images with a built-in 5x7 pixel font (no
-// plotting library needed), with numbered ticks, axis labels, a title and a legend:
+// plot.h: the charts mnistgan draws, into RGB images (no plotting library needed), with
+// numbered ticks, axis labels, a title and a legend in the compiled-in font (font.h):
 //   plot_histograms  the picture `mnistgan toy` ends with (real vs generated densities)
 //   plot_lines       one panel of line series against a shared x (train's curves.png)
 #pragma once
@@ -9,11 +9,12 @@
 #include <vector>
 
 #include "io/image_io.h"  // RgbImage
+#include "plot/font.h"    // draw_text, text_width
 
 namespace mnistgan {
 
 struct HistogramPlotText {
-  std::string title;            // top line, e.g. "SEED 1  MBD 5X3  STEP 5000"
+  std::string title;            // top line, e.g. "Seed 1, MBD 5x3, step 5000"
   std::string real_label;       // legend entry of the real sample
   std::string generated_label;  // legend entry of the generated sample
 };
@@ -23,7 +24,7 @@ struct HistogramPlotText {
 // 0.1%-99.9% quantiles plus a margin. The y axis stops at 1.15x the taller real bar or at
 // 4x it when the generated one is taller (a collapsed generator is one huge spike); a
 // clipped bar is marked with its true peak density. Real is blue, generated orange.
-// Text is drawn in upper case. Throws std::invalid_argument on empty samples, bins < 2 or
+// Throws std::invalid_argument on empty samples, bins < 2 or
 // a size below 320x200.
 RgbImage plot_histograms(const std::vector<float>& real, const std::vector<float>& generated,
                          const HistogramPlotText& text, int width = 800, int height = 480,
@@ -50,11 +51,5 @@ RgbImage plot_lines(const std::vector<LineSeries>& series, const LinePlotText& t
 
 // Panels of one width, top to bottom, as one image.
 RgbImage stack_vertically(const std::vector<RgbImage>& panels);
-
-// Draws `text` (upper-cased; characters without a glyph are blank) with its top-left
-// corner at (x, y), each font pixel a scale x scale square; pixels outside are skipped.
-// Returns the x just past the last character. 6 * scale pixels per character.
-int draw_text(RgbImage& image, int x, int y, const std::string& text, const uint8_t rgb[3],
-              int scale);
 
 }  // namespace mnistgan

@@ -284,15 +284,15 @@ ToyRunResult train_toy(Backend& backend, const ToyOptions& options, uint64_t see
   if (!out_dir.empty() && finite) {
     const ToyEval& last = result.evals.back();
     HistogramPlotText text;
-    text.title = "SEED " + std::to_string(seed) + "  " +
-                 (mbd_kernels > 0 ? "MBD " + std::to_string(mbd_kernels) + "X" +
+    text.title = "Seed " + std::to_string(seed) + ", " +
+                 (mbd_kernels > 0 ? "MBD " + std::to_string(mbd_kernels) + "×" +
                                         std::to_string(options.mbd_dims)
-                                  : std::string("NO MBD")) +
-                 "  STEP " + std::to_string(last.step) + "  KS " + fmt("%.3f", last.ks) + "  W1 " +
-                 fmt("%.3f", last.w1);
+                                  : std::string("no MBD")) +
+                 ", step " + std::to_string(last.step) + ", KS " + fmt("%.3f", last.ks) +
+                 ", W₁ " + fmt("%.3f", last.w1);
     text.real_label =
-        "REAL N(" + fmt("%g", options.target_mean) + ", " + fmt("%g", options.target_std) + ")";
-    text.generated_label = "GENERATED, STD " + fmt("%.3f", last.generated.std);
+        "Real N(" + fmt("%g", options.target_mean) + ", " + fmt("%g", options.target_std) + "²)";
+    text.generated_label = "Generated, σ = " + fmt("%.3f", last.generated.std);
     write_png_rgb((out / "histogram.png").string(),
                   plot_histograms(result.real, result.generated, text),
                   {{"seed", std::to_string(seed)},

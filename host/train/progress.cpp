@@ -85,11 +85,11 @@ RgbImage plot_training_curves(const std::vector<MetricsRow>& rows, double freche
   if (rows.empty()) throw std::invalid_argument("plot_training_curves: no metrics rows");
   static const uint8_t kBlue[3] = {31, 119, 180}, kOrange[3] = {255, 127, 14},
                        kGreen[3] = {44, 160, 44};
-  LineSeries d_loss{"D LOSS", {}, {}, {kBlue[0], kBlue[1], kBlue[2]}};
-  LineSeries g_loss{"G LOSS", {}, {}, {kOrange[0], kOrange[1], kOrange[2]}};
-  LineSeries d_x{"D(X)", {}, {}, {kBlue[0], kBlue[1], kBlue[2]}};
-  LineSeries d_g_z{"D(G(Z))", {}, {}, {kOrange[0], kOrange[1], kOrange[2]}};
-  LineSeries frechet{"FRECHET DISTANCE", {}, {}, {kGreen[0], kGreen[1], kGreen[2]}, true};
+  LineSeries d_loss{"D loss", {}, {}, {kBlue[0], kBlue[1], kBlue[2]}};
+  LineSeries g_loss{"G loss", {}, {}, {kOrange[0], kOrange[1], kOrange[2]}};
+  LineSeries d_x{"D(x)", {}, {}, {kBlue[0], kBlue[1], kBlue[2]}};
+  LineSeries d_g_z{"D(G(z))", {}, {}, {kOrange[0], kOrange[1], kOrange[2]}};
+  LineSeries frechet{"Fréchet distance", {}, {}, {kGreen[0], kGreen[1], kGreen[2]}, true};
   const auto& columns = MetricsLog::eval_columns();
   const size_t fd_index = static_cast<size_t>(
       std::find(columns.begin(), columns.end(), "eval_frechet_distance") - columns.begin());
@@ -104,18 +104,18 @@ RgbImage plot_training_curves(const std::vector<MetricsRow>& rows, double freche
   }
   std::vector<RgbImage> panels;
   panels.push_back(plot_lines({d_loss, g_loss},
-                              {"LOSSES (DASHED: EQUILIBRIUM 2 LN 2, LN 2)", "STEP", "BCE"},
+                              {"Losses (dashed: equilibrium 2 ln 2, ln 2)", "step", "BCE"},
                               {2.0 * std::log(2.0), std::log(2.0)}));
   panels.push_back(
-      plot_lines({d_x, d_g_z}, {"D OUTPUTS (DASHED: IDEAL 0.5)", "STEP", "MEAN D"}, {0.5}));
+      plot_lines({d_x, d_g_z}, {"D outputs (dashed: ideal 0.5)", "step", "mean D"}, {0.5}));
   if (!frechet.x.empty()) {
     std::vector<double> reference;
     if (std::isfinite(frechet_floor)) reference.push_back(frechet_floor);
     panels.push_back(
         plot_lines({frechet},
-                   {std::isfinite(frechet_floor) ? "SAMPLE QUALITY (DASHED: REAL-DATA FLOOR)"
-                                                 : "SAMPLE QUALITY",
-                    "STEP", "FD"},
+                   {std::isfinite(frechet_floor) ? "Sample quality (dashed: real-data floor)"
+                                                 : "Sample quality",
+                    "step", "Fréchet distance"},
                    reference));
   }
   return stack_vertically(panels);

@@ -398,17 +398,6 @@ TEST(TrainingCurves, MetricsRowsParseBackAndPanelsFollowTheEvaluations) {
   EXPECT_THROW(plot_training_curves({}, NAN), std::invalid_argument);
 }
 
-TEST(ToyPlot, TextAdvancesSixPixelsPerCharacterPerScale) {
-  RgbImage image{40, 20, std::vector<uint8_t>(40 * 20 * 3, 255)};
-  const uint8_t black[3] = {0, 0, 0};
-  EXPECT_EQ(draw_text(image, 1, 1, "4.25", black, 1), 1 + 4 * 6);
-  int inked = 0;
-  for (uint8_t v : image.pixels) inked += v == 0;
-  EXPECT_GT(inked, 0);
-  // Off-image text is clipped, not written out of bounds.
-  EXPECT_EQ(draw_text(image, 35, 15, "88", black, 3), 35 + 2 * 18);
-}
-
 // ---- the command line ---------------------------------------------------------------------
 
 TEST(ToyCli, RunWritesMetricsAndHistogram) {
