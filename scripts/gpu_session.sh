@@ -24,12 +24,16 @@
 #   3. sanitizer.log   compute-sanitizer memcheck, racecheck and synccheck over the kernel
 #                      tests, then memcheck over the training-step tests (the kill-and-resume
 #                      test spawns processes and is left out)
-#   4. bench record    scripts/compare.sh: `mnistgan bench` and PyTorch eager/compiled side by
-#                      side (<date>-<gpu>.json and .log)
+#   4. bench record    scripts/compare.sh: `mnistgan bench` and PyTorch side by side: eager,
+#                      the lean step, the lean step in a CUDA graph (the fair comparator),
+#                      torch.compile's modes, max-autotune capped (<date>-<gpu>.json and .log)
 #   session.log holds every command with its exit status and time, and the summary.
 # GPU_SESSION_STAGES=tests,sanitizer (any of tests, train, sanitizer, bench) runs only those,
 # for a second run after a fix. GPU_SESSION_TORCH_MODES picks PyTorch's modes (default
-# eager,reduce-overhead,default,max-autotune; max-autotune's autotuning takes minutes a shape).
+# eager,lean,graphed,reduce-overhead,default,max-autotune), GPU_SESSION_AUTOTUNE_CAP the seconds
+# a max-autotune configuration may take before it is stopped and recorded as skipped (default
+# 90; its autotuning takes minutes a shape), GPU_SESSION_BATCHES the batches (default
+# 64,1024,256: the two of the targets first, in case the budget stops the sweep).
 # collect copies a returned folder to bench/results/<date>-<gpu>/ (date, GPU and commit are in
 # session.log's first lines) for committing.
 set -uo pipefail
@@ -286,14 +290,15 @@ $(echo "$skipped" | head -n 10 | sed 's/^/  SKIPPED: /')"
   fi
 
   if wants bench; then
-    # Whatever time is left (at least bench_reserve) goes to the benchmark; PyTorch's compile
-    # modes stop at their budget.
+    # Whatever time is left (at least bench_reserve) goes to the benchmark; PyTorch's
+    # configurations not started by half of it are skipped, and max-autotune stops at its cap.
     stage_deadline=$deadline
     local left=$((deadline - $(date +%s) - 10))
     stage "bench: mnistgan vs PyTorch (compare.sh)" "$left" "$work/compare.out" \
       bash scripts/compare.sh --binary "$stage_dir/mnistgan" --out-dir "$out_dir" \
-      --modes "${GPU_SESSION_TORCH_MODES:-eager,reduce-overhead,default,max-autotune}" \
-      --torch-budget $((left / 2)) ||
+      --modes "${GPU_SESSION_TORCH_MODES:-eager,lean,graphed,reduce-overhead,default,max-autotune}" \
+      --batches "${GPU_SESSION_BATCHES:-64,1024,256}" \
+      --autotune-cap "${GPU_SESSION_AUTOTUNE_CAP:-90}" --torch-budget $((left / 2)) ||
       { [[ -f "$work/compare.out" ]] && tail -n 30 "$work/compare.out" >> "$session_log"; }
   fi
   say "---- summary"
