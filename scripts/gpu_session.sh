@@ -277,9 +277,9 @@ $(echo "$skipped" | head -n 10 | sed 's/^/  SKIPPED: /')"
     # kernels, slow under the sanitizer, and get what time their cap allows.
     stage "compute-sanitizer memcheck, kernel tests" 45 "$san_log" compute-sanitizer --tool memcheck \
       --error-exitcode 99 "$stage_dir/mnistgan_tests" --gtest_brief=1 --gtest_filter="$kernel_tests"
-    # racecheck instruments every shared-memory access and is CPU-bound: on the H200 machine one
-    # process ran past 45 s and 8 parallel shards past 90 s, so it runs in shards with the
-    # longest cap, and a cut-short run still logs how far each shard got.
+    # racecheck instruments every shared-memory access and is CPU-bound (minutes over the kernel
+    # tests in one process), so it runs in shards with the longest cap, and a cut-short run
+    # still logs how far each shard got.
     stage "compute-sanitizer racecheck, kernel tests, 8 shards" 120 "$san_log" bash "$self" \
       _sanitizer_shards racecheck "$kernel_tests"
     stage "compute-sanitizer synccheck, kernel tests" 25 "$san_log" compute-sanitizer --tool synccheck \
