@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # compare.sh: measure mnistgan and the PyTorch reference on the same GPU in one go.
 #
-#   bash scripts/compare.sh                      # batches 64,256,1024, all torch.compile modes
-#   bash scripts/compare.sh --batches 64 --steps 200 --modes eager,default
+#   bash scripts/compare.sh                      # batches 64,256,1024, every PyTorch mode
+#   bash scripts/compare.sh --batches 64 --steps 200 --modes eager,graphed
 #
 # 1. builds build/ (Release, CUDA on) if build/mnistgan is missing or has no CUDA backend;
 # 2. runs `mnistgan bench --device cuda --json` (ceilings, every kernel checked against the CPU
 #    reference and timed, end-to-end steps/s with and without the CUDA graph and minibatch
 #    discrimination);
-# 3. runs `scripts/torch_reference.py --device cuda --synthetic --sweep --json` (eager and
-#    every torch.compile mode that works, same batches, with and without minibatch
-#    discrimination);
-# 4. prints ours / eager and ours / best compiled per batch (scripts/compare_results.py) and
+# 3. runs `scripts/torch_reference.py --device cuda --synthetic --sweep --json` (eager, the
+#    lean formulation, the lean step captured in a CUDA graph, and every torch.compile mode
+#    that works -- max-autotune in a child process stopped at --autotune-cap -- at the same
+#    batches, with and without minibatch discrimination; its docstring describes each mode);
+# 4. prints ours / eager and ours / the fastest PyTorch mode per batch, naming that mode
+#    (scripts/compare_results.py), and
 #    writes bench/results/<date>-<gpu>.json (both results merged, with date, GPU, commit and
 #    this command) and the matching .log (everything printed).
 # It stops at once, with a message, when there is no NVIDIA GPU. The commit recorded is
@@ -26,7 +28,10 @@
 #   --e2e-steps N     mnistgan timed training steps per end-to-end row (default: 500)
 #   --steps N         PyTorch timed steps per configuration (default: 200)
 #   --warmup N        PyTorch warm-up steps per configuration, compilation included (default: 20)
-#   --modes LIST      PyTorch modes (default: eager,default,reduce-overhead,max-autotune)
+#   --modes LIST      PyTorch modes (default: eager,lean,graphed,reduce-overhead,default,
+#                     max-autotune)
+#   --autotune-cap S  seconds each max-autotune configuration may take, compilation included,
+#                     before it is stopped and recorded as skipped (default: 240)
 #   --python PATH     the Python with torch (default: python3)
 #   --torch-budget S  seconds after which PyTorch configurations not yet started are
 #                     recorded as skipped (default: 0, no limit; compiling takes minutes)
@@ -49,7 +54,8 @@ repeats=""
 e2e_steps=500
 torch_steps=200
 torch_warmup=20
-modes=eager,default,reduce-overhead,max-autotune
+modes=eager,lean,graphed,reduce-overhead,default,max-autotune
+autotune_cap=240
 python=python3
 out_dir=bench/results
 command_line="scripts/compare.sh $*"
@@ -66,6 +72,7 @@ while [[ $# -gt 0 ]]; do
     --steps) torch_steps="$2" ;;
     --warmup) torch_warmup="$2" ;;
     --modes) modes="$2" ;;
+    --autotune-cap) autotune_cap="$2" ;;
     --python) python="$2" ;;
     --out-dir) out_dir="$2" ;;
     *) die "unknown option $1 (see the header of scripts/compare.sh)" ;;
@@ -73,7 +80,7 @@ while [[ $# -gt 0 ]]; do
   shift 2
 done
 [[ "$batches" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--batches: expected e.g. 64,256,1024, got '$batches'"
-for n in "$e2e_steps" "$torch_steps" "$torch_warmup" "$torch_budget" ${repeats:+"$repeats"}; do
+for n in "$e2e_steps" "$torch_steps" "$torch_warmup" "$torch_budget" "$autotune_cap" ${repeats:+"$repeats"}; do
   [[ "$n" =~ ^[0-9]+$ ]] || die "expected a whole number, got '$n'"
 done
 
@@ -132,7 +139,7 @@ fi
   echo
   torch_args=(scripts/torch_reference.py --device cuda --synthetic --sweep --batches "$batches"
     --modes "$modes" --steps "$torch_steps" --warmup "$torch_warmup" --time-budget "$torch_budget"
-    --json "$torch_json")
+    --autotune-cap "$autotune_cap" --json "$torch_json")
   echo "+ $python ${torch_args[*]}"
   "$python" "${torch_args[@]}" || die "torch_reference.py ran no configuration"
   echo

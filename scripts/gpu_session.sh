@@ -24,12 +24,16 @@
 #   3. sanitizer.log   compute-sanitizer memcheck, racecheck and synccheck over the kernel
 #                      tests, then memcheck over the training-step tests (the kill-and-resume
 #                      test spawns processes and is left out)
-#   4. bench record    scripts/compare.sh: `mnistgan bench` and PyTorch eager/compiled side by
-#                      side (<date>-<gpu>.json and .log)
+#   4. bench record    scripts/compare.sh: `mnistgan bench` and PyTorch side by side: eager,
+#                      the lean step, the lean step in a CUDA graph (the fair comparator),
+#                      torch.compile's modes, max-autotune capped (<date>-<gpu>.json and .log)
 #   session.log holds every command with its exit status and time, and the summary.
 # GPU_SESSION_STAGES=tests,sanitizer (any of tests, train, sanitizer, bench) runs only those,
 # for a second run after a fix. GPU_SESSION_TORCH_MODES picks PyTorch's modes (default
-# eager,reduce-overhead,default,max-autotune; max-autotune's autotuning takes minutes a shape).
+# eager,lean,graphed,reduce-overhead,default,max-autotune), GPU_SESSION_AUTOTUNE_CAP the seconds
+# a max-autotune configuration may take before it is stopped and recorded as skipped (default
+# 90; its autotuning takes minutes a shape), GPU_SESSION_BATCHES the batches (default
+# 64,1024,256: the two of the targets first, in case the budget stops the sweep).
 # collect copies a returned folder to bench/results/<date>-<gpu>/ (date, GPU and commit are in
 # session.log's first lines) for committing.
 set -uo pipefail
@@ -152,8 +156,10 @@ sanitizer_shards() {
   return $rc
 }
 
-# train_run BATCH DIR: 5 epochs of MNIST on the GPU; prints the wall time and the mean images/s
-# of metrics.csv's rows after the first (the first holds the CUDA graph capture and warm-up).
+# train_run BATCH DIR: 5 epochs of MNIST on the GPU; prints the wall time and the images/s of
+# the training loop after metrics.csv's first row (the first interval holds the CUDA graph
+# capture and warm-up): images trained over seconds elapsed, so the slow intervals at epoch
+# ends (grid, checkpoint) count for their time, which a mean of the rows' rates would not.
 train_run() {
   local batch=$1 dir=$2 t0 rc
   t0=$(date +%s.%N)
@@ -162,8 +168,9 @@ train_run() {
   rc=$?
   echo "---- batch $batch: exit $rc, wall $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s; metrics.csv's last rows:"
   tail -n 3 "$dir/metrics.csv"
-  awk -F, -v b="$batch" 'NR > 2 { s += $8; n++ }
-    END { if (n) printf "TRAIN batch %d: %.0f images/s (mean of %d log rows after the first)\n", b, s / n, n }' \
+  # metrics.csv: $1 step, $9 elapsed_s (since the loop began); row 1 is the header.
+  awk -F, -v b="$batch" 'NR == 2 { s0 = $1; t0 = $9 } NR > 2 { s = $1; t = $9; n++ }
+    END { if (n && t > t0) printf "TRAIN batch %d: %.0f images/s (%d steps over %.3f s after the first log row)\n", b, (s - s0) * b / (t - t0), s - s0, t - t0 }' \
     "$dir/metrics.csv"
   return $rc
 }
@@ -273,9 +280,9 @@ $(echo "$skipped" | head -n 10 | sed 's/^/  SKIPPED: /')"
     # kernels, slow under the sanitizer, and get what time their cap allows.
     stage "compute-sanitizer memcheck, kernel tests" 45 "$san_log" compute-sanitizer --tool memcheck \
       --error-exitcode 99 "$stage_dir/mnistgan_tests" --gtest_brief=1 --gtest_filter="$kernel_tests"
-    # racecheck instruments every shared-memory access and is CPU-bound: on the H200 machine one
-    # process ran past 45 s and 8 parallel shards past 90 s, so it runs in shards with the
-    # longest cap, and a cut-short run still logs how far each shard got.
+    # racecheck instruments every shared-memory access and is CPU-bound (minutes over the kernel
+    # tests in one process), so it runs in shards with the longest cap, and a cut-short run
+    # still logs how far each shard got.
     stage "compute-sanitizer racecheck, kernel tests, 8 shards" 120 "$san_log" bash "$self" \
       _sanitizer_shards racecheck "$kernel_tests"
     stage "compute-sanitizer synccheck, kernel tests" 25 "$san_log" compute-sanitizer --tool synccheck \
@@ -286,14 +293,15 @@ $(echo "$skipped" | head -n 10 | sed 's/^/  SKIPPED: /')"
   fi
 
   if wants bench; then
-    # Whatever time is left (at least bench_reserve) goes to the benchmark; PyTorch's compile
-    # modes stop at their budget.
+    # Whatever time is left (at least bench_reserve) goes to the benchmark; PyTorch's
+    # configurations not started by half of it are skipped, and max-autotune stops at its cap.
     stage_deadline=$deadline
     local left=$((deadline - $(date +%s) - 10))
     stage "bench: mnistgan vs PyTorch (compare.sh)" "$left" "$work/compare.out" \
       bash scripts/compare.sh --binary "$stage_dir/mnistgan" --out-dir "$out_dir" \
-      --modes "${GPU_SESSION_TORCH_MODES:-eager,reduce-overhead,default,max-autotune}" \
-      --torch-budget $((left / 2)) ||
+      --modes "${GPU_SESSION_TORCH_MODES:-eager,lean,graphed,reduce-overhead,default,max-autotune}" \
+      --batches "${GPU_SESSION_BATCHES:-64,1024,256}" \
+      --autotune-cap "${GPU_SESSION_AUTOTUNE_CAP:-90}" --torch-budget $((left / 2)) ||
       { [[ -f "$work/compare.out" ]] && tail -n 30 "$work/compare.out" >> "$session_log"; }
   fi
   say "---- summary"

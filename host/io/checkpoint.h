@@ -51,7 +51,7 @@ Checkpoint load_checkpoint(const std::string& path);
 // object[key] as an integer, or `fallback` when the key is absent. Throws CheckpointError
 // naming `source` and the key when object is not a JSON object or the value is not an
 // integer that fits int64_t: nlohmann's value() would convert 1e300 to an integer, which
-// is undefined behaviour (found by fuzz/fuzz_checkpoint.cpp).
+// is undefined behaviour (fuzz/fuzz_checkpoint.cpp feeds such headers).
 int64_t header_int(const nlohmann::json& object, const std::string& key, int64_t fallback,
                    const std::string& source);
 // The same for a field that holds an unsigned 64-bit value (a seed): refuses negatives.

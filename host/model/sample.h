@@ -39,7 +39,7 @@ std::vector<int32_t> sample_grid_labels(int n, int nrow, int digit);
 // it: every command that rebuilds a generator from a checkpoint (sample, eval) reads it here.
 struct StoredModel {
   TrainConfig config;        // passed TrainConfig::validate() (a negative width would otherwise
-                             // become a huge allocation; found by fuzz_checkpoint)
+                             // become a huge allocation)
   int rows = 28, cols = 28;  // image size, each in [1, kIdxMaxSide]
   int64_t step = 0;
 };

@@ -829,8 +829,6 @@ class Run {
 
 }  // namespace
 
-void request_stop(int signal_number) { g_stop_signal.store(signal_number); }
-
 int run_training(const TrainConfig& config, const RunTestHooks& hooks) {
   Run run(config, hooks);
   try {

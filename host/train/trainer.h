@@ -150,7 +150,4 @@ struct RunTestHooks {
 // not be written and the intact checkpoint to resume from.
 int run_training(const TrainConfig& config, const RunTestHooks& hooks = {});
 
-// Requests a clean stop at the next step boundary (what the signal handlers call).
-void request_stop(int signal_number);
-
 }  // namespace mnistgan
