@@ -11,9 +11,11 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
+#include <utility>  // std::move
 
 #include "eval/eval.h"
 #include "io/atomic_file.h"
@@ -341,7 +343,8 @@ struct Interval {
 
 class Run {
  public:
-  Run(const TrainConfig& config, const RunTestHooks& hooks) : config_(config), hooks_(hooks) {}
+  Run(const TrainConfig& config, const RunTestHooks& hooks, RunEnvironment environment)
+      : config_(config), hooks_(hooks), env_(std::move(environment)) {}
 
   // What to tell the user after a write failed mid-run: the outputs written so far are
   // whole (every write is atomic), so say which checkpoint to resume from. "" before the
@@ -359,45 +362,79 @@ class Run {
            latest.string();
   }
 
-  int go() {
+  // Everything before the first step: flags, --out, the checkpoint, data, disk space, the
+  // state on the backend, the logs. false: the resumed checkpoint is already at the end.
+  bool start() {
     config_.validate();
     prepare_out_dir();
     const Checkpoint resume_from = load_resume_checkpoint();
-    const MnistSplit train = load_mnist(config_.data_dir, "train");
-    check_disk_space(train, resume_from);
-    start_training_state(train, resume_from);
-    const int64_t total = total_steps(config_, state_->batches_per_epoch());
+    if (env_.train == nullptr) {
+      owned_train_ = std::make_unique<MnistSplit>(load_mnist(config_.data_dir, "train"));
+      train_ = owned_train_.get();
+    } else {
+      train_ = env_.train;
+    }
+    check_disk_space(*train_, resume_from);
+    start_training_state(*train_, resume_from);
+    total_ = total_steps(config_, state_->batches_per_epoch());
     const int64_t start = state_->steps_done();
-    print_start_line(train, total);
-    if (start >= total) {
-      std::fprintf(stderr,
-                   "mnistgan: the checkpoint is already at step %" PRId64 " of %" PRId64
-                   "; nothing to do (raise --steps or --epochs to go on)\n",
-                   start, total);
-      return 0;
+    if (!env_.quiet) print_start_line(*train_, total_);
+    if (start >= total_) {
+      if (!env_.quiet)
+        std::fprintf(stderr,
+                     "mnistgan: the checkpoint is already at step %" PRId64 " of %" PRId64
+                     "; nothing to do (raise --steps or --epochs to go on)\n",
+                     start, total_);
+      return false;
     }
 
-    start_logs(start, total);
+    start_logs(start, total_);
     start_grids(start);
-    std::signal(SIGINT, on_stop_signal);
-    std::signal(SIGTERM, on_stop_signal);
+    if (env_.install_signal_handlers) install_stop_signal_handlers();
     training_started_ = true;
     start_clock(start);
-    while (state_->steps_done() < total) {
-      state_->step();
-      const Boundary at = boundary(total);
-      if (log_due(at)) {
-        const Interval interval = close_interval(at.step);
-        if (diverged(interval)) return kExitDiverged;
-        log_interval(interval, at);
-      }
-      if (grid_due(at)) write_grid();
-      if (checkpoint_due(at)) write_checkpoint();
-      if (at.stop_signal != 0) return stop(at);
-    }
-    finish(train, total);
-    return 0;
+    return true;
   }
+
+  // What is due after one step of state(): a metrics row, an evaluation, a grid, a
+  // checkpoint; the run's end (kDone), its divergence (kDiverged, exit code 3) or a stop
+  // signal (kStopped, after the checkpoint; exit code 128 + signal).
+  RunStatus after_step() {
+    const Boundary at = boundary(total_);
+    if (log_due(at)) {
+      const Interval interval = close_interval(at.step);
+      if (diverged(interval)) {
+        exit_code_ = kExitDiverged;
+        return RunStatus::kDiverged;
+      }
+      log_interval(interval, at);
+    }
+    if (grid_due(at)) write_grid();
+    if (checkpoint_due(at)) write_checkpoint();
+    if (at.stop_signal != 0) {
+      exit_code_ = stop(at);
+      return RunStatus::kStopped;
+    }
+    if (at.finished) {
+      finish(*train_, total_);
+      exit_code_ = 0;
+      return RunStatus::kDone;
+    }
+    return RunStatus::kRunning;
+  }
+
+  int go() {
+    if (!start()) return 0;
+    while (true) {
+      state_->step();
+      if (after_step() != RunStatus::kRunning) return exit_code_;
+    }
+  }
+
+  TrainingState& state() { return *state_; }
+  int64_t total() const { return total_; }
+  int exit_code() const { return exit_code_; }
+  int64_t last_eval_step() const { return last_eval_step_; }
 
  private:
   // ---- start-up: everything checked before the first step ------------------------------
@@ -471,7 +508,12 @@ class Run {
   void start_training_state(const MnistSplit& train, const Checkpoint& resume_from) {
     BackendOptions options;
     options.tf32 = config_.tf32;
-    backend_ = make_backend(config_.device, options);
+    if (env_.backend == nullptr) {
+      owned_backend_ = make_backend(config_.device, options);
+      backend_ = owned_backend_.get();
+    } else {
+      backend_ = env_.backend;
+    }
     state_ = std::make_unique<TrainingState>(*backend_, config_, train.images, train.labels);
     if (config_.eval_every > 0) start_evaluator(train);
     state_->inject_nonfinite_gradient(hooks_.nonfinite_gradient_step, hooks_.nonfinite_target);
@@ -525,9 +567,10 @@ class Run {
   // the exit code 128 + signal.
   int stop(const Boundary& at) {
     progress_->finish();
-    std::fprintf(
-        stderr, "mnistgan: stopped by signal %d at step %" PRId64 "; resume with --resume %s\n",
-        at.stop_signal, at.step, (fs::path(config_.out_dir) / "latest.ckpt").string().c_str());
+    if (!env_.quiet)
+      std::fprintf(
+          stderr, "mnistgan: stopped by signal %d at step %" PRId64 "; resume with --resume %s\n",
+          at.stop_signal, at.step, (fs::path(config_.out_dir) / "latest.ckpt").string().c_str());
     return 128 + at.stop_signal;
   }
 
@@ -535,10 +578,12 @@ class Run {
   void finish(const MnistSplit& train, int64_t total) {
     const fs::path out(config_.out_dir);
     progress_->finish();
-    std::fprintf(stderr, "mnistgan: done: %" PRId64 " steps; checkpoint %s, samples in %s\n", total,
-                 (out / "latest.ckpt").string().c_str(), (out / "samples").string().c_str());
+    if (!env_.quiet)
+      std::fprintf(stderr, "mnistgan: done: %" PRId64 " steps; checkpoint %s, samples in %s\n",
+                   total, (out / "latest.ckpt").string().c_str(),
+                   (out / "samples").string().c_str());
     report_final_quality(train, total);
-    if (skipped_total_ > 0)
+    if (skipped_total_ > 0 && !env_.quiet)
       std::fprintf(stderr,
                    "mnistgan: %" PRId64
                    " update(s) were skipped for a NaN/Inf loss or gradient (see the skipped column "
@@ -592,15 +637,17 @@ class Run {
     const bool bad = stats.nonfinite > 0 || all_skipped || !weights_finite();
     if (!bad) return false;
     progress_->finish();
-    std::fprintf(stderr,
-                 "mnistgan: training diverged %s: %s; the last good checkpoint is kept "
-                 "in %s (try a lower --lr%s)\n",
-                 steps_text(interval).c_str(),
-                 all_skipped ? "every update of a network had a NaN/Inf loss or gradient "
-                               "and was skipped (--nan-policy skip-step)"
-                             : "a loss or weight became NaN/Inf",
-                 (fs::path(config_.out_dir) / "checkpoints").string().c_str(),
-                 config_.nan_policy == "stop" ? ", or --nan-policy skip-step" : "");
+    char line[512];
+    std::snprintf(line, sizeof(line),
+                  "mnistgan: training diverged %s: %s; the last good checkpoint is kept "
+                  "in %s (try a lower --lr%s)",
+                  steps_text(interval).c_str(),
+                  all_skipped ? "every update of a network had a NaN/Inf loss or gradient "
+                                "and was skipped (--nan-policy skip-step)"
+                              : "a loss or weight became NaN/Inf",
+                  (fs::path(config_.out_dir) / "checkpoints").string().c_str(),
+                  config_.nan_policy == "stop" ? ", or --nan-policy skip-step" : "");
+    say(line);
     return true;
   }
 
@@ -623,17 +670,18 @@ class Run {
     row.skipped = stats.skipped_d + stats.skipped_g;
     skipped_total_ += row.skipped;
     if (row.skipped > 0)
-      progress_->message("mnistgan: skipped " + std::to_string(row.skipped) +
+      say("mnistgan: skipped " + std::to_string(row.skipped) +
                          " update(s) with a NaN/Inf loss or gradient " + steps_text(interval) +
                          " (--nan-policy skip-step; " + std::to_string(skipped_total_) +
                          " so far)");
     if (at.eval) {
       row.eval = evaluate(at.step);
+      last_eval_step_ = at.step;
       last_log_ = std::chrono::steady_clock::now();  // keeps eval time out of steps/s
     }
     metrics_->append(row);
     write_curves();
-    progress_->update(row);
+    if (!env_.quiet) progress_->update(row);
   }
 
   // curves.png beside metrics.csv, redrawn with every row.
@@ -650,10 +698,15 @@ class Run {
   // any step, so a missing classifier fails early, with the command that makes it.
   void start_evaluator(const MnistSplit& train) {
     const auto begin = std::chrono::steady_clock::now();
+    if (env_.evaluator) {
+      evaluator_ = &env_.evaluator(*backend_, config_, train);
+      return;
+    }
     const MnistSplit test = load_mnist(config_.data_dir, "t10k");
-    evaluator_ =
+    owned_evaluator_ =
         std::make_unique<Evaluator>(*backend_, config_.classifier, train, test,
                                     config_.eval_samples, config_.seed, config_.conditional);
+    evaluator_ = owned_evaluator_.get();
     std::fprintf(stderr,
                  "mnistgan: eval every %" PRId64 " steps and at the end: %" PRId64
                  " samples vs MNIST test | classifier %s (sha256 %.12s..., test accuracy %.4f) | "
@@ -689,7 +742,7 @@ class Run {
                                       m.conditional->class_accuracy.end()));
       message += digits;
     }
-    progress_->message(message);
+    say(message);
     const nlohmann::json j = {{"step", step},
                               {"samples", config_.eval_samples},
                               {"seed", config_.seed},
@@ -715,6 +768,7 @@ class Run {
     if (!evaluator_) {
       if (!config_.final_eval) return;
       if (!fs::exists(config_.classifier)) {
+        if (env_.quiet) return;
         std::fprintf(stderr,
                      "mnistgan: no feature classifier at %s, so no quality figures; make one with "
                      "`mnistgan classifier --out %s` (under a minute) and run `mnistgan eval "
@@ -726,7 +780,7 @@ class Run {
       start_evaluator(train);
       evaluate(step);
     }
-    if (!last_eval_) return;
+    if (!last_eval_ || env_.quiet) return;
     std::fprintf(stderr,
                  "mnistgan: the final %s at step %" PRId64 " against the real-data floor (%s):\n%s",
                  generator_label(state_->gan()), step,
@@ -808,17 +862,35 @@ class Run {
     rotate_checkpoints(dir, config_.keep_checkpoints);
   }
 
+  // A console line of this run: the environment's sink (the sweep's), else above the
+  // progress line.
+  void say(const std::string& line) {
+    if (env_.message) {
+      env_.message(line);
+    } else {
+      progress_->message(line);
+    }
+  }
+
   TrainConfig config_;
   RunTestHooks hooks_;
+  RunEnvironment env_;
   bool training_started_ = false;
+  int64_t total_ = 0;                      // the run's last step
+  int exit_code_ = 0;                      // set when after_step() ends the run
+  int64_t last_eval_step_ = -1;            // the step of this process's latest evaluation
+  std::unique_ptr<MnistSplit> owned_train_;  // the training split, unless env_ lends one
+  const MnistSplit* train_ = nullptr;
   int64_t skipped_total_ = 0;       // updates skipped by --nan-policy skip-step, whole run
   int64_t finite_checked_at_ = -1;  // the step of the last weights_finite() check
   bool weights_were_finite_ = true;
-  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Backend> owned_backend_;  // unless env_ lends a backend
+  Backend* backend_ = nullptr;
   std::unique_ptr<TrainingState> state_;
   std::unique_ptr<MetricsLog> metrics_;
   std::unique_ptr<ProgressLine> progress_;
-  std::unique_ptr<Evaluator> evaluator_;  // --eval-every > 0, or the final evaluation
+  std::unique_ptr<Evaluator> owned_evaluator_;  // unless env_ lends evaluators
+  Evaluator* evaluator_ = nullptr;  // --eval-every > 0, or the final evaluation
   std::optional<EvalMetrics> last_eval_;  // the latest evaluation's figures
   GifWriter gif_{50};
   int64_t last_epoch_ = 0;  // epochs completed at the last crossed_epoch()
@@ -829,8 +901,30 @@ class Run {
 
 }  // namespace
 
+class TrainingRun::Impl : public Run {
+ public:
+  using Run::Run;
+};
+
+void install_stop_signal_handlers() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
+
+TrainingRun::TrainingRun(const TrainConfig& config, const RunTestHooks& hooks,
+                         RunEnvironment environment)
+    : run_(std::make_unique<Impl>(config, hooks, std::move(environment))) {}
+TrainingRun::~TrainingRun() = default;
+bool TrainingRun::start() { return run_->start(); }
+TrainingState& TrainingRun::state() { return run_->state(); }
+RunStatus TrainingRun::after_step() { return run_->after_step(); }
+int64_t TrainingRun::total_steps() const { return run_->total(); }
+int TrainingRun::exit_code() const { return run_->exit_code(); }
+int64_t TrainingRun::last_eval_step() const { return run_->last_eval_step(); }
+std::string TrainingRun::after_failed_write() const { return run_->after_failed_write(); }
+
 int run_training(const TrainConfig& config, const RunTestHooks& hooks) {
-  Run run(config, hooks);
+  Run run(config, hooks, RunEnvironment{});
   try {
     return run.go();
   } catch (const IoError& e) {

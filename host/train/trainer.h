@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -142,6 +143,61 @@ struct RunTestHooks {
   NonfiniteTarget nonfinite_target = NonfiniteTarget::kDiscriminator;
 };
 
+class Evaluator;  // eval/eval.h
+
+// What a run borrows instead of making its own (`mnistgan sweep` runs many in one process);
+// every field is optional, and a default RunEnvironment is `mnistgan train`'s.
+struct RunEnvironment {
+  Backend* backend = nullptr;         // null: make_backend(config.device, {config.tf32})
+  const MnistSplit* train = nullptr;  // null: load_mnist(config.data_dir, "train")
+  // The evaluator for (backend, config) (the classifier, the test features and the floor of
+  // config.seed); empty: the run builds its own.
+  std::function<Evaluator&(Backend&, const TrainConfig&, const MnistSplit& train)> evaluator;
+  // Where the run's console lines go (evaluations, skipped updates, divergence); empty:
+  // above its own progress line.
+  std::function<void(const std::string&)> message;
+  // No start line, per-run progress line, final table or end-of-run notes (the sweep shows
+  // one progress line and a leaderboard instead). Files written are the same.
+  bool quiet = false;
+  bool install_signal_handlers = true;  // SIGINT/SIGTERM request a stop (request_stop)
+};
+
+// Where a run stands after a step.
+enum class RunStatus {
+  kRunning,   // more steps to go
+  kDone,      // the last step is done (final grid, checkpoint and evaluation written)
+  kDiverged,  // the divergence guard stopped it (exit code 3); the last good checkpoint stays
+  kStopped,   // SIGINT/SIGTERM: checkpoint written, exit code 128 + signal
+};
+
+// One `mnistgan train` run, driven step by step from outside: start(), then
+// state().step() and after_step() until after_step() says anything but kRunning.
+// run_training() is exactly this loop; `mnistgan sweep` interleaves many runs' steps.
+class TrainingRun {
+ public:
+  explicit TrainingRun(const TrainConfig& config, const RunTestHooks& hooks = {},
+                       RunEnvironment environment = {});
+  ~TrainingRun();
+  TrainingRun(const TrainingRun&) = delete;
+  TrainingRun& operator=(const TrainingRun&) = delete;
+
+  // Checks and start-up (run_training's): false when the resumed checkpoint is already at
+  // the last step (nothing to do). Throws as run_training does.
+  bool start();
+  TrainingState& state();
+  // Logs, evaluations, grids and checkpoints due after the step just taken.
+  RunStatus after_step();
+  int64_t total_steps() const;
+  int exit_code() const;           // run_training's exit code, once after_step() ended the run
+  int64_t last_eval_step() const;  // step of the latest evaluation in this process (-1: none)
+  // The advice to append to an IoError thrown mid-run (see run_training).
+  std::string after_failed_write() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> run_;
+};
+
 // The whole `mnistgan train` run. Returns the process exit code (0; 130/143 after
 // SIGINT/SIGTERM once the checkpoint is written; 3 when training diverged). Throws
 // (DataError, IoError, CheckpointError, std::invalid_argument, std::runtime_error) with
@@ -149,5 +205,9 @@ struct RunTestHooks {
 // lacks the disk space the run needs; during training, IoError naming the file that could
 // not be written and the intact checkpoint to resume from.
 int run_training(const TrainConfig& config, const RunTestHooks& hooks = {});
+
+// SIGINT and SIGTERM request a clean stop at the next step boundary of every run
+// (TrainingRun::after_step checkpoints and returns kStopped).
+void install_stop_signal_handlers();
 
 }  // namespace mnistgan
