@@ -10,6 +10,8 @@ class App;
 
 namespace mnistgan {
 
+struct TrainConfig;  // core/config.h
+
 // --device on a subcommand, with the help text every command shows; the value is checked by
 // validate_device_flag (backend.h) in the command's validate().
 void add_device_flag(CLI::App& cmd, std::string& device);
@@ -18,5 +20,9 @@ void add_device_flag(CLI::App& cmd, std::string& device);
 void add_adam_flags(CLI::App& cmd, float& lr, float& lr_d, float& lr_g, float& beta1, float& beta2);
 // ... and --mbd-kernels, --mbd-dims (checked by validate_mbd_flags, config.h).
 void add_mbd_flags(CLI::App& cmd, int& kernels, int& dims);
+// Every flag of `mnistgan train`, one per TrainConfig field (README's flag table); the
+// values are range-checked by TrainConfig::validate(). `mnistgan sweep` parses its grid
+// file's keys with the same flags.
+void add_train_flags(CLI::App& cmd, TrainConfig& config);
 
 }  // namespace mnistgan
