@@ -224,7 +224,10 @@ void write_png_rgb(const std::string& path, const RgbImage& image, const PngText
 }
 
 GrayImage read_png_gray(const std::string& path) {
-  const std::string bytes = read_file(path, kMaxPngBytes);
+  return decode_png_gray(read_file(path, kMaxPngBytes), path);
+}
+
+GrayImage decode_png_gray(const std::string& bytes, const std::string& path) {
   int width = 0, height = 0, channels_in_file = 0;
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),

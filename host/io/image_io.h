@@ -56,6 +56,8 @@ void write_png_rgb(const std::string& path, const RgbImage& image, const PngText
 // Reads a PNG (any colour type or bit depth; colour is converted to gray, 16 bits to 8).
 // Throws IoError naming `path` when the file is missing, too large or not a decodable PNG.
 GrayImage read_png_gray(const std::string& path);
+// The same from a PNG file's bytes; `path` names them in the IoError.
+GrayImage decode_png_gray(const std::string& bytes, const std::string& path);
 
 // An animated GIF of equally sized grayscale frames: a 256-level gray global palette (so a
 // pixel value is its palette index, lossless), a NETSCAPE2.0 extension that loops forever,
