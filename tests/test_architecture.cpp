@@ -29,8 +29,9 @@ const std::map<std::string, std::set<std::string>>& allowed_includes() {
       {"eval", {"model", "io", "core"}},
       {"train", {"model", "eval", "io", "plot", "core"}},
       {"toy", {"model", "plot", "io", "core"}},
-      {"bench", {"train", "model", "eval", "io", "core", "cli"}},
-      {"cli", {"train", "eval", "toy", "model", "io", "plot", "core"}},
+      {"sweep", {"train", "model", "eval", "io", "plot", "core", "cli"}},
+      {"bench", {"sweep", "train", "model", "eval", "io", "core", "cli"}},
+      {"cli", {"sweep", "train", "eval", "toy", "model", "io", "plot", "core"}},
   };
   return allowed;
 }

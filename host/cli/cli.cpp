@@ -19,6 +19,7 @@
 #include "eval/classifier.h"
 #include "eval/eval.h"
 #include "model/sample.h"
+#include "sweep/sweep.h"
 #include "toy/toy.h"
 #include "train/trainer.h"
 
@@ -70,71 +71,6 @@ int run_bench_program(const char* argv0, const std::vector<std::string>& args) {
                "`cmake --build build --target mnistgan_bench`\n",
                bench.c_str(), std::strerror(errno));
   return 2;
-}
-
-void add_train_flags(CLI::App& cmd, TrainConfig& c) {
-  cmd.add_option("--data", c.data_dir, "folder with the MNIST IDX files (raw or .gz)")
-      ->capture_default_str();
-  cmd.add_option("--out", c.out_dir, "output folder: metrics.csv, samples/, checkpoints/")
-      ->capture_default_str();
-  add_device_flag(cmd, c.device);
-  auto* epochs = cmd.add_option("--epochs", c.epochs, "epochs to train")->capture_default_str();
-  auto* steps =
-      cmd.add_option("--steps", c.steps, "total steps of the run (overrides --epochs)")
-          ->check(CLI::Validator(
-              [](std::string& value) {
-                char* end = nullptr;
-                const long long n = std::strtoll(value.c_str(), &end, 10);
-                return *end == '\0' && n >= 1 ? std::string() : "must be a whole number >= 1";
-              },
-              "STEPS"));
-  epochs->excludes(steps);
-  cmd.add_option("--batch-size", c.batch_size, "images per batch")->capture_default_str();
-  add_adam_flags(cmd, c.lr, c.lr_d, c.lr_g, c.beta1, c.beta2);
-  cmd.add_option("--latent-dim", c.latent_dim, "noise dimension")->capture_default_str();
-  cmd.add_option("--hidden-g", c.hidden_g, "generator hidden widths, e.g. 256,512,1024")
-      ->delimiter(',')
-      ->capture_default_str();
-  cmd.add_option("--hidden-d", c.hidden_d, "discriminator hidden widths, e.g. 1024,512,256")
-      ->delimiter(',')
-      ->capture_default_str();
-  add_mbd_flags(cmd, c.mbd_kernels, c.mbd_dims);
-  cmd.add_flag("--conditional", c.conditional,
-               "class-conditional GAN: G and D also take the digit (one-hot); grids get one row "
-               "per digit");
-  cmd.add_option("--real-label", c.real_label,
-                 "target for real images (0.9: one-sided smoothing; 1: none)")
-      ->capture_default_str();
-  cmd.add_option("--d-steps", c.d_steps, "D updates per G update")->capture_default_str();
-  cmd.add_option("--seed", c.seed, "seed of every random draw")->capture_default_str();
-  cmd.add_option("--nan-policy", c.nan_policy,
-                 "non-finite loss or gradient: stop (exit 3) or skip-step (skip that update)")
-      ->capture_default_str();
-  cmd.add_option("--ema-decay", c.ema_decay,
-                 "EMA of G's weights, used for grids and evaluations (0: off)")
-      ->capture_default_str();
-  cmd.add_flag("--raw-generator", c.raw_generator,
-               "grids and evaluations from G's own weights instead of the EMA");
-  cmd.add_option("--log-every", c.log_every, "steps between metrics rows")->capture_default_str();
-  cmd.add_option("--sample-every", c.sample_every, "steps between sample grids (0: each epoch)")
-      ->capture_default_str();
-  cmd.add_option("--checkpoint-every", c.checkpoint_every,
-                 "steps between checkpoints (0: each epoch)")
-      ->capture_default_str();
-  cmd.add_option("--keep-checkpoints", c.keep_checkpoints, "step checkpoints to keep")
-      ->capture_default_str();
-  cmd.add_option("--resume", c.resume, "checkpoint to continue from (same flags)");
-  cmd.add_flag("--cuda-graph,!--no-cuda-graph", c.cuda_graph,
-               "capture the step in a CUDA graph (CUDA only; default on)");
-  cmd.add_flag("--tf32", c.tf32, "TF32 tensor cores in the CUDA GEMM");
-  cmd.add_option("--eval-every", c.eval_every,
-                 "steps between sample-quality evaluations, also run at the end (0: off)")
-      ->capture_default_str();
-  cmd.add_option("--classifier", c.classifier, "feature classifier for --eval-every")
-      ->capture_default_str();
-  cmd.add_option("--eval-samples", c.eval_samples, "images per evaluation")->capture_default_str();
-  cmd.add_flag("--final-eval,!--no-final-eval", c.final_eval,
-               "evaluate the final generator when --classifier exists (default on)");
 }
 
 void add_classifier_flags(CLI::App& cmd, ClassifierOptions& o) {
@@ -213,6 +149,25 @@ int run_cli(int argc, char** argv) {
       "eval", "sample-quality metrics of a checkpoint against MNIST test, with real-data floors");
   add_eval_flags(*eval, eval_options);
 
+  SweepOptions sweep_options;
+  CLI::App* sweep = app.add_subcommand(
+      "sweep",
+      "train a grid of runs (seeds, learning rates, ...) side by side and rank them; under "
+      "mpirun the ranks share the runs");
+  sweep->add_option("--grid", sweep_options.grid,
+                    "grid file (JSON): fixed train flags, axes to vary, and/or a list of runs");
+  sweep->add_option("--out", sweep_options.out,
+                    "sweep folder: runs/<name>/ (as train writes), leaderboard.csv/.json/.png")
+      ->capture_default_str();
+  add_device_flag(*sweep, sweep_options.device);
+  sweep->add_option("--shard", sweep_options.shard,
+                    "train share I of N (0-based, e.g. 0/4) of the runs; --merge joins the shares");
+  sweep->add_option("--merge", sweep_options.merge,
+                    "build the leaderboard of these sweep folders (the shares) into --out")
+      ->expected(1, -1);
+  sweep->add_option("--best", sweep_options.best, "runs shown in leaderboard.png")
+      ->capture_default_str();
+
   ToyOptions toy_options;
   CLI::App* toy = app.add_subcommand(
       "toy", "1-D Gaussian GAN demo of mode collapse, with and without minibatch discrimination");
@@ -226,6 +181,8 @@ int run_cli(int argc, char** argv) {
   try {
     if (*train) return run_training(train_config);
     if (*toy) return run_toy(toy_options);
+    if (*sweep)
+      return sweep_options.merge.empty() ? run_sweep(sweep_options) : merge_sweeps(sweep_options);
     if (*classifier) return run_classifier_command(classifier_options);
     if (*eval) {
       run_eval(eval_options);

@@ -1,5 +1,6 @@
-// cli.h: the `mnistgan` command line (CLI11): subcommands train, sample, eval, classifier,
-// toy, and bench (which runs the separate mnistgan_bench program, bench/bench_main.cpp).
+// cli.h: the `mnistgan` command line (CLI11): subcommands train, sweep, sample, eval,
+// classifier, toy, and bench (which runs the separate mnistgan_bench program,
+// bench/bench_main.cpp).
 #pragma once
 
 #include <string>
