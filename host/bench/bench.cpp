@@ -26,6 +26,7 @@
 #include "core/backend_buffer.h"  // BackendBuffer
 #include "io/atomic_file.h"       // write_file_atomic
 #include "io/idx.h"               // IdxImages
+#include "sweep/run_group.h"      // RunGroup: the sweep's group step
 #include "train/trainer.h"        // TrainingState
 
 namespace mnistgan {
@@ -59,6 +60,14 @@ void BenchOptions::validate() const {
     throw std::invalid_argument("--e2e-steps: must be >= 1, got " + std::to_string(e2e_steps));
   if (kernels_only && e2e_only)
     throw std::invalid_argument("--kernels-only and --e2e-only exclude each other; give one");
+  if (sweep_only && (kernels_only || e2e_only))
+    throw std::invalid_argument("--sweep-only excludes --kernels-only and --e2e-only; give one");
+  for (int n : sweep_runs)
+    if (n < 1 || n > 1024)
+      throw std::invalid_argument("--sweep-runs: every N must be between 1 and 1024, got " +
+                                  std::to_string(n));
+  if (sweep_steps != -1 && sweep_steps < 1)
+    throw std::invalid_argument("--sweep-steps: must be >= 1, got " + std::to_string(sweep_steps));
 }
 
 BenchOptions BenchOptions::resolved_for(const std::string& backend) const {
@@ -67,6 +76,7 @@ BenchOptions BenchOptions::resolved_for(const std::string& backend) const {
   if (r.repeats < 0) r.repeats = cuda ? 50 : 10;
   if (r.warmup < 0) r.warmup = cuda ? 10 : 2;
   if (r.e2e_steps < 0) r.e2e_steps = cuda ? 500 : 20;
+  if (r.sweep_steps < 0) r.sweep_steps = cuda ? 100 : 3;
   r.device = backend;
   return r;
 }
@@ -176,8 +186,9 @@ nlohmann::json bench_report_json(const BenchReport& r) {
   const BenchOptions& s = r.settings;
   j["settings"] = {{"device", s.device},       {"batches", s.batches},
                    {"repeats", s.repeats},     {"warmup", s.warmup},
-                   {"e2e_steps", s.e2e_steps}, {"kernels", !s.e2e_only},
-                   {"e2e", !s.kernels_only},   {"seed", s.seed}};
+                   {"e2e_steps", s.e2e_steps}, {"kernels", !s.e2e_only && !s.sweep_only},
+                   {"e2e", !s.kernels_only && !s.sweep_only},   {"seed", s.seed},
+                   {"sweep_runs", s.sweep_runs}, {"sweep_steps", s.sweep_steps}};
   const BenchCeilings& c = r.ceilings;
   j["ceilings"] = {{"copy_gb_per_s", c.copy_bytes_per_s / 1e9},
                    {"sgemm_gflop_per_s", c.sgemm_flops_per_s / 1e9},
@@ -223,6 +234,17 @@ nlohmann::json bench_report_json(const BenchReport& r) {
                         {"images_per_s", e.images_per_s()},
                         {"status", e.status}});
   }
+  j["sweep"] = json::array();
+  for (const SweepBenchRow& w : r.sweep)
+    j["sweep"].push_back({{"runs", w.runs},
+                          {"batch", w.batch},
+                          {"mbd", true},
+                          {"steps_per_run", w.steps},
+                          {"lockstep_seconds", w.lockstep_seconds},
+                          {"sequential_seconds", w.sequential_seconds},
+                          {"lockstep_gan_steps_per_s", w.lockstep_gan_steps_per_s()},
+                          {"sequential_gan_steps_per_s", w.sequential_gan_steps_per_s()},
+                          {"status", w.status}});
   return j;
 }
 
@@ -312,6 +334,23 @@ std::string format_bench_report(const BenchReport& r) {
                       std::to_string(e.steps), fmt("%.2f", e.steps_per_s()),
                       fmt("%.0f", e.images_per_s()), e.status});
     out << format_columns(rows, {true, false, false, true, true, true, false});
+  }
+  if (!r.sweep.empty()) {
+    out << "\nsweep (N runs of batch 64 with minibatch discrimination: stepped in lock-step as "
+           "`mnistgan sweep` steps a group, vs the same runs one after another; GAN-steps/s = "
+           "runs x steps / s)\n";
+    std::vector<std::vector<std::string>> rows{{"runs", "steps each", "lock-step GAN-steps/s",
+                                                "one after another GAN-steps/s", "ratio",
+                                                "status"}};
+    for (const SweepBenchRow& w : r.sweep)
+      rows.push_back({std::to_string(w.runs), std::to_string(w.steps),
+                      fmt("%.2f", w.lockstep_gan_steps_per_s()),
+                      fmt("%.2f", w.sequential_gan_steps_per_s()),
+                      fmt("%.2f", w.sequential_gan_steps_per_s() > 0
+                                      ? w.lockstep_gan_steps_per_s() / w.sequential_gan_steps_per_s()
+                                      : 0),
+                      w.status});
+    out << format_columns(rows, {true, true, true, true, true, false});
   }
   return out.str();
 }
@@ -540,6 +579,57 @@ E2eRow run_e2e(Backend& backend, const BenchOptions& o, const IdxImages& images,
   return row;
 }
 
+// Images of the sweep rows' synthetic dataset: every run holds its own copy on the backend
+// (as every run of a sweep does), so 64 runs of 60,000 would need 3 GB; 4,096 keep it small
+// and change nothing per step (a permutation of 4,096 every 64 steps instead of 60,000 every
+// 937).
+constexpr int kSweepBenchImages = 4096;
+
+// N runs (seeds seed .. seed + N - 1) stepped `steps` times in lock-step through a RunGroup,
+// then `steps` more times one run after another. On CUDA every run has its own backend, as in
+// a sweep (each holds its own step graph).
+SweepBenchRow run_sweep_bench(const std::string& backend_name, const BenchOptions& o,
+                              const ModelShape& shape, int runs) {
+  SweepBenchRow row;
+  row.runs = runs;
+  row.steps = o.sweep_steps;
+  IdxImages images = synthetic_images(shape, o.seed);
+  images.count = kSweepBenchImages;
+  images.pixels.resize(static_cast<size_t>(kSweepBenchImages) * shape.image_pixels);
+  std::vector<std::unique_ptr<Backend>> backends;
+  std::vector<std::unique_ptr<TrainingState>> states;
+  RunGroup group;
+  for (int i = 0; i < runs; ++i) {
+    if (backends.empty() || backend_name == "cuda") backends.push_back(make_backend(backend_name));
+    TrainConfig config;
+    config.batch_size = row.batch;
+    config.seed = o.seed + i;
+    config.device = backend_name;
+    states.push_back(std::make_unique<TrainingState>(*backends.back(), config, images));
+    states.back()->initialize();
+    group.add(*states.back());
+  }
+  auto synchronize = [&] {
+    for (auto& b : backends) b->synchronize();
+  };
+  for (int i = 0; i < std::max(o.warmup, 2); ++i) group.step();  // graphs captured at step 2
+  synchronize();
+  auto start = Clock::now();
+  for (int64_t s = 0; s < row.steps; ++s) group.step();
+  synchronize();
+  row.lockstep_seconds = seconds_since(start);
+  start = Clock::now();
+  for (auto& state : states)
+    for (int64_t s = 0; s < row.steps; ++s) state->step();
+  synchronize();
+  row.sequential_seconds = seconds_since(start);
+  double nonfinite = 0;
+  for (auto& state : states) nonfinite += state->take_stats().nonfinite;
+  if (nonfinite > 0)
+    row.status = "FAILED: " + std::to_string(static_cast<int64_t>(nonfinite)) + " non-finite losses";
+  return row;
+}
+
 }  // namespace
 
 // ---- the command ---------------------------------------------------------------------------
@@ -568,7 +658,7 @@ int run_bench(const BenchOptions& options) {
   std::fflush(stdout);
 
   if (backend_name == "cpu") report.device["name"] = report.device["cpu_model"];
-  if (!o.e2e_only) {
+  if (!o.e2e_only && !o.sweep_only) {
     if (backend_name == "cuda") {
       run_cuda_kernel_bench(o, shape, report);  // names the device
     } else {
@@ -577,7 +667,7 @@ int run_bench(const BenchOptions& options) {
       run_cpu_kernel_bench(*cpu, o, shape, report);
     }
   }
-  if (!o.kernels_only) {
+  if (!o.kernels_only && !o.sweep_only) {
     auto backend = make_backend(backend_name);
     if (!report.device.contains("name")) report.device["name"] = backend->name();
     const IdxImages images = synthetic_images(shape, o.seed);
@@ -589,6 +679,14 @@ int run_bench(const BenchOptions& options) {
         for (const std::string& graph : graphs)
           report.e2e.push_back(run_e2e(*backend, o, images, batch, mbd, graph));
   }
+  if (!o.kernels_only && !o.e2e_only) {
+    if (!report.device.contains("name")) report.device["name"] = make_backend(backend_name)->name();
+    for (int runs : o.sweep_runs) {
+      std::printf("mnistgan bench: sweep of %d runs ...\n", runs);
+      std::fflush(stdout);
+      report.sweep.push_back(run_sweep_bench(backend_name, o, shape, runs));
+    }
+  }
   std::fputs(format_bench_report(report).c_str(), stdout);
   if (!o.json_path.empty()) {
     write_file_atomic(o.json_path, bench_report_json(report).dump(2) + "\n");
@@ -597,6 +695,7 @@ int run_bench(const BenchOptions& options) {
   bool failed = false;
   for (const KernelRow& k : report.kernels) failed |= k.status.rfind("FAILED", 0) == 0;
   for (const E2eRow& e : report.e2e) failed |= e.status.rfind("FAILED", 0) == 0;
+  for (const SweepBenchRow& w : report.sweep) failed |= w.status.rfind("FAILED", 0) == 0;
   if (failed) std::fprintf(stderr, "mnistgan bench: some rows FAILED (see the status column)\n");
   return failed ? 4 : 0;
 }

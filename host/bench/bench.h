@@ -10,7 +10,10 @@
 //               CUDA every kernel version and library comparator is checked against the CPU
 //               backend before it is timed and marked FAILED on a mismatch;
 //   end to end  steps/s and images/s of TrainingState::step on synthetic data at each batch,
-//               with and without minibatch discrimination (and, on CUDA, the CUDA graph).
+//               with and without minibatch discrimination (and, on CUDA, the CUDA graph);
+//   sweep       GAN-steps/s (runs x steps / s) of N runs of batch 64 with minibatch
+//               discrimination stepped as `mnistgan sweep` steps a group (RunGroup::step,
+//               lock-step), against the same N runs trained one after another.
 //
 // This header and bench.cpp are plain C++ (they build without CUDA): options, statistics,
 // flop/byte counts, the table and the JSON. bench_cuda.cu measures on the device and fills
@@ -38,6 +41,9 @@ struct BenchOptions {
   std::string json_path;                    // --json: also write the results here (atomically)
   bool kernels_only = false;                // --kernels-only: skip the end-to-end runs
   bool e2e_only = false;                    // --e2e-only: skip the ceilings and kernels
+  std::vector<int> sweep_runs{1, 8, 32, 64};  // --sweep-runs: N of each sweep row
+  int64_t sweep_steps = -1;  // --sweep-steps: timed steps of every run (-1: device default)
+  bool sweep_only = false;   // --sweep-only: only the sweep rows
   uint64_t seed = 1;  // --seed: end-to-end weights and data (kernel inputs use fixed seeds)
 
   // Throws std::invalid_argument naming the flag when a value is out of range.
@@ -45,7 +51,8 @@ struct BenchOptions {
   // A copy with every -1 replaced by the default for the device ("cpu" or "cuda"):
   //   cuda: 50 repeats (the minimum), 10 warm-up, 500 e2e steps;
   //   cpu:  10 repeats, 2 warm-up, 20 e2e steps (a 2-core machine needs ~1 s per step at
-  //         batch 1024 with minibatch discrimination).
+  //         batch 1024 with minibatch discrimination);
+  //   sweep steps: 100 on cuda, 3 on cpu (64 runs x 3 steps, twice, take about a minute).
   BenchOptions resolved_for(const std::string& backend) const;
 };
 
@@ -111,6 +118,22 @@ struct E2eRow {
   double images_per_s() const { return steps_per_s() * batch; }
 };
 
+// One sweep row: N runs, each `steps` timed steps, in lock-step and one after another.
+struct SweepBenchRow {
+  int runs = 0;
+  int batch = 64;
+  int64_t steps = 0;                 // timed steps of every run, in each of the two modes
+  double lockstep_seconds = 0;       // RunGroup::step, `steps` times
+  double sequential_seconds = 0;     // run 1's steps, then run 2's, ...
+  std::string status = "ok";
+  double lockstep_gan_steps_per_s() const {
+    return lockstep_seconds > 0 ? runs * steps / lockstep_seconds : 0;
+  }
+  double sequential_gan_steps_per_s() const {
+    return sequential_seconds > 0 ? runs * steps / sequential_seconds : 0;
+  }
+};
+
 struct BenchReport {
   nlohmann::json device;      // "backend", "name", and per backend: cpu_model / driver, runtime
   BenchOptions settings;      // resolved
@@ -120,6 +143,7 @@ struct BenchReport {
   BenchCeilings ceilings;
   std::vector<KernelRow> kernels;
   std::vector<E2eRow> e2e;
+  std::vector<SweepBenchRow> sweep;
 };
 
 // The shape column: "rows x in x out" for GEMMs, "rows x K x C" for minibatch

@@ -28,6 +28,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--kernels-only", bench_options.kernels_only, "skip the end-to-end runs");
   app.add_flag("--e2e-only", bench_options.e2e_only, "skip the ceilings and kernels");
+  app.add_option("--sweep-runs", bench_options.sweep_runs,
+                 "runs N of each sweep row (lock-step vs one after another), e.g. 1,8,32,64")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--sweep-steps", bench_options.sweep_steps,
+                 "timed steps of every run in the sweep rows (default: 100 on cuda, 3 on cpu)");
+  app.add_flag("--sweep-only", bench_options.sweep_only, "only the sweep rows");
 
 
   try {
