@@ -585,8 +585,8 @@ E2eRow run_e2e(Backend& backend, const BenchOptions& o, const IdxImages& images,
 // 937).
 constexpr int kSweepBenchImages = 4096;
 
-// N runs (seeds seed .. seed + N - 1) stepped `steps` times in lock-step through a RunGroup,
-// then `steps` more times one run after another. On CUDA every run has its own backend, as in
+// N runs (seeds seed .. seed + N - 1) stepped `steps` times in lock-step through a RunGroup
+// and `steps` more times one run after another. On CUDA every run has its own backend, as in
 // a sweep (each holds its own step graph).
 SweepBenchRow run_sweep_bench(const std::string& backend_name, const BenchOptions& o,
                               const ModelShape& shape, int runs) {
@@ -614,15 +614,20 @@ SweepBenchRow run_sweep_bench(const std::string& backend_name, const BenchOption
   };
   for (int i = 0; i < std::max(o.warmup, 2); ++i) group.step();  // graphs captured at step 2
   synchronize();
-  auto start = Clock::now();
-  for (int64_t s = 0; s < row.steps; ++s) group.step();
-  synchronize();
-  row.lockstep_seconds = seconds_since(start);
-  start = Clock::now();
-  for (auto& state : states)
-    for (int64_t s = 0; s < row.steps; ++s) state->step();
-  synchronize();
-  row.sequential_seconds = seconds_since(start);
+  // The two modes alternate in two halves (lock-step, one after another, lock-step, one
+  // after another), so a drift of the machine's speed does not favour either.
+  const int64_t halves[2] = {row.steps / 2, row.steps - row.steps / 2};
+  for (int64_t half : halves) {
+    auto start = Clock::now();
+    for (int64_t s = 0; s < half; ++s) group.step();
+    synchronize();
+    row.lockstep_seconds += seconds_since(start);
+    start = Clock::now();
+    for (auto& state : states)
+      for (int64_t s = 0; s < half; ++s) state->step();
+    synchronize();
+    row.sequential_seconds += seconds_since(start);
+  }
   double nonfinite = 0;
   for (auto& state : states) nonfinite += state->take_stats().nonfinite;
   if (nonfinite > 0)

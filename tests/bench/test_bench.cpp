@@ -106,6 +106,9 @@ TEST(BenchOptions, EveryBadValueNamesItsFlag) {
       {[](BenchOptions& o) { o.warmup = -2; }, "--warmup"},
       {[](BenchOptions& o) { o.e2e_steps = 0; }, "--e2e-steps"},
       {[](BenchOptions& o) { o.kernels_only = o.e2e_only = true; }, "--kernels-only"},
+      {[](BenchOptions& o) { o.sweep_runs = {8, 0}; }, "--sweep-runs"},
+      {[](BenchOptions& o) { o.sweep_steps = 0; }, "--sweep-steps"},
+      {[](BenchOptions& o) { o.sweep_only = o.e2e_only = true; }, "--sweep-only"},
   };
   for (const Case& c : cases) {
     BenchOptions o;
@@ -218,6 +221,12 @@ BenchReport sample_report() {
   e.steps = 100;
   e.seconds = 4.0;
   r.e2e.push_back(e);
+  SweepBenchRow w;
+  w.runs = 8;
+  w.steps = 5;
+  w.lockstep_seconds = 2.0;    // 40 GAN-steps in 2 s: 20 per second
+  w.sequential_seconds = 4.0;  // 10 per second
+  r.sweep.push_back(w);
   return r;
 }
 
@@ -225,15 +234,19 @@ TEST(BenchReport, TableShowsEveryRowAndStatus) {
   const std::string table = format_bench_report(sample_report());
   for (const char* want : {"Test CPU", "abc123", "ceilings", "10.0 GB/s", "100.0 GFLOP/s", "G.fc0",
                            "64x100x256", "20.0", "FAILED: Y: 3 of 16384", "skipped: no engine",
-                           "n=1000", "end to end", "25.00", "1600"})
+                           "n=1000", "end to end", "25.00", "1600", "lock-step", "20.00", "10.00",
+                           "2.00"})
     EXPECT_NE(table.find(want), std::string::npos) << "missing '" << want << "' in:\n" << table;
 }
 
 TEST(BenchReport, JsonHasTheSchemaKeysAndDerivedFigures) {
   const nlohmann::json j = bench_report_json(sample_report());
   for (const char* key : {"schema", "date", "commit", "commit_source", "device", "settings",
-                          "ceilings", "kernels", "e2e"})
+                          "ceilings", "kernels", "e2e", "sweep"})
     EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_DOUBLE_EQ(j["sweep"][0]["lockstep_gan_steps_per_s"].get<double>(), 20.0);
+  EXPECT_DOUBLE_EQ(j["sweep"][0]["sequential_gan_steps_per_s"].get<double>(), 10.0);
+  EXPECT_EQ(j["sweep"][0]["runs"], 8);
   EXPECT_EQ(j["schema"], "mnistgan-bench/1");
   EXPECT_EQ(j["settings"]["batches"], nlohmann::json({64, 256, 1024}));
   EXPECT_DOUBLE_EQ(j["ceilings"]["copy_gb_per_s"].get<double>(), 10.0);
@@ -273,7 +286,7 @@ TEST(BenchCli, CpuRunWritesJsonWithPositiveFigures) {
   const fs::path json_path = dir / "bench.json";
   const runtest::BinaryResult r = runtest::run_command(
       "bench --device cpu --batches 4,8 --repeats 2 --warmup 0 --e2e-steps 2 "
-      "--json " +
+      "--sweep-runs 1,2 --sweep-steps 1 --json " +
       json_path.string());
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("end to end"), std::string::npos) << r.output;
@@ -318,6 +331,18 @@ TEST(BenchCli, CpuRunWritesJsonWithPositiveFigures) {
   }
   EXPECT_TRUE(j["e2e"][0]["mbd"].get<bool>());
   EXPECT_FALSE(j["e2e"][1]["mbd"].get<bool>());
+
+  // The sweep rows: N = 1 and 2 runs of batch 64, each mode timed.
+  ASSERT_EQ(j["sweep"].size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const auto& w = j["sweep"][i];
+    EXPECT_EQ(w["runs"], static_cast<int>(i + 1));
+    EXPECT_EQ(w["batch"], 64);
+    EXPECT_EQ(w["steps_per_run"], 1);
+    EXPECT_EQ(w["status"], "ok");
+    EXPECT_GT(w["lockstep_gan_steps_per_s"].get<double>(), 0) << w.dump();
+    EXPECT_GT(w["sequential_gan_steps_per_s"].get<double>(), 0) << w.dump();
+  }
 }
 
 TEST(BenchCli, E2eOnlyAndKernelsOnlySkipTheOtherPart) {
@@ -329,6 +354,7 @@ TEST(BenchCli, E2eOnlyAndKernelsOnlySkipTheOtherPart) {
   nlohmann::json j = nlohmann::json::parse(std::ifstream(dir / "e2e.json"));
   EXPECT_TRUE(j["kernels"].empty());
   EXPECT_EQ(j["e2e"].size(), 2u);
+  EXPECT_TRUE(j["sweep"].empty());
   r = runtest::run_command(
       "bench --device cpu --batches 2 --repeats 1 --warmup 0 --kernels-only --json " +
       (dir / "k.json").string());
@@ -336,6 +362,15 @@ TEST(BenchCli, E2eOnlyAndKernelsOnlySkipTheOtherPart) {
   j = nlohmann::json::parse(std::ifstream(dir / "k.json"));
   EXPECT_FALSE(j["kernels"].empty());
   EXPECT_TRUE(j["e2e"].empty());
+  EXPECT_TRUE(j["sweep"].empty());
+  r = runtest::run_command("bench --device cpu --warmup 0 --sweep-only --sweep-runs 2 "
+                           "--sweep-steps 1 --json " +
+                           (dir / "s.json").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  j = nlohmann::json::parse(std::ifstream(dir / "s.json"));
+  EXPECT_TRUE(j["kernels"].empty());
+  EXPECT_TRUE(j["e2e"].empty());
+  EXPECT_EQ(j["sweep"].size(), 1u);
 }
 
 TEST(BenchCli, BadFlagsAndMissingGpuFailWithAReason) {
@@ -363,7 +398,7 @@ TEST(BenchCompareScript, RatiosAndRecordFromCpuResults) {
   const fs::path dir = fresh_dir("compare");
   const runtest::BinaryResult bench = runtest::run_command(
       "bench --device cpu --batches 4 --repeats 1 --warmup 0 --e2e-steps 2 "
-      "--json " +
+      "--sweep-runs 1 --sweep-steps 1 --json " +
       (dir / "ours.json").string());
   ASSERT_EQ(bench.code, 0) << bench.output;
   const nlohmann::json ours = nlohmann::json::parse(std::ifstream(dir / "ours.json"));
