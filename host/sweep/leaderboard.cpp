@@ -8,7 +8,7 @@
 
 #include "eval/eval.h"       // eval_figures: the figure names, in their order
 #include "io/atomic_file.h"  // write_file_atomic, read_file
-#include "plot/plot.h"       // draw_text
+#include "plot/font.h"       // draw_text, text_width
 
 namespace mnistgan {
 
@@ -185,7 +185,7 @@ std::vector<RankedRecord> rank_records(const std::vector<RunRecord>& records) {
 }
 
 RgbImage leaderboard_picture(const std::vector<RunRecord>& records, int best) {
-  constexpr int kGap = 12, kMargin = 10, kLine = 10, kTitleScale = 2;
+  constexpr int kGap = 12, kMargin = 10, kLine = 13, kTitleScale = 2, kMinTileWidth = 180;
   const uint8_t kInk[3] = {20, 20, 20}, kFailed[3] = {190, 30, 30};
   struct Tile {
     GrayImage grid;
@@ -200,7 +200,7 @@ RgbImage leaderboard_picture(const std::vector<RunRecord>& records, int best) {
     Tile tile;
     tile.grid = decode_png_gray(std::string(r.grid_png.begin(), r.grid_png.end()), r.name);
     tile.failed = r.status == "failed";
-    const size_t chars = static_cast<size_t>(std::max(tile.grid.width, 180) / 6);
+    const int width = std::max(tile.grid.width, kMinTileWidth);
     // The name, broken after its commas to fit the tile.
     std::string line = ranked.rank > 0 ? "#" + std::to_string(ranked.rank) + " " : "";
     std::string name = r.name;
@@ -208,7 +208,7 @@ RgbImage leaderboard_picture(const std::vector<RunRecord>& records, int best) {
       const size_t comma = name.find(',');
       const std::string part = comma == std::string::npos ? name : name.substr(0, comma + 1);
       name = comma == std::string::npos ? "" : name.substr(comma + 1);
-      if (!line.empty() && line.size() + part.size() > chars) {
+      if (!line.empty() && text_width(line + part, 1) > width) {
         tile.lines.push_back(line);
         line.clear();
       }
@@ -221,10 +221,10 @@ RgbImage leaderboard_picture(const std::vector<RunRecord>& records, int best) {
                              : NAN;
     char text[96];
     if (std::isfinite(frechet)) {
-      std::snprintf(text, sizeof(text), "FRECHET %.2f (FLOOR %.2f)", frechet, floor);
+      std::snprintf(text, sizeof(text), "Frechet %.2f (floor %.2f)", frechet, floor);
       tile.lines.push_back(text);
     }
-    std::snprintf(text, sizeof(text), "%s, STEP %lld/%lld", r.status.c_str(),
+    std::snprintf(text, sizeof(text), "%s, step %lld/%lld", r.status.c_str(),
                   static_cast<long long>(r.step), static_cast<long long>(r.total_steps));
     tile.lines.push_back(text);
     tiles.push_back(std::move(tile));
@@ -234,21 +234,21 @@ RgbImage leaderboard_picture(const std::vector<RunRecord>& records, int best) {
   int width = kMargin, tallest = 0;
   size_t most_lines = 0;
   for (const Tile& t : tiles) {
-    width += std::max(t.grid.width, 180) + kGap;
+    width += std::max(t.grid.width, kMinTileWidth) + kGap;
     tallest = std::max(tallest, t.grid.height);
     most_lines = std::max(most_lines, t.lines.size());
   }
   width += kMargin - kGap;
-  const int title_height = 7 * kTitleScale + kMargin;
+  const int title_height = 9 * kTitleScale + kMargin;  // capitals and descenders
   const int height = kMargin + title_height + tallest + 6 + static_cast<int>(most_lines) * kLine +
                      kMargin;
+  char title[96];
+  std::snprintf(title, sizeof(title), "Sweep of %zu runs: the best %zu by Frechet distance",
+                records.size(), tiles.size());
   RgbImage image;
-  image.width = std::max(width, 420);
+  image.width = std::max(width, text_width(title, kTitleScale) + 2 * kMargin);
   image.height = height;
   image.pixels.assign(static_cast<size_t>(image.width) * image.height * 3, 255);
-  char title[96];
-  std::snprintf(title, sizeof(title), "SWEEP OF %zu RUNS: THE BEST %zu", records.size(),
-                tiles.size());
   draw_text(image, kMargin, kMargin, title, kInk, kTitleScale);
   int x = kMargin;
   const int top = kMargin + title_height;
@@ -264,7 +264,7 @@ RgbImage leaderboard_picture(const std::vector<RunRecord>& records, int best) {
       draw_text(image, x, y, line, t.failed ? kFailed : kInk, 1);
       y += kLine;
     }
-    x += std::max(t.grid.width, 180) + kGap;
+    x += std::max(t.grid.width, kMinTileWidth) + kGap;
   }
   return image;
 }

@@ -272,7 +272,9 @@ class Sweep {
         }
       }
       publish_news();
-      show_progress(begin, steps_at_begin, false);
+      if (std::any_of(groups_.begin(), groups_.end(),
+                      [](const auto& g) { return !g.second.empty(); }))
+        show_progress(begin, steps_at_begin, false);  // the last line comes after the loop
     }
     show_progress(begin, steps_at_begin, true);
     return stop_signal;
