@@ -1,7 +1,8 @@
 // test_sweep_run.cpp: `mnistgan sweep` end to end on the CPU, with a tiny model on synthetic
 // data (sweep_test_util.h), each test a few seconds:
 //   - every run of a sweep equals `mnistgan train` with its flags, bitwise (checkpoint
-//     tensors and header but for out_dir, every grid PNG, the evaluations);
+//     tensors and header but for out_dir, every grid PNG, the evaluations); on CUDA too
+//     (SweepCuda: on a GPU or the CUDA emulation);
 //   - a sweep SIGKILLed mid-way and rerun with the same command ends bitwise equal to an
 //     uninterrupted one;
 //   - a run that diverges (a NaN planted by the test hook, --nan-policy stop) is failed in
@@ -21,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_test.h"  // CudaTest
 #include "io/image_io.h"
 #include "sweep/comm.h"
 #include "sweep/grid.h"
@@ -62,17 +64,22 @@ json without_folders(json board) {
   return board;
 }
 
-TEST(Sweep, EveryRunEqualsTrainWithItsFlagsBitwise) {
-  const fs::path dir = runtest::fresh_dir("sweep_vs_train");
+// Every run of a 3-run sweep (two of one group, one more from the list) on `device` against
+// `mnistgan train` with the run's flags.
+void expect_runs_equal_train(const std::string& device) {
+  const fs::path dir = runtest::fresh_dir("sweep_vs_train_" + device);
   ordered_json grid_json = two_run_grid();
   grid_json["runs"] = {{{"lr-g", 0.0004}, {"seed", 3}}};
   const fs::path grid = sweeptest::write_grid(dir, grid_json);
-  const runtest::BinaryResult r = runtest::run_binary(sweep_args(grid, dir / "sweep"));
+  std::vector<std::string> sweep = sweep_args(grid, dir / "sweep");
+  sweep.back() = device;
+  const runtest::BinaryResult r = runtest::run_binary(sweep);
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::vector<SweepRun> runs = parse_sweep_grid(grid.string(), (dir / "sweep").string(), "cpu");
+  const std::vector<SweepRun> runs =
+      parse_sweep_grid(grid.string(), (dir / "sweep").string(), device);
   ASSERT_EQ(runs.size(), 3u);
   for (const SweepRun& run : runs) {
-    std::vector<std::string> args = {"train", "--device", "cpu", "--out",
+    std::vector<std::string> args = {"train", "--device", device, "--out",
                                      (dir / ("train_" + std::to_string(run.index))).string()};
     args.insert(args.end(), run.args.begin(), run.args.end());
     const runtest::BinaryResult t = runtest::run_binary(args);
@@ -80,6 +87,15 @@ TEST(Sweep, EveryRunEqualsTrainWithItsFlagsBitwise) {
     expect_same_run(dir / ("train_" + std::to_string(run.index)), dir / "sweep" / "runs" / run.name);
   }
 }
+
+TEST(Sweep, EveryRunEqualsTrainWithItsFlagsBitwise) { expect_runs_equal_train("cpu"); }
+
+// On CUDA each run of a group has a backend of its own (its own stream and step graph) and
+// issues the ops `train` issues: the same bits as `train` on the same device. Runs on a GPU
+// (gpu.*) and on the CUDA emulation (emu.*); skipped without either.
+using SweepCuda = test::CudaTest;
+
+TEST_F(SweepCuda, EveryRunEqualsTrainWithItsFlagsBitwise) { expect_runs_equal_train("cuda"); }
 
 TEST(Sweep, LeaderboardRanksEveryRunByFrechetWithFiguresFloorsAndSettings) {
   const fs::path dir = runtest::fresh_dir("sweep_leaderboard");
