@@ -13,6 +13,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <stdexcept>
 #include <tuple>  // std::tie
 
@@ -180,12 +181,27 @@ class Sweep {
       for (const SweepRun& run : options_.shard.empty() ? grid_ : mine)
         board_[run.name] = read_run_record(out, run);
 
+    note_missing_classifiers(mine);
     start_members(mine);
     install_stop_signal_handlers();
     const int stop_signal = train_members();
     progress_finish();
     finish_leaderboard();
     return stop_signal != 0 ? 128 + stop_signal : 0;
+  }
+
+  // The runs keep train's end-of-run note to themselves (quiet): say once per classifier
+  // file that runs without it get no evaluation, hence no rank.
+  void note_missing_classifiers(const std::vector<SweepRun>& mine) {
+    std::set<std::string> noted;
+    for (const SweepRun& run : mine) {
+      const std::string& path = run.config.classifier;
+      std::error_code ec;
+      if (!run.config.final_eval || fs::exists(path, ec) || !noted.insert(path).second) continue;
+      progress_->message("mnistgan: sweep: no feature classifier at " + path +
+                         ", so runs using it are not evaluated or ranked; make one with "
+                         "`mnistgan classifier --out " + path + "` (under a minute)");
+    }
   }
 
   // Every run of the share set up before any trains: failed runs stay failed, finished
