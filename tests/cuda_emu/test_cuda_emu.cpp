@@ -193,6 +193,7 @@ TEST(EmuCuda, CaptureRecordsAndEachGraphLaunchReplays) {
   CUDA_CHECK_LAUNCH();
   cudaGraph_t g = nullptr;
   CUDA_CHECK(cudaStreamEndCapture(s, &g));
+  CUDA_CHECK(cudaStreamSynchronize(s));  // the memset; to_host's copy does not wait for s
   EXPECT_EQ(to_host(x.p, 4)[0], 0.0f) << "captured work must not run at capture";
   cudaGraphExec_t e = nullptr;
   CUDA_CHECK(cudaGraphInstantiate(&e, g, 0));
@@ -256,8 +257,8 @@ TEST(EmuCuda, Tf32WmmaKernelBodyRuns) {
   auto gy = test::alloc<float>(*be, rows * out);
   const unsigned long long before = cuda_emu::stats().mma_ops;
   be->linear_forward(gx.get(), gw.get(), nullptr, gy.get(), rows, in, out, Activation::kNone, 0);
+  const auto y = test::download(*be, gy.get(), rows * out);  // runs the queued kernel
   EXPECT_GT(cuda_emu::stats().mma_ops, before);
-  const auto y = test::download(*be, gy.get(), rows * out);
   std::vector<float> want(rows * out);
   for (int r = 0; r < rows; ++r)
     for (int o = 0; o < out; ++o) {
