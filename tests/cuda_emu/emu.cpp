@@ -61,8 +61,8 @@
 // not what is checked) but links the TSan runtime with the instrumented kernels and backend.
 #if defined(MNISTGAN_EMU_TSAN)
 #include <sanitizer/tsan_interface.h>  // __tsan_create_fiber, __tsan_acquire, ...
-extern "C" void AnnotateNewMemory(const char* file, int line, const volatile void* mem,
-                                  size_t size);  // TSan: forget every access to [mem, +size)
+extern "C" void __tsan_ignore_thread_begin();  // in the runtime, not in GCC 12's header
+extern "C" void __tsan_ignore_thread_end();
 #endif
 
 #if !defined(__x86_64__)
@@ -145,18 +145,9 @@ using TokenPtr = std::shared_ptr<Token>;
 constexpr unsigned kTsanSwitchNoSync = 1u << 0;  // __tsan_switch_to_fiber_no_sync
 void tsan_acquire(const void* a) { __tsan_acquire(const_cast<void*>(a)); }
 void tsan_release(const void* a) { __tsan_release(const_cast<void*>(a)); }
-// Forgets every access to [p, p + n): memory that a new owner takes over (a fiber stack for
-// the next block, shared memory). In chunks that TSan clears with memset, not by remapping.
-void tsan_forget(const void* p, size_t n) {
-  constexpr size_t kChunk = 32u << 10;
-  const char* c = static_cast<const char*>(p);
-  for (size_t off = 0; off < n; off += kChunk)
-    AnnotateNewMemory(__FILE__, __LINE__, c + off, std::min(kChunk, n - off));
-}
 #else
 void tsan_acquire(const void*) {}
 void tsan_release(const void*) {}
-void tsan_forget(const void*, size_t) {}
 #endif
 
 struct Fiber {
@@ -174,7 +165,7 @@ struct Fiber {
   bool failed = false;
   unsigned block_round = 0, warp_round = 0;  // barriers passed (TSan sync object parity)
 #if defined(MNISTGAN_EMU_TSAN)
-  void* tsan_fiber = nullptr;  // the TSan identity of the thread it runs in this block
+  void* tsan_fiber = nullptr;  // its TSan identity (with its own stack: see fiber())
 #endif
 #if defined(MNISTGAN_EMU_ASAN)
   void* fake_stack = nullptr;
@@ -213,10 +204,10 @@ struct Scheduler {
   std::vector<const void*> start_tokens;
   const void* done_token = nullptr;
   std::unique_ptr<char[]> barrier_objects;
+  // Thread t of the running block is pool[base + t]; base rotates under TSan (fiber()).
+  size_t base = 0, next_base = 0;
 #if defined(MNISTGAN_EMU_TSAN)
-  void* tsan_host = nullptr;          // the OS thread's own TSan context
-  std::vector<void*> tsan_pool;       // TSan fibers, created once (each costs ~1 MB of state)
-  size_t tsan_next = 0;               // where the next block's threads start in the pool
+  void* tsan_host = nullptr;  // the OS thread's own TSan context
 #endif
 };
 Scheduler& sched() {
@@ -244,8 +235,13 @@ std::mt19937_64& rng() {
   return s.rng;
 }
 
+// Thread i of the running block. Under TSan each pool fiber is also a TSan fiber (created
+// once: each costs ~1 MB of runtime state) with its own stack, and a block's threads take
+// the next n of at least 512, so two blocks in a row never share one (program order on a
+// shared fiber would order them) and a stack is only ever used by one TSan identity.
 Fiber* fiber(size_t i) {
   Scheduler& s = sched();
+  i += s.base;
   while (s.pool.size() <= i) {
     const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     void* m = mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE,
@@ -258,6 +254,10 @@ Fiber* fiber(size_t i) {
     auto f = std::make_unique<Fiber>();
     f->stack = static_cast<char*>(m) + page;
     f->stack_bytes = kStackBytes;
+#if defined(MNISTGAN_EMU_TSAN)
+    if (s.tsan_host == nullptr) s.tsan_host = __tsan_get_current_fiber();
+    f->tsan_fiber = __tsan_create_fiber(0);  // after the Fiber's own writes: they come first
+#endif
     s.pool.push_back(std::move(f));
   }
   return s.pool[i].get();
@@ -330,11 +330,7 @@ void prepare(Fiber* f) {
 #if defined(MNISTGAN_EMU_ASAN)
   __asan_unpoison_memory_region(f->stack, f->stack_bytes);  // frames of abandoned fibers
 #endif
-  // TSan: the stack's accesses by the thread that ran on it before are no one's now. Only
-  // the top is cleared (TSan sees only address-taken locals, which lie in the kernel's own
-  // frames near the top); clearing all of it for every thread of every block costs too much.
-  constexpr size_t kStackForgetBytes = 64u << 10;
-  tsan_forget(f->stack + f->stack_bytes - kStackForgetBytes, kStackForgetBytes);
+
 #if defined(__x86_64__)
   // Frame popped by mnistgan_emu_switch: FP control words, r15..r12, rbx, rbp, return
   // address. After the ret, rsp % 16 == 8, as at the entry of any function.
@@ -469,34 +465,38 @@ extern "C" char __start_mnistgan_emu_shared[], __stop_mnistgan_emu_shared[];
 namespace cuda_emu {
 namespace {
 
-// Before each block: shared memory holds NaN (0xff bytes), as if fresh, and under TSan no
-// one's earlier accesses.
+// Before each block: shared memory holds NaN (0xff bytes), as if fresh. Under TSan the
+// section's pages (tsan_shared.ld aligns and pads them) are first mapped anew with TSan's
+// own accesses ignored, which makes it forget every earlier block's accesses: two blocks
+// never share shared memory on a GPU, so they must not race on it here.
 void poison_shared_memory() {
   const size_t bytes = static_cast<size_t>(__stop_mnistgan_emu_shared - __start_mnistgan_emu_shared);
+#if defined(MNISTGAN_EMU_TSAN)
+  __tsan_ignore_thread_begin();
+  void* m = mmap(__start_mnistgan_emu_shared, bytes, PROT_READ | PROT_WRITE,
+                 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) {
+    std::fprintf(stderr, "cuda_emu: cannot map shared memory anew\n");
+    std::abort();
+  }
+#endif
   std::memset(__start_mnistgan_emu_shared, 0xff, bytes);
-  tsan_forget(__start_mnistgan_emu_shared, bytes);
+#if defined(MNISTGAN_EMU_TSAN)
+  __tsan_ignore_thread_end();
+#endif
 }
 
 #if defined(MNISTGAN_EMU_TSAN)
-// The TSan identities of a block's n threads: n consecutive fibers of the pool (at least 512,
-// so two blocks of up to 256 threads in a row share none, and program order on a reused
-// fiber never orders one block after the block just before it).
-void assign_tsan_fibers(int n, uint3 block_idx) {
-  Scheduler& s = sched();
-  if (s.tsan_host == nullptr) s.tsan_host = __tsan_get_current_fiber();
-  const size_t pool = std::max<size_t>(512, static_cast<size_t>(n));
-  if (s.tsan_next + n > pool) s.tsan_next = 0;
-  while (s.tsan_pool.size() < s.tsan_next + n) s.tsan_pool.push_back(__tsan_create_fiber(0));
+// Names the block's TSan fibers after the threads they run, for reports.
+void name_tsan_fibers(int n, uint3 block_idx) {
   for (int t = 0; t < n; ++t) {
     Fiber* f = fiber(t);
-    f->tsan_fiber = s.tsan_pool[s.tsan_next + t];
     char name[96];
     std::snprintf(name, sizeof name, "thread (%u,%u,%u) of block (%u,%u,%u)",
                   f->builtins.thread_idx.x, f->builtins.thread_idx.y, f->builtins.thread_idx.z,
                   block_idx.x, block_idx.y, block_idx.z);
     __tsan_set_fiber_name(f->tsan_fiber, name);
   }
-  s.tsan_next += n;
 }
 #endif
 
@@ -506,6 +506,12 @@ std::string run_block(dim3 grid, dim3 block, uint3 block_idx) {
   const int n = static_cast<int>(block.x * block.y * block.z);
   s.nthreads = n;
   s.error.clear();
+#if defined(MNISTGAN_EMU_TSAN)
+  const size_t pool = std::max<size_t>(512, static_cast<size_t>(n));
+  if (s.next_base + n > pool) s.next_base = 0;
+  s.base = s.next_base;
+  s.next_base += n;
+#endif
   poison_shared_memory();
   // Fresh barrier objects for this block: 2 for __syncthreads, 2 per warp.
   s.barrier_objects = std::make_unique<char[]>(2 + 2 * ((n + 31) / 32));
@@ -522,7 +528,7 @@ std::string run_block(dim3 grid, dim3 block, uint3 block_idx) {
     f->builtins.grid_dim = {grid.x, grid.y, grid.z};
   }
 #if defined(MNISTGAN_EMU_TSAN)
-  assign_tsan_fibers(n, block_idx);
+  name_tsan_fibers(n, block_idx);
 #endif
   std::vector<int> order;
   order.reserve(n);
