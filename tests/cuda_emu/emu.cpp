@@ -613,8 +613,10 @@ struct Quarantine {
 };
 constexpr size_t kQuarantineBytes = 256u << 20, kQuarantineBlocks = 4096;
 Quarantine& quarantine() {
-  static Quarantine q;
-  return q;
+  // Never destroyed: LeakSanitizer checks after static destructors, and the blocks held
+  // here must stay reachable (they are freed memory, not leaks).
+  static Quarantine* q = new Quarantine;
+  return *q;
 }
 
 // The allocation that holds [p, p + bytes) entirely, if any.
