@@ -32,10 +32,16 @@
 namespace mnistgan {
 namespace test {
 
-// A zeroed backend buffer of n elements of T (float, int64_t, int32_t or uint8_t).
+// An uninitialised backend buffer of n elements of T (float, int64_t, int32_t or uint8_t):
+// NaN bytes on the CUDA emulation, so an op that reads what it should only write shows.
 template <class T>
 BackendBuffer<T> alloc(Backend& backend, size_t n) {
   return BackendBuffer<T>(backend, n);
+}
+// The same, zeroed: for counters and accumulated sums that an op adds to.
+template <class T>
+BackendBuffer<T> zeros(Backend& backend, size_t n) {
+  return BackendBuffer<T>::zeroed(backend, n);
 }
 
 template <class T>

@@ -107,10 +107,10 @@ class CudaBackend final : public Backend {
   std::string name() const override { return name_; }
 
   // ---- memory ---------------------------------------------------------------------------
-  float* alloc_f32(size_t n) override { return static_cast<float*>(alloc_zeroed(n * 4)); }
-  int64_t* alloc_i64(size_t n) override { return static_cast<int64_t*>(alloc_zeroed(n * 8)); }
-  int32_t* alloc_i32(size_t n) override { return static_cast<int32_t*>(alloc_zeroed(n * 4)); }
-  uint8_t* alloc_u8(size_t n) override { return static_cast<uint8_t*>(alloc_zeroed(n)); }
+  float* alloc_f32(size_t n) override { return static_cast<float*>(alloc(n * 4)); }
+  int64_t* alloc_i64(size_t n) override { return static_cast<int64_t*>(alloc(n * 8)); }
+  int32_t* alloc_i32(size_t n) override { return static_cast<int32_t*>(alloc(n * 4)); }
+  uint8_t* alloc_u8(size_t n) override { return static_cast<uint8_t*>(alloc(n)); }
 
   // cudaFree waits for work using p. After a device fault every call returns the fault
   // (sticky): the first failure is reported, the error cleared where it can be, and the
@@ -341,14 +341,12 @@ class CudaBackend final : public Backend {
     stream_ = nullptr;
   }
 
-  void* alloc_zeroed(size_t bytes) {
+  // Uninitialised (Backend's contract: owners that need zeros call fill_zero).
+  void* alloc(size_t bytes) {
     void* p = nullptr;
     // At least one 256-byte granule so that a zero-size request still returns a unique,
     // freeable pointer (as the CPU backend does).
-    const size_t rounded = bytes == 0 ? 256 : bytes;
-    CUDA_CHECK(cudaMalloc(&p, rounded));
-    // Ordered before every later op on the stream; "zero-initialised" holds for them.
-    CUDA_CHECK(cudaMemsetAsync(p, 0, rounded, stream_));
+    CUDA_CHECK(cudaMalloc(&p, bytes == 0 ? 256 : bytes));
     return p;
   }
 

@@ -47,8 +47,10 @@ class Backend {
   virtual std::string name() const = 0;  // "cpu" or "cuda (<device name>)"
 
   // ---- memory -----------------------------------------------------------------------
-  // Zero-initialised; freed with free(). Sizes are element counts. Own them with
-  // BackendBuffer<T> (core/backend_buffer.h), which frees them.
+  // Uninitialised: the contents are unspecified (the CPU backend happens to zero them, the
+  // CUDA emulation fills them with NaN bytes), so an owner or op that needs zeros says so and
+  // calls fill_zero (or BackendBuffer<T>::zeroed). Freed with free(). Sizes are element
+  // counts. Own them with BackendBuffer<T> (core/backend_buffer.h), which frees them.
   virtual float* alloc_f32(size_t n) = 0;
   virtual int64_t* alloc_i64(size_t n) = 0;
   virtual int32_t* alloc_i32(size_t n) = 0;

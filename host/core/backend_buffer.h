@@ -1,6 +1,7 @@
 // backend_buffer.h: BackendBuffer<T>, the one owner of backend memory.
 //
-//   BackendBuffer<float> x(backend, rows * cols);   // alloc_f32: zeroed, (rows, cols)
+//   BackendBuffer<float> x(backend, rows * cols);   // alloc_f32: uninitialised, (rows, cols)
+//   auto s = BackendBuffer<float>::zeroed(backend, 2);  // the same, then fill_zero (sums)
 //   backend.linear_forward(x.get(), ...);           // ops take the plain pointer
 //   x.size(), x.bytes()                             // elements, bytes
 //   // freed with backend.free() when x goes out of scope (or is reset or moved over)
@@ -34,10 +35,17 @@ class BackendBuffer {
 
  public:
   BackendBuffer() = default;
-  // n zeroed elements on `backend` (n may be 0: the backend still returns a unique pointer).
+  // n uninitialised elements on `backend` (n may be 0: the backend still returns a unique
+  // pointer).
   BackendBuffer(Backend& backend, size_t n)
       : backend_(&backend), data_(allocate(backend, n)), size_(n) {}
   ~BackendBuffer() { reset(); }
+  // n elements set to zero (queued on the backend like any op), for owners that need zeros.
+  static BackendBuffer zeroed(Backend& backend, size_t n) {
+    BackendBuffer b(backend, n);
+    backend.fill_zero(b.get(), b.bytes());
+    return b;
+  }
 
   BackendBuffer(BackendBuffer&& other) noexcept
       : backend_(std::exchange(other.backend_, nullptr)),

@@ -26,6 +26,7 @@ namespace mnistgan {
 namespace {
 
 using test::alloc;
+using test::zeros;
 using test::download;
 using test::expect_bitwise_equal;
 using test::is_cuda_emulation;
@@ -167,7 +168,7 @@ TEST_F(CudaLinear, UnalignedPointersMatchCpu) {
       auto cx = upload(*p.cpu, x), cw = upload(*p.cpu, w), cb = upload(*p.cpu, b);
       auto gx = upload(*p.gpu, x), gw = upload(*p.gpu, w), gb = upload(*p.gpu, b);
       const size_t n = static_cast<size_t>(rows) * out;
-      auto cy = alloc<float>(*p.cpu, n + 1), gy = alloc<float>(*p.gpu, n + 1);
+      auto cy = zeros<float>(*p.cpu, n + 1), gy = zeros<float>(*p.gpu, n + 1);
       p.cpu->linear_forward(cx.get() + 1, cw.get() + 1, cb.get(), cy.get() + 1, rows, in, out,
                             Activation::kLeakyRelu, 0.2f);
       p.gpu->linear_forward(gx.get() + 1, gw.get() + 1, gb.get(), gy.get() + 1, rows, in, out,
@@ -229,10 +230,10 @@ TEST_F(CudaLinear, BackwardNullOutputsAreSkipped) {
   for (int which = 0; which < 3; ++which) {
     auto cx = upload(*p.cpu, x), cw = upload(*p.cpu, w), cdz = upload(*p.cpu, dz);
     auto gx = upload(*p.gpu, x), gw = upload(*p.gpu, w), gdz = upload(*p.gpu, dz);
-    auto cdx = alloc<float>(*p.cpu, rows * in), cdw = alloc<float>(*p.cpu, out * in);
-    auto cdb = alloc<float>(*p.cpu, out);
-    auto gdx = alloc<float>(*p.gpu, rows * in), gdw = alloc<float>(*p.gpu, out * in);
-    auto gdb = alloc<float>(*p.gpu, out);
+    auto cdx = zeros<float>(*p.cpu, rows * in), cdw = zeros<float>(*p.cpu, out * in);
+    auto cdb = zeros<float>(*p.cpu, out);
+    auto gdx = zeros<float>(*p.gpu, rows * in), gdw = zeros<float>(*p.gpu, out * in);
+    auto gdb = zeros<float>(*p.gpu, out);
     p.cpu->linear_backward(cx.get(), cw.get(), cdz.get(), which == 0 ? cdx.get() : nullptr,
                            which == 1 ? cdw.get() : nullptr, which == 2 ? cdb.get() : nullptr, rows,
                            in, out, false);
@@ -287,8 +288,8 @@ TEST_F(CudaOps, ConcatAndSplitColumnsMatchCpu) {
     const size_t na = static_cast<size_t>(c.rows) * c.a, nb = static_cast<size_t>(c.rows) * c.b;
     const size_t n = na + nb;
     const auto A = random_vector(na, seed++), B = random_vector(std::max<size_t>(nb, 1), seed++);
-    auto cA = upload(*p.cpu, A), cB = upload(*p.cpu, B), cO = alloc<float>(*p.cpu, n);
-    auto gA = upload(*p.gpu, A), gB = upload(*p.gpu, B), gO = alloc<float>(*p.gpu, n);
+    auto cA = upload(*p.cpu, A), cB = upload(*p.cpu, B), cO = zeros<float>(*p.cpu, n);
+    auto gA = upload(*p.gpu, A), gB = upload(*p.gpu, B), gO = zeros<float>(*p.gpu, n);
     p.cpu->concat_cols(cA.get(), cB.get(), cO.get(), c.rows, c.a, c.b);
     p.gpu->concat_cols(gA.get(), gB.get(), gO.get(), c.rows, c.a, c.b);
     const std::string what = "rows=" + std::to_string(c.rows) + " a=" + std::to_string(c.a) +
@@ -298,10 +299,10 @@ TEST_F(CudaOps, ConcatAndSplitColumnsMatchCpu) {
               "concat_cols " + what);
     // Split back, once into both halves and once into A only.
     for (const bool both : {true, false}) {
-      auto cA2 = alloc<float>(*p.cpu, std::max<size_t>(na, 1));
-      auto cB2 = alloc<float>(*p.cpu, std::max<size_t>(nb, 1));
-      auto gA2 = alloc<float>(*p.gpu, std::max<size_t>(na, 1));
-      auto gB2 = alloc<float>(*p.gpu, std::max<size_t>(nb, 1));
+      auto cA2 = zeros<float>(*p.cpu, std::max<size_t>(na, 1));
+      auto cB2 = zeros<float>(*p.cpu, std::max<size_t>(nb, 1));
+      auto gA2 = zeros<float>(*p.gpu, std::max<size_t>(na, 1));
+      auto gB2 = zeros<float>(*p.gpu, std::max<size_t>(nb, 1));
       p.cpu->split_cols(cO.get(), cA2.get(), both ? cB2.get() : nullptr, c.rows, c.a, c.b);
       p.gpu->split_cols(gO.get(), gA2.get(), both ? gB2.get() : nullptr, c.rows, c.a, c.b);
       expect_op(op, download(*p.gpu, gA2.get(), na), download(*p.cpu, cA2.get(), na),
@@ -370,7 +371,7 @@ TEST_F(CudaOps, BceWithLogitsMatchesCpu) {
   }
   // Null gradient and null stats are both allowed.
   const auto x = random_vector(64, 1);
-  auto gx = upload(*p.gpu, x), gs = alloc<float>(*p.gpu, 2), gdx = alloc<float>(*p.gpu, 64);
+  auto gx = upload(*p.gpu, x), gs = zeros<float>(*p.gpu, 2), gdx = alloc<float>(*p.gpu, 64);
   p.gpu->bce_with_logits(gx.get(), 64, 1.0f, 1.0f, nullptr, gs.get());
   p.gpu->bce_with_logits(gx.get(), 64, 1.0f, 1.0f, gdx.get(), nullptr);
   p.gpu->synchronize();
@@ -387,9 +388,9 @@ TEST_F(CudaOps, AdamMatchesCpuOverSteps) {
     const size_t n = static_cast<size_t>(shape.rows);
     const auto params = random_vector(n, seed++);
     auto cp = upload(*p.cpu, params), gp = upload(*p.gpu, params);
-    auto cm = alloc<float>(*p.cpu, n), cv = alloc<float>(*p.cpu, n);
-    auto gm = alloc<float>(*p.gpu, n), gv = alloc<float>(*p.gpu, n);
-    auto cstep = alloc<int64_t>(*p.cpu, 1), gstep = alloc<int64_t>(*p.gpu, 1);
+    auto cm = zeros<float>(*p.cpu, n), cv = zeros<float>(*p.cpu, n);
+    auto gm = zeros<float>(*p.gpu, n), gv = zeros<float>(*p.gpu, n);
+    auto cstep = zeros<int64_t>(*p.cpu, 1), gstep = zeros<int64_t>(*p.gpu, 1);
     for (int t = 0; t < 3; ++t) {
       const auto g = random_vector(n, seed++, -0.1f, 0.1f);
       auto cg = upload(*p.cpu, g), gg = upload(*p.gpu, g);
@@ -418,7 +419,7 @@ TEST_F(CudaOps, EmaUpdateBitwiseEqualsCpu) {
     const size_t n = static_cast<size_t>(shape.rows);
     const auto start = random_vector(n, seed++);
     auto ce = upload(*p.cpu, start), ge = upload(*p.gpu, start);
-    auto cstep = alloc<int64_t>(*p.cpu, 1), gstep = alloc<int64_t>(*p.gpu, 1);
+    auto cstep = zeros<int64_t>(*p.cpu, 1), gstep = zeros<int64_t>(*p.gpu, 1);
     for (int t = 0; t < 4; ++t) {
       const auto params = random_vector(n, seed++);
       auto cp = upload(*p.cpu, params), gp = upload(*p.gpu, params);
@@ -475,7 +476,7 @@ TEST_F(CudaOps, GatherBatchBitwiseEqualsCpu) {
   std::shuffle(perm.begin() + n_images, perm.end(), gen);
   auto cd = upload(*p.cpu, data), gd = upload(*p.gpu, data);
   auto cp = upload(*p.cpu, perm), gp = upload(*p.gpu, perm);
-  auto cstep = alloc<int64_t>(*p.cpu, 1), gstep = alloc<int64_t>(*p.gpu, 1);
+  auto cstep = zeros<int64_t>(*p.cpu, 1), gstep = zeros<int64_t>(*p.gpu, 1);
   auto co = alloc<float>(*p.cpu, rows * pixels), go = alloc<float>(*p.gpu, rows * pixels);
   // Steps of 2 batches, across several epoch boundaries (both permutation slots).
   for (int step = 0; step < 25; ++step) {
@@ -510,7 +511,7 @@ TEST_F(CudaOps, LabelOpsBitwiseEqualCpu) {
   perm[5] = -3;
   auto cl = upload(*p.cpu, labels), gl = upload(*p.gpu, labels);
   auto cp = upload(*p.cpu, perm), gp = upload(*p.gpu, perm);
-  auto cstep = alloc<int64_t>(*p.cpu, 1), gstep = alloc<int64_t>(*p.gpu, 1);
+  auto cstep = zeros<int64_t>(*p.cpu, 1), gstep = zeros<int64_t>(*p.gpu, 1);
   auto co = alloc<int32_t>(*p.cpu, rows), go = alloc<int32_t>(*p.gpu, rows);
   for (int step = 0; step < 25; ++step) {
     for (int offset = 0; offset < 2; ++offset) {
@@ -565,7 +566,7 @@ TEST_F(CudaOps, GatherBatchOutOfRangeIndexBitwiseEqualsCpu) {
   const std::vector<int32_t> perm{3, -1, n_images, 0, 1, 2, 3, 4, 5, 6, 7, -7, 0, 1, 2, 3};
   auto cd = upload(*p.cpu, data), gd = upload(*p.gpu, data);
   auto cp = upload(*p.cpu, perm), gp = upload(*p.gpu, perm);
-  auto cstep = alloc<int64_t>(*p.cpu, 1), gstep = alloc<int64_t>(*p.gpu, 1);
+  auto cstep = zeros<int64_t>(*p.cpu, 1), gstep = zeros<int64_t>(*p.gpu, 1);
   auto co = alloc<float>(*p.cpu, rows * pixels), go = alloc<float>(*p.gpu, rows * pixels);
   for (int offset = 0; offset < 4; ++offset) {  // batches 0, 1 (slot 0) and 2, 3 (slot 1)
     p.cpu->gather_batch(cd.get(), cp.get(), n_images, pixels, rows, cstep.get(), 1, offset, 2,
@@ -627,8 +628,8 @@ struct MiniStep {
     db = alloc<float>(be, kOut);
     m = alloc<float>(be, kOut * kIn);
     v = alloc<float>(be, kOut * kIn);
-    stats = alloc<float>(be, 2);
-    step = alloc<int64_t>(be, 1);
+    stats = zeros<float>(be, 2);
+    step = zeros<int64_t>(be, 1);
   }
   void issue(Backend& be) const {
     be.gaussian_noise(z.get(), kRows * kIn, 99, 0, step.get());

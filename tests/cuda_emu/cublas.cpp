@@ -16,6 +16,7 @@ struct CublasContext {
 };
 
 bool device_range(const void* p, size_t bytes);
+void fail_device(const char* what);  // a sticky cudaErrorIllegalAddress
 Stats& stats();
 
 namespace {
@@ -39,6 +40,13 @@ cublasStatus_t invalid(const char* why) {
   std::fprintf(stderr, "cuda_emu cuBLAS: %s\n", why);
   return CUBLAS_STATUS_INVALID_VALUE;
 }
+// An operand that is not in a live device allocation: which one and what it is instead.
+cublasStatus_t invalid_operand(const char* name, const void* p) {
+  std::fprintf(stderr, "cuda_emu cuBLAS: GEMM operand %s (%p) %s\n", name, p,
+               check_device_pointer(p).empty() ? "runs past its allocation (with its ld)"
+                                                : check_device_pointer(p).c_str());
+  return CUBLAS_STATUS_INVALID_VALUE;
+}
 
 cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
                     int k, float alpha, const float* A, int lda, const float* B, int ldb,
@@ -56,12 +64,24 @@ cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation
   if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
   // On a GPU an operand past its allocation reads other data or faults; say which here.
   if (k > 0 && alpha != 0.0f && !device_range(A, span_bytes(a_rows, a_cols, lda)))
-    return invalid("A (with lda) is not inside one device allocation");
+    return invalid_operand("A", A);
   if (k > 0 && alpha != 0.0f && !device_range(B, span_bytes(b_rows, b_cols, ldb)))
-    return invalid("B (with ldb) is not inside one device allocation");
+    return invalid_operand("B", B);
   if (!device_range(C, span_bytes(m, n, ldc)))
-    return invalid("C (with ldc) is not inside one device allocation");
+    return invalid_operand("C", C);
   const cudaError_t e = enqueue_host_op(handle->stream, [=] {
+    // Checked again when it runs: a graph may replay it after a buffer was freed.
+    const bool reads = k > 0 && alpha != 0.0f;
+    if ((reads && !device_range(A, span_bytes(a_rows, a_cols, lda))) ||
+        (reads && !device_range(B, span_bytes(b_rows, b_cols, ldb))) ||
+        !device_range(C, span_bytes(m, n, ldc))) {
+      std::fprintf(stderr, "cuda_emu cuBLAS: a GEMM ran with an operand outside live device "
+                           "memory (freed after capture?): A %s, B %s, C %s\n",
+                   check_device_pointer(A).c_str(), check_device_pointer(B).c_str(),
+                   check_device_pointer(C).c_str());
+      fail_device("cuBLAS GEMM");
+      return;
+    }
     ++stats().gemms;
     // op(A) packed column-major m x k, op(B) k x n: then C's column j is a sum over kk of
     // op(A)[:, kk] * op(B)[kk, j], in kk order (vectorises over i without reassociating).

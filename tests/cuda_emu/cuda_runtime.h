@@ -13,9 +13,11 @@
 #include <cstdint>      // uint64_t
 #include <cstring>      // std::memcpy
 #include <functional>   // std::function
+#include <string>       // std::string
 #include <tuple>        // std::tuple, std::apply
-#include <type_traits>  // std::decay_t
-#include <utility>      // std::forward
+#include <type_traits>  // std::decay_t, std::is_pointer_v
+#include <utility>      // std::forward, std::index_sequence
+#include <vector>       // std::vector
 
 #if !defined(MNISTGAN_CUDA_EMU)
 #error "tests/cuda_emu/ is the CPU emulation of CUDA: build with -DMNISTGAN_CUDA_EMU"
@@ -28,8 +30,12 @@
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 // One copy per kernel instantiation, shared by all the fibers of the running block (blocks
-// run one at a time), so it behaves as per-block shared memory. Not reset between blocks.
-#define __shared__ static
+// run one at a time), so it behaves as per-block shared memory. Every such static lies in
+// the section mnistgan_emu_shared, which the emulator fills with 0xff bytes (NaN in every
+// float) before each block, so a read before the block's own write sees NaN, not a stale
+// value of the previous block or launch (and, under TSan, its shadow is reset, so two blocks
+// never race on it). No initialiser is allowed, as in CUDA.
+#define __shared__ __attribute__((section("mnistgan_emu_shared"))) static
 #define __align__(n) __attribute__((aligned(n)))
 
 // ---- vector types --------------------------------------------------------------------------
@@ -126,10 +132,19 @@ struct ThreadState {
 };
 extern ThreadState* g_current;
 
+// A pointer-typed kernel parameter: its value and its 0-based position in the parameter list.
+struct PointerArg {
+  const void* p;
+  int index;
+};
+
 // Runs `body` as a grid: every block's threads as fibers (see emu.cpp). Enqueued on
 // `stream` (recorded when it is capturing). Sets the last error on a bad configuration.
+// Each of `pointers` must be null or point into a live device (or pinned host) allocation,
+// or the launch fails with cudaErrorIllegalAddress and a line naming the kernel and argument.
 void enqueue_kernel(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
-                    std::function<void()> body, const char* what);
+                    std::function<void()> body, const char* what,
+                    std::vector<PointerArg> pointers = {});
 
 // Device-side collectives, called by the fibers.
 void syncthreads();
@@ -166,8 +181,25 @@ struct Launcher {
     static_assert(sizeof...(Args) == sizeof...(Params), "kernel launched with the wrong arity");
     std::tuple<std::decay_t<Params>...> copied(std::forward<Args>(args)...);
     auto k = kernel;
+    // Every pointer argument, as the kernel will see it: checked at the launch and again
+    // when the launch runs (a graph replays it later, after buffers may have been freed).
+    std::vector<PointerArg> pointers;
+    collect_pointers(copied, pointers, std::index_sequence_for<Params...>{});
     enqueue_kernel(
-        grid, block, shared_bytes, stream, [k, copied] { std::apply(k, copied); }, name);
+        grid, block, shared_bytes, stream, [k, copied] { std::apply(k, copied); }, name,
+        std::move(pointers));
+  }
+
+ private:
+  template <class Tuple, size_t... I>
+  static void collect_pointers(const Tuple& t, std::vector<PointerArg>& out,
+                               std::index_sequence<I...>) {
+    (add_pointer(std::get<I>(t), static_cast<int>(I), out), ...);
+  }
+  template <class T>
+  static void add_pointer(const T& v, int index, std::vector<PointerArg>& out) {
+    if constexpr (std::is_pointer_v<T>)
+      out.push_back({reinterpret_cast<const void*>(v), index});
   }
 };
 template <class... Params>
@@ -222,24 +254,39 @@ T __shfl_sync(unsigned mask, T var, int src_lane, int width = 32) {
   return var;
 }
 
-// Atomics: fibers never switch inside one of these, so a plain read-modify-write is atomic.
+// Atomics: GCC's __atomic builtins (acquire-release, on the value's bits), so a ThreadSanitizer
+// build sees them as atomic accesses: two atomics never race, an atomic and a plain access
+// to one address from unordered threads do. Fibers never switch inside one of these.
+namespace cuda_emu {
+template <class T, class F>
+T atomic_update(T* address, F f) {  // *address = f(old) as one atomic step; returns old
+  static_assert(sizeof(T) == 4 || sizeof(T) == 8, "atomics on 4- or 8-byte values");
+  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  Bits* bits = reinterpret_cast<Bits*>(address);
+  Bits expected = __atomic_load_n(bits, __ATOMIC_ACQUIRE);
+  for (;;) {
+    T old, next;
+    std::memcpy(&old, &expected, sizeof(T));
+    next = f(old);
+    Bits desired;
+    std::memcpy(&desired, &next, sizeof(T));
+    if (__atomic_compare_exchange_n(bits, &expected, desired, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE))
+      return old;
+  }
+}
+}  // namespace cuda_emu
 template <class T>
 T atomicAdd(T* address, T value) {
-  const T old = *address;
-  *address = old + value;
-  return old;
+  return cuda_emu::atomic_update(address, [value](T old) { return old + value; });
 }
 template <class T>
 T atomicExch(T* address, T value) {
-  const T old = *address;
-  *address = value;
-  return old;
+  return cuda_emu::atomic_update(address, [value](T) { return value; });
 }
 template <class T>
 T atomicMax(T* address, T value) {
-  const T old = *address;
-  if (value > old) *address = value;
-  return old;
+  return cuda_emu::atomic_update(address, [value](T old) { return value > old ? value : old; });
 }
 
 // IEEE single operations with round-to-nearest and no contraction into FMA (the emulated
@@ -300,11 +347,13 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t stream);
 cudaError_t cudaStreamSynchronize(cudaStream_t stream);
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned flags = 0);
+cudaError_t cudaStreamQuery(cudaStream_t stream);
 
 cudaError_t cudaEventCreate(cudaEvent_t* event);
 cudaError_t cudaEventDestroy(cudaEvent_t event);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = nullptr);
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
+cudaError_t cudaEventQuery(cudaEvent_t event);
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
@@ -319,6 +368,9 @@ namespace cuda_emu {
 // Queues a host-side operation (a cuBLAS call) on `stream` like a kernel; returns the
 // error a real enqueue would (e.g. the stream is in an invalidated capture).
 cudaError_t enqueue_host_op(cudaStream_t stream, std::function<void()> op);
-// True for memory from cudaMalloc (device memory), anywhere inside an allocation.
+// True for memory from cudaMalloc (device memory), anywhere inside a live allocation.
 bool is_device_pointer(const void* p);
+// "" when p is null or inside a live device or pinned allocation (its end included: an empty
+// range may start there); otherwise what p is (host memory, freed device memory).
+std::string check_device_pointer(const void* p);
 }  // namespace cuda_emu

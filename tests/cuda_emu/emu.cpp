@@ -8,14 +8,23 @@
 //   order      between barriers the runnable threads run in an order shuffled by
 //              MNISTGAN_EMU_SEED (default 1), and the blocks of a grid in a shuffled order.
 //   memory     device memory is host heap memory (ASan sees overruns), filled with 0xff
-//              bytes (a NaN in every float) when allocated; copies check their ranges.
-//   streams    work on a created stream runs when it is enqueued; a capturing stream
-//              records it into a graph instead, and a graph launch replays the records.
-//              Work on the legacy default stream (stream 0, cudaMemcpy, cudaMemset) is
-//              deferred until something orders it: a synchronisation of the legacy stream or
-//              the device, a blocking stream's work, a synchronous device-to-host copy,
-//              cudaFree. Non-blocking streams do not wait for it, as on a GPU, so a kernel on
-//              one that reads what a legacy-stream copy writes sees the old bytes.
+//              bytes (a NaN in every float) when allocated and when freed; freed memory is
+//              kept (poisoned) in a quarantine for a while, so a use after free reads NaN
+//              and fails the pointer check. Copies check their ranges; kernel and cuBLAS
+//              pointer arguments must lie in live device (or pinned) allocations.
+//   shared     the __shared__ statics (section mnistgan_emu_shared) are filled with 0xff
+//              bytes before every block.
+//   streams    work is queued, never run at enqueue: a stream's work runs at a point that
+//              waits for it (a stream, event or device synchronisation, a query, a
+//              synchronous copy to the host, cudaFree), after the work it depends on: the
+//              earlier work of its stream, the legacy stream's rules (its work waits for the
+//              blocking streams' earlier work and they for its; non-blocking streams for
+//              neither) and cudaStreamWaitEvent's recorded point. A capturing stream records
+//              into a graph instead; a graph launch queues the records.
+//   tsan       under ThreadSanitizer every emulated thread is a TSan fiber, switched into
+//              without synchronisation; the happens-before edges are only those a GPU has:
+//              barriers, warp collectives, atomics (as __atomic builtins), stream order,
+//              events and host synchronisation (see "ThreadSanitizer" below).
 //   errors     a failed launch is sticky, as on a GPU: every later call returns it.
 //              MNISTGAN_EMU_FAULT_AT_KERNEL=N makes the process's N-th kernel launch fail so
 //              (for tests of how a program ends after a device fault).
@@ -23,6 +32,7 @@
 #include <unistd.h>    // sysconf
 
 #include <algorithm>  // std::shuffle
+#include <deque>      // std::deque
 #include <chrono>     // std::chrono::steady_clock
 #include <cstdio>     // std::fprintf
 #include <cstdlib>    // std::getenv, posix_memalign
@@ -46,6 +56,13 @@
 #if defined(MNISTGAN_EMU_ASAN)
 #include <sanitizer/asan_interface.h>         // __asan_unpoison_memory_region
 #include <sanitizer/common_interface_defs.h>  // __sanitizer_start/finish_switch_fiber
+#endif
+// MNISTGAN_EMU_TSAN: this file is compiled without -fsanitize=thread (its own bookkeeping is
+// not what is checked) but links the TSan runtime with the instrumented kernels and backend.
+#if defined(MNISTGAN_EMU_TSAN)
+#include <sanitizer/tsan_interface.h>  // __tsan_create_fiber, __tsan_acquire, ...
+extern "C" void __tsan_ignore_thread_begin();  // in the runtime, not in GCC 12's header
+extern "C" void __tsan_ignore_thread_end();
 #endif
 
 #if !defined(__x86_64__)
@@ -107,6 +124,32 @@ mnistgan_emu_switch:
 
 enum class State { kReady, kAtSyncthreads, kAtWarp, kDone };
 
+// ---- ThreadSanitizer --------------------------------------------------------------------------
+// A sync object is an address. Each queued op owns two tokens: `enqueued`, which the host
+// releases into when it queues the op, and `done`, which the op releases into when it ends
+// (each thread of a kernel as it exits). A kernel's threads acquire, as they start, the
+// op's enqueue token, the done token of the op before it on its stream and those of the ops
+// it depends on (legacy-stream rules, cudaStreamWaitEvent): a snapshot of what a GPU
+// guarantees at the kernel's start, so the blocks of one grid are never ordered with each
+// other. __syncthreads and warp collectives release into and acquire from objects fresh for
+// each block (two per barrier, by round parity, so a thread already past barrier k never
+// hands its later accesses to one still leaving barrier k). The host acquires the done
+// token of everything it waited for. Nothing else synchronises: switches into and out of
+// the fibers are made with __tsan_switch_to_fiber_no_sync.
+struct Token {
+  char byte = 0;
+};
+using TokenPtr = std::shared_ptr<Token>;
+
+#if defined(MNISTGAN_EMU_TSAN)
+constexpr unsigned kTsanSwitchNoSync = 1u << 0;  // __tsan_switch_to_fiber_no_sync
+void tsan_acquire(const void* a) { __tsan_acquire(const_cast<void*>(a)); }
+void tsan_release(const void* a) { __tsan_release(const_cast<void*>(a)); }
+#else
+void tsan_acquire(const void*) {}
+void tsan_release(const void*) {}
+#endif
+
 struct Fiber {
 #if defined(__x86_64__)
   void* sp = nullptr;
@@ -120,12 +163,16 @@ struct Fiber {
   State state = State::kReady;
   unsigned warp_mask = 0;
   bool failed = false;
+  unsigned block_round = 0, warp_round = 0;  // barriers passed (TSan sync object parity)
+#if defined(MNISTGAN_EMU_TSAN)
+  void* tsan_fiber = nullptr;  // its TSan identity (with its own stack: see fiber())
+#endif
 #if defined(MNISTGAN_EMU_ASAN)
   void* fake_stack = nullptr;
 #endif
 };
 
-#if defined(MNISTGAN_EMU_ASAN)
+#if defined(MNISTGAN_EMU_ASAN) || defined(MNISTGAN_EMU_TSAN)
 constexpr size_t kStackBytes = 512u << 10;  // instrumented frames are several times larger
 #else
 constexpr size_t kStackBytes = 128u << 10;
@@ -152,6 +199,16 @@ struct Scheduler {
   std::string error;                   // set by a fiber that found a fault
   std::mt19937_64 rng;
   bool seeded = false;
+  // TSan: what the running grid's threads acquire at their start and release at their exit,
+  // and the block's barrier objects (2 for __syncthreads, then 2 per warp).
+  std::vector<const void*> start_tokens;
+  const void* done_token = nullptr;
+  std::unique_ptr<char[]> barrier_objects;
+  // Thread t of the running block is pool[base + t]; base rotates under TSan (fiber()).
+  size_t base = 0, next_base = 0;
+#if defined(MNISTGAN_EMU_TSAN)
+  void* tsan_host = nullptr;  // the OS thread's own TSan context
+#endif
 };
 Scheduler& sched() {
   static Scheduler s;
@@ -178,8 +235,13 @@ std::mt19937_64& rng() {
   return s.rng;
 }
 
+// Thread i of the running block. Under TSan each pool fiber is also a TSan fiber (created
+// once: each costs ~1 MB of runtime state) with its own stack, and a block's threads take
+// the next n of at least 512, so two blocks in a row never share one (program order on a
+// shared fiber would order them) and a stack is only ever used by one TSan identity.
 Fiber* fiber(size_t i) {
   Scheduler& s = sched();
+  i += s.base;
   while (s.pool.size() <= i) {
     const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     void* m = mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE,
@@ -192,6 +254,10 @@ Fiber* fiber(size_t i) {
     auto f = std::make_unique<Fiber>();
     f->stack = static_cast<char*>(m) + page;
     f->stack_bytes = kStackBytes;
+#if defined(MNISTGAN_EMU_TSAN)
+    if (s.tsan_host == nullptr) s.tsan_host = __tsan_get_current_fiber();
+    f->tsan_fiber = __tsan_create_fiber(0);  // after the Fiber's own writes: they come first
+#endif
     s.pool.push_back(std::move(f));
   }
   return s.pool[i].get();
@@ -205,6 +271,9 @@ void switch_to_fiber(Fiber* f) {
   g_current = &f->builtins;
 #if defined(MNISTGAN_EMU_ASAN)
   __sanitizer_start_switch_fiber(&s.sched_fake_stack, f->stack, f->stack_bytes);
+#endif
+#if defined(MNISTGAN_EMU_TSAN)
+  __tsan_switch_to_fiber(f->tsan_fiber, kTsanSwitchNoSync);
 #endif
 #if defined(__x86_64__)
   mnistgan_emu_switch(&s.sched_sp, f->sp);
@@ -227,6 +296,9 @@ void switch_to_scheduler(bool exiting) {
 #else
   (void)exiting;
 #endif
+#if defined(MNISTGAN_EMU_TSAN)
+  __tsan_switch_to_fiber(s.tsan_host, kTsanSwitchNoSync);
+#endif
 #if defined(__x86_64__)
   mnistgan_emu_switch(&f->sp, s.sched_sp);
 #else
@@ -242,7 +314,9 @@ void switch_to_scheduler(bool exiting) {
   Scheduler& s0 = sched();
   __sanitizer_finish_switch_fiber(nullptr, &s0.sched_stack_bottom, &s0.sched_stack_size);
 #endif
+  for (const void* t : sched().start_tokens) tsan_acquire(t);
   (*sched().body)();
+  tsan_release(sched().done_token);
   sched().running->state = State::kDone;
   switch_to_scheduler(true);
   __builtin_unreachable();
@@ -256,6 +330,7 @@ void prepare(Fiber* f) {
 #if defined(MNISTGAN_EMU_ASAN)
   __asan_unpoison_memory_region(f->stack, f->stack_bytes);  // frames of abandoned fibers
 #endif
+
 #if defined(__x86_64__)
   // Frame popped by mnistgan_emu_switch: FP control words, r15..r12, rbx, rbp, return
   // address. After the ret, rsp % 16 == 8, as at the entry of any function.
@@ -292,8 +367,16 @@ void wait(State state, unsigned mask = 0) {
   Fiber& f = self();
   f.state = state;
   f.warp_mask = mask;
+  // Every arriving thread releases into the barrier's object; each leaving one acquires it
+  // (all have arrived by then), by round parity: see "ThreadSanitizer" above.
+  const char* objects = sched().barrier_objects.get();
+  const char* object = state == State::kAtSyncthreads
+                           ? objects + (f.block_round++ & 1)
+                           : objects + 2 + 2 * (f.tid / 32) + (f.warp_round++ & 1);
+  tsan_release(object);
   switch_to_scheduler(false);
   if (f.failed) device_fault("");  // the scheduler abandoned this block; never returns
+  tsan_acquire(object);
 }
 
 // A fault found inside a fiber: record it and leave the block for good.
@@ -371,23 +454,82 @@ std::string release_barriers(bool& released) {
   return "";
 }
 
+}  // namespace
+}  // namespace cuda_emu
+
+// The __shared__ statics of every kernel (cuda_runtime.h); the linker defines these bounds.
+// A placeholder keeps the section present in a program without kernels.
+__attribute__((section("mnistgan_emu_shared"), used)) static char g_shared_placeholder[1];
+extern "C" char __start_mnistgan_emu_shared[], __stop_mnistgan_emu_shared[];
+
+namespace cuda_emu {
+namespace {
+
+// Before each block: shared memory holds NaN (0xff bytes), as if fresh. Under TSan the
+// section's pages (tsan_shared.ld aligns and pads them) are first mapped anew with TSan's
+// own accesses ignored, which makes it forget every earlier block's accesses: two blocks
+// never share shared memory on a GPU, so they must not race on it here.
+void poison_shared_memory() {
+  const size_t bytes = static_cast<size_t>(__stop_mnistgan_emu_shared - __start_mnistgan_emu_shared);
+#if defined(MNISTGAN_EMU_TSAN)
+  __tsan_ignore_thread_begin();
+  void* m = mmap(__start_mnistgan_emu_shared, bytes, PROT_READ | PROT_WRITE,
+                 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) {
+    std::fprintf(stderr, "cuda_emu: cannot map shared memory anew\n");
+    std::abort();
+  }
+#endif
+  std::memset(__start_mnistgan_emu_shared, 0xff, bytes);
+#if defined(MNISTGAN_EMU_TSAN)
+  __tsan_ignore_thread_end();
+#endif
+}
+
+#if defined(MNISTGAN_EMU_TSAN)
+// Names the block's TSan fibers after the threads they run, for reports.
+void name_tsan_fibers(int n, uint3 block_idx) {
+  for (int t = 0; t < n; ++t) {
+    Fiber* f = fiber(t);
+    char name[96];
+    std::snprintf(name, sizeof name, "thread (%u,%u,%u) of block (%u,%u,%u)",
+                  f->builtins.thread_idx.x, f->builtins.thread_idx.y, f->builtins.thread_idx.z,
+                  block_idx.x, block_idx.y, block_idx.z);
+    __tsan_set_fiber_name(f->tsan_fiber, name);
+  }
+}
+#endif
+
 // Runs one block to completion. Returns "" or the fault.
 std::string run_block(dim3 grid, dim3 block, uint3 block_idx) {
   Scheduler& s = sched();
   const int n = static_cast<int>(block.x * block.y * block.z);
   s.nthreads = n;
   s.error.clear();
+#if defined(MNISTGAN_EMU_TSAN)
+  const size_t pool = std::max<size_t>(512, static_cast<size_t>(n));
+  if (s.next_base + n > pool) s.next_base = 0;
+  s.base = s.next_base;
+  s.next_base += n;
+#endif
+  poison_shared_memory();
+  // Fresh barrier objects for this block: 2 for __syncthreads, 2 per warp.
+  s.barrier_objects = std::make_unique<char[]>(2 + 2 * ((n + 31) / 32));
   for (int t = 0; t < n; ++t) {
     Fiber* f = fiber(t);
     prepare(f);
     f->tid = t;
     f->state = State::kReady;
     f->failed = false;
+    f->block_round = f->warp_round = 0;
     f->builtins.thread_idx = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
     f->builtins.block_idx = block_idx;
     f->builtins.block_dim = {block.x, block.y, block.z};
     f->builtins.grid_dim = {grid.x, grid.y, grid.z};
   }
+#if defined(MNISTGAN_EMU_TSAN)
+  name_tsan_fibers(n, block_idx);
+#endif
   std::vector<int> order;
   order.reserve(n);
   for (;;) {
@@ -462,6 +604,20 @@ std::map<uintptr_t, size_t>& pinned() {
   static std::map<uintptr_t, size_t> m;
   return m;
 }
+// Freed device memory, still mapped and filled with 0xff bytes, oldest first: a use after
+// free reads NaN and fails the pointer check. Released to the heap beyond these bounds.
+struct Quarantine {
+  std::map<uintptr_t, size_t> blocks;  // start -> bytes
+  std::deque<uintptr_t> order;
+  size_t bytes = 0;
+};
+constexpr size_t kQuarantineBytes = 256u << 20, kQuarantineBlocks = 4096;
+Quarantine& quarantine() {
+  // Never destroyed: LeakSanitizer checks after static destructors, and the blocks held
+  // here must stay reachable (they are freed memory, not leaks).
+  static Quarantine* q = new Quarantine;
+  return *q;
+}
 
 // The allocation that holds [p, p + bytes) entirely, if any.
 bool inside(const std::map<uintptr_t, size_t>& m, const void* p, size_t bytes) {
@@ -473,23 +629,45 @@ bool inside(const std::map<uintptr_t, size_t>& m, const void* p, size_t bytes) {
 }
 
 // ---- streams and graphs -----------------------------------------------------------------------
-using Op = std::function<void()>;
+struct Op;
+using OpFn = std::function<void()>;
 
 }  // namespace
 
 struct Graph {
-  std::vector<Op> ops;
+  std::vector<std::pair<OpFn, bool>> ops;  // the work and whether it is a kernel
 };
+
+namespace {
+// One queued piece of work. It runs after the ops in `deps` (stream, sequence number: that
+// stream's work up to it) and after the op before it on its own stream.
+struct Op {
+  OpFn run;
+  uint64_t seq = 0;
+  bool kernel = false;  // a grid: its threads acquire and release the tokens themselves
+  std::vector<std::pair<Stream*, uint64_t>> deps;
+  std::vector<TokenPtr> start_tokens;  // enqueue token, previous op's done, deps' done
+  TokenPtr done = std::make_shared<Token>();
+};
+uint64_t g_next_seq = 0;
+}  // namespace
+
 struct Stream {
   unsigned flags = 0;
   Graph* capture = nullptr;  // recording when non-null
   bool invalidated = false;
   cudaStreamCaptureMode mode = cudaStreamCaptureModeGlobal;
   std::thread::id capture_thread;
+  std::deque<Op> pending;  // queued, not yet run, in issue order
+  uint64_t last_seq = 0;   // the last op queued here (0: none)
+  TokenPtr tail;           // its done token
 };
 struct Event {
   std::chrono::steady_clock::time_point when;
-  bool recorded = false;
+  bool recorded = false;   // the record op has run
+  Stream* stream = nullptr;  // where the last cudaEventRecord queued its op
+  uint64_t seq = 0;
+  TokenPtr token;  // that op's done token
 };
 
 namespace {
@@ -499,21 +677,50 @@ Stream& legacy_stream() {
   return s;
 }
 Stream* resolve(cudaStream_t stream) { return stream != nullptr ? stream : &legacy_stream(); }
-
-// Legacy-stream work that nothing has ordered yet, in issue order.
-std::vector<Op>& legacy_pending() {
-  static std::vector<Op> v;
-  return v;
-}
-void flush_legacy() {
-  std::vector<Op> ops;
-  ops.swap(legacy_pending());
-  for (Op& op : ops) op();
+bool blocking(const Stream* s) {
+  return s != &legacy_stream() && (s->flags & cudaStreamNonBlocking) == 0;
 }
 
 std::vector<Stream*>& live_streams() {
   static std::vector<Stream*> v{&legacy_stream()};
   return v;
+}
+
+Op* g_running_op = nullptr;  // the op whose work runs now (its kernel reads its tokens)
+
+// Runs `s`'s queued work up to sequence number `seq`, each op after what it depends on.
+void run_until(Stream* s, uint64_t seq) {
+  while (!s->pending.empty() && s->pending.front().seq <= seq) {
+    Op op = std::move(s->pending.front());
+    s->pending.pop_front();
+    for (const auto& [stream, upto] : op.deps) run_until(stream, upto);
+    if (!op.kernel)
+      for (const TokenPtr& t : op.start_tokens) tsan_acquire(t.get());
+    g_running_op = &op;
+    op.run();
+    g_running_op = nullptr;
+    if (!op.kernel) tsan_release(op.done.get());
+    tsan_acquire(op.done.get());  // the host has waited for it
+  }
+}
+void run_all(Stream* s) { run_until(s, UINT64_MAX); }
+// Runs up to an event's recorded point (nothing if its stream has been destroyed: then its
+// work has run already).
+void run_to_event(const Event* e) {
+  if (e->stream == nullptr) return;
+  const auto& v = live_streams();
+  if (std::find(v.begin(), v.end(), e->stream) != v.end()) run_until(e->stream, e->seq);
+}
+// Everything queued anywhere (a device synchronisation).
+void run_everything() {
+  for (Stream* s : std::vector<Stream*>(live_streams())) run_all(s);
+}
+// What waiting for the legacy stream waits for: its work, and through it the blocking
+// streams' (a synchronisation of stream 0 is treated as waiting for all of them).
+void run_legacy_and_blocking() {
+  run_all(&legacy_stream());
+  for (Stream* s : std::vector<Stream*>(live_streams()))
+    if (blocking(s)) run_all(s);
 }
 
 // The capture this thread has open in a mode that forbids unsafe calls, if any.
@@ -536,23 +743,46 @@ cudaError_t check_capture_safe(const char* call) {
   return set_error(cudaErrorStreamCaptureUnsupported);
 }
 
-cudaError_t enqueue(cudaStream_t stream, Op op) {
+// Queues `fn` on `stream` (records it when the stream is capturing). Returns the queued op's
+// sequence number through `seq` (0 when recorded or refused).
+cudaError_t enqueue(cudaStream_t stream, OpFn fn, bool kernel = false,
+                    std::vector<std::pair<Stream*, uint64_t>> extra_deps = {},
+                    std::vector<TokenPtr> extra_tokens = {}, uint64_t* seq = nullptr) {
+  if (seq != nullptr) *seq = 0;
   if (g_sticky_error != cudaSuccess) return g_sticky_error;
   Stream* s = resolve(stream);
   if (s->capture != nullptr) {
     if (s->invalidated) return set_error(cudaErrorStreamCaptureInvalidated);
-    s->capture->ops.push_back(std::move(op));
+    s->capture->ops.emplace_back(std::move(fn), kernel);
     return cudaSuccess;
   }
+  Op op;
+  op.run = std::move(fn);
+  op.kernel = kernel;
+  op.seq = ++g_next_seq;
+  op.deps = std::move(extra_deps);
+  op.start_tokens = std::move(extra_tokens);
   if (s == &legacy_stream()) {
     // The legacy stream synchronises with every blocking stream; one in capture breaks it.
     if (cudaError_t e = check_capture_safe("work on the legacy default stream"); e != cudaSuccess)
       return e;
-    legacy_pending().push_back(std::move(op));
-    return g_sticky_error;
+    for (Stream* other : live_streams())
+      if (blocking(other) && other->last_seq != 0) {
+        op.deps.emplace_back(other, other->last_seq);
+        op.start_tokens.push_back(other->tail);
+      }
+  } else if (blocking(s) && legacy_stream().last_seq != 0) {
+    op.deps.emplace_back(&legacy_stream(), legacy_stream().last_seq);
+    op.start_tokens.push_back(legacy_stream().tail);
   }
-  if ((s->flags & cudaStreamNonBlocking) == 0) flush_legacy();  // blocking streams wait for it
-  op();
+  if (s->tail) op.start_tokens.push_back(s->tail);
+  auto enqueued = std::make_shared<Token>();
+  tsan_release(enqueued.get());  // the host's accesses so far come before the op
+  op.start_tokens.push_back(std::move(enqueued));
+  s->last_seq = op.seq;
+  s->tail = op.done;
+  if (seq != nullptr) *seq = op.seq;
+  s->pending.push_back(std::move(op));
   return g_sticky_error;
 }
 
@@ -563,10 +793,36 @@ cudaError_t check_stream(cudaStream_t stream) {
   return set_error(cudaErrorInvalidResourceHandle);
 }
 
+// The first pointer argument that is neither null nor inside a live device or pinned
+// allocation, reported with the kernel's name; false if there is one.
+bool pointers_ok(const std::vector<PointerArg>& pointers, const char* what, const char* when) {
+  for (const PointerArg& a : pointers) {
+    const std::string why = check_device_pointer(a.p);
+    if (why.empty()) continue;
+    std::fprintf(stderr, "cuda_emu: %s %s: argument %d (%p) %s\n", what, when, a.index, a.p,
+                 why.c_str());
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
+std::string check_device_pointer(const void* p) {
+  if (p == nullptr) return "";
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  auto within = [a](const std::map<uintptr_t, size_t>& m) {  // end included
+    auto it = m.upper_bound(a);
+    return it != m.begin() && a <= std::prev(it)->first + std::prev(it)->second;
+  };
+  if (within(allocations()) || within(pinned())) return "";
+  if (within(quarantine().blocks)) return "points into freed device memory";
+  return "is not device memory (a host pointer, or one never allocated)";
+}
+
 void enqueue_kernel(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
-                    std::function<void()> body, const char* what) {
+                    std::function<void()> body, const char* what,
+                    std::vector<PointerArg> pointers) {
   const unsigned long long threads = static_cast<unsigned long long>(block.x) * block.y * block.z;
   if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
       grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535) {
@@ -582,10 +838,27 @@ void enqueue_kernel(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t str
     return;
   }
   if (check_stream(stream) != cudaSuccess) return;
+  // As a GPU would fault on the access: sticky, the launch and everything after fail.
+  if (!pointers_ok(pointers, what, "launched")) {
+    g_sticky_error = set_error(cudaErrorIllegalAddress);
+    return;
+  }
   std::string name = what;
-  enqueue(stream, [grid, block, body = std::move(body), name] {
-    run_grid(grid, block, body, name.c_str());
-  });
+  enqueue(
+      stream,
+      [grid, block, body = std::move(body), name, pointers = std::move(pointers)] {
+        if (g_sticky_error != cudaSuccess) return;
+        if (!pointers_ok(pointers, name.c_str(), "ran (a graph replay?)")) {
+          g_sticky_error = set_error(cudaErrorIllegalAddress);
+          return;
+        }
+        Scheduler& s = sched();
+        s.start_tokens.clear();
+        for (const TokenPtr& t : g_running_op->start_tokens) s.start_tokens.push_back(t.get());
+        s.done_token = g_running_op->done.get();
+        run_grid(grid, block, body, name.c_str());
+      },
+      true);
 }
 
 void syncthreads() { wait(State::kAtSyncthreads); }
@@ -635,6 +908,11 @@ cudaError_t enqueue_host_op(cudaStream_t stream, std::function<void()> op) {
 bool is_device_pointer(const void* p) { return inside(allocations(), p, 1); }
 
 bool device_range(const void* p, size_t bytes) { return inside(allocations(), p, bytes); }
+
+void fail_device(const char* what) {
+  std::fprintf(stderr, "cuda_emu: %s failed: illegal address\n", what);
+  g_sticky_error = set_error(cudaErrorIllegalAddress);
+}
 
 }  // namespace cuda_emu
 
@@ -737,7 +1015,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
 cudaError_t cudaDeviceSynchronize() {
   if (cudaError_t e = cuda_emu::check_capture_safe("cudaDeviceSynchronize"); e != cudaSuccess)
     return e;
-  cuda_emu::flush_legacy();
+  cuda_emu::run_everything();
   return g_sticky_error;
 }
 cudaError_t cudaFuncGetAttributes_emu(cudaFuncAttributes* attributes, const void* func) {
@@ -768,9 +1046,22 @@ cudaError_t cudaFree(void* p) {
     std::fprintf(stderr, "cuda_emu: cudaFree(%p): not the start of a device allocation\n", p);
     return cuda_emu::set_error(cudaErrorInvalidValue);
   }
-  cuda_emu::flush_legacy();  // cudaFree waits for the device
+  cuda_emu::run_everything();  // cudaFree waits for the device
+  const size_t bytes = it->second;
   m.erase(it);
-  std::free(p);
+  // Poisoned and kept a while (see Quarantine), then given back to the heap.
+  std::memset(p, 0xff, bytes);
+  auto& q = cuda_emu::quarantine();
+  q.blocks[reinterpret_cast<uintptr_t>(p)] = bytes;
+  q.order.push_back(reinterpret_cast<uintptr_t>(p));
+  q.bytes += bytes;
+  while (q.bytes > cuda_emu::kQuarantineBytes || q.order.size() > cuda_emu::kQuarantineBlocks) {
+    const uintptr_t oldest = q.order.front();
+    q.order.pop_front();
+    q.bytes -= q.blocks[oldest];
+    q.blocks.erase(oldest);
+    std::free(reinterpret_cast<void*>(oldest));
+  }
   return g_sticky_error;
 }
 cudaError_t cudaMallocHost(void** p, size_t bytes) {
@@ -841,24 +1132,33 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   // From pageable host memory the call returns once the source is staged, so the caller may
   // reuse it at once even if the copy runs later (deferred legacy-stream work). A captured
   // copy reads the host memory when the graph runs, as on a GPU.
+  const bool capturing = cuda_emu::resolve(stream)->capture != nullptr;
   const bool pageable_source = !cuda_emu::is_device_pointer(src) &&
-                               !cuda_emu::inside(cuda_emu::pinned(), src, 1) &&
-                               cuda_emu::resolve(stream)->capture == nullptr;
+                               !cuda_emu::inside(cuda_emu::pinned(), src, 1) && !capturing;
   if (pageable_source) {
     auto staged = std::make_shared<std::vector<unsigned char>>(
         static_cast<const unsigned char*>(src), static_cast<const unsigned char*>(src) + bytes);
     return cuda_emu::set_error(cuda_emu::enqueue(
         stream, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); }));
   }
-  return cuda_emu::set_error(
-      cuda_emu::enqueue(stream, [dst, src, bytes] { std::memcpy(dst, src, bytes); }));
+  uint64_t seq = 0;
+  const cudaError_t e = cuda_emu::set_error(cuda_emu::enqueue(
+      stream, [dst, src, bytes] { std::memcpy(dst, src, bytes); }, false, {}, {}, &seq));
+  // To pageable host memory the call returns only once the copy is done (CUDA's documented
+  // behaviour); into pinned memory it is truly asynchronous: read it after a synchronisation.
+  const bool pageable_destination = !cuda_emu::is_device_pointer(dst) &&
+                                    !cuda_emu::inside(cuda_emu::pinned(), dst, 1);
+  if (e == cudaSuccess && seq != 0 && pageable_destination)
+    cuda_emu::run_until(cuda_emu::resolve(stream), seq);
+  return e;
 }
 // On the legacy stream (cudaMemcpyAsync stages a pageable source); a copy to the host
 // returns when the data is there.
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   if (cudaError_t e = cuda_emu::check_capture_safe("cudaMemcpy"); e != cudaSuccess) return e;
   const cudaError_t e = cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
-  if (e == cudaSuccess && !cuda_emu::is_device_pointer(dst)) cuda_emu::flush_legacy();
+  // A copy to the host (pinned too) returns when the data is there.
+  if (e == cudaSuccess && !cuda_emu::is_device_pointer(dst)) cuda_emu::run_legacy_and_blocking();
   return e;
 }
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t stream) {
@@ -893,7 +1193,14 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   auto it = std::find(v.begin(), v.end(), stream);
   if (stream == nullptr || it == v.end())
     return cuda_emu::set_error(cudaErrorInvalidResourceHandle);
-  v.erase(it);
+  // Its queued work still runs (here, now); no other op may name it as a dependency after.
+  cuda_emu::run_all(stream);
+  for (cuda_emu::Stream* other : v)
+    for (cuda_emu::Op& op : other->pending)
+      op.deps.erase(std::remove_if(op.deps.begin(), op.deps.end(),
+                                   [stream](const auto& d) { return d.first == stream; }),
+                    op.deps.end());
+  v.erase(std::find(v.begin(), v.end(), stream));
   delete stream->capture;
   delete stream;
   return cudaSuccess;
@@ -902,13 +1209,25 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   if (cudaError_t e = cuda_emu::check_stream(stream); e != cudaSuccess) return e;
   if (cudaError_t e = cuda_emu::check_capture_safe("cudaStreamSynchronize"); e != cudaSuccess)
     return e;
-  if (stream == nullptr || (stream->flags & cudaStreamNonBlocking) == 0) cuda_emu::flush_legacy();
+  if (stream == nullptr)
+    cuda_emu::run_legacy_and_blocking();
+  else
+    cuda_emu::run_all(stream);
   return g_sticky_error;
 }
-cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t, unsigned) {
+// The emulation completes the stream's work when asked, so the answer is always "done".
+cudaError_t cudaStreamQuery(cudaStream_t stream) {
+  if (cudaError_t e = cuda_emu::check_stream(stream); e != cudaSuccess) return e;
+  if (cudaError_t e = cuda_emu::check_capture_safe("cudaStreamQuery"); e != cudaSuccess) return e;
+  return cudaStreamSynchronize(stream);
+}
+// Later work on `stream` waits for the event's recorded point (an event never recorded: none).
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned) {
   if (cuda_emu::check_stream(stream) != cudaSuccess) return cudaErrorInvalidResourceHandle;
-  cuda_emu::flush_legacy();  // the event may stand for legacy-stream work
-  return g_sticky_error;
+  if (event == nullptr) return cuda_emu::set_error(cudaErrorInvalidResourceHandle);
+  if (event->stream == nullptr) return g_sticky_error;
+  return cuda_emu::set_error(cuda_emu::enqueue(stream, [] {}, false,
+                                               {{event->stream, event->seq}}, {event->token}));
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t* event) {
@@ -916,25 +1235,43 @@ cudaError_t cudaEventCreate(cudaEvent_t* event) {
   return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  // Queued record ops still refer to it: they run first.
+  if (event != nullptr) cuda_emu::run_to_event(event);
   delete event;
   return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (event == nullptr) return cuda_emu::set_error(cudaErrorInvalidResourceHandle);
-  return cuda_emu::enqueue(stream, [event] {
-    event->when = std::chrono::steady_clock::now();
-    event->recorded = true;
-  });
+  if (cuda_emu::check_stream(stream) != cudaSuccess) return cudaErrorInvalidResourceHandle;
+  uint64_t seq = 0;
+  const cudaError_t e = cuda_emu::enqueue(
+      stream,
+      [event] {
+        event->when = std::chrono::steady_clock::now();
+        event->recorded = true;
+      },
+      false, {}, {}, &seq);
+  if (e == cudaSuccess && seq != 0) {
+    cuda_emu::Stream* s = cuda_emu::resolve(stream);
+    event->recorded = false;
+    event->stream = s;
+    event->seq = seq;
+    event->token = s->tail;
+  }
+  return e;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   if (cudaError_t e = cuda_emu::check_capture_safe("cudaEventSynchronize"); e != cudaSuccess)
     return e;
-  cuda_emu::flush_legacy();
-  return event != nullptr ? g_sticky_error : cudaErrorInvalidResourceHandle;
+  if (event == nullptr) return cudaErrorInvalidResourceHandle;
+  cuda_emu::run_to_event(event);
+  return g_sticky_error;
 }
+cudaError_t cudaEventQuery(cudaEvent_t event) { return cudaEventSynchronize(event); }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
-  if (start == nullptr || end == nullptr || !start->recorded || !end->recorded)
+  if (start == nullptr || end == nullptr || start->stream == nullptr || end->stream == nullptr)
     return cuda_emu::set_error(cudaErrorInvalidResourceHandle);
+  if (!start->recorded || !end->recorded) return cudaErrorNotReady;  // not yet run
   *ms = std::chrono::duration<float, std::milli>(end->when - start->when).count();
   return cudaSuccess;
 }
@@ -972,8 +1309,8 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsig
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
   if (exec == nullptr) return cuda_emu::set_error(cudaErrorInvalidValue);
   if (cudaError_t e = cuda_emu::check_stream(stream); e != cudaSuccess) return e;
-  for (const auto& op : exec->ops)
-    if (cudaError_t e = cuda_emu::enqueue(stream, op); e != cudaSuccess)
+  for (const auto& [op, kernel] : exec->ops)
+    if (cudaError_t e = cuda_emu::enqueue(stream, op, kernel); e != cudaSuccess)
       return cuda_emu::set_error(e);
   return g_sticky_error;
 }

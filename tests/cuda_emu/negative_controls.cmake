@@ -6,9 +6,11 @@
 # binary in which that copy replaces the real object, and registers a ctest
 # `emu_negative.<name>` that passes only if the named tests report a gtest FAILURE.
 #
-# mnistgan_negative_control(name file text-to-find replacement tests-that-must-fail [ASAN])
+# mnistgan_negative_control(name file text-to-find replacement tests-that-must-fail [ASAN|TSAN])
 # ASAN: the control is built against the ASan+UBSan emulation and passes only on an
 # AddressSanitizer report (for bugs that read out of bounds without changing a result).
+# TSAN: built against the ThreadSanitizer emulation; passes only on a ThreadSanitizer report
+# (for races that give the right answer in every serial order).
 function(mnistgan_negative_control name file from to filter)
   set(asan_flags "")
   set(core mnistgan_cuda_emu_backends)
@@ -20,6 +22,14 @@ function(mnistgan_negative_control name file from to filter)
     set(asan_flags -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
     set(core mnistgan_cuda_emu_asan_backends)
     set(expect "ERROR: AddressSanitizer")
+  endif()
+  if("TSAN" IN_LIST ARGN)
+    if(NOT TARGET mnistgan_cuda_emu_tsan)
+      return()
+    endif()
+    set(asan_flags -fsanitize=thread -g)
+    set(core mnistgan_cuda_emu_tsan_backends)
+    set(expect "WARNING: ThreadSanitizer")
   endif()
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${file})
   file(READ ${CMAKE_CURRENT_SOURCE_DIR}/${file} text)
@@ -76,3 +86,24 @@ mnistgan_negative_control(tf32_kernel_body_compiled_out kernels/linear.cu
 mnistgan_negative_control(gemm_tile_load_reads_past_the_end kernels/linear.cu
   "v[p] = (r0 + r < R && k0 + k < K)" "v[p] = (r0 + r <= R && k0 + k < K)"
   CudaLinear.FusedV2MatchesCublasV1 ASAN)
+
+# The emulation's own helpers (tests/cuda_emu/check_kernels.cu), one capability each.
+# A cross-block sum without its atomic: right in every serial order of the blocks, a race.
+mnistgan_negative_control(cross_block_sum_without_atomic tests/cuda_emu/check_kernels.cu
+  "atomicAdd(total, partial[0]);" "*total += partial[0];"
+  EmuCuda.CrossBlockSumWithAtomic TSAN)
+# The tree reads shared memory that other threads have not written yet: NaN (poisoned).
+mnistgan_negative_control(shared_read_before_write tests/cuda_emu/check_kernels.cu
+  "  __syncthreads();  // every value is in shared memory before the tree reads it\n" ""
+  EmuCuda.CrossBlockSumWithAtomic)
+# The host reads pinned memory that an asynchronous copy has not filled yet.
+mnistgan_negative_control(async_copy_read_without_sync tests/cuda_emu/check_kernels.cu
+  "  CUDA_CHECK(cudaStreamSynchronize(stream));  // the copy into pinned memory is asynchronous\n" ""
+  EmuCuda.AsyncCopyToPinnedMemoryIsReadAfterASync)
+mnistgan_negative_control(kernel_given_host_pointer tests/cuda_emu/check_kernels.cu
+  "add_kernel)(y, scratch, n);" "add_kernel)(y, host_bias, n);"
+  EmuCuda.HostBiasGoesThroughADeviceBuffer)
+mnistgan_negative_control(kernel_given_freed_buffer tests/cuda_emu/check_kernels.cu
+  "  MNISTGAN_LAUNCH((n + 255) / 256, 256, 0, stream, add_kernel)(y, scratch, n);\n"
+  "  CUDA_CHECK(cudaFree(scratch));\n  MNISTGAN_LAUNCH((n + 255) / 256, 256, 0, stream, add_kernel)(y, scratch, n);\n"
+  EmuCuda.HostBiasGoesThroughADeviceBuffer)

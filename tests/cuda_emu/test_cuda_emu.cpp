@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.h"  // make_cuda_backend, BackendOptions
+#include "check_kernels.cuh"  // emu_check::sum_all, download_pinned, add_host_bias
+#include "core/backend.h"      // make_cuda_backend, BackendOptions
 #include "cublas_v2.h"     // the emulated cuBLAS
 #include "cuda_check.cuh"  // CUDA_CHECK, MNISTGAN_LAUNCH
 #include "cuda_runtime.h"  // the emulated runtime
@@ -193,6 +194,7 @@ TEST(EmuCuda, CaptureRecordsAndEachGraphLaunchReplays) {
   CUDA_CHECK_LAUNCH();
   cudaGraph_t g = nullptr;
   CUDA_CHECK(cudaStreamEndCapture(s, &g));
+  CUDA_CHECK(cudaStreamSynchronize(s));  // the memset; to_host's copy does not wait for s
   EXPECT_EQ(to_host(x.p, 4)[0], 0.0f) << "captured work must not run at capture";
   cudaGraphExec_t e = nullptr;
   CUDA_CHECK(cudaGraphInstantiate(&e, g, 0));
@@ -244,6 +246,133 @@ TEST(EmuCuda, LegacyStreamCopyIsNotOrderedWithNonBlockingStreams) {
   CUDA_CHECK(cudaStreamDestroy(s));
 }
 
+// ---- what the emulation makes loud -----------------------------------------------------------
+
+__global__ void read_shared_before_write_kernel(float* out) {
+  __shared__ float s[32];
+  out[blockIdx.x * 32 + threadIdx.x] = s[threadIdx.x];  // never written: NaN, not stale
+  __syncthreads();
+  s[threadIdx.x] = 1.0f;
+}
+
+TEST(EmuCuda, SharedMemoryIsNaNAtEveryBlockStart) {
+  DeviceFloats out(3 * 32);
+  MNISTGAN_LAUNCH(3, 32, 0, nullptr, read_shared_before_write_kernel)(out.p);
+  CUDA_CHECK_LAUNCH();
+  for (float v : to_host(out.p, 3 * 32)) EXPECT_TRUE(std::isnan(v));
+}
+
+TEST(EmuCuda, FreedDeviceMemoryIsPoisoned) {
+  float* p = nullptr;
+  CUDA_CHECK(cudaMalloc(&p, 4 * sizeof(float)));
+  CUDA_CHECK(cudaMemset(p, 0, 4 * sizeof(float)));
+  EXPECT_EQ(to_host(p, 4)[0], 0.0f);
+  CUDA_CHECK(cudaFree(p));
+  // Still mapped (quarantined), so a stale pointer reads NaN instead of someone's data...
+  EXPECT_TRUE(std::isnan(p[0]));
+  // ...and a copy or launch with it is refused.
+  float h = 0;
+  EXPECT_EQ(cudaMemcpy(&h, p, sizeof(float), cudaMemcpyDeviceToHost), cudaErrorInvalidValue);
+  (void)cudaGetLastError();
+}
+
+// Work queued on a created stream runs at a point that waits for it, never at enqueue.
+TEST(EmuCuda, CreatedStreamWorkWaitsForASynchronisation) {
+  cudaStream_t s = nullptr;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  DeviceFloats x(4);
+  CUDA_CHECK(cudaMemsetAsync(x.p, 0, 4 * sizeof(float), s));
+  EXPECT_TRUE(std::isnan(x.p[0])) << "ran at enqueue";  // device memory is host memory here
+  EXPECT_EQ(cudaStreamQuery(s), cudaSuccess);
+  EXPECT_EQ(x.p[0], 0.0f);
+  CUDA_CHECK(cudaStreamDestroy(s));
+}
+
+// A second stream sees the first one's work only through an event it waits for.
+TEST(EmuCuda, StreamsAreOrderedByEventsOnly) {
+  cudaStream_t producer = nullptr, consumer = nullptr;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&producer, cudaStreamNonBlocking));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&consumer, cudaStreamNonBlocking));
+  cudaEvent_t ready = nullptr;
+  CUDA_CHECK(cudaEventCreate(&ready));
+  DeviceFloats in(4), out(4);
+  for (const bool wait : {false, true}) {
+    CUDA_CHECK(cudaMemsetAsync(in.p, 0, 4 * sizeof(float), producer));
+    CUDA_CHECK(cudaEventRecord(ready, producer));
+    if (wait) CUDA_CHECK(cudaStreamWaitEvent(consumer, ready, 0));
+    MNISTGAN_LAUNCH(1, 4, 0, consumer, copy_kernel)(in.p, out.p);
+    CUDA_CHECK_LAUNCH();
+    CUDA_CHECK(cudaStreamSynchronize(consumer));
+    if (wait)
+      EXPECT_EQ(out.p[0], 0.0f);
+    else
+      EXPECT_TRUE(std::isnan(out.p[0])) << "the consumer ran after a producer it never waited for";
+    CUDA_CHECK(cudaDeviceSynchronize());
+    CUDA_CHECK(cudaMemset(in.p, 0xff, 4 * sizeof(float)));  // NaN again for the next round
+    CUDA_CHECK(cudaDeviceSynchronize());
+  }
+  CUDA_CHECK(cudaEventDestroy(ready));
+  CUDA_CHECK(cudaStreamDestroy(producer));
+  CUDA_CHECK(cudaStreamDestroy(consumer));
+}
+
+// A kernel's pointer argument must be null or in a live device allocation: a host pointer
+// or a freed buffer fails the launch with a line naming the kernel and the argument.
+TEST(EmuCuda, KernelPointerArgumentsAreChecked) {
+  DeviceFloats out(4);
+  std::vector<float> host(4, 1.0f);
+  float* freed = nullptr;
+  CUDA_CHECK(cudaMalloc(&freed, 4 * sizeof(float)));
+  CUDA_CHECK(cudaFree(freed));
+  for (const auto& [in, what] : {std::pair<const float*, std::string>{host.data(), "not device memory"},
+                                 std::pair<const float*, std::string>{freed, "freed device memory"}}) {
+    testing::internal::CaptureStderr();
+    MNISTGAN_LAUNCH(1, 4, 0, nullptr, copy_kernel)(in, out.p);
+    EXPECT_EQ(cudaGetLastError(), cudaErrorIllegalAddress);
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("copy_kernel"), std::string::npos) << err;
+    EXPECT_NE(err.find("argument 0"), std::string::npos) << err;
+    EXPECT_NE(err.find(what), std::string::npos) << err;
+    cuda_emu::reset_after_fault();
+  }
+}
+
+// The helpers that the negative controls break, each right as written.
+TEST(EmuCuda, CrossBlockSumWithAtomic) {
+  const int n = 1000;  // 4 blocks; integers, so every order of the adds is exact
+  std::vector<float> x(n);
+  for (int i = 0; i < n; ++i) x[i] = static_cast<float>(i + 1);
+  DeviceFloats dx(n), total(1);
+  CUDA_CHECK(cudaMemcpy(dx.p, x.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+  emu_check::sum_all(dx.p, n, total.p, nullptr);
+  EXPECT_EQ(to_host(total.p, 1)[0], 500500.0f);
+}
+
+TEST(EmuCuda, AsyncCopyToPinnedMemoryIsReadAfterASync) {
+  cudaStream_t s = nullptr;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  DeviceFloats d(4);
+  const std::vector<float> want = {1, 2, 3, 4};
+  CUDA_CHECK(cudaMemcpy(d.p, want.data(), 4 * sizeof(float), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaDeviceSynchronize());
+  float* pinned = nullptr;
+  CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&pinned), 4 * sizeof(float)));
+  for (int i = 0; i < 4; ++i) pinned[i] = -1.0f;
+  emu_check::download_pinned(d.p, pinned, 4, s);
+  EXPECT_EQ(std::vector<float>(pinned, pinned + 4), want);
+  CUDA_CHECK(cudaStreamSynchronize(s));
+  CUDA_CHECK(cudaFreeHost(pinned));
+  CUDA_CHECK(cudaStreamDestroy(s));
+}
+
+TEST(EmuCuda, HostBiasGoesThroughADeviceBuffer) {
+  DeviceFloats y(300);
+  const std::vector<float> zeros(300, 0.0f), bias = test::random_vector(300, 5);
+  CUDA_CHECK(cudaMemcpy(y.p, zeros.data(), 300 * sizeof(float), cudaMemcpyHostToDevice));
+  emu_check::add_host_bias(y.p, bias.data(), 300, nullptr);
+  EXPECT_EQ(to_host(y.p, 300), bias);
+}
+
 // ---- the backend on the emulation -------------------------------------------------------------
 
 // The TF32 WMMA kernel sits under #if __CUDA_ARCH__ >= 800: an empty body would leave Y
@@ -256,8 +385,8 @@ TEST(EmuCuda, Tf32WmmaKernelBodyRuns) {
   auto gy = test::alloc<float>(*be, rows * out);
   const unsigned long long before = cuda_emu::stats().mma_ops;
   be->linear_forward(gx.get(), gw.get(), nullptr, gy.get(), rows, in, out, Activation::kNone, 0);
+  const auto y = test::download(*be, gy.get(), rows * out);  // runs the queued kernel
   EXPECT_GT(cuda_emu::stats().mma_ops, before);
-  const auto y = test::download(*be, gy.get(), rows * out);
   std::vector<float> want(rows * out);
   for (int r = 0; r < rows; ++r)
     for (int o = 0; o < out; ++o) {

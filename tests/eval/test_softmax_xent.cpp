@@ -17,6 +17,7 @@ namespace mnistgan {
 namespace {
 
 using test::alloc;
+using test::zeros;
 using test::download;
 using test::expect_close;
 using test::random_vector;
@@ -97,7 +98,7 @@ TEST(SoftmaxXentCpu, OutOfRangeLabelGivesNaNNotACrash) {
   auto logits = upload(*backend, random_vector(2 * 4, 5));
   auto labels = upload(*backend, std::vector<int32_t>{1, 4});
   auto grad = alloc<float>(*backend, 8);
-  auto stats = alloc<float>(*backend, 2);
+  auto stats = zeros<float>(*backend, 2);
   backend->softmax_cross_entropy(logits.get(), labels.get(), 2, 4, 1.0f, grad.get(), stats.get());
   const std::vector<float> g = download(*backend, grad.get(), 8);
   EXPECT_TRUE(std::isfinite(g[0]) && std::isfinite(g[3]));
@@ -114,7 +115,7 @@ TEST(SoftmaxXentCpu, GradientMatchesFiniteDifferences) {
   auto dev_labels = upload(*backend, labels);
   auto loss_at = [&](const std::vector<float>& x) {
     auto dev = upload(*backend, x);
-    auto stats = alloc<float>(*backend, 2);
+    auto stats = zeros<float>(*backend, 2);
     backend->softmax_cross_entropy(dev.get(), dev_labels.get(), rows, classes, 1.0f, nullptr,
                                    stats.get());
     return static_cast<double>(download(*backend, stats.get(), 1)[0]);
@@ -154,7 +155,7 @@ TEST_F(SoftmaxXentCuda, MatchesCpu) {
       auto x = upload(*b, logits);
       auto y = upload(*b, labels);
       auto g = alloc<float>(*b, logits.size());
-      auto s = alloc<float>(*b, 2);
+      auto s = zeros<float>(*b, 2);
       b->softmax_cross_entropy(x.get(), y.get(), rows, classes, 2.0f, g.get(), s.get());
       grads.push_back(download(*b, g.get(), logits.size()));
       stats.push_back(download(*b, s.get(), 2));
@@ -170,7 +171,7 @@ TEST_F(SoftmaxXentCuda, MatchesCpu) {
     for (Backend* b : {cpu.get(), gpu.get()}) {
       auto x = upload(*b, logits);
       auto y = upload(*b, valid);
-      auto s = alloc<float>(*b, 2);
+      auto s = zeros<float>(*b, 2);
       b->softmax_cross_entropy(x.get(), y.get(), rows, classes, 1.0f, nullptr, s.get());
       losses.push_back(download(*b, s.get(), 1)[0]);
     }
