@@ -4,7 +4,7 @@
 // bound to it, with a preallocated workspace so cuBLAS never allocates during a graph
 // capture). No op synchronises with the host; to_host() and synchronize() do. Kernels live
 // in kernels/<op>.cu; this file only checks arguments that the launchers cannot see and
-// forwards to them. begin_capture()/end_capture()/replay() record the ops in between as
+// forwards to them, for one model (the kernels' models = 1). begin_capture()/end_capture()/replay() record the ops in between as
 // one CUDA graph and launch it.
 #include <cublas_v2.h>     // cublasCreate, cublasSetStream, cublasSetWorkspace
 #include <cuda_runtime.h>  // streams, graphs, memory
@@ -21,7 +21,9 @@
 #include "elementwise.cuh"    // activation_backward, concat/split_cols, increment, count_nonfinite
 #include "ema.cuh"            // ema_update
 #include "gather.cuh"         // gather_batch, gather_labels
-#include "linear.cuh"         // linear_forward, linear_backward, LinearContext
+#include "dev/linear_dev.cuh"  // linear_forward_dev (--tf32 and the numbered variants v1, v2)
+#include "linear.cuh"         // linear_forward, linear_backward, LinearWorkspace
+#include "logit_bce.cuh"      // logit_bce
 #include "mbd.cuh"            // mbd_forward, mbd_backward
 #include "noise.cuh"          // gaussian_noise
 #include "one_hot.cuh"        // one_hot
@@ -161,9 +163,17 @@ class CudaBackend final : public Backend {
 
   // ---- ops: forwarded to the launchers in kernels/ ---------------------------------------
   void linear_forward(const float* X, const float* W, const float* b, float* Y, int rows, int in,
-                      int out, Activation act, float slope) override {
-    mnistgan::linear_forward(linear_version_, linear_, X, W, b, Y, rows, in, out, act, slope,
-                             stream_);
+                      int out, Activation act, float slope, RowStrides ld) override {
+    if (linear_version_ == 0 && !linear_.tf32) {
+      mnistgan::linear_forward(workspace_, X, W, b, Y, rows, in, out, act, slope, ld, 1, {},
+                               stream_);
+      return;
+    }
+    if (ld.x != 0 || ld.y != 0)
+      throw std::invalid_argument(
+          "linear_forward: the dev variants (v1, v2, --tf32) take packed rows only");
+    mnistgan::linear_forward_dev(linear_version_ == 0 ? 2 : linear_version_, linear_, X, W, b, Y,
+                                 rows, in, out, act, slope, stream_);
   }
 
   void activation_backward(const float* Y, const float* dY, float* dZ, size_t n, Activation act,
@@ -171,9 +181,18 @@ class CudaBackend final : public Backend {
     mnistgan::activation_backward(Y, dY, dZ, n, act, slope, stream_);
   }
 
-  void linear_backward(const float* X, const float* W, const float* dZ, float* dX, float* dW,
-                       float* db, int rows, int in, int out, bool accumulate) override {
-    mnistgan::linear_backward(linear_, X, W, dZ, dX, dW, db, rows, in, out, accumulate, stream_);
+  void linear_backward(const float* X, const float* W, const float* Y, const float* dY, float* dX,
+                       float* dW, float* db, int rows, int in, int out, Activation act,
+                       float slope, bool accumulate_dx, RowStrides ld) override {
+    mnistgan::linear_backward(workspace_, X, W, Y, dY, dX, dW, db, rows, in, out, act, slope,
+                              accumulate_dx, ld, 1, {}, stream_);
+  }
+
+  void logit_bce(const float* X, const float* w, const float* b, int groups, int B, int in,
+                 const float* targets, float grad_scale, float* logits, float* dlogits, float* dX,
+                 float* dw, float* db, float* stats) override {
+    mnistgan::logit_bce(X, w, b, groups, B, in, targets, grad_scale, logits, dlogits, dX, dw, db,
+                        stats, 1, {}, stream_);
   }
 
   void concat_cols(const float* A, const float* B, float* out, int rows, int a, int b) override {
@@ -184,13 +203,13 @@ class CudaBackend final : public Backend {
     mnistgan::split_cols(in, A, B, rows, a, b, stream_);
   }
 
-  void mbd_forward(const float* M, float* O, int groups, int B, int K, int C) override {
-    mnistgan::mbd_forward(M, O, groups, B, K, C, stream_);
+  void mbd_forward(const float* M, float* O, int groups, int B, int K, int C, int ldo) override {
+    mnistgan::mbd_forward(M, O, groups, B, K, C, ldo, 1, {}, stream_);
   }
 
-  void mbd_backward(const float* M, const float* dO, float* dM, int groups, int B, int K,
-                    int C) override {
-    mnistgan::mbd_backward(M, dO, dM, groups, B, K, C, stream_);
+  void mbd_backward(const float* M, const float* dO, float* dM, int groups, int B, int K, int C,
+                    int ldo) override {
+    mnistgan::mbd_backward(M, dO, dM, groups, B, K, C, ldo, 1, {}, stream_);
   }
 
   void bce_with_logits(const float* x, int n, float target, float grad_scale, float* dx,
@@ -205,9 +224,10 @@ class CudaBackend final : public Backend {
   }
 
   void adam_step(float* params, const float* grads, float* m, float* v, size_t n,
-                 const AdamHyper& hyper, const int64_t* step,
-                 const float* skip_if_nonzero) override {
-    mnistgan::adam_step(params, grads, m, v, n, hyper, step, stream_, skip_if_nonzero);
+                 const AdamHyper& hyper, int64_t* step, const float* skip_if_nonzero, float* ema,
+                 float ema_decay) override {
+    mnistgan::adam_step(params, grads, m, v, n, hyper, step, adam_tickets_, stream_,
+                        skip_if_nonzero, ema, ema_decay);
   }
 
   void ema_update(float* ema, const float* params, size_t n, float decay, const int64_t* updates,
@@ -274,6 +294,13 @@ class CudaBackend final : public Backend {
     capturing_ = false;
     cudaGraph_t graph = nullptr;
     CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    size_t nodes = 0;
+    const cudaError_t counted = cudaGraphGetNodes(graph, nullptr, &nodes);
+    if (counted != cudaSuccess) {
+      (void)cudaGraphDestroy(graph);
+      CUDA_CHECK(counted);
+    }
+    captured_nodes_ = static_cast<int64_t>(nodes);
     cudaGraphExec_t exec = nullptr;
     const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
     (void)cudaGraphDestroy(graph);  // the executable graph keeps what it needs
@@ -281,6 +308,8 @@ class CudaBackend final : public Backend {
     if (graph_exec_ != nullptr) CUDA_CHECK(cudaGraphExecDestroy(graph_exec_));
     graph_exec_ = exec;
   }
+
+  int64_t captured_nodes() const override { return captured_nodes_; }
 
   void replay() override {
     if (graph_exec_ == nullptr)
@@ -298,10 +327,10 @@ class CudaBackend final : public Backend {
     linear_.cc_major = prop.major;
     linear_.tf32 = options.tf32;
     linear_version_ = options.linear_version;
-    if (linear_version_ < 0 || linear_version_ > kLinearMaxVersion)
+    if (linear_version_ < 0 || linear_version_ > kLinearDevMaxVersion)
       throw std::invalid_argument("linear version " + std::to_string(linear_version_) +
-                                  " does not exist; use 0 (shipped = v" +
-                                  std::to_string(kLinearShippedVersion) + "), 1 or 2");
+                                  " does not exist; use 0 (the shipped v3), 1 or 2");
+    workspace_.sm_count = prop.multiProcessorCount;
     if (options.tf32 && prop.major < 8)
       throw std::invalid_argument(std::string("--tf32 needs compute capability 8.0 or newer; ") +
                                   prop.name + " is " + std::to_string(prop.major) + "." +
@@ -316,6 +345,16 @@ class CudaBackend final : public Backend {
     CUBLAS_CHECK(cublasSetWorkspace(linear_.cublas, cublas_workspace_, kCublasWorkspaceBytes));
     CUDA_CHECK(cudaMalloc(&count_scratch_, 2 * sizeof(unsigned long long)));
     CUDA_CHECK(cudaMemsetAsync(count_scratch_, 0, 2 * sizeof(unsigned long long), stream_));
+    CUDA_CHECK(cudaMalloc(&adam_tickets_, sizeof(unsigned)));
+    CUDA_CHECK(cudaMemsetAsync(adam_tickets_, 0, sizeof(unsigned), stream_));
+    // The linear kernels' split-K partials and tile tickets (linear.cuh); the tickets start
+    // at zero and every launch leaves them so.
+    CUDA_CHECK(cudaMalloc(&workspace_.partials, kLinearWorkspaceFloats * sizeof(float)));
+    workspace_.partial_floats = kLinearWorkspaceFloats;
+    CUDA_CHECK(cudaMalloc(&workspace_.counters, kLinearWorkspaceCounters * sizeof(unsigned)));
+    workspace_.counter_count = kLinearWorkspaceCounters;
+    CUDA_CHECK(cudaMemsetAsync(workspace_.counters, 0, kLinearWorkspaceCounters * sizeof(unsigned),
+                               stream_));
   }
 
   // Frees everything that init() got. Errors are ignored: this runs from the destructor
@@ -333,11 +372,17 @@ class CudaBackend final : public Backend {
     if (linear_.cublas != nullptr) (void)cublasDestroy(linear_.cublas);
     if (cublas_workspace_ != nullptr) (void)cudaFree(cublas_workspace_);
     if (count_scratch_ != nullptr) (void)cudaFree(count_scratch_);
+    if (adam_tickets_ != nullptr) (void)cudaFree(adam_tickets_);
+    if (workspace_.partials != nullptr) (void)cudaFree(workspace_.partials);
+    if (workspace_.counters != nullptr) (void)cudaFree(workspace_.counters);
     if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
     graph_exec_ = nullptr;
     linear_.cublas = nullptr;
     cublas_workspace_ = nullptr;
     count_scratch_ = nullptr;
+    adam_tickets_ = nullptr;
+    workspace_.partials = nullptr;
+    workspace_.counters = nullptr;
     stream_ = nullptr;
   }
 
@@ -359,9 +404,12 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   void* cublas_workspace_ = nullptr;
   unsigned long long* count_scratch_ = nullptr;
+  unsigned* adam_tickets_ = nullptr;  // adam_step's ticket counter (adam.cuh), zero between ops
+  LinearWorkspace workspace_;
   bool capturing_ = false;
   bool free_failure_reported_ = false;  // free() reports only its first failure
   cudaGraphExec_t graph_exec_ = nullptr;
+  int64_t captured_nodes_ = -1;
 };
 
 }  // namespace

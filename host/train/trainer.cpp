@@ -187,9 +187,9 @@ void TrainingState::issue_step_ops() {
                                d == 0 && inject_now(NonfiniteTarget::kDiscriminator));
   }
   // G step on the last fake batch, through the updated D.
-  gan_->update_generator(buffers, B, g_hyper, inject_now(NonfiniteTarget::kGenerator));
-  if (config_.ema_decay > 0.0f)
-    gan_->update_ema(config_.ema_decay, guard ? guard + kGuardGeneratorSkip : nullptr);
+  // With the EMA generator's update folded into G's Adam op.
+  gan_->update_generator(buffers, B, g_hyper, inject_now(NonfiniteTarget::kGenerator),
+                         config_.ema_decay);
   backend_.count_nonfinite(stats_.get(), kStatNonfinite, stats_.get() + kStatNonfinite);
   backend_.increment(step_counter_.get());
 }

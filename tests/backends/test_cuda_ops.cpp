@@ -181,64 +181,94 @@ TEST_F(CudaLinear, UnalignedPointersMatchCpu) {
 
 // ---- linear backward ---------------------------------------------------------------------
 
+// The fused backward (dZ = dY * act'(Y) on load; dX, dW, db in one op) against the CPU's, for
+// every activation, with overwrite and accumulate_dx; outputs poisoned with NaN first (an
+// element the op forgets to write fails), on packed and on strided rows (X/dX and Y/dY inside
+// wider buffers, as the discriminator's [h | o] features).
 TEST_F(CudaLinear, BackwardMatchesCpu) {
   Pair p = make_backends();
+  const Activation acts[] = {Activation::kNone, Activation::kLeakyRelu, Activation::kTanh};
   uint32_t seed = 200;
-  for (const OpShape& shape : shapes(Op::kLinearBackward)) {
-    const int rows = shape.rows, in = shape.in, out = shape.out;
+  const std::vector<OpShape>& linear = shapes(Op::kLinearBackward);
+  for (size_t s = 0; s < linear.size(); ++s) {
+    const int rows = linear[s].rows, in = linear[s].in, out = linear[s].out;
     if (static_cast<double>(rows) * in * out > 2e8) continue;  // CPU time
-    const float xs = 1.0f, ws = 1.0f / std::sqrt(static_cast<float>(in));
-    // dZ scaled so that dW's sums over rows stay O(1), like dX's sums over out.
-    const float zs = 1.0f / std::sqrt(static_cast<float>(std::max(rows, out)));
-    const auto x = random_vector(static_cast<size_t>(rows) * in, seed++, -xs, xs);
-    const auto w = random_vector(static_cast<size_t>(out) * in, seed++, -ws, ws);
-    const auto dz = random_vector(static_cast<size_t>(rows) * out, seed++, -zs, zs);
-    const size_t nx = static_cast<size_t>(rows) * in, nw = static_cast<size_t>(out) * in;
-    for (const bool accumulate : {false, true}) {
-      // Nonzero starting gradients, so overwrite vs accumulate is visible.
-      const auto dx0 = random_vector(nx, seed++), dw0 = random_vector(nw, seed++);
-      const auto db0 = random_vector(out, seed++);
-      auto cx = upload(*p.cpu, x), cw = upload(*p.cpu, w), cdz = upload(*p.cpu, dz);
-      auto gx = upload(*p.gpu, x), gw = upload(*p.gpu, w), gdz = upload(*p.gpu, dz);
-      auto cdx = upload(*p.cpu, dx0), cdw = upload(*p.cpu, dw0), cdb = upload(*p.cpu, db0);
-      auto gdx = upload(*p.gpu, dx0), gdw = upload(*p.gpu, dw0), gdb = upload(*p.gpu, db0);
-      p.cpu->linear_backward(cx.get(), cw.get(), cdz.get(), cdx.get(), cdw.get(), cdb.get(), rows,
-                             in, out, accumulate);
-      p.gpu->linear_backward(gx.get(), gw.get(), gdz.get(), gdx.get(), gdw.get(), gdb.get(), rows,
-                             in, out, accumulate);
-      const std::string what = linear_case(rows, in, out, Activation::kNone, true) +
-                               (accumulate ? " accumulate" : " overwrite");
-      // dX sums over out, dW and db over rows.
-      const Op op = Op::kLinearBackward;
-      expect_op(op, download(*p.gpu, gdx.get(), nx), download(*p.cpu, cdx.get(), nx), "dX " + what,
-                out);
-      expect_op(op, download(*p.gpu, gdw.get(), nw), download(*p.cpu, cdw.get(), nw), "dW " + what,
-                rows);
-      expect_op(op, download(*p.gpu, gdb.get(), out), download(*p.cpu, cdb.get(), out),
-                "db " + what, rows);
+    const bool big = static_cast<double>(rows) * in * out > 2e7;
+    for (int a = 0; a < 3; ++a) {
+      if (big && a != static_cast<int>(s % 3)) continue;
+      for (const bool strided : {false, true}) {
+        if (big && strided) continue;
+        const Activation act = acts[a];
+        const RowStrides ld = strided ? RowStrides{in + 3, out + 5} : RowStrides{};
+        const int ldx = strided ? in + 3 : in, ldy = strided ? out + 5 : out;
+        const float ws = 1.0f / std::sqrt(static_cast<float>(in));
+        // dY scaled so that dW's sums over rows stay O(1), like dX's sums over out.
+        const float zs = 1.0f / std::sqrt(static_cast<float>(std::max(rows, out)));
+        const size_t nx = static_cast<size_t>(rows) * ldx, ny = static_cast<size_t>(rows) * ldy,
+                     nw = static_cast<size_t>(out) * in;
+        const auto x = random_vector(nx, seed++);
+        const auto w = random_vector(nw, seed++, -ws, ws);
+        // Y as an activation's output would be (tanh in (-1, 1)); LeakyReLU reads its sign.
+        const auto y = random_vector(ny, seed++, -0.9f, 0.9f);
+        const auto dy = random_vector(ny, seed++, -zs, zs);
+        const auto dx0 = random_vector(nx, seed++);
+        for (const bool accumulate : {false, true}) {
+          const std::vector<float> nan_w(nw, NAN), nan_b(out, NAN);
+          // Poisoned where the op writes: every output element it must overwrite is NaN.
+          std::vector<float> dx_start = dx0;
+          if (!accumulate)
+            for (int r = 0; r < rows; ++r)
+              for (int c = 0; c < in; ++c) dx_start[static_cast<size_t>(r) * ldx + c] = NAN;
+          auto cx = upload(*p.cpu, x), cw = upload(*p.cpu, w), cy = upload(*p.cpu, y);
+          auto cdy = upload(*p.cpu, dy), cdx = upload(*p.cpu, dx_start);
+          auto cdw = upload(*p.cpu, nan_w), cdb = upload(*p.cpu, nan_b);
+          auto gx = upload(*p.gpu, x), gw = upload(*p.gpu, w), gy = upload(*p.gpu, y);
+          auto gdy = upload(*p.gpu, dy), gdx = upload(*p.gpu, dx_start);
+          auto gdw = upload(*p.gpu, nan_w), gdb = upload(*p.gpu, nan_b);
+          p.cpu->linear_backward(cx.get(), cw.get(), cy.get(), cdy.get(), cdx.get(), cdw.get(),
+                                 cdb.get(), rows, in, out, act, 0.2f, accumulate, ld);
+          p.gpu->linear_backward(gx.get(), gw.get(), gy.get(), gdy.get(), gdx.get(), gdw.get(),
+                                 gdb.get(), rows, in, out, act, 0.2f, accumulate, ld);
+          const std::string what = linear_case(rows, in, out, act, true) +
+                                   (accumulate ? " accumulate" : " overwrite") +
+                                   (strided ? " strided" : "");
+          // dX sums over out, dW and db over rows; dX's padding columns are compared too (the
+          // op must leave them as they were).
+          const Op op = Op::kLinearBackward;
+          expect_op(op, download(*p.gpu, gdx.get(), nx), download(*p.cpu, cdx.get(), nx),
+                    "dX " + what, out);
+          expect_op(op, download(*p.gpu, gdw.get(), nw), download(*p.cpu, cdw.get(), nw),
+                    "dW " + what, rows);
+          expect_op(op, download(*p.gpu, gdb.get(), out), download(*p.cpu, cdb.get(), out),
+                    "db " + what, rows);
+        }
+      }
     }
   }
 }
 
-// Each output alone (the others nullptr) must leave nothing else touched.
+// Each output alone, and dW with db, (the others nullptr) must leave the rest untouched.
 TEST_F(CudaLinear, BackwardNullOutputsAreSkipped) {
   Pair p = make_backends();
   const int rows = 33, in = 20, out = 9;
   const auto x = random_vector(rows * in, 1), w = random_vector(out * in, 2, -0.2f, 0.2f);
+  const auto y = random_vector(rows * out, 4, -0.9f, 0.9f);
   const auto dz = random_vector(rows * out, 3, -0.2f, 0.2f);
   for (int which = 0; which < 3; ++which) {
+    const bool want_dx = which == 0, want_dw = which >= 1, want_db = which == 2;
     auto cx = upload(*p.cpu, x), cw = upload(*p.cpu, w), cdz = upload(*p.cpu, dz);
     auto gx = upload(*p.gpu, x), gw = upload(*p.gpu, w), gdz = upload(*p.gpu, dz);
+    auto cy = upload(*p.cpu, y), gy = upload(*p.gpu, y);
     auto cdx = alloc<float>(*p.cpu, rows * in), cdw = alloc<float>(*p.cpu, out * in);
     auto cdb = alloc<float>(*p.cpu, out);
     auto gdx = alloc<float>(*p.gpu, rows * in), gdw = alloc<float>(*p.gpu, out * in);
     auto gdb = alloc<float>(*p.gpu, out);
-    p.cpu->linear_backward(cx.get(), cw.get(), cdz.get(), which == 0 ? cdx.get() : nullptr,
-                           which == 1 ? cdw.get() : nullptr, which == 2 ? cdb.get() : nullptr, rows,
-                           in, out, false);
-    p.gpu->linear_backward(gx.get(), gw.get(), gdz.get(), which == 0 ? gdx.get() : nullptr,
-                           which == 1 ? gdw.get() : nullptr, which == 2 ? gdb.get() : nullptr, rows,
-                           in, out, false);
+    p.cpu->linear_backward(cx.get(), cw.get(), cy.get(), cdz.get(), want_dx ? cdx.get() : nullptr,
+                           want_dw ? cdw.get() : nullptr, want_db ? cdb.get() : nullptr, rows,
+                           in, out, Activation::kTanh, 0.2f, false);
+    p.gpu->linear_backward(gx.get(), gw.get(), gy.get(), gdz.get(), want_dx ? gdx.get() : nullptr,
+                           want_dw ? gdw.get() : nullptr, want_db ? gdb.get() : nullptr, rows,
+                           in, out, Activation::kTanh, 0.2f, false);
     const std::string what = "only output " + std::to_string(which);
     const Op op = Op::kLinearBackward;
     expect_op(op, download(*p.gpu, gdx.get(), rows * in), download(*p.cpu, cdx.get(), rows * in),
@@ -393,10 +423,9 @@ TEST_F(CudaOps, AdamMatchesCpuOverSteps) {
     for (int t = 0; t < 3; ++t) {
       const auto g = random_vector(n, seed++, -0.1f, 0.1f);
       auto cg = upload(*p.cpu, g), gg = upload(*p.gpu, g);
+      // The op counts its step (t += 1) itself.
       p.cpu->adam_step(cp.get(), cg.get(), cm.get(), cv.get(), n, h, cstep.get());
       p.gpu->adam_step(gp.get(), gg.get(), gm.get(), gv.get(), n, h, gstep.get());
-      p.cpu->increment(cstep.get());
-      p.gpu->increment(gstep.get());
     }
     const std::string what = "n=" + std::to_string(n) + " after 3 steps";
     expect_op(Op::kAdam, download(*p.gpu, gp.get(), n), download(*p.cpu, cp.get(), n),
@@ -635,10 +664,9 @@ struct MiniStep {
     be.linear_forward(z.get(), w.get(), b.get(), y.get(), kRows, kIn, kOut, Activation::kNone,
                       0.2f);
     be.bce_with_logits(y.get(), kRows, 1.0f, 1.0f, dy.get(), stats.get());
-    be.linear_backward(z.get(), w.get(), dy.get(), nullptr, dw.get(), db.get(), kRows, kIn, kOut,
-                       false);
+    be.linear_backward(z.get(), w.get(), nullptr, dy.get(), nullptr, dw.get(), db.get(), kRows,
+                       kIn, kOut, Activation::kNone, 0.0f, false);
     be.adam_step(w.get(), dw.get(), m.get(), v.get(), kOut * kIn, AdamHyper{}, step.get());
-    be.increment(step.get());
   }
 };
 
