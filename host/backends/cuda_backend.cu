@@ -1,12 +1,11 @@
 // cuda_backend.cu: the Backend of backend.h on one CUDA device.
 //
-// Every op is queued on one non-blocking stream owned by the backend (the cuBLAS handle is
-// bound to it, with a preallocated workspace so cuBLAS never allocates during a graph
-// capture). No op synchronises with the host; to_host() and synchronize() do. Kernels live
-// in kernels/<op>.cu; this file only checks arguments that the launchers cannot see and
-// forwards to them, for one model (the kernels' models = 1). begin_capture()/end_capture()/replay() record the ops in between as
-// one CUDA graph and launch it.
-#include <cublas_v2.h>     // cublasCreate, cublasSetStream, cublasSetWorkspace
+// Every op is queued on one non-blocking stream owned by the backend. No op synchronises with
+// the host; to_host() and synchronize() do. Kernels live in kernels/<op>.cu (no library GEMM:
+// the linear layers are kernels/linear.cu's); this file only checks arguments that the
+// launchers cannot see and forwards to them, for one model (the kernels' models = 1).
+// begin_capture()/end_capture()/replay() record the ops in between as one CUDA graph and
+// launch it.
 #include <cuda_runtime.h>  // streams, graphs, memory
 
 #include <cstdio>     // std::fprintf
@@ -16,12 +15,11 @@
 
 #include "adam.cuh"           // adam_step
 #include "bce.cuh"            // bce_with_logits
-#include "core/backend.h"     // Backend, BackendOptions
-#include "cuda_check.cuh"     // CUDA_CHECK, CUBLAS_CHECK
+#include "core/backend.h"     // Backend
+#include "cuda_check.cuh"     // CUDA_CHECK
 #include "elementwise.cuh"    // activation_backward, concat/split_cols, increment, count_nonfinite
 #include "ema.cuh"            // ema_update
 #include "gather.cuh"         // gather_batch, gather_labels
-#include "dev/linear_dev.cuh"  // linear_forward_dev (--tf32 and the numbered variants v1, v2)
 #include "linear.cuh"         // linear_forward, linear_backward, LinearWorkspace
 #include "logit_bce.cuh"      // logit_bce
 #include "mbd.cuh"            // mbd_forward, mbd_backward
@@ -33,9 +31,6 @@
 
 namespace mnistgan {
 namespace {
-
-// cuBLAS's recommended workspace on Hopper is 32 MiB (4 MiB before); one size for all.
-constexpr size_t kCublasWorkspaceBytes = 32u << 20;
 
 std::string version_string(int v) {  // 12080 -> "12.8"
   return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
@@ -92,9 +87,9 @@ std::string unavailable_reason(int index) {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(const BackendOptions& options, int device) : device_(device) {
+  explicit CudaBackend(int device) : device_(device) {
     try {
-      init(options);
+      init();
     } catch (...) {
       release();  // the destructor does not run for a constructor that throws
       throw;
@@ -164,16 +159,8 @@ class CudaBackend final : public Backend {
   // ---- ops: forwarded to the launchers in kernels/ ---------------------------------------
   void linear_forward(const float* X, const float* W, const float* b, float* Y, int rows, int in,
                       int out, Activation act, float slope, RowStrides ld) override {
-    if (linear_version_ == 0 && !linear_.tf32) {
-      mnistgan::linear_forward(workspace_, X, W, b, Y, rows, in, out, act, slope, ld, 1, {},
-                               stream_);
-      return;
-    }
-    if (ld.x != 0 || ld.y != 0)
-      throw std::invalid_argument(
-          "linear_forward: the dev variants (v1, v2, --tf32) take packed rows only");
-    mnistgan::linear_forward_dev(linear_version_ == 0 ? 2 : linear_version_, linear_, X, W, b, Y,
-                                 rows, in, out, act, slope, stream_);
+    mnistgan::linear_forward(workspace_, X, W, b, Y, rows, in, out, act, slope, ld, 1, {},
+                             stream_);
   }
 
   void activation_backward(const float* Y, const float* dY, float* dZ, size_t n, Activation act,
@@ -318,31 +305,14 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  void init(const BackendOptions& options) {
+  void init() {
     CUDA_CHECK(cudaSetDevice(device_));
     cudaDeviceProp prop{};
     CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
     name_ = std::string("cuda (") + prop.name + ")";
-    linear_.sm_count = prop.multiProcessorCount;
-    linear_.cc_major = prop.major;
-    linear_.tf32 = options.tf32;
-    linear_version_ = options.linear_version;
-    if (linear_version_ < 0 || linear_version_ > kLinearDevMaxVersion)
-      throw std::invalid_argument("linear version " + std::to_string(linear_version_) +
-                                  " does not exist; use 0 (the shipped v3), 1 or 2");
     workspace_.sm_count = prop.multiProcessorCount;
-    if (options.tf32 && prop.major < 8)
-      throw std::invalid_argument(std::string("--tf32 needs compute capability 8.0 or newer; ") +
-                                  prop.name + " is " + std::to_string(prop.major) + "." +
-                                  std::to_string(prop.minor) + "; drop --tf32");
 
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    CUBLAS_CHECK(cublasCreate(&linear_.cublas));
-    // SetStream first: it resets the workspace to the default pool, SetWorkspace then
-    // replaces that pool with our buffer, so a captured GEMM never allocates.
-    CUBLAS_CHECK(cublasSetStream(linear_.cublas, stream_));
-    CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes));
-    CUBLAS_CHECK(cublasSetWorkspace(linear_.cublas, cublas_workspace_, kCublasWorkspaceBytes));
     CUDA_CHECK(cudaMalloc(&count_scratch_, 2 * sizeof(unsigned long long)));
     CUDA_CHECK(cudaMemsetAsync(count_scratch_, 0, 2 * sizeof(unsigned long long), stream_));
     CUDA_CHECK(cudaMalloc(&adam_tickets_, sizeof(unsigned)));
@@ -369,16 +339,12 @@ class CudaBackend final : public Backend {
     }
     if (stream_ != nullptr) (void)cudaStreamSynchronize(stream_);
     if (graph_exec_ != nullptr) (void)cudaGraphExecDestroy(graph_exec_);
-    if (linear_.cublas != nullptr) (void)cublasDestroy(linear_.cublas);
-    if (cublas_workspace_ != nullptr) (void)cudaFree(cublas_workspace_);
     if (count_scratch_ != nullptr) (void)cudaFree(count_scratch_);
     if (adam_tickets_ != nullptr) (void)cudaFree(adam_tickets_);
     if (workspace_.partials != nullptr) (void)cudaFree(workspace_.partials);
     if (workspace_.counters != nullptr) (void)cudaFree(workspace_.counters);
     if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
     graph_exec_ = nullptr;
-    linear_.cublas = nullptr;
-    cublas_workspace_ = nullptr;
     count_scratch_ = nullptr;
     adam_tickets_ = nullptr;
     workspace_.partials = nullptr;
@@ -399,10 +365,7 @@ class CudaBackend final : public Backend {
 
   int device_ = 0;
   std::string name_;
-  int linear_version_ = 0;
-  LinearContext linear_;
   cudaStream_t stream_ = nullptr;
-  void* cublas_workspace_ = nullptr;
   unsigned long long* count_scratch_ = nullptr;
   unsigned* adam_tickets_ = nullptr;  // adam_step's ticket counter (adam.cuh), zero between ops
   LinearWorkspace workspace_;
@@ -418,10 +381,10 @@ bool cuda_backend_built() { return true; }
 
 std::string cuda_unavailable_reason() { return unavailable_reason(0); }
 
-std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options, int device_index) {
+std::unique_ptr<Backend> make_cuda_backend(int device_index) {
   const std::string why = unavailable_reason(device_index);
   if (!why.empty()) throw std::runtime_error(why + "; use --device cpu");
-  return std::make_unique<CudaBackend>(options, device_index);
+  return std::make_unique<CudaBackend>(device_index);
 }
 
 }  // namespace mnistgan

@@ -46,7 +46,7 @@
 #include "core/op_checks.h"       // op_tolerance, check_close, the work counts
 #include "cuda_check.cuh"         // CUDA_CHECK, CUBLAS_CHECK, CUDNN_CHECK
 #include "elementwise.cuh"        // activation_backward
-#include "dev/linear_dev.cuh"     // linear_forward_dev, linear_backward_cublas, LinearContext
+#include "linear_dev.cuh"         // (kernels/dev) linear_forward_dev, linear_backward_cublas
 #include "linear.cuh"             // linear_forward, linear_backward (v3), LinearWorkspace
 #include "logit_bce.cuh"          // logit_bce
 #include "mbd.cuh"                // mbd_forward, mbd_backward
@@ -619,6 +619,7 @@ class CudaKernelBench {
       const size_t d_params = parameter_count(gan_layers(shape), Net::kDiscriminator);
       if (shape.mbd_kernels > 0) mbd_rows(batch, shape.mbd_kernels, shape.mbd_dims);
       bce_row(batch);
+      logit_bce_row(batch, shape);
       adam_row(batch, "G.params", g_params);
       adam_row(batch, "D.params", d_params);
     }
@@ -896,6 +897,47 @@ class CudaKernelBench {
           std::string why = check_op(op, download(dx.f(), n), ref_dx, "dx", err);
           if (why.empty())  // the first call's stats only (timing accumulates more)
             why = check_op(op, download(stats.f(), 2), ref_stats, "stats", err);
+          return why;
+        });
+  }
+
+  // D's logit layer + BCE + its backward in one launch (the D update's: 2 groups of batch rows
+  // on [h | o], with weight gradients).
+  void logit_bce_row(int batch, const ModelShape& shape) {
+    const int groups = 2, rows = groups * batch;
+    const int in = shape.hidden_d.back() + shape.mbd_kernels;
+    const size_t nx = static_cast<size_t>(rows) * in;
+    const std::vector<float> hx = bench_random(nx, 10, -1.0f, 1.0f);
+    const std::vector<float> hw = bench_random(in, 11, -0.1f, 0.1f), hb = {0.05f};
+    const float targets[2] = {1.0f, 0.0f};
+    CpuRef cpu;
+    float* cx = cpu.put(hx);
+    float* cw = cpu.put(hw);
+    float* cb = cpu.put(hb);
+    float *clogits = cpu.zeros(rows), *cdl = cpu.zeros(rows), *cdx = cpu.zeros(nx);
+    float *cdw = cpu.zeros(in), *cdb = cpu.zeros(1), *cstats = cpu.zeros(4);
+    cpu->logit_bce(cx, cw, cb, groups, batch, in, targets, 1.0f, clogits, cdl, cdx, cdw, cdb,
+                   cstats);
+    const std::vector<float> ref_dx = cpu.get(cdx, nx), ref_dw = cpu.get(cdw, in);
+    DeviceBuffer x = upload(hx), w = upload(hw), b = upload(hb), logits(rows * 4), dl(rows * 4),
+                 dx(nx * 4), dw(in * 4), db(4), stats(4 * 4);
+    KernelRow row;
+    row.kernel = "logit_bce";
+    row.variant = "one block: logit, BCE per group, stats, dX, dw, db";
+    row.layer = "D.out";
+    row.batch = batch;
+    row.rows = rows, row.in = in, row.out = 1;
+    row.work = op_work(Op::kLogitBce, OpShape{batch, in, 1, groups});
+    bench_row(
+        row,
+        [&] {
+          logit_bce(x.f(), w.f(), b.f(), groups, batch, in, targets, 1.0f, logits.f(), dl.f(),
+                    dx.f(), dw.f(), db.f(), stats.f(), 1, {}, stream_);
+        },
+        [&](double& err) {
+          const Op op = Op::kLogitBce;
+          std::string why = check_op(op, download(dx.f(), nx), ref_dx, "dX", err);
+          if (why.empty()) why = check_op(op, download(dw.f(), in), ref_dw, "dw", err, rows);
           return why;
         });
   }

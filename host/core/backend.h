@@ -203,20 +203,13 @@ class Backend {
   virtual int64_t captured_nodes() const { return -1; }
 };
 
-// Backend-specific knobs (the CPU backend ignores them).
-struct BackendOptions {
-  bool tf32 = false;       // --tf32: TF32 tensor cores in the custom GEMM (CUDA)
-  int linear_version = 0;  // fused linear kernel version; 0 = the shipped one (CUDA)
-};
-
 // Which backends this build has and which one to use.
 bool cuda_backend_built();
 // Empty string when a usable CUDA device is present, otherwise why not.
 std::string cuda_unavailable_reason();
 std::unique_ptr<Backend> make_cpu_backend();
 // Throws std::runtime_error with the reason when no usable device is present.
-std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options = {},
-                                           int device_index = 0);
+std::unique_ptr<Backend> make_cuda_backend(int device_index = 0);
 // The one check of a --device value, used by every command's validate(): throws
 // std::invalid_argument "--device: unknown device '<name>'; expected cpu, cuda or auto"
 // unless device is "cpu", "cuda" or "auto".
@@ -226,8 +219,7 @@ void validate_device_flag(const std::string& device);
 // std::runtime_error "--device cuda: <why>; ... use --device cpu" when CUDA is asked for and
 // cannot be had.
 std::string resolve_device(const std::string& device);
-// make_cpu_backend() or make_cuda_backend(options) as resolve_device(device) says; throws as it.
-std::unique_ptr<Backend> make_backend(const std::string& device,
-                                      const BackendOptions& options = {});
+// make_cpu_backend() or make_cuda_backend() as resolve_device(device) says; throws as it.
+std::unique_ptr<Backend> make_backend(const std::string& device);
 
 }  // namespace mnistgan

@@ -210,9 +210,9 @@ void TrainingState::step() {
     graph_ready_ = true;
     backend_.replay();
   } else {
-    // The first step runs eagerly, outside stream capture: it loads every kernel module and
-    // lets cuBLAS set itself up (lazy loading and first-use initialisation are what capture
-    // may refuse), as PyTorch warms up before capturing a graph. Same ops, same results.
+    // The first step runs eagerly, outside stream capture: it loads every kernel module (lazy
+    // loading is what capture may refuse), as PyTorch warms up before capturing a graph.
+    // Same ops, same results.
     issue_step_ops();
     ran_eager_step_ = true;
   }
@@ -469,9 +469,7 @@ class Run {
   // The backend, the model on it (fresh or from the checkpoint) and, with --eval-every, the
   // evaluator.
   void start_training_state(const MnistSplit& train, const Checkpoint& resume_from) {
-    BackendOptions options;
-    options.tf32 = config_.tf32;
-    backend_ = make_backend(config_.device, options);
+    backend_ = make_backend(config_.device);
     state_ = std::make_unique<TrainingState>(*backend_, config_, train.images, train.labels);
     if (config_.eval_every > 0) start_evaluator(train);
     state_->inject_nonfinite_gradient(hooks_.nonfinite_gradient_step, hooks_.nonfinite_target);

@@ -11,7 +11,7 @@
 #include "core/formulas.h"  // activate
 #include "cuda_check.cuh"   // CUDA_CHECK, CUBLAS_CHECK, CUDA_CHECK_LAUNCH
 #include "device_util.cuh"  // grid_blocks
-#include "dev/linear_dev.cuh"
+#include "linear_dev.cuh"
 
 namespace mnistgan {
 namespace {

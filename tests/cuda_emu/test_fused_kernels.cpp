@@ -19,7 +19,7 @@
 #include "core/op_checks.h"  // op_tolerance, check_close, max_abs
 #include "cuda_check.cuh"    // CUDA_CHECK
 #include "cuda_runtime.h"    // the emulated runtime
-#include "dev/linear_dev.cuh"  // linear_backward_cublas: the comparator the benchmark times
+#include "linear_dev.cuh"      // (kernels/dev) linear_backward_cublas: the benchmark's comparator
 #include "linear.cuh"
 #include "logit_bce.cuh"
 #include "mbd.cuh"
@@ -335,12 +335,12 @@ TEST(FusedLinearCuda, BackwardMatchesFiniteDifferences) {
 TEST(LogitBceCuda, MatchesCpuForOneAndTwoModels) {
   auto cpu = make_cpu_backend();
   uint32_t seed = 300;
-  struct Case {
-    int groups, B, in;
-  };
-  for (const Case c : {Case{1, 1, 3}, Case{2, 7, 37}, Case{2, 64, 356}, Case{1, 300, 100}})
+  for (const OpShape& shape : op_check(Op::kLogitBce).shapes)
     for (const int models : {1, 2})
       for (const bool param_grads : {true, false}) {
+        const struct {
+          int groups, B, in;
+        } c{shape.groups, shape.rows, shape.in};
         const int rows = c.groups * c.B;
         const size_t nx = static_cast<size_t>(rows) * c.in;
         const auto x = random_vector(nx * models, seed++, -2.0f, 2.0f);
@@ -373,17 +373,15 @@ TEST(LogitBceCuda, MatchesCpuForOneAndTwoModels) {
                          param_grads ? want_dw.data() : nullptr,
                          param_grads ? want_db.data() : nullptr, want_stats.data());
           const std::string model = what + " model " + std::to_string(m);
-          expect_op(Op::kLinearForward, slice(logits, m * rows, rows), want_logits,
-                    "logits " + model, c.in);
-          expect_op(Op::kBceWithLogits, slice(dlogits, m * rows, rows), want_dlogits,
-                    "dlogits " + model);
-          expect_op(Op::kBceWithLogits, slice(stats, 2 * c.groups * m, 2 * c.groups), want_stats,
+          const Op op = Op::kLogitBce;
+          expect_op(op, slice(logits, m * rows, rows), want_logits, "logits " + model, c.in);
+          expect_op(op, slice(dlogits, m * rows, rows), want_dlogits, "dlogits " + model);
+          expect_op(op, slice(stats, 2 * c.groups * m, 2 * c.groups), want_stats,
                     "stats " + model);
-          expect_op(Op::kLinearBackward, slice(dx, m * nx, nx), want_dx, "dX " + model, 1);
+          expect_op(op, slice(dx, m * nx, nx), want_dx, "dX " + model, 1);
           if (param_grads) {
-            expect_op(Op::kLinearBackward, slice(dw, m * c.in, c.in), want_dw, "dw " + model,
-                      rows);
-            expect_op(Op::kLinearBackward, slice(db, m, 1), want_db, "db " + model, rows);
+            expect_op(op, slice(dw, m * c.in, c.in), want_dw, "dw " + model, rows);
+            expect_op(op, slice(db, m, 1), want_db, "db " + model, rows);
           }
         }
       }
@@ -450,6 +448,57 @@ TEST(AdamFusedCuda, TwoModelsWithEmaAndSkipBitwiseEqualCpu) {
   }
   EXPECT_EQ(steps[0], 7);  // counted
   EXPECT_EQ(steps[1], 9);  // skipped
+}
+
+// kernels/dev's forward variants (v1 cuBLAS + epilogue, v2 tiled SIMT, v2 TF32 WMMA) against
+// the CPU at the op table's shapes (those small enough to emulate), on 16-byte aligned and on
+// unaligned pointers (the float4 paths must fall back), and v2 against v1.
+TEST(DevLinearCuda, ForwardVariantsMatchCpu) {
+  auto cpu = make_cpu_backend();
+  LinearContext ctx;
+  ASSERT_EQ(cublasCreate(&ctx.cublas), CUBLAS_STATUS_SUCCESS);
+  ASSERT_EQ(cublasSetStream(ctx.cublas, nullptr), CUBLAS_STATUS_SUCCESS);
+  ctx.sm_count = 132;  // both v2 tile sizes run at the table's shapes
+  ctx.cc_major = 9;
+  uint32_t seed = 600;
+  for (const OpShape& shape : op_check(Op::kLinearForward).shapes) {
+    const int rows = shape.rows, in = shape.in, out = shape.out;
+    if (static_cast<double>(rows) * in * out > 1e8) continue;  // emulation time
+    for (const int offset : {0, 1}) {
+      const float scale = 1.0f / std::sqrt(static_cast<float>(in));
+      const size_t nx = static_cast<size_t>(rows) * in + offset,
+                   nw = static_cast<size_t>(out) * in + offset,
+                   ny = static_cast<size_t>(rows) * out + offset;
+      const auto x = random_vector(nx, seed++), w = random_vector(nw, seed++, -scale, scale);
+      const auto b = random_vector(out, seed++, -scale, scale);
+      std::vector<float> want(ny, NAN);
+      cpu->linear_forward(x.data() + offset, w.data() + offset, b.data(), want.data() + offset,
+                          rows, in, out, Activation::kTanh, 0.2f);
+      Dev<float> d_x(x), d_w(w), d_b(b);
+      std::vector<float> v1;
+      for (const int version : {1, 2})
+        for (const bool tf32 : {false, true}) {
+          ctx.tf32 = tf32;
+          Dev<float> d_y(std::vector<float>(ny, NAN));
+          linear_forward_dev(version, ctx, d_x.p + offset, d_w.p + offset, d_b.p, d_y.p + offset,
+                             rows, in, out, Activation::kTanh, 0.2f, nullptr);
+          std::vector<float> got = d_y.host();
+          const std::string what = "v" + std::to_string(version) + (tf32 ? " tf32" : "") +
+                                   " rows=" + std::to_string(rows) + " in=" +
+                                   std::to_string(in) + " out=" + std::to_string(out) +
+                                   (offset ? " unaligned" : "");
+          got.erase(got.begin(), got.begin() + offset);
+          const std::vector<float> ref(want.begin() + offset, want.end());
+          const std::string why = check_close(
+              got, ref, op_tolerance(Op::kLinearForward, in, max_abs(ref), tf32), what, nullptr);
+          if (!why.empty()) ADD_FAILURE() << why;
+          if (version == 1 && !tf32) v1 = got;
+          if (version == 2 && !tf32)
+            expect_op(Op::kLinearForward, got, v1, "v2 vs v1 " + what, in);
+        }
+    }
+  }
+  (void)cublasDestroy(ctx.cublas);
 }
 
 // kernels/dev's backward (cuBLAS SGEMMs + the column-sum kernel, on a dZ computed first), the
