@@ -21,7 +21,7 @@
 #include <cstddef>  // size_t
 #include <cstdint>  // int64_t
 
-#include "core/backend.h"  // Activation
+#include "core/op_types.h"  // Activation
 
 namespace mnistgan {
 

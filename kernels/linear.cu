@@ -1,161 +1,84 @@
-// linear.cu: Y = act(X W^T + b) forward (v1 cuBLAS + epilogue, v2 custom tiled SGEMM / TF32
-// WMMA) and the backward GEMMs. See linear.cuh for the shapes and the version notes.
-#include <cublas_v2.h>     // cublasGemmEx, cublasSgemm, cublasGetStream
-#include <cuda_runtime.h>  // launches, float4
-#include <mma.h>           // nvcuda::wmma (TF32 tensor cores, sm_80+)
+// linear.cu: the grouped split-K SGEMM of the linear layer (see linear.cuh).
+#include <cuda_runtime.h>  // launches, float4, atomicAdd, __threadfence
 
-#include <cstdint>    // uintptr_t
+#include <algorithm>  // std::min, std::max
 #include <stdexcept>  // std::invalid_argument
 #include <string>     // std::to_string
 
-#include "core/formulas.h"  // activate
-#include "cuda_check.cuh"   // CUDA_CHECK, CUBLAS_CHECK, CUDA_CHECK_LAUNCH
-#include "device_util.cuh"  // grid_blocks
+#include "core/formulas.h"  // activate, activation_grad
+#include "cuda_check.cuh"   // CUDA_CHECK_LAUNCH, MNISTGAN_LAUNCH
+#include "device_util.cuh"  // load_bypassing_l1
 #include "linear.cuh"
 
 namespace mnistgan {
 namespace {
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+constexpr int BM = kLinearBM, BN = kLinearBN, BK = kLinearBK, TM = kLinearTM, TN = kLinearTN;
+constexpr int kTileFloats = BM * BN;
+static_assert(TM % 4 == 0 && TN % 4 == 0, "float4 shared-memory reads need TM, TN % 4 == 0");
+static_assert(BM % TM == 0 && BN % TN == 0 && (BM * BK) % kLinearThreads == 0 &&
+                  (BN * BK) % kLinearThreads == 0,
+              "the tiles split evenly over the threads");
 
-// ---- v1: cuBLAS GEMM, then bias + activation in one pass ----------------------------------
-
-// Y (rows, out) in place: Y = act(Y + b). b may be nullptr.
-static __global__ void bias_activation_kernel(float* __restrict__ Y, const float* __restrict__ b,
-                                              int rows, int out, Activation act, float slope) {
-  const size_t n = static_cast<size_t>(rows) * out;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    float z = Y[i];
-    if (b != nullptr) z += b[i % out];
-    Y[i] = activate(z, act, slope);
-  }
-}
-
-void linear_forward_v1(const LinearContext& ctx, const float* X, const float* W, const float* b,
-                       float* Y, int rows, int in, int out, Activation act, float slope,
-                       cudaStream_t stream) {
-  // Row-major Y (rows, out) is column-major Y^T (out, rows) = W X^T: W row-major (out, in)
-  // is column-major (in, out), used transposed; X row-major (rows, in) is column-major
-  // (in, rows) = X^T, used as is.
-  const float one = 1.0f, zero = 0.0f;
-  CUBLAS_CHECK(cublasGemmEx(ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, out, rows, in, &one, W,
-                            CUDA_R_32F, in, X, CUDA_R_32F, in, &zero, Y, CUDA_R_32F, out,
-                            ctx.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
-                            CUBLAS_GEMM_DEFAULT));
-  if (b == nullptr && act == Activation::kNone) return;
-  constexpr int kThreads = 256;
-  MNISTGAN_LAUNCH(grid_blocks(static_cast<size_t>(rows) * out, kThreads), kThreads, 0, stream,
-                  bias_activation_kernel)
-  (Y, b, rows, out, act, slope);
-  CUDA_CHECK_LAUNCH();
-}
-
-// ---- v2: tiled SIMT SGEMM with the epilogue fused --------------------------------------------
-//
-// Block tile BM x BN of Y, K walked in steps of BK. Both operands are K-contiguous, so a tile
-// of X (BM x BK) and of W (BN x BK) are read along K (float4 when kVec) and stored
-// transposed in shared memory, As[k][m] and Bs[k][n], so that each thread's TM rows and TN
-// columns for one k are contiguous (one float4 shared load each). Each thread owns a TM x TN
-// register block. The next K-tile is fetched into registers while the current one is
-// multiplied (register double buffering hides part of the global-load latency).
-template <int BM, int BN, int BK, int TM, int TN, bool kVec>
-struct TileLoader {
-  static constexpr int kThreads = (BM / TM) * (BN / TN);
-  static constexpr int kPerX = kVec ? BM * BK / 4 / kThreads : BM * BK / kThreads;
-  static constexpr int kPerW = kVec ? BN * BK / 4 / kThreads : BN * BK / kThreads;
-  static_assert((kVec ? BM * BK / 4 : BM * BK) % kThreads == 0, "X tile must split evenly");
-  static_assert((kVec ? BN * BK / 4 : BN * BK) % kThreads == 0, "W tile must split evenly");
-
-  float4 xv[kVec ? kPerX : 1], wv[kVec ? kPerW : 1];
-  float xs[kVec ? 1 : kPerX], ws[kVec ? 1 : kPerW];
-
-  // A (R, K) row-major, tile rows [r0, r0 + TR), columns [k0, k0 + BK); zero outside.
-  template <int TR, int kPer>
-  __device__ __forceinline__ static void fetch_vec(const float* __restrict__ A, int R, int K,
-                                                   int r0, int k0, float4 (&v)[kPer]) {
-#pragma unroll
-    for (int p = 0; p < kPer; ++p) {
-      const int idx = threadIdx.x + p * kThreads;
-      const int r = idx / (BK / 4), k = (idx % (BK / 4)) * 4;
-      // K % 4 == 0 here, so k0 + k < K implies the whole float4 is in range.
-      v[p] = (r0 + r < R && k0 + k < K)
-                 ? *reinterpret_cast<const float4*>(A + static_cast<size_t>(r0 + r) * K + k0 + k)
-                 : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    }
-  }
-  template <int TR, int kPer>
-  __device__ __forceinline__ static void fetch_scalar(const float* __restrict__ A, int R, int K,
-                                                      int r0, int k0, float (&v)[kPer]) {
-#pragma unroll
-    for (int p = 0; p < kPer; ++p) {
-      const int idx = threadIdx.x + p * kThreads;
-      const int r = idx / BK, k = idx % BK;
-      v[p] = (r0 + r < R && k0 + k < K) ? A[static_cast<size_t>(r0 + r) * K + k0 + k] : 0.0f;
-    }
-  }
-  template <int TR, int kPer, int LD>
-  __device__ __forceinline__ static void store_vec(const float4 (&v)[kPer], float (*S)[LD]) {
-#pragma unroll
-    for (int p = 0; p < kPer; ++p) {
-      const int idx = threadIdx.x + p * kThreads;
-      const int r = idx / (BK / 4), k = (idx % (BK / 4)) * 4;
-      S[k + 0][r] = v[p].x;
-      S[k + 1][r] = v[p].y;
-      S[k + 2][r] = v[p].z;
-      S[k + 3][r] = v[p].w;
-    }
-  }
-  template <int TR, int kPer, int LD>
-  __device__ __forceinline__ static void store_scalar(const float (&v)[kPer], float (*S)[LD]) {
-#pragma unroll
-    for (int p = 0; p < kPer; ++p) {
-      const int idx = threadIdx.x + p * kThreads;
-      S[idx % BK][idx / BK] = v[p];
-    }
-  }
-
-  __device__ __forceinline__ void fetch(const float* X, const float* W, int M, int N, int K, int m0,
-                                        int n0, int k0) {
-    if constexpr (kVec) {
-      fetch_vec<BM, kPerX>(X, M, K, m0, k0, xv);
-      fetch_vec<BN, kPerW>(W, N, K, n0, k0, wv);
-    } else {
-      fetch_scalar<BM, kPerX>(X, M, K, m0, k0, xs);
-      fetch_scalar<BN, kPerW>(W, N, K, n0, k0, ws);
-    }
-  }
-  template <int LDA, int LDB>
-  __device__ __forceinline__ void store(float (*As)[LDA], float (*Bs)[LDB]) const {
-    if constexpr (kVec) {
-      store_vec<BM, kPerX, LDA>(xv, As);
-      store_vec<BN, kPerW, LDB>(wv, Bs);
-    } else {
-      store_scalar<BM, kPerX, LDA>(xs, As);
-      store_scalar<BN, kPerW, LDB>(ws, Bs);
-    }
-  }
+// One C (M, N) = A (M, K) B (K, N) of a launch. Element (m, k) of model z's A is at
+// a[z * a_model + m * a_sm + k * a_sk]; B and C likewise (C's columns are contiguous).
+struct Problem {
+  int M = 0, N = 0, K = 0;
+  const float* a = nullptr;
+  long long a_sm = 0, a_sk = 0, a_model = 0;
+  bool a_k_contig = true;  // a_sk == 1 (else a_sm == 1): which way loads coalesce
+  // nullptr, or the saved output Y at A's offsets (model stride gate_model): A's element is
+  // then activation_grad(Y, dY), the backward pass's dZ.
+  const float* gate = nullptr;
+  long long gate_model = 0;
+  const float* b = nullptr;
+  long long b_sk = 0, b_sn = 0, b_model = 0;
+  bool b_k_contig = true;  // b_sk == 1 (else b_sn == 1)
+  int ones_col = -1;       // a column of B that is all ones (db), or -1
+  float* c = nullptr;
+  long long c_sm = 0, c_model = 0;
+  float* c_ones = nullptr;  // where C's column ones_col goes, one float per row m (db)
+  long long c_ones_model = 0;
+  const float* bias = nullptr;  // per column n, added before the activation
+  long long bias_model = 0;
+  Activation act = Activation::kNone;  // applied to C in the epilogue
+  bool accumulate = false;             // C += instead of C =
+  int tiles_m = 0, tiles_n = 0, split_k = 1, k_per_split = 0;
+  int block_begin = 0;         // this problem's first blockIdx.x
+  long long ws_offset = 0;     // its partial tiles' offset in one model's share of the workspace
+  int counter_offset = 0;      // its tiles' first counter in one model's share
 };
 
-template <int BM, int BN, int BK, int TM, int TN, bool kVec>
-static __global__ void __launch_bounds__((BM / TM) * (BN / TN))
-    linear_v2_kernel(const float* __restrict__ X, const float* __restrict__ W,
-                     const float* __restrict__ b, float* __restrict__ Y, int M, int N, int K,
-                     Activation act, float slope, bool vec_store) {
-  static_assert(TM % 4 == 0 && TN % 4 == 0, "float4 shared-memory reads need TM, TN % 4 == 0");
-  static_assert(BK % 4 == 0 && BM % TM == 0 && BN % TN == 0, "tile shape");
-  // +4 keeps every row 16-byte aligned (float4 reads) while shifting banks between rows.
-  constexpr int kLdA = BM + 4, kLdB = BN + 4;
-  __shared__ __align__(16) float As[BK][kLdA];
-  __shared__ __align__(16) float Bs[BK][kLdB];
+constexpr int kMaxProblems = 2;
 
+struct Launch {
+  Problem p[kMaxProblems];
+  int count = 0;
+  Activation gate_act = Activation::kNone;
+  float slope = 0.0f;
+  float* partials = nullptr;
+  long long partials_model = 0;  // floats of the workspace per model
+  unsigned* counters = nullptr;
+  long long counters_model = 0;
+};
+
+static __global__ void __launch_bounds__(kLinearThreads) linear_kernel(const Launch L) {
+  // k-major tiles; +4 keeps rows 16-byte aligned (float4 reads) and shifts banks per row.
+  __shared__ __align__(16) float As[BK][BM + 4];
+  __shared__ __align__(16) float Bs[BK][BN + 4];
+  __shared__ int s_last;
+
+  const Problem& P = L.p[L.count > 1 && static_cast<int>(blockIdx.x) >= L.p[1].block_begin];
+  const long long z = blockIdx.z;
+  const int tiles = P.tiles_m * P.tiles_n;
+  const int local = static_cast<int>(blockIdx.x) - P.block_begin;
+  const int split = local / tiles, tile = local % tiles;
+  const int m0 = tile / P.tiles_n * BM, n0 = tile % P.tiles_n * BN;
+  const int k_begin = split * P.k_per_split, k_end = min(P.K, k_begin + P.k_per_split);
+  const float* A = P.a + z * P.a_model;
+  const float* gate = P.gate != nullptr ? P.gate + z * P.gate_model : nullptr;
+  const float* B = P.b + z * P.b_model;
   const int tx = threadIdx.x % (BN / TN), ty = threadIdx.x / (BN / TN);
-  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-
-  TileLoader<BM, BN, BK, TM, TN, kVec> loader;
-  loader.fetch(X, W, M, N, K, m0, n0, 0);
-  loader.store(As, Bs);
-  __syncthreads();
 
   float acc[TM][TN];
 #pragma unroll
@@ -163,9 +86,29 @@ static __global__ void __launch_bounds__((BM / TM) * (BN / TN))
 #pragma unroll
     for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
 
-  for (int k0 = 0; k0 < K; k0 += BK) {
-    const bool more = k0 + BK < K;
-    if (more) loader.fetch(X, W, M, N, K, m0, n0, k0 + BK);  // in flight during the math
+  for (int k0 = k_begin; k0 < k_end; k0 += BK) {
+    // Consecutive threads take consecutive addresses along the contiguous dimension.
+#pragma unroll
+    for (int e = threadIdx.x; e < BM * BK; e += kLinearThreads) {
+      const int m = P.a_k_contig ? e / BK : e % BM, k = P.a_k_contig ? e % BK : e / BM;
+      const int gm = m0 + m, gk = k0 + k;
+      float v = 0.0f;
+      if (gm < P.M && gk < k_end) {
+        const long long at = gm * P.a_sm + gk * P.a_sk;
+        v = A[at];
+        if (gate != nullptr) v = activation_grad(gate[at], v, L.gate_act, L.slope);
+      }
+      As[k][m] = v;
+    }
+#pragma unroll
+    for (int e = threadIdx.x; e < BN * BK; e += kLinearThreads) {
+      const int n = P.b_k_contig ? e / BK : e % BN, k = P.b_k_contig ? e % BK : e / BN;
+      const int gn = n0 + n, gk = k0 + k;
+      float v = 0.0f;
+      if (gn < P.N && gk < k_end) v = gn == P.ones_col ? 1.0f : B[gk * P.b_sk + gn * P.b_sn];
+      Bs[k][n] = v;
+    }
+    __syncthreads();  // the tiles are complete
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
       float a[TM], w[TN];
@@ -184,277 +127,195 @@ static __global__ void __launch_bounds__((BM / TM) * (BN / TN))
 #pragma unroll
         for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], w[j], acc[i][j]);
     }
-    __syncthreads();  // everyone is done reading this tile
-    if (more) {
-      loader.store(As, Bs);
-      __syncthreads();  // the next tile is complete
-    }
+    __syncthreads();  // every thread is done with the tiles before they are overwritten
   }
 
-  // Epilogue in registers: bias, activation, one store per element.
+  if (P.split_k > 1) {
+    float* partials = L.partials + z * L.partials_model + P.ws_offset;
+    float* mine = partials + (static_cast<long long>(split) * tiles + tile) * kTileFloats;
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+      for (int j = 0; j < TN; j += 4)
+        *reinterpret_cast<float4*>(&mine[(ty * TM + i) * BN + tx * TN + j]) =
+            make_float4(acc[i][j], acc[i][j + 1], acc[i][j + 2], acc[i][j + 3]);
+    __threadfence();  // the partial is visible device-wide before the ticket is taken
+    __syncthreads();  // every thread's part is stored
+    if (threadIdx.x == 0) {
+      unsigned* counter = L.counters + z * L.counters_model + P.counter_offset + tile;
+      s_last = atomicAdd(counter, 1u) == static_cast<unsigned>(P.split_k - 1);
+      if (s_last) *counter = 0;  // every slice has arrived: ready for the next launch
+    }
+    __syncthreads();  // s_last is set
+    if (!s_last) return;
+    __threadfence();
+    // The fixed order: slice 0, 1, ..., split_k - 1, whichever block arrived last.
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+      for (int j = 0; j < TN; ++j) {
+        const int at = (ty * TM + i) * BN + tx * TN + j;
+        float s = 0.0f;
+        for (int sl = 0; sl < P.split_k; ++sl)
+          s += load_bypassing_l1(partials + (static_cast<long long>(sl) * tiles + tile) *
+                                                kTileFloats + at);
+        acc[i][j] = s;
+      }
+  }
+
+  float* C = P.c + z * P.c_model;
+  const float* bias = P.bias != nullptr ? P.bias + z * P.bias_model : nullptr;
 #pragma unroll
   for (int i = 0; i < TM; ++i) {
-    const int row = m0 + ty * TM + i;
-    if (row >= M) continue;
-    float* y = Y + static_cast<size_t>(row) * N;
-    const int col0 = n0 + tx * TN;
+    const int gm = m0 + ty * TM + i;
+    if (gm >= P.M) continue;
 #pragma unroll
-    for (int j = 0; j < TN; j += 4) {
-      const int col = col0 + j;
-      float v[4];
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const float bias = (b != nullptr && col + e < N) ? b[col + e] : 0.0f;
-        v[e] = activate(acc[i][j + e] + bias, act, slope);
-      }
-      // vec_store: N % 4 == 0 and Y 16-byte aligned, so col < N means col + 3 < N.
-      if (vec_store && col < N) {
-        *reinterpret_cast<float4*>(y + col) = make_float4(v[0], v[1], v[2], v[3]);
-      } else {
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          if (col + e < N) y[col + e] = v[e];
-      }
+    for (int j = 0; j < TN; ++j) {
+      const int gn = n0 + tx * TN + j;
+      if (gn >= P.N) continue;
+      float v = acc[i][j];
+      if (bias != nullptr) v += bias[gn];
+      v = activate(v, P.act, L.slope);
+      float* dst = gn == P.ones_col ? P.c_ones + z * P.c_ones_model + gm : C + gm * P.c_sm + gn;
+      *dst = P.accumulate ? *dst + v : v;
     }
   }
 }
 
-// ---- v2 with tf32: WMMA m16n16k8 TF32 tensor cores ------------------------------------------
-//
-// Error bound: each operand is rounded to TF32 (10-bit mantissa, round to nearest), a
-// relative error of at most 2^-11 each, so each product is off by at most ~2^-10 relative
-// and the accumulation is FP32. Hence |Y_tf32 - Y_exact| <= ~(2^-10 + K * 2^-24) *
-// sum_k |x_k w_k| ~= 1e-3 * sum_k |x_k w_k|, versus ~K * 6e-8 * sum_k |x_k w_k| for FP32.
-// For this model (|x| <= 1, |w| <= 1/sqrt(in)) that is a few 1e-3 at worst, ~1e-4 typical.
-constexpr int kTf32Tile = 64, kTf32Bk = 32, kTf32Threads = 128;
+int ceil_div(long long a, long long b) { return static_cast<int>((a + b - 1) / b); }
 
-template <bool kVec>
-static __global__ void __launch_bounds__(kTf32Threads)
-    linear_tf32_kernel(const float* __restrict__ X, const float* __restrict__ W,
-                       const float* __restrict__ b, float* __restrict__ Y, int M, int N, int K,
-                       Activation act, float slope) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  namespace wmma = nvcuda::wmma;
-  constexpr int BM = kTf32Tile, BN = kTf32Tile, BK = kTf32Bk;
-  // Leading dimensions are multiples of 4 floats (WMMA's requirement for 32-bit types) and
-  // every fragment pointer below is 32-byte aligned: 16 rows * 36 * 4 B = 2304 B = 72 * 32.
-  constexpr int kLd = BK + 4, kLdC = BN + 4;
-  __shared__ __align__(128) float As[BM * kLd];  // X tile, (m, k) row-major
-  __shared__ __align__(128) float Ws[BN * kLd];  // W tile, (n, k): B = W^T in col-major
-  __shared__ __align__(128) float Cs[BM * kLdC];
-
-  const int warp = threadIdx.x / 32;
-  const int wm = warp / 2, wn = warp % 2;  // 2x2 warps, each a 32x32 sub-tile
-  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-
-  wmma::fragment<wmma::accumulator, 16, 16, 8, float> c[2][2];
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 2; ++j) wmma::fill_fragment(c[i][j], 0.0f);
-
-  for (int k0 = 0; k0 < K; k0 += BK) {
-    if constexpr (kVec) {
-      for (int idx = threadIdx.x; idx < BM * BK / 4; idx += kTf32Threads) {
-        const int r = idx / (BK / 4), k = (idx % (BK / 4)) * 4;
-        const float4 zero4 = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        const bool kin = k0 + k < K;  // K % 4 == 0: the whole float4 is in range
-        *reinterpret_cast<float4*>(&As[r * kLd + k]) =
-            (m0 + r < M && kin)
-                ? *reinterpret_cast<const float4*>(X + static_cast<size_t>(m0 + r) * K + k0 + k)
-                : zero4;
-        *reinterpret_cast<float4*>(&Ws[r * kLd + k]) =
-            (n0 + r < N && kin)
-                ? *reinterpret_cast<const float4*>(W + static_cast<size_t>(n0 + r) * K + k0 + k)
-                : zero4;
-      }
-    } else {
-      for (int idx = threadIdx.x; idx < BM * BK; idx += kTf32Threads) {
-        const int r = idx / BK, k = idx % BK;
-        const bool kin = k0 + k < K;
-        As[r * kLd + k] = (m0 + r < M && kin) ? X[static_cast<size_t>(m0 + r) * K + k0 + k] : 0.0f;
-        Ws[r * kLd + k] = (n0 + r < N && kin) ? W[static_cast<size_t>(n0 + r) * K + k0 + k] : 0.0f;
-      }
-    }
-    __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < BK; kk += 8) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a[2];
-      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> w[2];
-#pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        wmma::load_matrix_sync(a[i], &As[(wm * 32 + i * 16) * kLd + kk], kLd);
-#pragma unroll
-        for (int t = 0; t < a[i].num_elements; ++t) a[i].x[t] = wmma::__float_to_tf32(a[i].x[t]);
-      }
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        wmma::load_matrix_sync(w[j], &Ws[(wn * 32 + j * 16) * kLd + kk], kLd);
-#pragma unroll
-        for (int t = 0; t < w[j].num_elements; ++t) w[j].x[t] = wmma::__float_to_tf32(w[j].x[t]);
-      }
-#pragma unroll
-      for (int i = 0; i < 2; ++i)
-#pragma unroll
-        for (int j = 0; j < 2; ++j) wmma::mma_sync(c[i][j], a[i], w[j], c[i][j]);
-    }
-    __syncthreads();  // before the next tile overwrites As / Ws
-  }
-
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 2; ++j)
-      wmma::store_matrix_sync(&Cs[(wm * 32 + i * 16) * kLdC + wn * 32 + j * 16], c[i][j], kLdC,
-                              wmma::mem_row_major);
-  __syncthreads();
-
-  // Epilogue: consecutive threads take consecutive columns, so the stores coalesce.
-  for (int idx = threadIdx.x; idx < BM * BN; idx += kTf32Threads) {
-    const int r = idx / BN, cc = idx % BN;
-    const int row = m0 + r, col = n0 + cc;
-    if (row < M && col < N) {
-      const float z = Cs[r * kLdC + cc] + (b != nullptr ? b[col] : 0.0f);
-      Y[static_cast<size_t>(row) * N + col] = activate(z, act, slope);
-    }
-  }
-#endif
-}
-
-template <int BM, int BN, int BK, int TM, int TN>
-void launch_v2_simt(bool vec, const float* X, const float* W, const float* b, float* Y, int rows,
-                    int in, int out, Activation act, float slope, bool vec_store,
-                    cudaStream_t stream) {
-  constexpr int kThreads = (BM / TM) * (BN / TN);
-  const dim3 grid((out + BN - 1) / BN, (rows + BM - 1) / BM);
-  if (vec) MNISTGAN_LAUNCH(grid, kThreads, 0, stream, linear_v2_kernel<BM, BN, BK, TM, TN, true>)
-  (X, W, b, Y, rows, out, in, act, slope, vec_store);
-  else MNISTGAN_LAUNCH(grid, kThreads, 0, stream, linear_v2_kernel<BM, BN, BK, TM, TN, false>)(
-      X, W, b, Y, rows, out, in, act, slope, vec_store);
-  CUDA_CHECK_LAUNCH();
-}
-
-void linear_forward_v2(const LinearContext& ctx, const float* X, const float* W, const float* b,
-                       float* Y, int rows, int in, int out, Activation act, float slope,
-                       cudaStream_t stream) {
-  // float4 loads need every row start 16-byte aligned: aligned base and in % 4 == 0.
-  const bool vec = in % 4 == 0 && aligned16(X) && aligned16(W);
-  if (ctx.tf32) {
-    const dim3 grid((out + kTf32Tile - 1) / kTf32Tile, (rows + kTf32Tile - 1) / kTf32Tile);
-    if (vec) MNISTGAN_LAUNCH(grid, kTf32Threads, 0, stream, linear_tf32_kernel<true>)
-    (X, W, b, Y, rows, out, in, act, slope);
-    else MNISTGAN_LAUNCH(grid, kTf32Threads, 0, stream, linear_tf32_kernel<false>)(
-        X, W, b, Y, rows, out, in, act, slope);
-    CUDA_CHECK_LAUNCH();
-    return;
-  }
-  const bool vec_store = out % 4 == 0 && aligned16(Y);
-  // 64x64 tiles when they give at least one block per SM, else 32x32 (4x the blocks).
-  const long long tiles64 = static_cast<long long>((rows + 63) / 64) * ((out + 63) / 64);
-  if (tiles64 >= ctx.sm_count)
-    launch_v2_simt<64, 64, 16, 4, 4>(vec, X, W, b, Y, rows, in, out, act, slope, vec_store, stream);
-  else
-    launch_v2_simt<32, 32, 16, 4, 4>(vec, X, W, b, Y, rows, in, out, act, slope, vec_store, stream);
-}
-
-// ---- backward: db as deterministic column sums ----------------------------------------------
-
-constexpr int kColSumCols = 32, kColSumSlices = 8;
-
-// dZ (rows, cols) -> db (cols). Block = 32 columns x 8 row slices; slice y sums rows
-// y, y+8, ... in order, then slice 0 adds the 8 partials in order: a fixed reduction tree,
-// so the result is the same on every run.
-static __global__ void __launch_bounds__(kColSumCols* kColSumSlices)
-    column_sum_kernel(const float* __restrict__ dZ, float* __restrict__ db, int rows, int cols,
-                      bool accumulate) {
-  __shared__ float part[kColSumSlices][kColSumCols + 1];
-  const int col = blockIdx.x * kColSumCols + threadIdx.x;
-  float s = 0.0f;
-  if (col < cols)
-    for (int r = threadIdx.y; r < rows; r += kColSumSlices)
-      s += dZ[static_cast<size_t>(r) * cols + col];
-  part[threadIdx.y][threadIdx.x] = s;
-  __syncthreads();
-  if (threadIdx.y == 0 && col < cols) {
-    float t = part[0][threadIdx.x];
-#pragma unroll
-    for (int y = 1; y < kColSumSlices; ++y) t += part[y][threadIdx.x];
-    db[col] = accumulate ? db[col] + t : t;
-  }
-}
-
-void check_shape(const char* op, int rows, int in, int out) {
-  if (rows < 1 || in < 1 || out < 1)
+void check_shape(const char* op, int rows, int in, int out, int models, RowStrides ld) {
+  if (rows < 1 || in < 1 || out < 1 || models < 1 || models > 65535)
     throw std::invalid_argument(std::string(op) + ": rows=" + std::to_string(rows) +
                                 ", in=" + std::to_string(in) + ", out=" + std::to_string(out) +
-                                ": every dimension must be >= 1");
+                                ", models=" + std::to_string(models) +
+                                ": every dimension must be >= 1 (models <= 65535)");
+  if ((ld.x != 0 && ld.x < in) || (ld.y != 0 && ld.y < out))
+    throw std::invalid_argument(std::string(op) + ": row stride ld.x=" + std::to_string(ld.x) +
+                                " / ld.y=" + std::to_string(ld.y) +
+                                " is below the row's width (in " + std::to_string(in) + ", out " +
+                                std::to_string(out) + "); pass 0 for packed rows");
 }
 
-void check_handle(const char* op, const LinearContext& ctx, cudaStream_t stream) {
-  if (ctx.cublas == nullptr)
-    throw std::invalid_argument(std::string(op) + ": LinearContext has no cuBLAS handle");
-  cudaStream_t bound = nullptr;
-  CUBLAS_CHECK(cublasGetStream(ctx.cublas, &bound));
-  if (bound != stream)
-    throw std::invalid_argument(std::string(op) +
-                                ": the cuBLAS handle is bound to another stream; call "
-                                "cublasSetStream(handle, stream) (then cublasSetWorkspace) first");
+// Splits, block ranges and workspace offsets of the launch's problems, then launches it.
+void plan_and_launch(const LinearWorkspace& ws, Launch& L, int models, cudaStream_t stream) {
+  int total_tiles = 0;
+  for (int p = 0; p < L.count; ++p) {
+    Problem& P = L.p[p];
+    P.tiles_m = ceil_div(P.M, BM);
+    P.tiles_n = ceil_div(P.N, BN);
+    total_tiles += P.tiles_m * P.tiles_n;
+  }
+  long long partial_floats = 0, counters = 0;
+  for (int p = 0; p < L.count; ++p) {
+    Problem& P = L.p[p];
+    const int tiles = P.tiles_m * P.tiles_n;
+    const int k_tiles = ceil_div(P.K, BK);
+    const int split = linear_split_k(ws, tiles, total_tiles * models, P.K);
+    P.k_per_split = ceil_div(k_tiles, split) * BK;
+    P.split_k = ceil_div(P.K, P.k_per_split);  // no empty slice
+    P.ws_offset = partial_floats;
+    P.counter_offset = static_cast<int>(counters);
+    if (P.split_k > 1) {
+      partial_floats += static_cast<long long>(P.split_k) * tiles * kTileFloats;
+      counters += tiles;
+    }
+  }
+  const bool fits = static_cast<size_t>(partial_floats * models) <= ws.partial_floats &&
+                    static_cast<size_t>(counters * models) <= ws.counter_count &&
+                    (partial_floats == 0 || (ws.partials != nullptr && ws.counters != nullptr));
+  if (!fits) {  // too big for the workspace: every problem unsplit
+    for (int p = 0; p < L.count; ++p) {
+      L.p[p].split_k = 1;
+      L.p[p].k_per_split = ceil_div(L.p[p].K, BK) * BK;
+    }
+    partial_floats = counters = 0;
+  }
+  L.partials = ws.partials;
+  L.partials_model = partial_floats;
+  L.counters = ws.counters;
+  L.counters_model = counters;
+  long long blocks = 0;
+  for (int p = 0; p < L.count; ++p) {
+    L.p[p].block_begin = static_cast<int>(blocks);
+    blocks += static_cast<long long>(L.p[p].split_k) * L.p[p].tiles_m * L.p[p].tiles_n;
+  }
+  if (blocks > 0x7fffffffLL)
+    throw std::invalid_argument("linear: more than 2^31 - 1 blocks; the layer is too large");
+  const dim3 grid(static_cast<unsigned>(blocks), 1, static_cast<unsigned>(models));
+  MNISTGAN_LAUNCH(grid, kLinearThreads, 0, stream, linear_kernel)(L);
+  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
-void linear_forward(int version, const LinearContext& ctx, const float* X, const float* W,
-                    const float* b, float* Y, int rows, int in, int out, Activation act,
-                    float slope, cudaStream_t stream) {
-  check_shape("linear_forward", rows, in, out);
-  if (X == nullptr || W == nullptr || Y == nullptr)
-    throw std::invalid_argument("linear_forward: X, W and Y must be non-null (only b may be)");
-  if (version == 0) version = kLinearShippedVersion;
-  if (version < 1 || version > kLinearMaxVersion)
-    throw std::invalid_argument("linear_forward: unknown version " + std::to_string(version) +
-                                "; expected 0 (shipped = v" +
-                                std::to_string(kLinearShippedVersion) + "), 1 or 2");
-  if (ctx.tf32 && ctx.cc_major < 8)
-    throw std::invalid_argument(
-        "linear_forward: TF32 needs compute capability 8.0 or newer "
-        "(this device is " +
-        std::to_string(ctx.cc_major) + ".x); turn --tf32 off");
-  if (version == 1) {
-    check_handle("linear_forward v1", ctx, stream);
-    linear_forward_v1(ctx, X, W, b, Y, rows, in, out, act, slope, stream);
-  } else {
-    linear_forward_v2(ctx, X, W, b, Y, rows, in, out, act, slope, stream);
-  }
+int linear_split_k(const LinearWorkspace& ws, int tiles, int total_tiles, int k) {
+  const int k_tiles = ceil_div(k, BK);
+  if (ws.split_k_override == 1 || tiles < 1 || total_tiles < 1) return 1;
+  if (ws.split_k_override > 1) return std::max(1, std::min(ws.split_k_override, k_tiles));
+  const int most = std::min(kLinearMaxSplitK, k_tiles / kLinearMinTilesPerSplit);
+  return std::max(1, std::min(ceil_div(ws.sm_count, total_tiles), most));
 }
 
-void linear_backward(const LinearContext& ctx, const float* X, const float* W, const float* dZ,
-                     float* dX, float* dW, float* db, int rows, int in, int out, bool accumulate,
-                     cudaStream_t stream) {
-  check_shape("linear_backward", rows, in, out);
-  if (dZ == nullptr) throw std::invalid_argument("linear_backward: dZ must be non-null");
+void linear_forward(const LinearWorkspace& ws, const float* X, const float* W, const float* b,
+                    float* Y, int rows, int in, int out, Activation act, float slope,
+                    RowStrides ld, int models, const ModelStrides& ms, cudaStream_t stream) {
+  check_shape("linear_forward", rows, in, out, models, ld);
+  if (X == nullptr || W == nullptr || Y == nullptr)
+    throw std::invalid_argument("linear_forward: X, W and Y must be non-null (only b may be)");
+  const int ldx = ld.x != 0 ? ld.x : in, ldy = ld.y != 0 ? ld.y : out;
+  Launch L;
+  L.count = 1;
+  L.slope = slope;
+  Problem& P = L.p[0];
+  P.M = rows, P.N = out, P.K = in;
+  P.a = X, P.a_sm = ldx, P.a_sk = 1, P.a_model = ms.x, P.a_k_contig = true;
+  P.b = W, P.b_sk = 1, P.b_sn = in, P.b_model = ms.w, P.b_k_contig = true;  // B (k, n) = W[n, k]
+  P.c = Y, P.c_sm = ldy, P.c_model = ms.y;
+  P.bias = b, P.bias_model = ms.b;
+  P.act = act;
+  plan_and_launch(ws, L, models, stream);
+}
+
+void linear_backward(const LinearWorkspace& ws, const float* X, const float* W, const float* Y,
+                     const float* dY, float* dX, float* dW, float* db, int rows, int in, int out,
+                     Activation act, float slope, bool accumulate_dx, RowStrides ld, int models,
+                     const ModelStrides& ms, cudaStream_t stream) {
+  check_shape("linear_backward", rows, in, out, models, ld);
+  if (dY == nullptr) throw std::invalid_argument("linear_backward: dY must be non-null");
+  if (act != Activation::kNone && Y == nullptr)
+    throw std::invalid_argument("linear_backward: the activation's derivative needs Y");
   if (dW != nullptr && X == nullptr)
     throw std::invalid_argument("linear_backward: dW needs X; pass X or dW = nullptr");
   if (dX != nullptr && W == nullptr)
     throw std::invalid_argument("linear_backward: dX needs W; pass W or dX = nullptr");
-  if (dW != nullptr || dX != nullptr) check_handle("linear_backward", ctx, stream);
-  const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-  if (dW != nullptr) {
-    // Row-major dW (out, in) is column-major (in, out) = X^T dZ, with X row-major = X^T
-    // column-major (in, rows) and dZ row-major = dZ^T column-major (out, rows), transposed.
-    CUBLAS_CHECK(cublasSgemm(ctx.cublas, CUBLAS_OP_N, CUBLAS_OP_T, in, out, rows, &one, X, in, dZ,
-                             out, &beta, dW, in));
+  if (db != nullptr && dW == nullptr)
+    throw std::invalid_argument("linear_backward: db is computed with dW; pass dW too");
+  const int ldx = ld.x != 0 ? ld.x : in, ldy = ld.y != 0 ? ld.y : out;
+  const float* gate = act != Activation::kNone ? Y : nullptr;
+  Launch L;
+  L.gate_act = act;
+  L.slope = slope;
+  if (dX != nullptr) {  // dX (rows, in) = dZ (rows, out) W (out, in)
+    Problem& P = L.p[L.count++];
+    P.M = rows, P.N = in, P.K = out;
+    P.a = dY, P.a_sm = ldy, P.a_sk = 1, P.a_model = ms.dy, P.a_k_contig = true;
+    P.gate = gate, P.gate_model = ms.y;
+    P.b = W, P.b_sk = in, P.b_sn = 1, P.b_model = ms.w, P.b_k_contig = false;
+    P.c = dX, P.c_sm = ldx, P.c_model = ms.dx;
+    P.accumulate = accumulate_dx;
   }
-  if (db != nullptr) {
-    const dim3 block(kColSumCols, kColSumSlices);
-    MNISTGAN_LAUNCH((out + kColSumCols - 1) / kColSumCols, block, 0, stream, column_sum_kernel)
-    (dZ, db, rows, out, accumulate);
-    CUDA_CHECK_LAUNCH();
+  if (dW != nullptr) {  // [dW | db] (out, in + 1) = dZ^T (out, rows) [X | 1] (rows, in + 1)
+    Problem& P = L.p[L.count++];
+    P.M = out, P.N = in + (db != nullptr ? 1 : 0), P.K = rows;
+    P.a = dY, P.a_sm = 1, P.a_sk = ldy, P.a_model = ms.dy, P.a_k_contig = false;
+    P.gate = gate, P.gate_model = ms.y;
+    P.b = X, P.b_sk = ldx, P.b_sn = 1, P.b_model = ms.x, P.b_k_contig = false;
+    P.ones_col = db != nullptr ? in : -1;
+    P.c = dW, P.c_sm = in, P.c_model = ms.dw;
+    P.c_ones = db, P.c_ones_model = ms.db;
   }
-  if (dX != nullptr) {
-    // Row-major dX (rows, in) is column-major (in, rows) = W^T dZ^T = (dZ W)^T.
-    CUBLAS_CHECK(cublasSgemm(ctx.cublas, CUBLAS_OP_N, CUBLAS_OP_N, in, rows, out, &one, W, in, dZ,
-                             out, &beta, dX, in));
-  }
+  if (L.count > 0) plan_and_launch(ws, L, models, stream);
 }
 
 }  // namespace mnistgan

@@ -1,66 +1,86 @@
-// linear.cuh: the fused linear layer Y = act(X W^T + b) and its backward GEMMs.
+// linear.cuh: the linear layer forward and backward as one grouped, split-K SGEMM launch each,
+// with the bias, the activation and its derivative fused in.
 //
-// Shapes (row-major, as backend.h):
-//   X (rows, in), W (out, in), b (out) or nullptr, Y (rows, out)
-//   dZ (rows, out) -> dW (out, in) = dZ^T X, db (out) = column sums of dZ, dX (rows, in) = dZ W
+// Shapes (row-major, as backend.h), for each of `models` same-shaped models m (blockIdx.z):
+//   forward:   Y (rows, out) = act(X (rows, in) W^T + b)      X, Y with row strides ld.x, ld.y
+//   backward:  dZ = dY * act'(Y)  (read from the saved output Y on load; act none: dZ = dY)
+//              dX (rows, in)  = dZ W            (or += with accumulate_dx)
+//              dW (out, in)   = dZ^T X
+//              db (out)       = column sums of dZ: the dW problem's extra column in, whose
+//                               B operand is a virtual column of ones
+//   dX is one GEMM problem and dW (+db) another, both in the same launch (grouped GEMM).
+// Model m's tensors start at the pointer plus m times its model stride (ModelStrides).
 //
-// Forward versions (selectable for the benchmark; 0 means the shipped one):
-//   v1  cuBLAS SGEMM (row-major trick: Y^T = W X^T in column-major, so no transposes are
-//       materialised), then one fused bias + activation kernel over Y. With tf32 on, the
-//       GEMM runs with CUBLAS_COMPUTE_32F_FAST_TF32.
-//   v2  custom tiled SGEMM: shared-memory tiles of X and W (both K-contiguous), float4
-//       global loads when K % 4 == 0 and X, W are 16-byte aligned (scalar loads otherwise),
-//       4x4 register blocking per thread, bias + activation applied in registers before
-//       the only store of Y. Tile size 64x64 when that fills the GPU, 32x32 otherwise
-//       (rows = 64 gives too few 64x64 tiles to occupy 132 SMs). With tf32 on: a WMMA
-//       m16n16k8 TF32 tensor-core kernel (64x64 tiles, 4 warps) with the same epilogue.
-//
-// Shipped: v1. Measured on an H200 (`mnistgan bench`, batches 64/256/1024, in
-// bench/results/2026-12-04-NVIDIA_H200/): v2 is faster only at the narrowest layers (G.fc0
-// 100->256 at every batch, G.fc1 256->512 from batch 256 on, by 1-4 us) and, by under 1 us,
-// at D.fc2 at batch 1024; v1 is about 2x faster at the wide ones (G.out, D.fc1: 19 vs 45 us
-// at batch 64). v2's TF32 path is slower than v1 (FP32) at every layer but D.fc0 at batch
-// 1024. At these shapes (rows 64..2048, in/out <= 1024) cuBLAS's per-architecture
-// heuristics (split-K, small-tile kernels for rows = 64) beat a generic SIMT tile, and the
-// extra epilogue pass costs at most rows*out*8 bytes (16 MB at 2048x1024, ~5 us at H100
-// bandwidth). v2 saves that pass and one launch, which matters only when the step is
-// launch-bound (batch 64 inside a CUDA graph). Change kLinearShippedVersion if bench/
-// measures otherwise.
-//
-// Backward: always cuBLAS SGEMM in full FP32 (never TF32), plus a deterministic
-// column-sum kernel for db (one block per 32 columns, fixed-order reduction, no atomics).
+// One kernel, v3 (v1 cuBLAS + epilogue, v2 tiled SIMT / TF32 WMMA: kernels/dev/linear_dev.cuh):
+//   block tile kLinearBM x kLinearBN of C, K walked in kLinearBK steps through shared memory
+//   (stored k-major: As[k][m], Bs[k][n]), each of the 256 threads a kLinearTM x kLinearTN
+//   register tile read as float4 from shared memory. Global loads are coalesced along
+//   whichever of an operand's dimensions is contiguous (a per-problem flag).
+//   Split-K: at rows 64-256 the output has too few tiles to fill a GPU (132 SMs on an H100),
+//   so a problem's K range is cut into split_k slices, one block each. Every slice writes its
+//   partial tile to a workspace and takes a ticket (integer atomic) on its tile's counter; the
+//   last to arrive adds the split_k partials in slice order 0, 1, ... (a fixed order, whatever
+//   order the blocks ran in: bitwise repeatable, no float atomics), applies the epilogue,
+//   stores C and re-zeroes the counter for the next launch. The split is chosen from the SM
+//   count and the tile count (linear_split_k), so on one device a shape always runs the same
+//   sums.
+// Not timed yet: the benchmark compares v3 with v1 and cuBLASLt's fused epilogue at the next
+// GPU loan; the tile constants are the knobs.
 #pragma once
 
-#include <cublas_v2.h>     // cublasHandle_t
 #include <cuda_runtime.h>  // cudaStream_t
 
-#include "core/backend.h"  // Activation
+#include <cstddef>  // size_t
+
+#include "core/op_types.h"  // Activation, RowStrides
 
 namespace mnistgan {
 
-constexpr int kLinearShippedVersion = 1;
-constexpr int kLinearMaxVersion = 2;
+constexpr int kLinearBM = 64, kLinearBN = 64, kLinearBK = 16, kLinearTM = 4, kLinearTN = 4;
+constexpr int kLinearThreads = (kLinearBM / kLinearTM) * (kLinearBN / kLinearTN);  // 256
+constexpr int kLinearMaxSplitK = 16;
+// A slice covers at least this many K-tiles (64 of K): shorter slices cost more in partials
+// traffic than they gain in parallelism.
+constexpr int kLinearMinTilesPerSplit = 4;
 
-// What the linear launchers need besides the tensors. The cuBLAS handle must already be
-// bound to the stream passed to the launcher (cublasSetStream), with its workspace set, so
-// the GEMMs can be captured in a CUDA graph.
-struct LinearContext {
-  cublasHandle_t cublas = nullptr;
-  int sm_count = 1;   // multiprocessors of the device (picks v2's tile size)
-  int cc_major = 0;   // compute capability major (TF32 needs 8+)
-  bool tf32 = false;  // TF32 tensor cores for the forward GEMM
+// Device memory a launch's split-K reduction uses; owned by the caller (the backend), left as
+// found (counters zero) by every launch. Launches sharing it must be stream-ordered.
+struct LinearWorkspace {
+  float* partials = nullptr;  // partial tiles
+  size_t partial_floats = 0;
+  unsigned* counters = nullptr;  // zero-initialised tickets, one per output tile
+  size_t counter_count = 0;
+  int sm_count = 132;  // multiprocessors: the split aims at about one block per SM
+  // 0: choose the split from sm_count; 1: never split; n > 1: split n ways where K allows
+  // (tests force both paths).
+  int split_k_override = 0;
 };
 
-// Y = act(X W^T + b). version 0 = kLinearShippedVersion. Throws std::invalid_argument on a
-// bad version or shape, std::runtime_error on a CUDA/cuBLAS error.
-void linear_forward(int version, const LinearContext& ctx, const float* X, const float* W,
-                    const float* b, float* Y, int rows, int in, int out, Activation act,
-                    float slope, cudaStream_t stream);
+// How far each tensor of model m is from model 0's, in floats (0 for a shared tensor).
+struct ModelStrides {
+  long long x = 0, w = 0, b = 0, y = 0, dy = 0, dx = 0, dw = 0, db = 0;
+};
 
-// dW = dZ^T X, db = column sums of dZ, dX = dZ W; any of dX/dW/db may be nullptr.
-// accumulate: add into the outputs (beta = 1) instead of overwriting them.
-void linear_backward(const LinearContext& ctx, const float* X, const float* W, const float* dZ,
-                     float* dX, float* dW, float* db, int rows, int in, int out, bool accumulate,
-                     cudaStream_t stream);
+// Floats of LinearWorkspace::partials and counters a backend allocates so that every layer of
+// this project's model (up to 2048 rows, widths up to 1024) can be split as the SM count asks.
+constexpr size_t kLinearWorkspaceFloats = size_t{8} << 20;  // 32 MiB
+constexpr size_t kLinearWorkspaceCounters = size_t{1} << 16;
+
+// Y = act(X W^T + b) for `models` models; b may be nullptr. Throws std::invalid_argument on a
+// bad shape or pointer, std::runtime_error on a launch error.
+void linear_forward(const LinearWorkspace& ws, const float* X, const float* W, const float* b,
+                    float* Y, int rows, int in, int out, Activation act, float slope,
+                    RowStrides ld, int models, const ModelStrides& ms, cudaStream_t stream);
+
+// dZ = dY * act'(Y); dX (=, or += with accumulate_dx) dZ W; dW = dZ^T X; db = column sums of
+// dZ. Any of dX, dW, db may be nullptr (db needs dW). Y may be nullptr for act none.
+void linear_backward(const LinearWorkspace& ws, const float* X, const float* W, const float* Y,
+                     const float* dY, float* dX, float* dW, float* db, int rows, int in, int out,
+                     Activation act, float slope, bool accumulate_dx, RowStrides ld, int models,
+                     const ModelStrides& ms, cudaStream_t stream);
+
+// The split of a problem with `tiles` output tiles and K-extent k when a launch has
+// `total_tiles` tiles in all (exposed for the tests).
+int linear_split_k(const LinearWorkspace& ws, int tiles, int total_tiles, int k);
 
 }  // namespace mnistgan

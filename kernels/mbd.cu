@@ -35,14 +35,17 @@ __device__ __forceinline__ void load_tile(const float* __restrict__ Mg, int K, i
 
 template <int kMaxC, int kRI>
 static __global__ void __launch_bounds__(kThreads)
-    mbd_forward_kernel(const float* __restrict__ M, float* __restrict__ O, int B, int K, int C) {
+    mbd_forward_kernel(const float* __restrict__ M, float* __restrict__ O, int groups, int B,
+                       int K, int C, int ldo, MbdModelStrides ms) {
   constexpr int kTJ = tile_rows<kMaxC>();
   __shared__ float S[kTJ][kMaxC][kLanesK];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int k = blockIdx.x * kLanesK + lane;
   const int i0 = blockIdx.y * (kWarps * kRI) + warp * kRI;  // this warp's first row
   const int KC = K * C;
-  const float* Mg = M + static_cast<size_t>(blockIdx.z) * B * KC;
+  const long long model = blockIdx.z / groups, g = blockIdx.z % groups;
+  const float* Mg = M + model * ms.m + g * B * KC;
+  float* Og = O + model * ms.o + g * B * ldo;
 
   float mi[kRI][kMaxC];
 #pragma unroll
@@ -79,14 +82,15 @@ static __global__ void __launch_bounds__(kThreads)
   if (k < K) {
 #pragma unroll
     for (int r = 0; r < kRI; ++r)
-      if (i0 + r < B) O[(static_cast<size_t>(blockIdx.z) * B + i0 + r) * K + k] = acc[r];
+      if (i0 + r < B) Og[static_cast<long long>(i0 + r) * ldo + k] = acc[r];
   }
 }
 
 template <int kMaxC, int kRI>
 static __global__ void __launch_bounds__(kThreads)
     mbd_backward_kernel(const float* __restrict__ M, const float* __restrict__ dO,
-                        float* __restrict__ dM, int B, int K, int C) {
+                        float* __restrict__ dM, int groups, int B, int K, int C, int ldo,
+                        MbdModelStrides ms) {
   constexpr int kTJ = tile_rows<kMaxC>();
   __shared__ float S[kTJ][kMaxC][kLanesK];
   __shared__ float SdO[kTJ][kLanesK];
@@ -94,14 +98,15 @@ static __global__ void __launch_bounds__(kThreads)
   const int k0 = blockIdx.x * kLanesK, k = k0 + lane;
   const int i0 = blockIdx.y * (kWarps * kRI) + warp * kRI;
   const int KC = K * C;
-  const float* Mg = M + static_cast<size_t>(blockIdx.z) * B * KC;
-  const float* dOg = dO + static_cast<size_t>(blockIdx.z) * B * K;
+  const long long model = blockIdx.z / groups, g = blockIdx.z % groups;
+  const float* Mg = M + model * ms.m + g * B * KC;
+  const float* dOg = dO + model * ms.o + g * B * ldo;
 
   float mi[kRI][kMaxC], dm[kRI][kMaxC], doi[kRI];
 #pragma unroll
   for (int r = 0; r < kRI; ++r) {
     const bool valid = i0 + r < B && k < K;
-    doi[r] = valid ? dOg[static_cast<size_t>(i0 + r) * K + k] : 0.0f;
+    doi[r] = valid ? dOg[static_cast<long long>(i0 + r) * ldo + k] : 0.0f;
 #pragma unroll
     for (int c = 0; c < kMaxC; ++c) {
       mi[r][c] = (valid && c < C)
@@ -116,7 +121,7 @@ static __global__ void __launch_bounds__(kThreads)
     load_tile<kMaxC, kTJ>(Mg, K, C, j0, tj, k0, S);
     for (int idx = threadIdx.x; idx < tj * kLanesK; idx += kThreads) {
       const int jj = idx / kLanesK, kk = idx % kLanesK;
-      SdO[jj][kk] = k0 + kk < K ? dOg[static_cast<size_t>(j0 + jj) * K + k0 + kk] : 0.0f;
+      SdO[jj][kk] = k0 + kk < K ? dOg[static_cast<long long>(j0 + jj) * ldo + k0 + kk] : 0.0f;
     }
     __syncthreads();
     for (int jj = 0; jj < tj; ++jj) {
@@ -146,8 +151,7 @@ static __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int r = 0; r < kRI; ++r) {
       if (i0 + r >= B) continue;
-      float* out =
-          dM + (static_cast<size_t>(blockIdx.z) * B + i0 + r) * KC + static_cast<size_t>(k) * C;
+      float* out = dM + model * ms.dm + (g * B + i0 + r) * KC + static_cast<long long>(k) * C;
 #pragma unroll
       for (int c = 0; c < kMaxC; ++c)
         if (c < C) out[c] = dm[r][c];
@@ -155,72 +159,100 @@ static __global__ void __launch_bounds__(kThreads)
   }
 }
 
-void check_args(const char* op, const void* a, const void* b, int groups, int B, int K, int C) {
+void check_args(const char* op, const void* a, const void* b, int groups, int B, int K, int C,
+                int ldo, int models) {
   if (a == nullptr || b == nullptr)
     throw std::invalid_argument(std::string(op) + ": null tensor pointer");
-  if (groups < 1 || B < 1 || K < 1 || C < 1)
+  if (groups < 1 || B < 1 || K < 1 || C < 1 || models < 1)
     throw std::invalid_argument(std::string(op) + ": groups=" + std::to_string(groups) +
                                 ", B=" + std::to_string(B) + ", K=" + std::to_string(K) +
-                                ", C=" + std::to_string(C) + ": every size must be >= 1");
+                                ", C=" + std::to_string(C) + ", models=" + std::to_string(models) +
+                                ": every size must be >= 1");
+  if (ldo != 0 && ldo < K)
+    throw std::invalid_argument(std::string(op) + ": row stride of O " + std::to_string(ldo) +
+                                " is below K = " + std::to_string(K) + "; pass 0 for packed rows");
   if (C > kMbdMaxC)
     throw std::invalid_argument(std::string(op) + ": C = " + std::to_string(C) +
                                 " dims per kernel; the CUDA kernels support at most " +
                                 std::to_string(kMbdMaxC) +
                                 " (lower --mbd-dims, or use --device cpu)");
-  if (groups > 65535)
-    throw std::invalid_argument(std::string(op) + ": at most 65535 groups per call");
+  if (static_cast<long long>(groups) * models > 65535)
+    throw std::invalid_argument(std::string(op) + ": at most 65535 groups x models per call");
+}
+
+template <int kRI>
+dim3 grid_for(int groups, int B, int K, int models) {
+  return dim3((K + kLanesK - 1) / kLanesK, (B + kWarps * kRI - 1) / (kWarps * kRI),
+              groups * models);
+}
+
+// kRI rows per warp when that still gives kMbdFillBlocks blocks, else one row per warp (8 per
+// block): at batch 64 that is 4 x 8 x 2 = 64 blocks instead of 16.
+template <int kRI>
+bool fills(int groups, int B, int K, int models) {
+  const dim3 g = grid_for<kRI>(groups, B, K, models);
+  return static_cast<long long>(g.x) * g.y * g.z >= kMbdFillBlocks;
 }
 
 template <int kMaxC, int kRI>
-dim3 grid_for(int groups, int B, int K) {
-  return dim3((K + kLanesK - 1) / kLanesK, (B + kWarps * kRI - 1) / (kWarps * kRI), groups);
-}
-
-template <int kMaxC, int kRI>
-void forward_as(const float* M, float* O, int groups, int B, int K, int C, cudaStream_t s) {
-  const dim3 grid = grid_for<kMaxC, kRI>(groups, B, K);
-  MNISTGAN_LAUNCH(grid, kThreads, 0, s, mbd_forward_kernel<kMaxC, kRI>)(M, O, B, K, C);
+void forward_as(const float* M, float* O, int groups, int B, int K, int C, int ldo, int models,
+                const MbdModelStrides& ms, cudaStream_t s) {
+  if (kRI > 1 && !fills<kRI>(groups, B, K, models)) {
+    forward_as<kMaxC, 1>(M, O, groups, B, K, C, ldo, models, ms, s);
+    return;
+  }
+  const dim3 grid = grid_for<kRI>(groups, B, K, models);
+  MNISTGAN_LAUNCH(grid, kThreads, 0, s, mbd_forward_kernel<kMaxC, kRI>)
+  (M, O, groups, B, K, C, ldo, ms);
   CUDA_CHECK_LAUNCH();
 }
 
 template <int kMaxC, int kRI>
 void backward_as(const float* M, const float* dO, float* dM, int groups, int B, int K, int C,
-                 cudaStream_t s) {
-  const dim3 grid = grid_for<kMaxC, kRI>(groups, B, K);
-  MNISTGAN_LAUNCH(grid, kThreads, 0, s, mbd_backward_kernel<kMaxC, kRI>)(M, dO, dM, B, K, C);
+                 int ldo, int models, const MbdModelStrides& ms, cudaStream_t s) {
+  if (kRI > 1 && !fills<kRI>(groups, B, K, models)) {
+    backward_as<kMaxC, 1>(M, dO, dM, groups, B, K, C, ldo, models, ms, s);
+    return;
+  }
+  const dim3 grid = grid_for<kRI>(groups, B, K, models);
+  MNISTGAN_LAUNCH(grid, kThreads, 0, s, mbd_backward_kernel<kMaxC, kRI>)
+  (M, dO, dM, groups, B, K, C, ldo, ms);
   CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
-void mbd_forward(const float* M, float* O, int groups, int B, int K, int C, cudaStream_t stream) {
-  check_args("mbd_forward", M, O, groups, B, K, C);
+void mbd_forward(const float* M, float* O, int groups, int B, int K, int C, int ldo, int models,
+                 const MbdModelStrides& ms, cudaStream_t stream) {
+  check_args("mbd_forward", M, O, groups, B, K, C, ldo, models);
+  if (ldo == 0) ldo = K;
   if (C == 5)
-    forward_as<5, 4>(M, O, groups, B, K, C, stream);
+    forward_as<5, 4>(M, O, groups, B, K, C, ldo, models, ms, stream);
   else if (C <= 4)
-    forward_as<4, 4>(M, O, groups, B, K, C, stream);
+    forward_as<4, 4>(M, O, groups, B, K, C, ldo, models, ms, stream);
   else if (C <= 8)
-    forward_as<8, 4>(M, O, groups, B, K, C, stream);
+    forward_as<8, 4>(M, O, groups, B, K, C, ldo, models, ms, stream);
   else if (C <= 16)
-    forward_as<16, 2>(M, O, groups, B, K, C, stream);
+    forward_as<16, 2>(M, O, groups, B, K, C, ldo, models, ms, stream);
   else
-    forward_as<32, 1>(M, O, groups, B, K, C, stream);
+    forward_as<32, 1>(M, O, groups, B, K, C, ldo, models, ms, stream);
 }
 
 void mbd_backward(const float* M, const float* dO, float* dM, int groups, int B, int K, int C,
-                  cudaStream_t stream) {
-  check_args("mbd_backward", M, dM, groups, B, K, C);
+                  int ldo, int models, const MbdModelStrides& ms, cudaStream_t stream) {
+  check_args("mbd_backward", M, dM, groups, B, K, C, ldo, models);
   if (dO == nullptr) throw std::invalid_argument("mbd_backward: dO must be non-null");
+  if (ldo == 0) ldo = K;
   if (C == 5)
-    backward_as<5, 4>(M, dO, dM, groups, B, K, C, stream);
+    backward_as<5, 4>(M, dO, dM, groups, B, K, C, ldo, models, ms, stream);
   else if (C <= 4)
-    backward_as<4, 4>(M, dO, dM, groups, B, K, C, stream);
+    backward_as<4, 4>(M, dO, dM, groups, B, K, C, ldo, models, ms, stream);
   else if (C <= 8)
-    backward_as<8, 4>(M, dO, dM, groups, B, K, C, stream);
+    backward_as<8, 4>(M, dO, dM, groups, B, K, C, ldo, models, ms, stream);
   else if (C <= 16)
-    backward_as<16, 2>(M, dO, dM, groups, B, K, C, stream);
+    backward_as<16, 2>(M, dO, dM, groups, B, K, C, ldo, models, ms, stream);
   else
-    backward_as<32, 1>(M, dO, dM, groups, B, K, C, stream);
+    backward_as<32, 1>(M, dO, dM, groups, B, K, C, ldo, models, ms, stream);
 }
 
 }  // namespace mnistgan

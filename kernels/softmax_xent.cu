@@ -1,10 +1,11 @@
 // softmax_xent.cu: softmax cross-entropy with integer labels (see softmax_xent.cuh).
-#include <cuda_runtime.h>  // expf, logf
+#include <cuda_runtime.h>  // launches
 
 #include <stdexcept>  // std::invalid_argument
 #include <string>     // std::to_string
 
-#include "cuda_check.cuh"  // CUDA_CHECK_LAUNCH
+#include "core/formulas.h"  // softmax_row, softmax_xent_loss, softmax_xent_grad
+#include "cuda_check.cuh"   // CUDA_CHECK_LAUNCH
 #include "softmax_xent.cuh"
 
 namespace mnistgan {
@@ -22,22 +23,13 @@ static __global__ void __launch_bounds__(kSoftmaxXentThreads)
   for (int r = threadIdx.x; r < rows; r += kSoftmaxXentThreads) {
     const float* x = logits + static_cast<size_t>(r) * classes;
     const int label = labels[r];
-    float max = x[0];
-    int argmax = 0;
-    for (int c = 1; c < classes; ++c)
-      if (x[c] > max) max = x[c], argmax = c;
-    // log(sum exp(x)) - x_label = log(sum exp(x - max)) - (x_label - max)
-    float sum = 0.0f;
-    for (int c = 0; c < classes; ++c) sum += expf(x[c] - max);
-    const bool valid = label >= 0 && label < classes;
-    const float loss = valid ? logf(sum) - (x[label] - max) : __int_as_float(0x7fc00000);
-    loss_sum += loss;
-    correct += valid && argmax == label ? 1.0 : 0.0;
+    const SoftmaxRow row = softmax_row(x, classes);
+    loss_sum += softmax_xent_loss(x, label, classes, row);
+    correct += label >= 0 && label < classes && row.argmax == label ? 1.0 : 0.0;
     if (dlogits != nullptr) {
       float* d = dlogits + static_cast<size_t>(r) * classes;
       for (int c = 0; c < classes; ++c)
-        d[c] = valid ? scale * (expf(x[c] - max) / sum - (c == label ? 1.0f : 0.0f))
-                     : __int_as_float(0x7fc00000);
+        d[c] = softmax_xent_grad(x[c], c, label, classes, row, scale);
     }
   }
   s_loss[threadIdx.x] = loss_sum;

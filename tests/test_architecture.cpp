@@ -73,7 +73,7 @@ TEST(Architecture, EveryHostFileIsInASubsystemFolder) {
 TEST(Architecture, KernelsIncludeOnlyTheCore) {
   const fs::path kernels = fs::path(testpaths::source_dir()) / "kernels";
   int checked = 0;
-  for (const auto& entry : fs::directory_iterator(kernels)) {
+  for (const auto& entry : fs::recursive_directory_iterator(kernels)) {  // kernels/dev/ too
     if (!is_source(entry.path())) continue;
     ++checked;
     for (const std::string& folder : included_folders(entry.path()))

@@ -26,8 +26,8 @@ std::string resolve_device(const std::string& device) {
   return "cuda";
 }
 
-std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& options) {
-  return resolve_device(device) == "cuda" ? make_cuda_backend(options) : make_cpu_backend();
+std::unique_ptr<Backend> make_backend(const std::string& device) {
+  return resolve_device(device) == "cuda" ? make_cuda_backend() : make_cpu_backend();
 }
 
 }  // namespace mnistgan

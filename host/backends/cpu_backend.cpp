@@ -10,6 +10,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "backends/cpu_mbd.h"
 #include "backends/gemm_cpu.h"
@@ -46,12 +47,13 @@ class CpuBackend final : public Backend {
   void fill_zero(void* p, size_t bytes) override { std::memset(p, 0, bytes); }
   void synchronize() override {}
 
-  // X (rows, in), W (out, in), b (out), Y (rows, out).
+  // X (rows, in), W (out, in), b (out), Y (rows, out); rows ld.x and ld.y floats apart.
   void linear_forward(const float* X, const float* W, const float* b, float* Y, int rows, int in,
-                      int out, Activation act, float slope) override {
-    gemm_cpu(false, true, rows, out, in, 1.0f, X, in, W, in, 0.0f, Y, out);
+                      int out, Activation act, float slope, RowStrides ld) override {
+    const int ldy = ld.y != 0 ? ld.y : out;
+    gemm_cpu(false, true, rows, out, in, 1.0f, X, ld.x != 0 ? ld.x : in, W, in, 0.0f, Y, ldy);
     for (int r = 0; r < rows; ++r) {
-      float* y = Y + static_cast<size_t>(r) * out;
+      float* y = Y + static_cast<size_t>(r) * ldy;
       if (b != nullptr)
         for (int o = 0; o < out; ++o) y[o] += b[o];
       if (act != Activation::kNone)
@@ -69,19 +71,51 @@ class CpuBackend final : public Backend {
     for (size_t i = 0; i < n; ++i) dZ[i] = activation_grad(Y[i], dY[i], act, slope);
   }
 
-  // dZ (rows, out): dW (out, in) = dZ^T X; db (out) = sum over rows; dX (rows, in) = dZ W.
-  void linear_backward(const float* X, const float* W, const float* dZ, float* dX, float* dW,
-                       float* db, int rows, int in, int out, bool accumulate) override {
-    const float beta = accumulate ? 1.0f : 0.0f;
-    if (dW != nullptr) gemm_cpu(true, false, out, in, rows, 1.0f, dZ, out, X, in, beta, dW, in);
+  // dZ (rows, out) = dY * act'(Y), packed here; then dW (out, in) = dZ^T X, db (out) = sum over
+  // rows, dX (rows, in) = dZ W: the same products, in the same order, as an activation_backward
+  // followed by the GEMMs on a packed dZ.
+  void linear_backward(const float* X, const float* W, const float* Y, const float* dY, float* dX,
+                       float* dW, float* db, int rows, int in, int out, Activation act,
+                       float slope, bool accumulate_dx, RowStrides ld) override {
+    const int ldx = ld.x != 0 ? ld.x : in, ldy = ld.y != 0 ? ld.y : out;
+    const float* dZ = dY;
+    int ldz = ldy;
+    if (act != Activation::kNone || ldy != out) {
+      dz_.resize(static_cast<size_t>(rows) * out);
+      for (int r = 0; r < rows; ++r)
+        for (int o = 0; o < out; ++o) {
+          const size_t at = static_cast<size_t>(r) * ldy + o;
+          dz_[static_cast<size_t>(r) * out + o] =
+              act == Activation::kNone ? dY[at] : activation_grad(Y[at], dY[at], act, slope);
+        }
+      dZ = dz_.data();
+      ldz = out;
+    }
+    if (dW != nullptr) gemm_cpu(true, false, out, in, rows, 1.0f, dZ, ldz, X, ldx, 0.0f, dW, in);
     if (db != nullptr) {
-      if (!accumulate) std::fill(db, db + out, 0.0f);
+      std::fill(db, db + out, 0.0f);
       for (int r = 0; r < rows; ++r) {
-        const float* dz = dZ + static_cast<size_t>(r) * out;
+        const float* dz = dZ + static_cast<size_t>(r) * ldz;
         for (int o = 0; o < out; ++o) db[o] += dz[o];
       }
     }
-    if (dX != nullptr) gemm_cpu(false, false, rows, in, out, 1.0f, dZ, out, W, in, beta, dX, in);
+    if (dX != nullptr)
+      gemm_cpu(false, false, rows, in, out, 1.0f, dZ, ldz, W, in, accumulate_dx ? 1.0f : 0.0f, dX,
+               ldx);
+  }
+
+  // X (groups*B, in) packed; see backend.h. The logit layer, then each group's BCE, then the
+  // layer's backward: the arithmetic of linear_forward, bce_with_logits and linear_backward.
+  void logit_bce(const float* X, const float* w, const float* b, int groups, int B, int in,
+                 const float* targets, float grad_scale, float* logits, float* dlogits, float* dX,
+                 float* dw, float* db, float* stats) override {
+    const int rows = groups * B;
+    linear_forward(X, w, b, logits, rows, in, 1, Activation::kNone, 0.0f, {});
+    for (int g = 0; g < groups; ++g)
+      bce_with_logits(logits + static_cast<size_t>(g) * B, B, targets[g], grad_scale,
+                      dlogits + static_cast<size_t>(g) * B, stats != nullptr ? stats + 2 * g : nullptr);
+    linear_backward(X, w, nullptr, dlogits, dX, dw, db, rows, in, 1, Activation::kNone, 0.0f,
+                    false, {});
   }
 
   void concat_cols(const float* A, const float* B, float* out, int rows, int a, int b) override {
@@ -103,13 +137,28 @@ class CpuBackend final : public Backend {
     }
   }
 
-  // Shapes and math in backend.h; the loops are in cpu_mbd.cpp.
-  void mbd_forward(const float* M, float* O, int groups, int B, int K, int C) override {
-    mbd_forward_cpu(M, O, groups, B, K, C);
+  // Shapes and math in backend.h; the loops are in cpu_mbd.cpp (on packed O and dO: a strided
+  // one is copied through packed scratch).
+  void mbd_forward(const float* M, float* O, int groups, int B, int K, int C, int ldo) override {
+    if (ldo == 0 || ldo == K) {
+      mbd_forward_cpu(M, O, groups, B, K, C);
+      return;
+    }
+    mbd_o_.resize(static_cast<size_t>(groups) * B * K);
+    mbd_forward_cpu(M, mbd_o_.data(), groups, B, K, C);
+    for (size_t r = 0; r < static_cast<size_t>(groups) * B; ++r)
+      std::memcpy(O + r * ldo, &mbd_o_[r * K], K * sizeof(float));
   }
-  void mbd_backward(const float* M, const float* dO, float* dM, int groups, int B, int K,
-                    int C) override {
-    mbd_backward_cpu(M, dO, dM, groups, B, K, C);
+  void mbd_backward(const float* M, const float* dO, float* dM, int groups, int B, int K, int C,
+                    int ldo) override {
+    if (ldo == 0 || ldo == K) {
+      mbd_backward_cpu(M, dO, dM, groups, B, K, C);
+      return;
+    }
+    mbd_o_.resize(static_cast<size_t>(groups) * B * K);
+    for (size_t r = 0; r < static_cast<size_t>(groups) * B; ++r)
+      std::memcpy(&mbd_o_[r * K], dO + r * ldo, K * sizeof(float));
+    mbd_backward_cpu(M, mbd_o_.data(), dM, groups, B, K, C);
   }
 
   // Per logit bce_with_logits_terms; sums in double, in index order.
@@ -128,30 +177,22 @@ class CpuBackend final : public Backend {
     }
   }
 
-  // logits (rows, classes), labels (rows); see backend.h. Row by row, classes in order, with
-  // the same per-row arithmetic as the kernel in kernels/softmax_xent.cu: change both together.
+  // logits (rows, classes), labels (rows); see backend.h. Row by row, the per-row arithmetic
+  // of core/formulas.h that kernels/softmax_xent.cu uses too.
   void softmax_cross_entropy(const float* logits, const int32_t* labels, int rows, int classes,
                              float grad_scale, float* dlogits, float* stats) override {
     double loss_sum = 0.0, correct = 0.0;
     for (int r = 0; r < rows; ++r) {
       const float* x = logits + static_cast<size_t>(r) * classes;
       const int label = labels[r];
-      float max = x[0];
-      int argmax = 0;
-      for (int c = 1; c < classes; ++c)
-        if (x[c] > max) max = x[c], argmax = c;
-      // log(sum exp(x)) - x_label = log(sum exp(x - max)) - (x_label - max)
-      float sum = 0.0f;
-      for (int c = 0; c < classes; ++c) sum += std::exp(x[c] - max);
-      const bool valid = label >= 0 && label < classes;
-      const float loss = valid ? std::log(sum) - (x[label] - max) : NAN;
-      loss_sum += loss;
-      correct += valid && argmax == label ? 1.0 : 0.0;
+      const SoftmaxRow row = softmax_row(x, classes);
+      loss_sum += softmax_xent_loss(x, label, classes, row);
+      correct += label >= 0 && label < classes && row.argmax == label ? 1.0 : 0.0;
       if (dlogits != nullptr) {
         float* d = dlogits + static_cast<size_t>(r) * classes;
         const float scale = grad_scale / static_cast<float>(rows);
         for (int c = 0; c < classes; ++c)
-          d[c] = valid ? scale * (std::exp(x[c] - max) / sum - (c == label ? 1.0f : 0.0f)) : NAN;
+          d[c] = softmax_xent_grad(x[c], c, label, classes, row, scale);
       }
     }
     if (stats != nullptr) {
@@ -160,14 +201,21 @@ class CpuBackend final : public Backend {
     }
   }
 
-  // Memory-bound: one pass, vectorised, split over the cores.
-  void adam_step(float* __restrict params, const float* __restrict grads, float* __restrict m,
-                 float* __restrict v, size_t n, const AdamHyper& h, const int64_t* step,
-                 const float* skip_if_nonzero) override {
+  // Memory-bound: one pass, vectorised. Then the step count, then the EMA (ema_update's
+  // arithmetic, with the incremented count).
+  void adam_step(float* __restrict params, const float* __restrict grads,
+                 float* __restrict m, float* __restrict v, size_t n, const AdamHyper& h,
+                 int64_t* step, const float* skip_if_nonzero, float* ema,
+                 float ema_decay) override {
+    if (ema != nullptr && !(ema_decay >= 0.0f && ema_decay < 1.0f))
+      throw std::invalid_argument("adam_step: EMA decay " + std::to_string(ema_decay) +
+                                  " is outside [0, 1)");
     if (skip_if_nonzero != nullptr && *skip_if_nonzero != 0.0f) return;
     const AdamCorrections c = adam_corrections(h, *step);
 #pragma omp simd
     for (size_t i = 0; i < n; ++i) adam_update(grads[i], params[i], m[i], v[i], h, c);
+    ++*step;
+    if (ema != nullptr) ema_update(ema, params, n, ema_decay, step, nullptr);
   }
 
   void ema_update(float* __restrict ema, const float* __restrict params, size_t n, float decay,
@@ -245,6 +293,10 @@ class CpuBackend final : public Backend {
     for (size_t i = 0; i < n; ++i) bad += std::isfinite(x[i]) ? 0 : 1;
     *count += static_cast<float>(bad);
   }
+
+ private:
+  std::vector<float> dz_;     // linear_backward's packed dZ
+  std::vector<float> mbd_o_;  // packed O / dO of a strided minibatch-discrimination call
 };
 
 }  // namespace

@@ -1,12 +1,11 @@
 // cuda_backend.cu: the Backend of backend.h on one CUDA device.
 //
-// Every op is queued on one non-blocking stream owned by the backend (the cuBLAS handle is
-// bound to it, with a preallocated workspace so cuBLAS never allocates during a graph
-// capture). No op synchronises with the host; to_host() and synchronize() do. Kernels live
-// in kernels/<op>.cu; this file only checks arguments that the launchers cannot see and
-// forwards to them. begin_capture()/end_capture()/replay() record the ops in between as
-// one CUDA graph and launch it.
-#include <cublas_v2.h>     // cublasCreate, cublasSetStream, cublasSetWorkspace
+// Every op is queued on one non-blocking stream owned by the backend. No op synchronises with
+// the host; to_host() and synchronize() do. Kernels live in kernels/<op>.cu (no library GEMM:
+// the linear layers are kernels/linear.cu's); this file only checks arguments that the
+// launchers cannot see and forwards to them, for one model (the kernels' models = 1).
+// begin_capture()/end_capture()/replay() record the ops in between as one CUDA graph and
+// launch it.
 #include <cuda_runtime.h>  // streams, graphs, memory
 
 #include <cstdio>     // std::fprintf
@@ -16,12 +15,13 @@
 
 #include "adam.cuh"           // adam_step
 #include "bce.cuh"            // bce_with_logits
-#include "core/backend.h"     // Backend, BackendOptions
-#include "cuda_check.cuh"     // CUDA_CHECK, CUBLAS_CHECK
+#include "core/backend.h"     // Backend
+#include "cuda_check.cuh"     // CUDA_CHECK
 #include "elementwise.cuh"    // activation_backward, concat/split_cols, increment, count_nonfinite
 #include "ema.cuh"            // ema_update
 #include "gather.cuh"         // gather_batch, gather_labels
-#include "linear.cuh"         // linear_forward, linear_backward, LinearContext
+#include "linear.cuh"         // linear_forward, linear_backward, LinearWorkspace
+#include "logit_bce.cuh"      // logit_bce
 #include "mbd.cuh"            // mbd_forward, mbd_backward
 #include "noise.cuh"          // gaussian_noise
 #include "one_hot.cuh"        // one_hot
@@ -31,9 +31,6 @@
 
 namespace mnistgan {
 namespace {
-
-// cuBLAS's recommended workspace on Hopper is 32 MiB (4 MiB before); one size for all.
-constexpr size_t kCublasWorkspaceBytes = 32u << 20;
 
 std::string version_string(int v) {  // 12080 -> "12.8"
   return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
@@ -90,9 +87,9 @@ std::string unavailable_reason(int index) {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(const BackendOptions& options, int device) : device_(device) {
+  explicit CudaBackend(int device) : device_(device) {
     try {
-      init(options);
+      init();
     } catch (...) {
       release();  // the destructor does not run for a constructor that throws
       throw;
@@ -161,8 +158,8 @@ class CudaBackend final : public Backend {
 
   // ---- ops: forwarded to the launchers in kernels/ ---------------------------------------
   void linear_forward(const float* X, const float* W, const float* b, float* Y, int rows, int in,
-                      int out, Activation act, float slope) override {
-    mnistgan::linear_forward(linear_version_, linear_, X, W, b, Y, rows, in, out, act, slope,
+                      int out, Activation act, float slope, RowStrides ld) override {
+    mnistgan::linear_forward(workspace_, X, W, b, Y, rows, in, out, act, slope, ld, 1, {},
                              stream_);
   }
 
@@ -171,9 +168,18 @@ class CudaBackend final : public Backend {
     mnistgan::activation_backward(Y, dY, dZ, n, act, slope, stream_);
   }
 
-  void linear_backward(const float* X, const float* W, const float* dZ, float* dX, float* dW,
-                       float* db, int rows, int in, int out, bool accumulate) override {
-    mnistgan::linear_backward(linear_, X, W, dZ, dX, dW, db, rows, in, out, accumulate, stream_);
+  void linear_backward(const float* X, const float* W, const float* Y, const float* dY, float* dX,
+                       float* dW, float* db, int rows, int in, int out, Activation act,
+                       float slope, bool accumulate_dx, RowStrides ld) override {
+    mnistgan::linear_backward(workspace_, X, W, Y, dY, dX, dW, db, rows, in, out, act, slope,
+                              accumulate_dx, ld, 1, {}, stream_);
+  }
+
+  void logit_bce(const float* X, const float* w, const float* b, int groups, int B, int in,
+                 const float* targets, float grad_scale, float* logits, float* dlogits, float* dX,
+                 float* dw, float* db, float* stats) override {
+    mnistgan::logit_bce(X, w, b, groups, B, in, targets, grad_scale, logits, dlogits, dX, dw, db,
+                        stats, 1, {}, stream_);
   }
 
   void concat_cols(const float* A, const float* B, float* out, int rows, int a, int b) override {
@@ -184,13 +190,13 @@ class CudaBackend final : public Backend {
     mnistgan::split_cols(in, A, B, rows, a, b, stream_);
   }
 
-  void mbd_forward(const float* M, float* O, int groups, int B, int K, int C) override {
-    mnistgan::mbd_forward(M, O, groups, B, K, C, stream_);
+  void mbd_forward(const float* M, float* O, int groups, int B, int K, int C, int ldo) override {
+    mnistgan::mbd_forward(M, O, groups, B, K, C, ldo, 1, {}, stream_);
   }
 
-  void mbd_backward(const float* M, const float* dO, float* dM, int groups, int B, int K,
-                    int C) override {
-    mnistgan::mbd_backward(M, dO, dM, groups, B, K, C, stream_);
+  void mbd_backward(const float* M, const float* dO, float* dM, int groups, int B, int K, int C,
+                    int ldo) override {
+    mnistgan::mbd_backward(M, dO, dM, groups, B, K, C, ldo, 1, {}, stream_);
   }
 
   void bce_with_logits(const float* x, int n, float target, float grad_scale, float* dx,
@@ -205,9 +211,10 @@ class CudaBackend final : public Backend {
   }
 
   void adam_step(float* params, const float* grads, float* m, float* v, size_t n,
-                 const AdamHyper& hyper, const int64_t* step,
-                 const float* skip_if_nonzero) override {
-    mnistgan::adam_step(params, grads, m, v, n, hyper, step, stream_, skip_if_nonzero);
+                 const AdamHyper& hyper, int64_t* step, const float* skip_if_nonzero, float* ema,
+                 float ema_decay) override {
+    mnistgan::adam_step(params, grads, m, v, n, hyper, step, adam_tickets_, stream_,
+                        skip_if_nonzero, ema, ema_decay);
   }
 
   void ema_update(float* ema, const float* params, size_t n, float decay, const int64_t* updates,
@@ -274,6 +281,13 @@ class CudaBackend final : public Backend {
     capturing_ = false;
     cudaGraph_t graph = nullptr;
     CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    size_t nodes = 0;
+    const cudaError_t counted = cudaGraphGetNodes(graph, nullptr, &nodes);
+    if (counted != cudaSuccess) {
+      (void)cudaGraphDestroy(graph);
+      CUDA_CHECK(counted);
+    }
+    captured_nodes_ = static_cast<int64_t>(nodes);
     cudaGraphExec_t exec = nullptr;
     const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
     (void)cudaGraphDestroy(graph);  // the executable graph keeps what it needs
@@ -282,6 +296,8 @@ class CudaBackend final : public Backend {
     graph_exec_ = exec;
   }
 
+  int64_t captured_nodes() const override { return captured_nodes_; }
+
   void replay() override {
     if (graph_exec_ == nullptr)
       throw std::logic_error("replay: nothing captured; call begin_capture() and end_capture()");
@@ -289,33 +305,26 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  void init(const BackendOptions& options) {
+  void init() {
     CUDA_CHECK(cudaSetDevice(device_));
     cudaDeviceProp prop{};
     CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
     name_ = std::string("cuda (") + prop.name + ")";
-    linear_.sm_count = prop.multiProcessorCount;
-    linear_.cc_major = prop.major;
-    linear_.tf32 = options.tf32;
-    linear_version_ = options.linear_version;
-    if (linear_version_ < 0 || linear_version_ > kLinearMaxVersion)
-      throw std::invalid_argument("linear version " + std::to_string(linear_version_) +
-                                  " does not exist; use 0 (shipped = v" +
-                                  std::to_string(kLinearShippedVersion) + "), 1 or 2");
-    if (options.tf32 && prop.major < 8)
-      throw std::invalid_argument(std::string("--tf32 needs compute capability 8.0 or newer; ") +
-                                  prop.name + " is " + std::to_string(prop.major) + "." +
-                                  std::to_string(prop.minor) + "; drop --tf32");
+    workspace_.sm_count = prop.multiProcessorCount;
 
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    CUBLAS_CHECK(cublasCreate(&linear_.cublas));
-    // SetStream first: it resets the workspace to the default pool, SetWorkspace then
-    // replaces that pool with our buffer, so a captured GEMM never allocates.
-    CUBLAS_CHECK(cublasSetStream(linear_.cublas, stream_));
-    CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes));
-    CUBLAS_CHECK(cublasSetWorkspace(linear_.cublas, cublas_workspace_, kCublasWorkspaceBytes));
     CUDA_CHECK(cudaMalloc(&count_scratch_, 2 * sizeof(unsigned long long)));
     CUDA_CHECK(cudaMemsetAsync(count_scratch_, 0, 2 * sizeof(unsigned long long), stream_));
+    CUDA_CHECK(cudaMalloc(&adam_tickets_, sizeof(unsigned)));
+    CUDA_CHECK(cudaMemsetAsync(adam_tickets_, 0, sizeof(unsigned), stream_));
+    // The linear kernels' split-K partials and tile tickets (linear.cuh); the tickets start
+    // at zero and every launch leaves them so.
+    CUDA_CHECK(cudaMalloc(&workspace_.partials, kLinearWorkspaceFloats * sizeof(float)));
+    workspace_.partial_floats = kLinearWorkspaceFloats;
+    CUDA_CHECK(cudaMalloc(&workspace_.counters, kLinearWorkspaceCounters * sizeof(unsigned)));
+    workspace_.counter_count = kLinearWorkspaceCounters;
+    CUDA_CHECK(cudaMemsetAsync(workspace_.counters, 0, kLinearWorkspaceCounters * sizeof(unsigned),
+                               stream_));
   }
 
   // Frees everything that init() got. Errors are ignored: this runs from the destructor
@@ -330,14 +339,16 @@ class CudaBackend final : public Backend {
     }
     if (stream_ != nullptr) (void)cudaStreamSynchronize(stream_);
     if (graph_exec_ != nullptr) (void)cudaGraphExecDestroy(graph_exec_);
-    if (linear_.cublas != nullptr) (void)cublasDestroy(linear_.cublas);
-    if (cublas_workspace_ != nullptr) (void)cudaFree(cublas_workspace_);
     if (count_scratch_ != nullptr) (void)cudaFree(count_scratch_);
+    if (adam_tickets_ != nullptr) (void)cudaFree(adam_tickets_);
+    if (workspace_.partials != nullptr) (void)cudaFree(workspace_.partials);
+    if (workspace_.counters != nullptr) (void)cudaFree(workspace_.counters);
     if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
     graph_exec_ = nullptr;
-    linear_.cublas = nullptr;
-    cublas_workspace_ = nullptr;
     count_scratch_ = nullptr;
+    adam_tickets_ = nullptr;
+    workspace_.partials = nullptr;
+    workspace_.counters = nullptr;
     stream_ = nullptr;
   }
 
@@ -352,14 +363,14 @@ class CudaBackend final : public Backend {
 
   int device_ = 0;
   std::string name_;
-  int linear_version_ = 0;
-  LinearContext linear_;
   cudaStream_t stream_ = nullptr;
-  void* cublas_workspace_ = nullptr;
   unsigned long long* count_scratch_ = nullptr;
+  unsigned* adam_tickets_ = nullptr;  // adam_step's ticket counter (adam.cuh), zero between ops
+  LinearWorkspace workspace_;
   bool capturing_ = false;
   bool free_failure_reported_ = false;  // free() reports only its first failure
   cudaGraphExec_t graph_exec_ = nullptr;
+  int64_t captured_nodes_ = -1;
 };
 
 }  // namespace
@@ -368,10 +379,10 @@ bool cuda_backend_built() { return true; }
 
 std::string cuda_unavailable_reason() { return unavailable_reason(0); }
 
-std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options, int device_index) {
+std::unique_ptr<Backend> make_cuda_backend(int device_index) {
   const std::string why = unavailable_reason(device_index);
   if (!why.empty()) throw std::runtime_error(why + "; use --device cpu");
-  return std::make_unique<CudaBackend>(options, device_index);
+  return std::make_unique<CudaBackend>(device_index);
 }
 
 }  // namespace mnistgan

@@ -11,7 +11,7 @@ std::string cuda_unavailable_reason() {
   return "this build has no CUDA backend (configured without a CUDA compiler)";
 }
 
-std::unique_ptr<Backend> make_cuda_backend(const BackendOptions&, int) {
+std::unique_ptr<Backend> make_cuda_backend(int) {
   throw std::runtime_error(cuda_unavailable_reason() + "; use --device cpu");
 }
 

@@ -232,6 +232,7 @@ nlohmann::json bench_report_json(const BenchReport& r) {
                         {"seconds", e.seconds},
                         {"steps_per_s", e.steps_per_s()},
                         {"images_per_s", e.images_per_s()},
+                        {"kernels_per_step", e.kernels_per_step},
                         {"status", e.status}});
   }
   j["sweep"] = json::array();
@@ -328,12 +329,14 @@ std::string format_bench_report(const BenchReport& r) {
   if (!r.e2e.empty()) {
     out << "\nend to end (TrainingState::step on synthetic data)\n";
     std::vector<std::vector<std::string>> rows{
-        {"batch", "mbd", "cuda graph", "steps", "steps/s", "images/s", "status"}};
+        {"batch", "mbd", "cuda graph", "steps", "steps/s", "images/s", "kernels/step", "status"}};
     for (const E2eRow& e : r.e2e)
       rows.push_back({std::to_string(e.batch), e.mbd ? "on" : "off", e.cuda_graph,
                       std::to_string(e.steps), fmt("%.2f", e.steps_per_s()),
-                      fmt("%.0f", e.images_per_s()), e.status});
-    out << format_columns(rows, {true, false, false, true, true, true, false});
+                      fmt("%.0f", e.images_per_s()),
+                      e.kernels_per_step >= 0 ? std::to_string(e.kernels_per_step) : "-",
+                      e.status});
+    out << format_columns(rows, {true, false, false, true, true, true, true, false});
   }
   if (!r.sweep.empty()) {
     out << "\nsweep (N runs of batch 64 with minibatch discrimination: stepped in lock-step as "
@@ -478,7 +481,8 @@ void run_cpu_kernel_bench(Backend& cpu, const BenchOptions& o, const ModelShape&
       add_row(row, [&] { cpu.linear_forward(X, W, b, Y, L.rows, L.in, L.out, act, slope); });
       row.kernel = "linear_backward";
       row.work = linear_backward_work(L.rows, L.in, L.out, L.bias);
-      add_row(row, [&] { cpu.linear_backward(X, W, dZ, dX, dW, db, L.rows, L.in, L.out, false); });
+      add_row(row, [&] { cpu.linear_backward(X, W, nullptr, dZ, dX, dW, db, L.rows, L.in, L.out,
+                                           Activation::kNone, 0.0f, false); });
       if (act != Activation::kNone) {
         const size_t n = static_cast<size_t>(L.rows) * L.out;
         row.kernel = "activation_backward";
@@ -572,6 +576,7 @@ E2eRow run_e2e(Backend& backend, const BenchOptions& o, const IdxImages& images,
   for (int64_t i = 0; i < o.e2e_steps; ++i) state.step();
   backend.synchronize();
   row.seconds = seconds_since(start);
+  if (config.cuda_graph) row.kernels_per_step = backend.captured_nodes();
   const StepStats stats = state.take_stats();
   if (stats.nonfinite > 0)
     row.status =

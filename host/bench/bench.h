@@ -113,6 +113,9 @@ struct E2eRow {
   std::string cuda_graph;  // "on", "off" or "n/a" (the CPU backend has no graphs)
   int64_t steps = 0;
   double seconds = 0;
+  // Work items of one step: the captured graph's node count (kernels, memsets, copies) with
+  // the CUDA graph on; -1 without a graph.
+  int64_t kernels_per_step = -1;
   std::string status = "ok";
   double steps_per_s() const { return seconds > 0 ? steps / seconds : 0; }
   double images_per_s() const { return steps_per_s() * batch; }

@@ -9,14 +9,18 @@
 // write of a buffer twice the L2 size, so no repeat finds its inputs left in L2 by the last.
 //
 // Linear-forward variants at every layer shape:
-//   v1        cuBLAS SGEMM + the fused bias/activation kernel (kernels/linear.cu): the
-//             library GEMM with a separate bias + activation pass, the comparator for v2;
-//   v2        the custom tiled SIMT GEMM with bias and activation in registers;
-//   v2 tf32   the WMMA TF32 tensor-core kernel (compute capability 8.0+);
+//   v3        the shipped grouped split-K SGEMM with bias and activation in its epilogue
+//             (kernels/linear.cu), with its split chosen from the SM count, and unsplit;
+//   v1        cuBLAS SGEMM + the fused bias/activation kernel (kernels/dev/linear_dev.cu): the
+//             library GEMM with a separate bias + activation pass;
+//   v2        the custom tiled SIMT GEMM with bias and activation in registers (dev);
+//   v2 tf32   the WMMA TF32 tensor-core kernel (compute capability 8.0+; dev);
 //   cublasLt  cuBLASLt matmul with CUBLASLT_EPILOGUE_BIAS, then a LeakyReLU/tanh pass;
 //   cudnn     a cuDNN backend-API graph: matmul -> add bias -> RELU_FWD with lower clip
 //             slope 0.2 (LeakyReLU layers only; built when cuDNN headers were found). When
 //             cuDNN finds no engine for FP32 the row says "skipped: no engine" instead.
+// Linear-backward: v3 (one launch: dX and [dW | db] with act' read from Y on load) against
+// cuBLAS SGEMM x2 + the column-sum kernel + activation_backward (dev).
 
 #include <cublasLt.h>      // cublasLtMatmul, epilogues
 #include <cublas_v2.h>     // cublasSgemm, cublasGemmEx
@@ -42,7 +46,9 @@
 #include "core/op_checks.h"       // op_tolerance, check_close, the work counts
 #include "cuda_check.cuh"         // CUDA_CHECK, CUBLAS_CHECK, CUDNN_CHECK
 #include "elementwise.cuh"        // activation_backward
-#include "linear.cuh"             // linear_forward, linear_backward, LinearContext
+#include "linear_dev.cuh"         // (kernels/dev) linear_forward_dev, linear_backward_cublas
+#include "linear.cuh"             // linear_forward, linear_backward (v3), LinearWorkspace
+#include "logit_bce.cuh"          // logit_bce
 #include "mbd.cuh"                // mbd_forward, mbd_backward
 #include "model/model.h"          // gan_layers, parameter_count
 
@@ -506,6 +512,13 @@ class CudaKernelBench {
     ctx_.cublas = cublas_;
     ctx_.sm_count = prop_.multiProcessorCount;
     ctx_.cc_major = prop_.major;
+    linear_partials_ = DeviceBuffer(kLinearWorkspaceFloats * sizeof(float));
+    linear_counters_ = DeviceBuffer(kLinearWorkspaceCounters * sizeof(unsigned));
+    linear_ws_.partials = linear_partials_.f();
+    linear_ws_.partial_floats = kLinearWorkspaceFloats;
+    linear_ws_.counters = static_cast<unsigned*>(linear_counters_.get());
+    linear_ws_.counter_count = kLinearWorkspaceCounters;
+    linear_ws_.sm_count = prop_.multiProcessorCount;
 #if defined(MNISTGAN_HAVE_CUDNN)
     CUDNN_CHECK(cudnnCreate(&cudnn_));
     CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
@@ -606,6 +619,7 @@ class CudaKernelBench {
       const size_t d_params = parameter_count(gan_layers(shape), Net::kDiscriminator);
       if (shape.mbd_kernels > 0) mbd_rows(batch, shape.mbd_kernels, shape.mbd_dims);
       bce_row(batch);
+      logit_bce_row(batch, shape);
       adam_row(batch, "G.params", g_params);
       adam_row(batch, "D.params", d_params);
     }
@@ -649,7 +663,8 @@ class CudaKernelBench {
     float* cdb = L.bias ? cpu.zeros(L.out) : nullptr;
     float* cdz = cpu.put(hdz);
     cpu->linear_forward(cx, cw, cb, cy, L.rows, L.in, L.out, act, slope);
-    cpu->linear_backward(cx, cw, cdz, cdx, cdw, cdb, L.rows, L.in, L.out, false);
+    // The dZ = dz * act'(Y) of v3's fused backward, from the forward's Y.
+    cpu->linear_backward(cx, cw, cy, cdz, cdx, cdw, cdb, L.rows, L.in, L.out, act, slope, false);
     const std::vector<float> ref_y = cpu.get(cy, ny), ref_dx = cpu.get(cdx, nx),
                              ref_dw = cpu.get(cdw, nw);
     const std::vector<float> ref_db = L.bias ? cpu.get(cdb, L.out) : std::vector<float>{};
@@ -680,6 +695,19 @@ class CudaKernelBench {
       bool tf32;
       const char* name;
     };
+    for (const int split : {0, 1}) {
+      LinearWorkspace ws = linear_ws_;
+      ws.split_k_override = split;
+      row.variant = split == 0 ? "v3: grouped split-K SGEMM, epilogue fused [shipped]"
+                               : "v3 unsplit";
+      bench_row(
+          row,
+          [&, ws] {
+            linear_forward(ws, x.f(), w.f(), bias, y.f(), L.rows, L.in, L.out, act, slope, {}, 1,
+                           {}, stream_);
+          },
+          check_y(false));
+    }
     for (const Version& v : {Version{1, false, "v1: cuBLAS SGEMM + bias/act kernel"},
                              Version{2, false, "v2: tiled SIMT, epilogue in registers"},
                              Version{2, true, "v2 tf32: WMMA, epilogue in registers"}}) {
@@ -688,12 +716,11 @@ class CudaKernelBench {
       ctx.tf32 = v.tf32;
       row.variant = v.name;
       row.tf32 = v.tf32;
-      if (v.number == kLinearShippedVersion && !v.tf32) row.variant += " [shipped]";
       bench_row(
           row,
           [&, ctx, v] {
-            linear_forward(v.number, ctx, x.f(), w.f(), bias, y.f(), L.rows, L.in, L.out, act,
-                           slope, stream_);
+            linear_forward_dev(v.number, ctx, x.f(), w.f(), bias, y.f(), L.rows, L.in, L.out,
+                               act, slope, stream_);
           },
           check_y(v.tf32));
     }
@@ -754,32 +781,53 @@ class CudaKernelBench {
     }
 #endif
 
-    // Backward: dX, dW, db of the same layer (cuBLAS SGEMMs + deterministic column sums).
+    // Backward: dX, dW, db of the same layer, dZ = dz * act'(Y) included.
+    DeviceBuffer y_ref = upload(ref_y);  // the saved output the backward reads act' from
+    auto check_backward = [&](double& err) {
+      // dX reduces over out, dW over rows.
+      const Op op = Op::kLinearBackward;
+      std::string why = check_op(op, download(dx.f(), nx), ref_dx, "dX", err, L.out);
+      if (why.empty()) why = check_op(op, download(dw.f(), nw), ref_dw, "dW", err, L.rows);
+      if (why.empty() && L.bias)
+        why = check_op(op, download(db.f(), L.out), ref_db, "db", err, L.rows);
+      return why;
+    };
     row.kernel = "linear_backward";
-    row.variant = "cuBLAS SGEMM x2 + column-sum kernel";
     row.work = linear_backward_work(L.rows, L.in, L.out, L.bias);
+    for (const int split : {0, 1}) {
+      LinearWorkspace ws = linear_ws_;
+      ws.split_k_override = split;
+      row.variant = split == 0 ? "v3: one launch, dX + [dW | db], act' on load [shipped]"
+                               : "v3 unsplit";
+      bench_row(
+          row,
+          [&, ws] {
+            linear_backward(ws, x.f(), w.f(), y_ref.f(), dz.f(), dx.f(), dw.f(),
+                            L.bias ? db.f() : nullptr, L.rows, L.in, L.out, act, slope, false, {},
+                            1, {}, stream_);
+          },
+          check_backward);
+    }
+    row.variant = std::string("cuBLAS SGEMM x2 + column-sum kernel") +
+                  (act != Activation::kNone ? " + activation_backward" : "");
     bench_row(
         row,
         [&] {
-          linear_backward(ctx_, x.f(), w.f(), dz.f(), dx.f(), dw.f(), L.bias ? db.f() : nullptr,
-                          L.rows, L.in, L.out, false, stream_);
+          const float* d_z = dz.f();
+          if (act != Activation::kNone) {
+            activation_backward(y_ref.f(), dz.f(), g.f(), ny, act, slope, stream_);
+            d_z = g.f();
+          }
+          linear_backward_cublas(ctx_, x.f(), w.f(), d_z, dx.f(), dw.f(),
+                                 L.bias ? db.f() : nullptr, L.rows, L.in, L.out, false, stream_);
         },
-        [&](double& err) {
-          // dX reduces over out, dW over rows.
-          const Op op = Op::kLinearBackward;
-          std::string why = check_op(op, download(dx.f(), nx), ref_dx, "dX", err, L.out);
-          if (why.empty()) why = check_op(op, download(dw.f(), nw), ref_dw, "dW", err, L.rows);
-          if (why.empty() && L.bias)
-            why = check_op(op, download(db.f(), L.out), ref_db, "db", err, L.rows);
-          return why;
-        });
+        check_backward);
 
     if (act != Activation::kNone) {
       row.kernel = "activation_backward";
       row.variant = "grid-stride";
       row.in = L.out, row.out = 1;
       row.work = activation_backward_work(ny);
-      DeviceBuffer y_ref = upload(ref_y);  // the saved output the backward reads its sign from
       bench_row(
           row, [&] { activation_backward(y_ref.f(), dz.f(), g.f(), ny, act, slope, stream_); },
           [&](double& err) {
@@ -812,14 +860,14 @@ class CudaKernelBench {
     row.kernel = "mbd_forward";
     row.work = mbd_forward_work(groups, batch, K, C);
     bench_row(
-        row, [&] { mbd_forward(m.f(), o.f(), groups, batch, K, C, stream_); },
+        row, [&] { mbd_forward(m.f(), o.f(), groups, batch, K, C, 0, 1, {}, stream_); },
         [&](double& err) {
           return check_op(Op::kMbdForward, download(o.f(), no), ref_o, "O", err, batch);
         });
     row.kernel = "mbd_backward";
     row.work = mbd_backward_work(groups, batch, K, C);
     bench_row(
-        row, [&] { mbd_backward(m.f(), d_o.f(), dm.f(), groups, batch, K, C, stream_); },
+        row, [&] { mbd_backward(m.f(), d_o.f(), dm.f(), groups, batch, K, C, 0, 1, {}, stream_); },
         [&](double& err) {
           return check_op(Op::kMbdBackward, download(dm.f(), nm), ref_dm, "dM", err, batch);
         });
@@ -853,6 +901,47 @@ class CudaKernelBench {
         });
   }
 
+  // D's logit layer + BCE + its backward in one launch (the D update's: 2 groups of batch rows
+  // on [h | o], with weight gradients).
+  void logit_bce_row(int batch, const ModelShape& shape) {
+    const int groups = 2, rows = groups * batch;
+    const int in = shape.hidden_d.back() + shape.mbd_kernels;
+    const size_t nx = static_cast<size_t>(rows) * in;
+    const std::vector<float> hx = bench_random(nx, 10, -1.0f, 1.0f);
+    const std::vector<float> hw = bench_random(in, 11, -0.1f, 0.1f), hb = {0.05f};
+    const float targets[2] = {1.0f, 0.0f};
+    CpuRef cpu;
+    float* cx = cpu.put(hx);
+    float* cw = cpu.put(hw);
+    float* cb = cpu.put(hb);
+    float *clogits = cpu.zeros(rows), *cdl = cpu.zeros(rows), *cdx = cpu.zeros(nx);
+    float *cdw = cpu.zeros(in), *cdb = cpu.zeros(1), *cstats = cpu.zeros(4);
+    cpu->logit_bce(cx, cw, cb, groups, batch, in, targets, 1.0f, clogits, cdl, cdx, cdw, cdb,
+                   cstats);
+    const std::vector<float> ref_dx = cpu.get(cdx, nx), ref_dw = cpu.get(cdw, in);
+    DeviceBuffer x = upload(hx), w = upload(hw), b = upload(hb), logits(rows * 4), dl(rows * 4),
+                 dx(nx * 4), dw(in * 4), db(4), stats(4 * 4);
+    KernelRow row;
+    row.kernel = "logit_bce";
+    row.variant = "one block: logit, BCE per group, stats, dX, dw, db";
+    row.layer = "D.out";
+    row.batch = batch;
+    row.rows = rows, row.in = in, row.out = 1;
+    row.work = op_work(Op::kLogitBce, OpShape{batch, in, 1, groups});
+    bench_row(
+        row,
+        [&] {
+          logit_bce(x.f(), w.f(), b.f(), groups, batch, in, targets, 1.0f, logits.f(), dl.f(),
+                    dx.f(), dw.f(), db.f(), stats.f(), 1, {}, stream_);
+        },
+        [&](double& err) {
+          const Op op = Op::kLogitBce;
+          std::string why = check_op(op, download(dx.f(), nx), ref_dx, "dX", err);
+          if (why.empty()) why = check_op(op, download(dw.f(), in), ref_dw, "dw", err, rows);
+          return why;
+        });
+  }
+
   void adam_row(int batch, const std::string& name, size_t n) {
     const std::vector<float> hp = bench_random(n, 8, -0.1f, 0.1f);
     const std::vector<float> hg = bench_random(n, 9, -0.01f, 0.01f);
@@ -864,10 +953,10 @@ class CudaKernelBench {
     const AdamHyper hyper;
     cpu->adam_step(cp, cg, cm, cv, n, hyper, cpu.step());
     const std::vector<float> ref_p = cpu.get(cp, n);
-    DeviceBuffer p = upload(hp), g = upload(hg), m(n * 4), v(n * 4), step(8);
+    DeviceBuffer p = upload(hp), g = upload(hg), m(n * 4), v(n * 4), step(8), tickets(4);
     KernelRow row;
     row.kernel = "adam";
-    row.variant = "one launch, flat buffer";
+    row.variant = "one launch, flat buffer, step count folded in";
     row.layer = name;
     row.batch = batch;
     row.rows = static_cast<int>(n), row.in = 1, row.out = 1;
@@ -875,8 +964,8 @@ class CudaKernelBench {
     bench_row(
         row,
         [&] {
-          adam_step(p.f(), g.f(), m.f(), v.f(), n, hyper, static_cast<const int64_t*>(step.get()),
-                    stream_);
+          adam_step(p.f(), g.f(), m.f(), v.f(), n, hyper, static_cast<int64_t*>(step.get()),
+                    static_cast<unsigned*>(tickets.get()), stream_);
         },
         [&](double& err) { return check_op(Op::kAdam, download(p.f(), n), ref_p, "params", err); });
   }
@@ -892,6 +981,8 @@ class CudaKernelBench {
 #endif
   DeviceBuffer workspace_;
   LinearContext ctx_;
+  LinearWorkspace linear_ws_;
+  DeviceBuffer linear_partials_, linear_counters_;
   std::unique_ptr<Timer> timer_;
 };
 

@@ -83,7 +83,6 @@ void add_train_flags(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--resume", c.resume, "checkpoint to continue from (same flags)");
   cmd.add_flag("--cuda-graph,!--no-cuda-graph", c.cuda_graph,
                "capture the step in a CUDA graph (CUDA only; default on)");
-  cmd.add_flag("--tf32", c.tf32, "TF32 tensor cores in the CUDA GEMM");
   cmd.add_option("--eval-every", c.eval_every,
                  "steps between sample-quality evaluations, also run at the end (0: off)")
       ->capture_default_str();

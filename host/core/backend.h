@@ -19,17 +19,10 @@
 #include <memory>
 #include <string>
 
+#include "core/op_types.h"  // Activation, AdamHyper, RowStrides
+
 namespace mnistgan {
 
-enum class Activation { kNone, kLeakyRelu, kTanh };
-
-// Adam hyperparameters; the step count t comes from a backend-resident counter.
-struct AdamHyper {
-  float lr = 2e-4f;
-  float beta1 = 0.5f;
-  float beta2 = 0.999f;
-  float eps = 1e-8f;
-};
 
 // Noise streams: the Philox key is (seed, stream) and the counter (element, step), so
 // every (seed, step, stream) triple names one reproducible batch of N(0,1) draws on every
@@ -67,20 +60,39 @@ class Backend {
 
   // ---- linear layers ----------------------------------------------------------------
   // Y = act(X W^T + b) with LeakyReLU slope `slope`.
-  //   X (rows, in), W (out, in), b (out) or nullptr, Y (rows, out).
+  //   X (rows, in), W (out, in), b (out) or nullptr, Y (rows, out); X's and Y's rows are
+  //   ld.x and ld.y floats apart (0: packed; op_types.h's RowStrides).
   virtual void linear_forward(const float* X, const float* W, const float* b, float* Y, int rows,
-                              int in, int out, Activation act, float slope) = 0;
+                              int in, int out, Activation act, float slope,
+                              RowStrides ld = {}) = 0;
   // dZ = dY * act'(.), with act' read from the saved output Y: LeakyReLU from its sign,
-  // tanh as 1 - Y^2. dY and dZ may alias. All (n).
+  // tanh as 1 - Y^2. dY and dZ may alias. All (n). (The training step does this inside
+  // linear_backward; this op is the unfused reference the benchmark and tests compare with.)
   virtual void activation_backward(const float* Y, const float* dY, float* dZ, size_t n,
                                    Activation act, float slope) = 0;
-  // Given dZ (rows, out) of Z = X W^T + b:
+  // The backward pass of Y = act(X W^T + b) given dY (rows, out) and the saved output Y
+  // (rows, out; only read for act != none):
+  //   dZ = dY * act'(Y)  (as activation_backward; never stored)
   //   dW (out, in) = dZ^T X,  db (out) = column sums of dZ,  dX (rows, in) = dZ W.
-  // Any of dW/db/dX may be nullptr to skip it. accumulate=true adds into every non-null
-  // output (dW, db and dX alike: the model sums two paths' gradients into one dX).
-  virtual void linear_backward(const float* X, const float* W, const float* dZ, float* dX,
-                               float* dW, float* db, int rows, int in, int out,
-                               bool accumulate) = 0;
+  // Any of dW/db/dX may be nullptr to skip it (db only with dW). dW and db are overwritten;
+  // dX is added into with accumulate_dx (the model sums two paths' gradients into one dX).
+  // ld.x: the row stride of X and dX, ld.y: of Y and dY (0: packed).
+  virtual void linear_backward(const float* X, const float* W, const float* Y, const float* dY,
+                               float* dX, float* dW, float* db, int rows, int in, int out,
+                               Activation act, float slope, bool accumulate_dx,
+                               RowStrides ld = {}) = 0;
+  // The discriminator's logit layer with its loss and backward pass, as one op. X (groups*B,
+  // in) packed, w (1, in), b (1):
+  //   logits (groups*B) = X w^T + b
+  //   group g's rows against the constant target targets[g] (a host array of `groups`):
+  //     dlogits = grad_scale (sigmoid(logit) - target) / B, stats[2g], stats[2g+1] as
+  //     bce_with_logits adds them (stats may be nullptr)
+  //   dX (groups*B, in) = dlogits w (or nullptr), dw (in) = dlogits^T X, db = sum of
+  //   dlogits (both nullptr or neither).
+  // Exactly linear_forward, bce_with_logits per group and linear_backward in that order.
+  virtual void logit_bce(const float* X, const float* w, const float* b, int groups, int B,
+                         int in, const float* targets, float grad_scale, float* logits,
+                         float* dlogits, float* dX, float* dw, float* db, float* stats) = 0;
 
   // ---- column concatenation (minibatch-discrimination features, label columns) -------
   // out (rows, a+b) = [A (rows, a) | B (rows, b)], and its inverse for gradients (where A or
@@ -91,10 +103,13 @@ class Backend {
   // ---- minibatch discrimination (Salimans et al. 2016) ------------------------------
   // M (groups*B, K*C) viewed as (groups, B, K, C); within each group independently:
   //   O[i,k] = sum_{j != i} exp(-sum_c |M[i,k,c] - M[j,k,c]|),  O (groups*B, K).
-  virtual void mbd_forward(const float* M, float* O, int groups, int B, int K, int C) = 0;
+  // O's rows (and dO's below) are ldo floats apart (0: packed, K), so O can be written into
+  // the last columns of the features [h | o].
+  virtual void mbd_forward(const float* M, float* O, int groups, int B, int K, int C,
+                           int ldo = 0) = 0;
   // dM[i,k,c] = sum_{j != i} (dO[i,k] + dO[j,k]) * e_ijk * -sign(M[i,k,c] - M[j,k,c]).
   virtual void mbd_backward(const float* M, const float* dO, float* dM, int groups, int B, int K,
-                            int C) = 0;
+                            int C, int ldo = 0) = 0;
 
   // ---- loss -------------------------------------------------------------------------
   // Mean binary cross-entropy on logits x (n) against a constant target t, computed as
@@ -119,14 +134,17 @@ class Backend {
   // ---- optimiser --------------------------------------------------------------------
   // One Adam step over a flat buffer of n parameters, as torch.optim.Adam (no weight
   // decay): t = *step + 1, m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2,
-  //   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+  //   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps),
+  // then *step = t, then, with ema (n) non-null, ema_update(ema, p, n, ema_decay, step) (the
+  // EMA generator's update after G's, in the same op).
   // skip_if_nonzero: a backend float read when the op runs (so a replayed graph sees the
   // current value); when it is non-null and *skip_if_nonzero != 0 (NaN included) the op
   // changes nothing (the divergence guard's --nan-policy skip-step, like PyTorch AMP's
   // GradScaler skipping optimizer.step()).
   virtual void adam_step(float* params, const float* grads, float* m, float* v, size_t n,
-                         const AdamHyper& hyper, const int64_t* step,
-                         const float* skip_if_nonzero = nullptr) = 0;
+                         const AdamHyper& hyper, int64_t* step,
+                         const float* skip_if_nonzero = nullptr, float* ema = nullptr,
+                         float ema_decay = 0.0f) = 0;
 
   // Exponential moving average of a parameter buffer (the EMA generator), all (n):
   //   t = *updates (optimiser updates done so far, read when the op runs)
@@ -182,12 +200,9 @@ class Backend {
   virtual bool begin_capture() { return false; }
   virtual void end_capture() {}
   virtual void replay() {}
-};
-
-// Backend-specific knobs (the CPU backend ignores them).
-struct BackendOptions {
-  bool tf32 = false;       // --tf32: TF32 tensor cores in the custom GEMM (CUDA)
-  int linear_version = 0;  // fused linear kernel version; 0 = the shipped one (CUDA)
+  // The work items (kernels, memsets, copies) of the last end_capture()'s recording (CUDA:
+  // the graph's node count); -1 for a backend without graphs or before a capture.
+  virtual int64_t captured_nodes() const { return -1; }
 };
 
 // Which backends this build has and which one to use.
@@ -196,8 +211,7 @@ bool cuda_backend_built();
 std::string cuda_unavailable_reason();
 std::unique_ptr<Backend> make_cpu_backend();
 // Throws std::runtime_error with the reason when no usable device is present.
-std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options = {},
-                                           int device_index = 0);
+std::unique_ptr<Backend> make_cuda_backend(int device_index = 0);
 // The one check of a --device value, used by every command's validate(): throws
 // std::invalid_argument "--device: unknown device '<name>'; expected cpu, cuda or auto"
 // unless device is "cpu", "cuda" or "auto".
@@ -207,8 +221,7 @@ void validate_device_flag(const std::string& device);
 // std::runtime_error "--device cuda: <why>; ... use --device cpu" when CUDA is asked for and
 // cannot be had.
 std::string resolve_device(const std::string& device);
-// make_cpu_backend() or make_cuda_backend(options) as resolve_device(device) says; throws as it.
-std::unique_ptr<Backend> make_backend(const std::string& device,
-                                      const BackendOptions& options = {});
+// make_cpu_backend() or make_cuda_backend() as resolve_device(device) says; throws as it.
+std::unique_ptr<Backend> make_backend(const std::string& device);
 
 }  // namespace mnistgan

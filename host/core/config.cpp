@@ -108,7 +108,6 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
                      {"checkpoint_every", c.checkpoint_every},
                      {"keep_checkpoints", c.keep_checkpoints},
                      {"cuda_graph", c.cuda_graph},
-                     {"tf32", c.tf32},
                      {"eval_every", c.eval_every},
                      {"classifier", c.classifier},
                      {"eval_samples", c.eval_samples},
@@ -175,7 +174,6 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   get("checkpoint_every", c.checkpoint_every);
   get("keep_checkpoints", c.keep_checkpoints);
   get("cuda_graph", c.cuda_graph);
-  get("tf32", c.tf32);
   get("eval_every", c.eval_every);
   get("classifier", c.classifier);
   get("eval_samples", c.eval_samples);

@@ -71,7 +71,6 @@ struct TrainConfig {
   int64_t checkpoint_every = 0;  // --checkpoint-every: steps (0: once per epoch)
   int keep_checkpoints = 3;      // --keep-checkpoints: how many step checkpoints to keep
   bool cuda_graph = true;        // --cuda-graph / --no-cuda-graph (CUDA backend only)
-  bool tf32 = false;             // --tf32: TF32 tensor cores in the CUDA GEMM
   // --eval-every: steps between sample-quality evaluations (eval.h), also run at the end;
   // their figures fill metrics.csv's eval_* columns. 0: off.
   int64_t eval_every = 0;

@@ -13,7 +13,7 @@
 
 #include <cstdint>  // int64_t, uint8_t
 
-#include "core/backend.h"      // Activation, AdamHyper
+#include "core/op_types.h"     // Activation, AdamHyper
 #include "core/host_device.h"  // MNISTGAN_HD, add_rn..., quiet_nan
 
 namespace mnistgan {
@@ -66,6 +66,36 @@ MNISTGAN_HD BceTerms bce_with_logits_terms(float x, float target) {
 // d(grad_scale * mean loss)/dx for one of n logits: grad_scale (sigmoid(x) - t) / n.
 MNISTGAN_HD float bce_with_logits_grad(float prob, float target, float grad_scale, int n) {
   return grad_scale * (prob - target) / static_cast<float>(n);
+}
+
+// ---- softmax cross-entropy, one row ------------------------------------------------------
+
+// Of logits x (classes): the maximum, the first index holding it, and sum_c exp(x_c - max).
+struct SoftmaxRow {
+  float max;
+  int argmax;
+  float sum;
+};
+MNISTGAN_HD SoftmaxRow softmax_row(const float* x, int classes) {
+  SoftmaxRow s{x[0], 0, 0.0f};
+  for (int c = 1; c < classes; ++c)
+    if (x[c] > s.max) s.max = x[c], s.argmax = c;
+  for (int c = 0; c < classes; ++c) s.sum += expf(x[c] - s.max);
+  return s;
+}
+
+// log(sum exp(x)) - x_label = log(sum exp(x - max)) - (x_label - max); NaN for a label
+// outside [0, classes).
+MNISTGAN_HD float softmax_xent_loss(const float* x, int label, int classes, const SoftmaxRow& s) {
+  return label >= 0 && label < classes ? logf(s.sum) - (x[label] - s.max) : quiet_nan();
+}
+
+// scale (softmax(x)_c - [c == label]) for logit x_c; NaN for a label outside [0, classes).
+MNISTGAN_HD float softmax_xent_grad(float x_c, int c, int label, int classes, const SoftmaxRow& s,
+                                    float scale) {
+  return label >= 0 && label < classes
+             ? scale * (expf(x_c - s.max) / s.sum - (c == label ? 1.0f : 0.0f))
+             : quiet_nan();
 }
 
 // ---- Adam ---------------------------------------------------------------------------------

@@ -77,6 +77,12 @@ const std::vector<OpCheck>& op_checks() {
       {Op::kGatherLabels, "gather_labels", {OpShape{9, 1, 100}}},
       {Op::kRandomLabels, "random_labels", {n(1), n(7), n(64), n(10001)}},
       {Op::kOneHot, "one_hot", {OpShape{1, 10}, OpShape{37, 10}}},
+      // groups of B rows, in features: 1 row, odd sizes, the D update's and the G update's
+      // calls at batch 64 and the D update's at batch 1024 ([h | o] = 356 wide).
+      {Op::kLogitBce,
+       "logit_bce",
+       {OpShape{1, 3, 1, 1}, OpShape{7, 37, 1, 2}, OpShape{300, 100, 1, 1}, OpShape{64, 356, 1, 2},
+        OpShape{64, 356, 1, 1}, OpShape{1024, 356, 1, 2}}},
   };
   return table;
 }
@@ -91,7 +97,8 @@ const OpCheck& op_check(Op op) {
 Tolerance op_tolerance(Op op, int64_t reduction, double max_abs_want, bool tf32) {
   switch (op) {
     case Op::kLinearForward:
-    case Op::kLinearBackward: {
+    case Op::kLinearBackward:
+    case Op::kLogitBce: {  // logits, dw and db are GEMM-like sums (reduction in or rows)
       const double scale = max_abs_want + 1.0;
       if (tf32) return {kTf32AtolScale * scale, kTf32Rtol};
       return {kGemmAtolPerSqrtK * std::sqrt(static_cast<double>(std::max<int64_t>(reduction, 1))) *
@@ -191,6 +198,12 @@ WorkCount op_work(Op op, const OpShape& s) {
       return {0.0, 4.0 * n};
     case Op::kOneHot:  // reads rows labels, writes rows x classes floats
       return {0.0, 4.0 * s.rows * (1.0 + s.in)};
+    case Op::kLogitBce: {  // the 1-output layer's forward and backward; BCE's few flops
+      const int rows = s.groups * s.rows;
+      const WorkCount f = linear_forward_work(rows, s.in, 1, true),
+                      b = linear_backward_work(rows, s.in, 1, true);
+      return {f.flops + b.flops + 12.0 * rows, f.bytes + b.bytes};
+    }
   }
   throw std::invalid_argument("op_work: unknown op");
 }

@@ -35,12 +35,13 @@ enum class Op {
   kGatherLabels,
   kRandomLabels,
   kOneHot,
+  kLogitBce,
 };
 
 // One call's shape; the fields an op does not use stay 1 (see the header comment).
 //   linear: rows, in, out, bias.  mbd: groups, rows = B, in = K, out = C.  gather_batch:
 //   rows, in = pixels, out = images.  gather_labels: rows, out = images.  one_hot: rows,
-//   in = classes.  others: rows = n.
+//   in = classes.  logit_bce: groups of rows = B, in.  others: rows = n.
 struct OpShape {
   int rows = 1, in = 1, out = 1;
   int groups = 1;

@@ -127,8 +127,7 @@ std::vector<float*> Classifier::outputs() const {
 
 void Classifier::adam_step(const AdamHyper& hyper) {
   backend_.adam_step(net_.params, net_.grads, net_.adam_m, net_.adam_v, net_.size, hyper,
-                     net_.adam_step);
-  backend_.increment(net_.adam_step);
+                     net_.adam_step);  // t += 1 in the same op
 }
 
 std::vector<float> Classifier::download_params() {

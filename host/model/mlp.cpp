@@ -6,15 +6,17 @@
 namespace mnistgan {
 
 void mlp_forward(Backend& backend, const float* params, const std::vector<LinearLayer>& layers,
-                 const float* x, const std::vector<float*>& outputs, int rows, float slope) {
+                 const float* x, const std::vector<float*>& outputs, int rows, float slope,
+                 int top_ld) {
   if (outputs.size() != layers.size())
     throw std::invalid_argument("mlp_forward: one output buffer per layer");
   const float* input = x;
   for (size_t l = 0; l < layers.size(); ++l) {
     const LinearLayer& layer = layers[l];
+    const bool top = l + 1 == layers.size();
     backend.linear_forward(input, params + layer.weight,
                            layer.has_bias ? params + layer.bias : nullptr, outputs[l], rows,
-                           layer.in, layer.out, layer.act, slope);
+                           layer.in, layer.out, layer.act, slope, {0, top ? top_ld : 0});
     input = outputs[l];
   }
 }
@@ -22,7 +24,7 @@ void mlp_forward(Backend& backend, const float* params, const std::vector<Linear
 void mlp_backward(Backend& backend, const float* params, float* grads,
                   const std::vector<LinearLayer>& layers, const float* x,
                   const std::vector<float*>& outputs, const float* d_top, int rows, float slope,
-                  const MlpScratch& scratch, float* d_x) {
+                  const MlpScratch& scratch, float* d_x, int top_ld) {
   if (outputs.size() != layers.size())
     throw std::invalid_argument("mlp_backward: one saved output per layer");
   // The buffer of scratch that is not `p` (a when p is neither).
@@ -30,19 +32,14 @@ void mlp_backward(Backend& backend, const float* params, float* grads,
   const float* d_y = d_top;  // (rows, out of layer l)
   for (size_t i = layers.size(); i-- > 0;) {
     const LinearLayer& layer = layers[i];
-    const float* d_z = d_y;
-    if (layer.act != Activation::kNone) {
-      float* into = other(d_y);
-      backend.activation_backward(outputs[i], d_y, into, static_cast<size_t>(rows) * layer.out,
-                                  layer.act, slope);
-      d_z = into;
-    }
-    float* d_in = i == 0 ? d_x : other(d_z);  // (rows, in); never d_z itself
+    const bool top = i + 1 == layers.size();
+    float* d_in = i == 0 ? d_x : other(d_y);  // (rows, in); never d_y itself
     float* d_w = grads != nullptr ? grads + layer.weight : nullptr;
     float* d_b = grads != nullptr && layer.has_bias ? grads + layer.bias : nullptr;
     if (d_in != nullptr || d_w != nullptr)
-      backend.linear_backward(i == 0 ? x : outputs[i - 1], params + layer.weight, d_z, d_in, d_w,
-                              d_b, rows, layer.in, layer.out, /*accumulate=*/false);
+      backend.linear_backward(i == 0 ? x : outputs[i - 1], params + layer.weight, outputs[i], d_y,
+                              d_in, d_w, d_b, rows, layer.in, layer.out, layer.act, slope,
+                              /*accumulate_dx=*/false, {0, top ? top_ld : 0});
     d_y = d_in;
   }
 }

@@ -4,8 +4,8 @@
 //
 //   forward:  y_0 = x (rows, layers[0].in);  y_{l+1} = act_l(y_l W_l^T + b_l)  (rows, out_l)
 //   backward: from the top, dZ_l = dY_l * act_l'(y_{l+1}) (read from the saved output, so no
-//             pre-activation is kept; skipped for act none, where dZ = dY), then
-//             dW_l = dZ_l^T y_l, db_l = column sums of dZ_l, dY_{l-1} = dZ_l W_l.
+//             pre-activation is kept; act none: dZ = dY), then dW_l = dZ_l^T y_l,
+//             db_l = column sums of dZ_l, dY_{l-1} = dZ_l W_l: one linear_backward per layer.
 //
 // Every layer's W (out, in) and b (out) lie at offsets in one flat parameter buffer, and their
 // gradients at the same offsets in a flat gradient buffer of the same layout (model.h's
@@ -37,18 +37,21 @@ struct MlpScratch {
 
 // x (rows, layers[0].in) -> outputs[l] (rows, layers[l].out) for every layer l, with the
 // weights `params` (the flat buffer the layers' offsets point into). LeakyReLU layers use
-// `slope` (0: ReLU). outputs has one backend buffer per layer.
+// `slope` (0: ReLU). outputs has one backend buffer per layer; the last layer's rows are
+// top_ld floats apart (0: packed), so it can write into the first columns of a wider buffer.
 void mlp_forward(Backend& backend, const float* params, const std::vector<LinearLayer>& layers,
-                 const float* x, const std::vector<float*>& outputs, int rows, float slope);
+                 const float* x, const std::vector<float*>& outputs, int rows, float slope,
+                 int top_ld = 0);
 
 // The backward pass of the mlp_forward that left x and outputs (as above):
 //   d_top (rows, layers.back().out): the gradient w.r.t. the last layer's output; it may be
 //     scratch.a or scratch.b, or a caller's buffer (then left untouched);
 //   grads: the flat gradient buffer, every layer's dW and db overwritten, or nullptr (none);
-//   d_x (rows, layers[0].in): the gradient w.r.t. x, or nullptr (not computed).
+//   d_x (rows, layers[0].in): the gradient w.r.t. x, or nullptr (not computed);
+//   top_ld: the row stride of the last output and of d_top (0: packed), as mlp_forward's.
 void mlp_backward(Backend& backend, const float* params, float* grads,
                   const std::vector<LinearLayer>& layers, const float* x,
                   const std::vector<float*>& outputs, const float* d_top, int rows, float slope,
-                  const MlpScratch& scratch, float* d_x);
+                  const MlpScratch& scratch, float* d_x, int top_ld = 0);
 
 }  // namespace mnistgan

@@ -106,10 +106,11 @@ constexpr uint32_t kInitStreamBase = 0x10000u;
 
 // After an update's backward pass: under --nan-policy skip-step, NaN/Inf in its n_stats stats
 // (in b.guard from kGuardStats, bound for b.stats from first_stat), n_logits logit gradients
-// or parameter gradients, counted into guard[skip_slot], skip Adam and the stats' sum.
+// or parameter gradients, counted into guard[skip_slot], skip Adam (with its step count and the
+// EMA update `ema`, when given) and the stats' sum.
 void finish_update(Backend& backend, Network& net, const AdamHyper& hyper, const StepBuffers& b,
                    StatSlot first_stat, int n_stats, GuardSlot skip_slot, size_t n_logits,
-                   bool inject_nan) {
+                   bool inject_nan, float* ema, float ema_decay) {
   static const float kNan = NAN;  // static: the CUDA copy may read it after this returns
   if (inject_nan) backend.to_backend(net.grads, &kNan, sizeof(kNan));
   float* skip = b.guard ? b.guard + skip_slot : nullptr;
@@ -118,9 +119,9 @@ void finish_update(Backend& backend, Network& net, const AdamHyper& hyper, const
     backend.count_nonfinite(b.d_logits, n_logits, skip);
     backend.count_nonfinite(net.grads, net.size, skip);
   }
+  // Adam, its step count and (for G) the EMA: one op.
   backend.adam_step(net.params, net.grads, net.adam_m, net.adam_v, net.size, hyper, net.adam_step,
-                    skip);
-  backend.increment(net.adam_step, skip);
+                    skip, ema, ema_decay);
   if (skip) backend.accumulate(b.guard + kGuardStats, b.stats + first_stat, n_stats, skip);
 }
 }  // namespace
@@ -157,14 +158,13 @@ Gan::Gan(Backend& backend, const ModelShape& shape, int max_batch, int max_group
   for (const LinearLayer& layer : d_layers_) d_acts_.emplace_back(backend_, d_rows * layer.out);
   if (shape.mbd_kernels > 0) {
     mbd_m_ = BackendBuffer<float>(backend_, d_rows * mbd_t_.out);
-    mbd_o_ = BackendBuffer<float>(backend_, d_rows * shape.mbd_kernels);
     features_ = BackendBuffer<float>(backend_, d_rows * d_out_.in);
   }
   logits_ = BackendBuffer<float>(backend_, d_rows);
+  d_top_ = BackendBuffer<float>(backend_, d_rows * d_out_.in);
   const size_t scratch = std::max(g_rows, d_rows) * widest;
   scratch_a_ = BackendBuffer<float>(backend_, scratch);
   scratch_b_ = BackendBuffer<float>(backend_, scratch);
-  scratch_c_ = BackendBuffer<float>(backend_, scratch);
   if (shape.classes > 0) {
     one_hot_ = BackendBuffer<float>(backend_, d_rows * shape.classes);
     g_input_ = BackendBuffer<float>(backend_, g_rows * (shape.latent_dim + shape.classes));
@@ -220,11 +220,6 @@ void Gan::enable_ema() {
 
 void Gan::disable_ema() { g_ema_.reset(); }
 
-void Gan::update_ema(float decay, const float* skip_if_nonzero) {
-  if (g_ema_.empty()) throw std::logic_error("Gan::update_ema: enable_ema() was not called");
-  backend_.ema_update(g_ema_.get(), g_.params, g_.size, decay, g_.adam_step, skip_if_nonzero);
-}
-
 void Gan::sample_forward(const float* z, float* images, int rows, const int32_t* labels) {
   generator_forward_with(samples_from_ema() ? g_ema_.get() : g_.params, z, images, rows, labels);
 }
@@ -268,69 +263,77 @@ void Gan::generator_backward(const float* z, const float* images, const float* d
                {scratch_a_.get(), scratch_b_.get()}, /*d_x=*/nullptr);
 }
 
-const float* Gan::discriminator_forward(const float* x, int groups, int B, const int32_t* labels) {
+const float* Gan::discriminator_top(const float* x, int groups, int B, const int32_t* labels) {
   if (groups > max_groups_ || B > max_batch_)
     throw std::invalid_argument("discriminator_forward: more rows than allocated");
   const int rows = groups * B;
   const float* input =
       with_labels(x, labels, rows, shape_.image_pixels, d_input_.get(), "discriminator_forward");
-  mlp_forward(backend_, d_.params, d_layers_, input, pointers(d_acts_), rows, shape_.leaky_slope);
-  const float* h = d_acts_.back().get();  // (rows, H)
-  const float* top = h;
-  if (shape_.mbd_kernels > 0) {
-    const int width = d_layers_.back().out;
-    backend_.linear_forward(h, d_.params + mbd_t_.weight, nullptr, mbd_m_.get(), rows, mbd_t_.in,
-                            mbd_t_.out, Activation::kNone, 0.0f);
-    backend_.mbd_forward(mbd_m_.get(), mbd_o_.get(), groups, B, shape_.mbd_kernels,
-                         shape_.mbd_dims);
-    backend_.concat_cols(h, mbd_o_.get(), features_.get(), rows, width, shape_.mbd_kernels);
-    top = features_.get();
+  if (shape_.mbd_kernels == 0) {
+    mlp_forward(backend_, d_.params, d_layers_, input, pointers(d_acts_), rows, shape_.leaky_slope);
+    return d_acts_.back().get();
   }
+  // h (rows, H) is written straight into features_ = [h | o] (rows, H + K), o next to it.
+  const int width = d_layers_.back().out, ld = d_out_.in;
+  std::vector<float*> outputs = pointers(d_acts_);
+  outputs.back() = features_.get();
+  mlp_forward(backend_, d_.params, d_layers_, input, outputs, rows, shape_.leaky_slope, ld);
+  backend_.linear_forward(features_.get(), d_.params + mbd_t_.weight, nullptr, mbd_m_.get(), rows,
+                          mbd_t_.in, mbd_t_.out, Activation::kNone, 0.0f, {ld, 0});
+  backend_.mbd_forward(mbd_m_.get(), features_.get() + width, groups, B, shape_.mbd_kernels,
+                       shape_.mbd_dims, ld);
+  return features_.get();
+}
+
+const float* Gan::discriminator_forward(const float* x, int groups, int B, const int32_t* labels) {
+  const float* top = discriminator_top(x, groups, B, labels);
   backend_.linear_forward(top, d_.params + d_out_.weight, d_.params + d_out_.bias, logits_.get(),
-                          rows, d_out_.in, 1, Activation::kNone, 0.0f);
+                          groups * B, d_out_.in, 1, Activation::kNone, 0.0f);
   return logits_.get();
 }
 
 void Gan::discriminator_backward(const float* x, const float* d_logits, int groups, int B,
                                  bool param_grads, float* d_x) {
   const int rows = groups * B;
-  const float* h = d_acts_.back().get();
-  const int width = d_layers_.back().out;
-  float* d_h = scratch_a_.get();  // (rows, H): gradient w.r.t. the last hidden output
-  auto grad = [&](const LinearLayer& layer, bool bias) -> float* {
-    if (!param_grads) return nullptr;
-    return d_.grads + (bias ? layer.bias : layer.weight);
-  };
+  const float* top = shape_.mbd_kernels > 0 ? features_.get() : d_acts_.back().get();
+  // d top (rows, d_out.in) = d_logit w; dw = d_logit^T top, db = sum of d_logit.
+  backend_.linear_backward(top, d_.params + d_out_.weight, nullptr, d_logits, d_top_.get(),
+                           param_grads ? d_.grads + d_out_.weight : nullptr,
+                           param_grads ? d_.grads + d_out_.bias : nullptr, rows, d_out_.in, 1,
+                           Activation::kNone, 0.0f, false);
+  backward_below_logit(x, groups, B, param_grads, d_x);
+}
+
+void Gan::backward_below_logit(const float* x, int groups, int B, bool param_grads, float* d_x) {
+  const int rows = groups * B;
+  const float* d_top = d_top_.get();  // (rows, d_out.in): [dh | do], or dh without mbd
+  int ld = 0;
   if (shape_.mbd_kernels > 0) {
-    // logit = [h | o] w + b, so d[h | o] = d_logit w; split it into dh and do.
-    backend_.linear_backward(features_.get(), d_.params + d_out_.weight, d_logits, scratch_c_.get(),
-                             grad(d_out_, false), grad(d_out_, true), rows, d_out_.in, 1, false);
-    float* d_o = mbd_o_.get();      // o itself is no longer needed (features_ holds a copy)
+    // do = d_top's last K columns; dM from it; then M = h T^T: dT = dM^T h, and dh (d_top's
+    // first H columns) gains dM T on top of the logit path's gradient.
+    const int width = d_layers_.back().out;
+    ld = d_out_.in;
     float* d_m = scratch_b_.get();  // (rows, K*C)
-    backend_.split_cols(scratch_c_.get(), d_h, d_o, rows, width, shape_.mbd_kernels);
-    backend_.mbd_backward(mbd_m_.get(), d_o, d_m, groups, B, shape_.mbd_kernels, shape_.mbd_dims);
-    // M = h T^T: dT = dM^T h, and dh gains dM T on top of the direct path's gradient.
-    if (param_grads)
-      backend_.linear_backward(h, d_.params + mbd_t_.weight, d_m, nullptr, grad(mbd_t_, false),
-                               nullptr, rows, mbd_t_.in, mbd_t_.out, false);
-    backend_.linear_backward(h, d_.params + mbd_t_.weight, d_m, d_h, nullptr, nullptr, rows,
-                             mbd_t_.in, mbd_t_.out, /*accumulate=*/true);
-  } else {
-    backend_.linear_backward(h, d_.params + d_out_.weight, d_logits, d_h, grad(d_out_, false),
-                             grad(d_out_, true), rows, d_out_.in, 1, false);
+    backend_.mbd_backward(mbd_m_.get(), d_top_.get() + width, d_m, groups, B, shape_.mbd_kernels,
+                          shape_.mbd_dims, ld);
+    backend_.linear_backward(features_.get(), d_.params + mbd_t_.weight, nullptr, d_m,
+                             d_top_.get(), param_grads ? d_.grads + mbd_t_.weight : nullptr,
+                             nullptr, rows, mbd_t_.in, mbd_t_.out, Activation::kNone, 0.0f,
+                             /*accumulate_dx=*/true, {ld, 0});
   }
+  std::vector<float*> outputs = pointers(d_acts_);
+  if (shape_.mbd_kernels > 0) outputs.back() = features_.get();
+  float* grads = param_grads ? d_.grads : nullptr;
+  const MlpScratch scratch{scratch_a_.get(), scratch_b_.get()};
   if (shape_.classes == 0) {
-    mlp_backward(backend_, d_.params, param_grads ? d_.grads : nullptr, d_layers_, x,
-                 pointers(d_acts_), d_h, rows, shape_.leaky_slope,
-                 {scratch_a_.get(), scratch_b_.get()}, d_x);
+    mlp_backward(backend_, d_.params, grads, d_layers_, x, outputs, d_top, rows,
+                 shape_.leaky_slope, scratch, d_x, ld);
     return;
   }
   // D saw [x | one-hot] (d_input_, from the forward pass); only the image part of its
   // gradient flows on (to G), the label part is a constant's.
-  mlp_backward(backend_, d_.params, param_grads ? d_.grads : nullptr, d_layers_, d_input_.get(),
-               pointers(d_acts_), d_h, rows, shape_.leaky_slope,
-               {scratch_a_.get(), scratch_b_.get()},
-               d_x != nullptr ? d_input_grad_.get() : nullptr);
+  mlp_backward(backend_, d_.params, grads, d_layers_, d_input_.get(), outputs, d_top, rows,
+               shape_.leaky_slope, scratch, d_x != nullptr ? d_input_grad_.get() : nullptr, ld);
   if (d_x != nullptr)
     backend_.split_cols(d_input_grad_.get(), d_x, nullptr, rows, shape_.image_pixels,
                         shape_.classes);
@@ -341,30 +344,38 @@ void Gan::update_discriminator(const StepBuffers& b, int B, float real_label,
   float* fake = b.x + static_cast<size_t>(B) * shape_.image_pixels;
   const int32_t* fake_labels = b.labels != nullptr ? b.labels + B : nullptr;
   generator_forward(b.z, fake, B, fake_labels);
-  const float* logits = discriminator_forward(b.x, /*groups=*/2, B, b.labels);
+  const float* top = discriminator_top(b.x, /*groups=*/2, B, b.labels);
   // The stats go to b.stats, or under the guard to its slots from kGuardStats, in StatSlot's
   // order: real loss and score, then fake loss and score.
   float* stats = b.guard ? b.guard + kGuardStats : b.stats + kStatRealLoss;
   if (b.guard) backend_.fill_zero(b.guard, (kGuardDiscriminatorSkip + 1) * sizeof(float));
-  backend_.bce_with_logits(logits, B, real_label, 1.0f, b.d_logits, stats);
-  backend_.bce_with_logits(logits + B, B, 0.0f, 1.0f, b.d_logits + B,
-                           stats + (kStatFakeLoss - kStatRealLoss));
-  discriminator_backward(b.x, b.d_logits, 2, B, /*param_grads=*/true, nullptr);
+  const float targets[2] = {real_label, 0.0f};
+  backend_.logit_bce(top, d_.params + d_out_.weight, d_.params + d_out_.bias, 2, B, d_out_.in,
+                     targets, 1.0f, logits_.get(), b.d_logits, d_top_.get(),
+                     d_.grads + d_out_.weight, d_.grads + d_out_.bias, stats);
+  backward_below_logit(b.x, 2, B, /*param_grads=*/true, nullptr);
   finish_update(backend_, d_, hyper, b, kStatRealLoss, kDiscriminatorStats, kGuardDiscriminatorSkip,
-                2 * static_cast<size_t>(B), inject_nan);
+                2 * static_cast<size_t>(B), inject_nan, nullptr, 0.0f);
 }
 
-void Gan::update_generator(const StepBuffers& b, int B, const AdamHyper& hyper, bool inject_nan) {
+void Gan::update_generator(const StepBuffers& b, int B, const AdamHyper& hyper, bool inject_nan,
+                           float ema_decay) {
+  if (ema_decay > 0.0f && g_ema_.empty())
+    throw std::logic_error("Gan::update_generator: an EMA decay without enable_ema()");
   float* fake = b.x + static_cast<size_t>(B) * shape_.image_pixels;
   const int32_t* fake_labels = b.labels != nullptr ? b.labels + B : nullptr;
-  const float* logits = discriminator_forward(fake, 1, B, fake_labels);
+  const float* top = discriminator_top(fake, 1, B, fake_labels);
   float* stats = b.guard ? b.guard + kGuardStats : b.stats + kStatGeneratorLoss;
   if (b.guard) backend_.fill_zero(b.guard, (kGuardGeneratorSkip + 1) * sizeof(float));
-  backend_.bce_with_logits(logits, B, 1.0f, 1.0f, b.d_logits, stats);  // loss, score
-  discriminator_backward(fake, b.d_logits, 1, B, /*param_grads=*/false, b.d_fake);
+  const float target = 1.0f;  // the non-saturating loss: fakes against the real label 1
+  backend_.logit_bce(top, d_.params + d_out_.weight, d_.params + d_out_.bias, 1, B, d_out_.in,
+                     &target, 1.0f, logits_.get(), b.d_logits, d_top_.get(), nullptr, nullptr,
+                     stats);
+  backward_below_logit(fake, 1, B, /*param_grads=*/false, b.d_fake);
   generator_backward(b.z, fake, b.d_fake, B, fake_labels);
   finish_update(backend_, g_, hyper, b, kStatGeneratorLoss, kGeneratorStats, kGuardGeneratorSkip,
-                static_cast<size_t>(B), inject_nan);
+                static_cast<size_t>(B), inject_nan, ema_decay > 0.0f ? g_ema_.get() : nullptr,
+                ema_decay);
 }
 
 }  // namespace mnistgan

@@ -132,8 +132,8 @@ struct StepBuffers {
   float* d_fake = nullptr;    // (B, pixels) scratch
   float* stats = nullptr;     // (kStatSlots) the StatSlot sums; the updates add to slots 0-5
   // nullptr, or (kGuardSlots): --nan-policy skip-step's scratch. After update_generator,
-  // guard[kGuardGeneratorSkip] != 0 iff G's update was skipped (what Gan::update_ema is given,
-  // so the average skips the update too).
+  // guard[kGuardGeneratorSkip] != 0 iff G's update was skipped (the EMA update in G's
+  // Adam op skips with it).
   float* guard = nullptr;
   // (2B) int32 [real | fake] labels, filled by the caller; nullptr for an unconditional model.
   const int32_t* labels = nullptr;
@@ -173,14 +173,15 @@ class Gan {
                               bool param_grads, float* d_x);
 
   // One update of D: x[B:2B] = G(z), BCE of D(x) (two groups) against real_label and 0, Adam.
-  // Then one of G: the non-saturating BCE of those fake rows through the updated D, Adam.
+  // Then one of G: the non-saturating BCE of those fake rows through the updated D, Adam, and
+  // with ema_decay > 0 (enable_ema() first) the EMA generator's update in the same op.
   // With b.guard (--nan-policy skip-step) an update counts the NaN/Inf in its stats, logit and
   // parameter gradients and, if any, skips Adam, Adam's step count and its stats, all on the
   // backend (no host sync: a step stays one graph). inject_nan: a test hook's NaN gradient.
   void update_discriminator(const StepBuffers& b, int B, float real_label, const AdamHyper& hyper,
                             bool inject_nan = false);
   void update_generator(const StepBuffers& b, int B, const AdamHyper& hyper,
-                        bool inject_nan = false);
+                        bool inject_nan = false, float ema_decay = 0.0f);
 
   // ---- the EMA generator ----
   // An exponential moving average of G's weights (same flat layout as G's params), kept on
@@ -191,9 +192,6 @@ class Gan {
   void disable_ema();  // frees it
   bool has_ema() const { return !g_ema_.empty(); }
   float* generator_ema() { return g_ema_.get(); }  // (G.size) or nullptr
-  // One EMA update after G's update: decay warmed up by G's Adam step count (backend.h's
-  // ema_update); skip_if_nonzero is the G update's skip flag, or nullptr.
-  void update_ema(float decay, const float* skip_if_nonzero);
   // Which weights sample_forward() uses: the EMA's when enabled and `use` is true (the
   // default), G's own otherwise (--raw-generator).
   void sample_from_ema(bool use) { sample_from_ema_ = use; }
@@ -208,6 +206,12 @@ class Gan {
   int max_batch() const { return max_batch_; }
 
  private:
+  // D's hidden stack (and minibatch discrimination) on x (groups*B, pixels): the input of the
+  // logit layer, features_ = [h | o] (rows, H + K), or h without minibatch discrimination.
+  const float* discriminator_top(const float* x, int groups, int B, const int32_t* labels);
+  // From d_top_ (the gradient w.r.t. discriminator_top's output) down to D.grads (when
+  // param_grads; the logit layer's are the caller's) and d_x (when not null).
+  void backward_below_logit(const float* x, int groups, int B, bool param_grads, float* d_x);
   // generator_forward on the weights `params` (G's layout): G's own or the EMA's.
   void generator_forward_with(const float* params, const float* z, float* images, int rows,
                               const int32_t* labels);
@@ -229,12 +233,11 @@ class Gan {
   // Each hidden layer's output, (rows, out); G's last output is the caller's `images`.
   std::vector<BackendBuffer<float>> g_acts_, d_acts_;
   BackendBuffer<float> mbd_m_;      // (rows, K*C)
-  BackendBuffer<float> mbd_o_;      // (rows, K)
   BackendBuffer<float> features_;   // (rows, H + K)
   BackendBuffer<float> logits_;     // (rows)
+  BackendBuffer<float> d_top_;      // (rows, d_out.in): gradient w.r.t. the logit layer's input
   BackendBuffer<float> scratch_a_;  // gradient ping-pong buffers, (rows, widest layer)
   BackendBuffer<float> scratch_b_;
-  BackendBuffer<float> scratch_c_;
   BackendBuffer<float> g_ema_;  // (G.size): the EMA generator, when enabled
   // Conditional models only (empty otherwise):
   BackendBuffer<float> one_hot_;       // (rows, classes)

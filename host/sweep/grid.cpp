@@ -175,8 +175,7 @@ std::string sweep_group_key(const TrainConfig& c) {
                         {"epochs", c.epochs},
                         {"steps", c.steps},
                         {"ema", c.ema_decay > 0.0f},
-                        {"nan_policy", c.nan_policy},
-                        {"tf32", c.tf32}};
+                        {"nan_policy", c.nan_policy}};
   return key.dump();
 }
 

@@ -410,7 +410,7 @@ class Sweep {
 
   RunEnvironment environment_for(const SweepRun& run) {
     RunEnvironment env;
-    env.backend = &backend_for(run.config);
+    env.backend = &backend_for();
     env.train = &split(run.config.data_dir, "train");
     env.evaluator = [this](Backend& backend, const TrainConfig& config,
                            const MnistSplit& train) -> Evaluator& {
@@ -430,14 +430,12 @@ class Sweep {
   // The CPU backend is one for the whole process (it keeps no state between ops). A CUDA
   // backend holds one captured step graph, so every run gets its own (its own stream too),
   // on the GPU of this rank's local rank.
-  Backend& backend_for(const TrainConfig& config) {
+  Backend& backend_for() {
     if (device_ == "cpu") {
       if (backends_.empty()) backends_.push_back(make_cpu_backend());
       return *backends_.front();
     }
-    BackendOptions options;
-    options.tf32 = config.tf32;
-    backends_.push_back(make_cuda_backend(options, comm_->local_rank()));
+    backends_.push_back(make_cuda_backend(comm_->local_rank()));
     return *backends_.back();
   }
 

@@ -189,9 +189,9 @@ void TrainingState::issue_step_ops() {
                                d == 0 && inject_now(NonfiniteTarget::kDiscriminator));
   }
   // G step on the last fake batch, through the updated D.
-  gan_->update_generator(buffers, B, g_hyper, inject_now(NonfiniteTarget::kGenerator));
-  if (config_.ema_decay > 0.0f)
-    gan_->update_ema(config_.ema_decay, guard ? guard + kGuardGeneratorSkip : nullptr);
+  // With the EMA generator's update folded into G's Adam op.
+  gan_->update_generator(buffers, B, g_hyper, inject_now(NonfiniteTarget::kGenerator),
+                         config_.ema_decay);
   backend_.count_nonfinite(stats_.get(), kStatNonfinite, stats_.get() + kStatNonfinite);
   backend_.increment(step_counter_.get());
 }
@@ -212,9 +212,9 @@ void TrainingState::step() {
     graph_ready_ = true;
     backend_.replay();
   } else {
-    // The first step runs eagerly, outside stream capture: it loads every kernel module and
-    // lets cuBLAS set itself up (lazy loading and first-use initialisation are what capture
-    // may refuse), as PyTorch warms up before capturing a graph. Same ops, same results.
+    // The first step runs eagerly, outside stream capture: it loads every kernel module (lazy
+    // loading is what capture may refuse), as PyTorch warms up before capturing a graph.
+    // Same ops, same results.
     issue_step_ops();
     ran_eager_step_ = true;
   }
@@ -506,10 +506,8 @@ class Run {
   // The backend, the model on it (fresh or from the checkpoint) and, with --eval-every, the
   // evaluator.
   void start_training_state(const MnistSplit& train, const Checkpoint& resume_from) {
-    BackendOptions options;
-    options.tf32 = config_.tf32;
     if (env_.backend == nullptr) {
-      owned_backend_ = make_backend(config_.device, options);
+      owned_backend_ = make_backend(config_.device);
       backend_ = owned_backend_.get();
     } else {
       backend_ = env_.backend;

@@ -148,7 +148,7 @@ class Evaluator;  // eval/eval.h
 // What a run borrows instead of making its own (`mnistgan sweep` runs many in one process);
 // every field is optional, and a default RunEnvironment is `mnistgan train`'s.
 struct RunEnvironment {
-  Backend* backend = nullptr;         // null: make_backend(config.device, {config.tf32})
+  Backend* backend = nullptr;         // null: make_backend(config.device)
   const MnistSplit* train = nullptr;  // null: load_mnist(config.data_dir, "train")
   // The evaluator for (backend, config) (the classifier, the test features and the floor of
   // config.seed); empty: the run builds its own.

@@ -103,14 +103,14 @@ TEST_P(CpuLinear, ForwardMatchesDoubleAndBackwardMatchesFiniteDifferences) {
   const auto X = test::random_vector(rows * in, 1),
              W = test::random_vector(out * in, 2, -0.5f, 0.5f), b = test::random_vector(out, 3),
              R = test::random_vector(rows * out, 4);
-  std::vector<float> Y(rows * out), dZ(rows * out), dX(rows * in), dW(out * in), db(out);
+  std::vector<float> Y(rows * out), dX(rows * in), dW(out * in), db(out);
   backend->linear_forward(X.data(), W.data(), b.data(), Y.data(), rows, in, out, act, slope);
   const auto Yref = linear_ref(to_double(X), to_double(W), to_double(b), rows, in, out, act, slope);
   expect_close(to_double(Y), Yref, 1e-5, 1e-5, "forward");
 
-  backend->activation_backward(Y.data(), R.data(), dZ.data(), dZ.size(), act, slope);
-  backend->linear_backward(X.data(), W.data(), dZ.data(), dX.data(), dW.data(), db.data(), rows, in,
-                           out, false);
+  // The fused backward: dZ = R * act'(Y) inside the op.
+  backend->linear_backward(X.data(), W.data(), Y.data(), R.data(), dX.data(), dW.data(), db.data(),
+                           rows, in, out, act, slope, false);
   const auto Xd = to_double(X), Wd = to_double(W), bd = to_double(b), Rd = to_double(R);
   expect_close(to_double(dX),
                finite_difference(Xd,
@@ -132,14 +132,12 @@ TEST_P(CpuLinear, ForwardMatchesDoubleAndBackwardMatchesFiniteDifferences) {
                                  }),
                kGradAtol, kGradRtol, "db");
 
-  // accumulate=true adds into every output.
-  std::vector<float> dX2 = dX, dW2 = dW, db2 = db;
-  backend->linear_backward(X.data(), W.data(), dZ.data(), dX2.data(), dW2.data(), db2.data(), rows,
-                           in, out, true);
-  for (size_t i = 0; i < dW.size(); ++i)
-    ASSERT_NEAR(dW2[i], 2 * dW[i], 1e-5 + 1e-5 * std::fabs(dW[i]));
-  for (size_t i = 0; i < db.size(); ++i)
-    ASSERT_NEAR(db2[i], 2 * db[i], 1e-5 + 1e-5 * std::fabs(db[i]));
+  // accumulate_dx adds into dX and still overwrites dW and db.
+  std::vector<float> dX2 = dX, dW2(dW.size(), 7.0f), db2(db.size(), 7.0f);
+  backend->linear_backward(X.data(), W.data(), Y.data(), R.data(), dX2.data(), dW2.data(),
+                           db2.data(), rows, in, out, act, slope, true);
+  for (size_t i = 0; i < dW.size(); ++i) ASSERT_EQ(dW2[i], dW[i]);
+  for (size_t i = 0; i < db.size(); ++i) ASSERT_EQ(db2[i], db[i]);
   for (size_t i = 0; i < dX.size(); ++i)
     ASSERT_NEAR(dX2[i], 2 * dX[i], 1e-5 + 1e-5 * std::fabs(dX[i]));
 }
@@ -259,8 +257,10 @@ TEST(CpuAdam, MatchesTorchFormulaOverSeveralSteps) {
   std::vector<float> m(n, 0), v(n, 0);
   std::vector<double> pd = to_double(p), md(n, 0), vd(n, 0);
   const AdamHyper h{1e-2f, 0.5f, 0.999f, 1e-8f};
+  int64_t count = 0;  // the op's t - 1, incremented by the op
   for (int64_t step = 0; step < 5; ++step) {
-    backend->adam_step(p.data(), g.data(), m.data(), v.data(), n, h, &step);
+    backend->adam_step(p.data(), g.data(), m.data(), v.data(), n, h, &count);
+    ASSERT_EQ(count, step + 1);
     const double t = step + 1;
     for (size_t i = 0; i < n; ++i) {
       md[i] = 0.5 * md[i] + 0.5 * g[i];

@@ -46,20 +46,22 @@ class CountingBackend : public Backend {
   void fill_zero(void*, size_t) override {}
   void synchronize() override {}
   void linear_forward(const float*, const float*, const float*, float*, int, int, int, Activation,
-                      float) override {}
+                      float, RowStrides) override {}
   void activation_backward(const float*, const float*, float*, size_t, Activation, float) override {
   }
-  void linear_backward(const float*, const float*, const float*, float*, float*, float*, int, int,
-                       int, bool) override {}
+  void linear_backward(const float*, const float*, const float*, const float*, float*, float*,
+                       float*, int, int, int, Activation, float, bool, RowStrides) override {}
+  void logit_bce(const float*, const float*, const float*, int, int, int, const float*, float,
+                 float*, float*, float*, float*, float*, float*) override {}
   void concat_cols(const float*, const float*, float*, int, int, int) override {}
   void split_cols(const float*, float*, float*, int, int, int) override {}
-  void mbd_forward(const float*, float*, int, int, int, int) override {}
-  void mbd_backward(const float*, const float*, float*, int, int, int, int) override {}
+  void mbd_forward(const float*, float*, int, int, int, int, int) override {}
+  void mbd_backward(const float*, const float*, float*, int, int, int, int, int) override {}
   void bce_with_logits(const float*, int, float, float, float*, float*) override {}
   void softmax_cross_entropy(const float*, const int32_t*, int, int, float, float*,
                              float*) override {}
-  void adam_step(float*, const float*, float*, float*, size_t, const AdamHyper&, const int64_t*,
-                 const float*) override {}
+  void adam_step(float*, const float*, float*, float*, size_t, const AdamHyper&, int64_t*,
+                 const float*, float*, float) override {}
   void ema_update(float*, const float*, size_t, float, const int64_t*, const float*) override {}
   void gaussian_noise(float*, size_t, uint64_t, uint32_t, const int64_t*) override {}
   void gather_batch(const uint8_t*, const int32_t*, int, int, int, const int64_t*, int, int,

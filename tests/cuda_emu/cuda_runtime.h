@@ -13,6 +13,7 @@
 #include <cstdint>      // uint64_t
 #include <cstring>      // std::memcpy
 #include <functional>   // std::function
+#include <map>          // std::map
 #include <string>       // std::string
 #include <tuple>        // std::tuple, std::apply
 #include <type_traits>  // std::decay_t, std::is_pointer_v
@@ -97,6 +98,8 @@ struct Event;
 using cudaStream_t = cuda_emu::Stream*;
 using cudaGraph_t = cuda_emu::Graph*;
 using cudaGraphExec_t = cuda_emu::Graph*;
+struct CUgraphNode_st;
+using cudaGraphNode_t = CUgraphNode_st*;
 using cudaEvent_t = cuda_emu::Event*;
 
 struct cudaPointerAttributes {
@@ -164,6 +167,11 @@ int lane_id();
 struct Stats {
   unsigned long long kernels = 0, blocks = 0, threads = 0, block_barriers = 0, warp_ops = 0,
                      mma_ops = 0, gemms = 0;
+  // Stream-ordered memsets and copies, counted when they run (as kernels are): a captured
+  // graph's memset and copy nodes are work items of a step as its kernels are.
+  unsigned long long memsets = 0, copies = 0;
+  // Kernel launches by the kernel's name as written at the launch (MNISTGAN_LAUNCH).
+  std::map<std::string, unsigned long long> kernels_by_name;
 };
 Stats& stats();
 
@@ -362,6 +370,9 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph,
                                  unsigned long long flags = 0);
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
 cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+// The number of recorded operations (kernels, memsets, copies, cuBLAS calls) in *num_nodes;
+// nodes must be nullptr (handles of single nodes are not emulated).
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t* nodes, size_t* num_nodes);
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 
 namespace cuda_emu {

@@ -568,6 +568,7 @@ void run_grid(dim3 grid, dim3 block, const std::function<void()>& body, const ch
   std::vector<size_t> blocks(nblocks);
   for (size_t i = 0; i < nblocks; ++i) blocks[i] = i;
   std::shuffle(blocks.begin(), blocks.end(), rng());
+  ++stats().kernels_by_name[what];
   if (++stats().kernels == fault_at_kernel()) {
     std::fprintf(stderr,
                  "cuda_emu: %s failed: injected fault (MNISTGAN_EMU_FAULT_AT_KERNEL=%llu)\n", what,
@@ -1139,11 +1140,19 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
     auto staged = std::make_shared<std::vector<unsigned char>>(
         static_cast<const unsigned char*>(src), static_cast<const unsigned char*>(src) + bytes);
     return cuda_emu::set_error(cuda_emu::enqueue(
-        stream, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); }));
+        stream, [dst, staged] {
+          ++cuda_emu::stats().copies;
+          std::memcpy(dst, staged->data(), staged->size());
+        }));
   }
   uint64_t seq = 0;
   const cudaError_t e = cuda_emu::set_error(cuda_emu::enqueue(
-      stream, [dst, src, bytes] { std::memcpy(dst, src, bytes); }, false, {}, {}, &seq));
+      stream,
+      [dst, src, bytes] {
+        ++cuda_emu::stats().copies;
+        std::memcpy(dst, src, bytes);
+      },
+      false, {}, {}, &seq));
   // To pageable host memory the call returns only once the copy is done (CUDA's documented
   // behaviour); into pinned memory it is truly asynchronous: read it after a synchronisation.
   const bool pageable_destination = !cuda_emu::is_device_pointer(dst) &&
@@ -1171,7 +1180,10 @@ cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t strea
   }
   if (cudaError_t e = cuda_emu::check_stream(stream); e != cudaSuccess) return e;
   return cuda_emu::set_error(
-      cuda_emu::enqueue(stream, [p, value, bytes] { std::memset(p, value, bytes); }));
+      cuda_emu::enqueue(stream, [p, value, bytes] {
+        ++cuda_emu::stats().memsets;
+        std::memset(p, value, bytes);
+      }));
 }
 cudaError_t cudaMemset(void* p, int value, size_t bytes) {
   if (cudaError_t e = cuda_emu::check_capture_safe("cudaMemset"); e != cudaSuccess) return e;
@@ -1305,6 +1317,12 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsig
   if (graph == nullptr) return cuda_emu::set_error(cudaErrorInvalidValue);
   *exec = new cuda_emu::Graph(*graph);  // an independent copy, as an executable graph is
   return g_sticky_error;
+}
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t* nodes, size_t* num_nodes) {
+  if (graph == nullptr || nodes != nullptr || num_nodes == nullptr)
+    return cuda_emu::set_error(cudaErrorInvalidValue);
+  *num_nodes = graph->ops.size();
+  return cudaSuccess;
 }
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
   if (exec == nullptr) return cuda_emu::set_error(cudaErrorInvalidValue);

@@ -63,29 +63,29 @@ mnistgan_negative_control(mbd_no_syncthreads kernels/mbd.cu
   "load_tile<kMaxC, kTJ>(Mg, K, C, j0, tj, blockIdx.x * kLanesK, S);\n    __syncthreads();"
   "load_tile<kMaxC, kTJ>(Mg, K, C, j0, tj, blockIdx.x * kLanesK, S);"
   CudaMbd.ForwardAndBackwardMatchCpu)
-mnistgan_negative_control(gemm_tile_no_syncthreads kernels/linear.cu
+mnistgan_negative_control(gemm_tile_no_syncthreads kernels/dev/linear_dev.cu
   "    __syncthreads();  // everyone is done reading this tile\n" ""
-  CudaLinear.FusedV2MatchesCublasV1)
+  DevLinearCuda.ForwardVariantsMatchCpu)
 mnistgan_negative_control(split_cols_off_by_one kernels/elementwise.cu
   "if (c < a) {" "if (c <= a) {"
   CudaOps.ConcatAndSplitColumnsMatchCpu)
-mnistgan_negative_control(cublas_wrong_lda kernels/linear.cu
+mnistgan_negative_control(cublas_wrong_lda kernels/dev/linear_dev.cu
   "in, rows, out, &one, W, in, dZ," "in, rows, out, &one, W, out, dZ,"
-  CudaLinear.BackwardMatchesCpu)
-mnistgan_negative_control(column_sum_drops_a_partial kernels/linear.cu
+  DevLinearCuda.CublasBackwardMatchesCpu)
+mnistgan_negative_control(column_sum_drops_a_partial kernels/dev/linear_dev.cu
   "for (int y = 1; y < kColSumSlices; ++y)" "for (int y = 1; y < kColSumSlices - 1; ++y)"
-  CudaLinear.BackwardMatchesCpu)
+  DevLinearCuda.CublasBackwardMatchesCpu)
 mnistgan_negative_control(warp_sum_drops_a_partial kernels/elementwise.cu
   "for (int offset = 16; offset > 0; offset /= 2)" "for (int offset = 16; offset > 1; offset /= 2)"
   CudaOps.IncrementAndCountNonfiniteMatchCpu)
-mnistgan_negative_control(tf32_kernel_body_compiled_out kernels/linear.cu
+mnistgan_negative_control(tf32_kernel_body_compiled_out kernels/dev/linear_dev.cu
   "__CUDA_ARCH__ >= 800" "__CUDA_ARCH__ >= 1000"
   EmuCuda.Tf32WmmaKernelBodyRuns)
 # Reads one row past X and W in the v2 tile loader (float4 and scalar); that row is never stored,
 # so every result is still right: only ASan sees it.
-mnistgan_negative_control(gemm_tile_load_reads_past_the_end kernels/linear.cu
+mnistgan_negative_control(gemm_tile_load_reads_past_the_end kernels/dev/linear_dev.cu
   "v[p] = (r0 + r < R && k0 + k < K)" "v[p] = (r0 + r <= R && k0 + k < K)"
-  CudaLinear.FusedV2MatchesCublasV1 ASAN)
+  DevLinearCuda.ForwardVariantsMatchCpu ASAN)
 
 # The emulation's own helpers (tests/cuda_emu/check_kernels.cu), one capability each.
 # A cross-block sum without its atomic: right in every serial order of the blocks, a race.
@@ -107,3 +107,34 @@ mnistgan_negative_control(kernel_given_freed_buffer tests/cuda_emu/check_kernels
   "  MNISTGAN_LAUNCH((n + 255) / 256, 256, 0, stream, add_kernel)(y, scratch, n);\n"
   "  CUDA_CHECK(cudaFree(scratch));\n  MNISTGAN_LAUNCH((n + 255) / 256, 256, 0, stream, add_kernel)(y, scratch, n);\n"
   EmuCuda.HostBiasGoesThroughADeviceBuffer)
+
+# The shipped linear kernel (kernels/linear.cu): its two tile barriers and the fixed-order
+# reduction of the split-K slices. (The barrier between storing a slice's partial tile and
+# taking its ticket orders this block's stores before another block's reads; the emulator runs
+# one block at a time, so removing it changes nothing here: no control can fail for it.)
+mnistgan_negative_control(linear_no_syncthreads_after_tile_load kernels/linear.cu
+  "    __syncthreads();  // the tiles are complete\n" ""
+  FusedLinearCuda.ForwardMatchesCpuForOneAndTwoModels)
+mnistgan_negative_control(linear_no_syncthreads_before_tile_reuse kernels/linear.cu
+  "    __syncthreads();  // every thread is done with the tiles before they are overwritten\n" ""
+  FusedLinearCuda.BackwardMatchesCpuForOneAndTwoModels)
+mnistgan_negative_control(linear_split_reduction_skips_a_slice kernels/linear.cu
+  "for (int sl = 0; sl < P.split_k; ++sl)" "for (int sl = 1; sl < P.split_k; ++sl)"
+  FusedLinearCuda.BackwardMatchesCpuForOneAndTwoModels)
+# The slices summed in another fixed order (still repeatable): only the bitwise comparison
+# with the in-order sum sees it.
+mnistgan_negative_control(linear_split_reduction_reversed kernels/linear.cu
+  "for (int sl = 0; sl < P.split_k; ++sl)" "for (int sl = P.split_k - 1; sl >= 0; --sl)"
+  FusedLinearCuda.SplitKSumsTheSlicesInIndexOrder)
+# The logit + BCE kernel (kernels/logit_bce.cu): the barrier between the logits and the loss,
+# and the loss tree's level barrier.
+mnistgan_negative_control(logit_bce_no_syncthreads_after_logits kernels/logit_bce.cu
+  "  __syncthreads();  // the logits are written\n" ""
+  LogitBceCuda.MatchesCpuForOneAndTwoModels)
+mnistgan_negative_control(logit_bce_tree_no_level_barrier kernels/logit_bce.cu
+  "      __syncthreads();  // this level of the tree is summed\n" ""
+  LogitBceCuda.MatchesCpuForOneAndTwoModels)
+# Adam's last-block step increment (kernels/adam.cu): a ticket count that never matches.
+mnistgan_negative_control(adam_step_never_counted kernels/adam.cu
+  "atomicAdd(&tickets[z], 1u) == gridDim.x - 1" "atomicAdd(&tickets[z], 1u) == gridDim.x"
+  AdamFusedCuda.TwoModelsWithEmaAndSkipBitwiseEqualCpu)

@@ -9,10 +9,11 @@
 #include <vector>
 
 #include "check_kernels.cuh"  // emu_check::sum_all, download_pinned, add_host_bias
-#include "core/backend.h"      // make_cuda_backend, BackendOptions
+#include "core/backend.h"      // make_cuda_backend
 #include "cublas_v2.h"     // the emulated cuBLAS
 #include "cuda_check.cuh"  // CUDA_CHECK, MNISTGAN_LAUNCH
 #include "cuda_runtime.h"  // the emulated runtime
+#include "linear_dev.cuh"  // (kernels/dev) linear_forward_dev: the TF32 WMMA kernel
 #include "test_util.h"
 
 namespace cuda_emu {
@@ -378,15 +379,20 @@ TEST(EmuCuda, HostBiasGoesThroughADeviceBuffer) {
 // The TF32 WMMA kernel sits under #if __CUDA_ARCH__ >= 800: an empty body would leave Y
 // untouched. Its tensor-core path must have run (mma_sync calls counted) and computed.
 TEST(EmuCuda, Tf32WmmaKernelBodyRuns) {
-  auto be = make_cuda_backend(BackendOptions{true, 2});
+  LinearContext ctx;
+  ctx.tf32 = true;
+  ctx.cc_major = 9;
   const int rows = 20, in = 24, out = 18;
   const auto x = test::random_vector(rows * in, 7), w = test::random_vector(out * in, 8);
-  auto gx = test::upload(*be, x), gw = test::upload(*be, w);
-  auto gy = test::alloc<float>(*be, rows * out);
+  DeviceFloats gx(x.size()), gw(w.size()), gy(rows * out);
+  CUDA_CHECK(cudaMemcpy(gx.p, x.data(), x.size() * sizeof(float), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(gw.p, w.data(), w.size() * sizeof(float), cudaMemcpyHostToDevice));
   const unsigned long long before = cuda_emu::stats().mma_ops;
-  be->linear_forward(gx.get(), gw.get(), nullptr, gy.get(), rows, in, out, Activation::kNone, 0);
-  const auto y = test::download(*be, gy.get(), rows * out);  // runs the queued kernel
+  linear_forward_dev(2, ctx, gx.p, gw.p, nullptr, gy.p, rows, in, out, Activation::kNone, 0,
+                     nullptr);
+  CUDA_CHECK(cudaDeviceSynchronize());
   EXPECT_GT(cuda_emu::stats().mma_ops, before);
+  const auto y = to_host(gy.p, rows * out);
   std::vector<float> want(rows * out);
   for (int r = 0; r < rows; ++r)
     for (int o = 0; o < out; ++o) {

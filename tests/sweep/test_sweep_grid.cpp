@@ -63,13 +63,11 @@ TEST(SweepGrid, AnExplicitListFollowsTheProduct) {
 }
 
 TEST(SweepGrid, ListValuesFlagsAndNoAxes) {
-  const auto runs = parse(R"({"train": {"steps": 5, "hidden-g": [64, 128], "no-cuda-graph": true,
-                                        "tf32": false}})");
+  const auto runs = parse(R"({"train": {"steps": 5, "hidden-g": [64, 128], "no-cuda-graph": true}})");
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_EQ(runs[0].name, "base");
   EXPECT_EQ(runs[0].config.hidden_g, (std::vector<int>{64, 128}));
   EXPECT_FALSE(runs[0].config.cuda_graph);
-  EXPECT_FALSE(runs[0].config.tf32);
   // Widths in a name; unsafe characters replaced.
   const auto named = parse(R"({"axes": {"hidden-d": [[128, 64]], "classifier": ["a/b c.bin"]}})");
   EXPECT_EQ(named[0].name, "hidden-d=128_64,classifier=a_b_c.bin");
