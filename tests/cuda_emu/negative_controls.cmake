@@ -138,3 +138,10 @@ mnistgan_negative_control(logit_bce_tree_no_level_barrier kernels/logit_bce.cu
 mnistgan_negative_control(adam_step_never_counted kernels/adam.cu
   "atomicAdd(&tickets[z], 1u) == gridDim.x - 1" "atomicAdd(&tickets[z], 1u) == gridDim.x"
   AdamFusedCuda.TwoModelsWithEmaAndSkipBitwiseEqualCpu)
+# The barrier between every thread storing its part of a split-K partial tile and thread 0
+# taking the tile's ticket: without it the last block may read a slice before another block's
+# threads have stored it. Blocks run one at a time here, so no value shows it; TSan sees the
+# unordered store and read.
+mnistgan_negative_control(linear_split_ticket_before_stores kernels/linear.cu
+  "    __syncthreads();  // every thread's part is stored\n" ""
+  FusedLinearCuda.SplitKSumsTheSlicesInIndexOrder TSAN)
