@@ -25,7 +25,7 @@
 #include "sweep/grid.h"
 #include "sweep/leaderboard.h"
 #include "sweep/run_group.h"
-#include "train/progress.h"  // format_duration
+#include "train/progress.h"  // format_duration, StatusLine
 
 namespace mnistgan {
 
@@ -75,13 +75,13 @@ void claim_sweep_dir(const fs::path& dir, const std::string& grid,
 // The sweep's single progress line: runs going/done/failed, steps, rate and ETA.
 class SweepProgress {
  public:
-  SweepProgress(std::string prefix, bool live) : prefix_(std::move(prefix)), live_(live) {}
+  SweepProgress(std::string prefix, bool live) : prefix_(std::move(prefix)), status_(live) {}
 
   void update(int going, int done, int failed, int64_t steps, int64_t total, double steps_per_s,
               bool force) {
     const auto now = std::chrono::steady_clock::now();
     const double since = std::chrono::duration<double>(now - last_).count();
-    if (!force && since < (live_ ? 0.25 : 10.0)) return;
+    if (!force && since < (status_.live() ? 0.25 : 10.0)) return;
     last_ = now;
     const double eta = steps_per_s > 0 ? (total - steps) / steps_per_s : NAN;
     char line[256];
@@ -91,29 +91,14 @@ class SweepProgress {
                   prefix_.c_str(), going, done, failed, steps, total,
                   100.0 * steps / std::max<int64_t>(total, 1), steps_per_s,
                   format_duration(eta).c_str());
-    if (live_) {
-      std::fprintf(stderr, "\r\033[K%s", line);
-      dirty_ = true;
-    } else {
-      std::fprintf(stderr, "%s\n", line);
-    }
-    std::fflush(stderr);
+    status_.show(line);
   }
-  void message(const std::string& text) {
-    if (live_ && dirty_) std::fprintf(stderr, "\r\033[K");
-    std::fprintf(stderr, "%s\n", text.c_str());
-    dirty_ = false;
-    std::fflush(stderr);
-  }
-  void finish() {
-    if (live_ && dirty_) std::fprintf(stderr, "\n");
-    dirty_ = false;
-  }
+  void message(const std::string& text) { status_.message(text); }
+  void finish() { status_.finish(); }
 
  private:
   std::string prefix_;
-  bool live_;
-  bool dirty_ = false;
+  StatusLine status_;
   std::chrono::steady_clock::time_point last_{};
 };
 

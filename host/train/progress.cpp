@@ -159,7 +159,29 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
-ProgressLine::ProgressLine(int64_t total_steps, bool live) : total_(total_steps), live_(live) {}
+void StatusLine::show(const char* line) {
+  if (live_) {
+    std::fprintf(stderr, "\r\033[K%s", line);
+    dirty_ = true;
+  } else {
+    std::fprintf(stderr, "%s\n", line);
+  }
+  std::fflush(stderr);
+}
+
+void StatusLine::message(const std::string& text) {
+  if (live_ && dirty_) std::fprintf(stderr, "\r\033[K");
+  std::fprintf(stderr, "%s\n", text.c_str());
+  dirty_ = false;
+  std::fflush(stderr);
+}
+
+void StatusLine::finish() {
+  if (live_ && dirty_) std::fprintf(stderr, "\n");
+  dirty_ = false;
+}
+
+ProgressLine::ProgressLine(int64_t total_steps, bool live) : total_(total_steps), status_(live) {}
 
 void ProgressLine::update(const MetricsRow& r) {
   const double eta = r.steps_per_s > 0 ? (total_ - r.step) / r.steps_per_s : NAN;
@@ -171,25 +193,7 @@ void ProgressLine::update(const MetricsRow& r) {
                 r.step, total_, 100.0 * r.step / std::max<int64_t>(total_, 1), r.epoch, r.d_loss,
                 r.g_loss, r.d_x, r.d_g_z, r.steps_per_s, r.images_per_s,
                 format_duration(eta).c_str());
-  if (live_) {
-    std::fprintf(stderr, "\r\033[K%s", line);
-    dirty_ = true;
-  } else {
-    std::fprintf(stderr, "%s\n", line);
-  }
-  std::fflush(stderr);
-}
-
-void ProgressLine::message(const std::string& text) {
-  if (live_ && dirty_) std::fprintf(stderr, "\r\033[K");
-  std::fprintf(stderr, "%s\n", text.c_str());
-  dirty_ = false;
-  std::fflush(stderr);
-}
-
-void ProgressLine::finish() {
-  if (live_ && dirty_) std::fprintf(stderr, "\n");
-  dirty_ = false;
+  status_.show(line);
 }
 
 }  // namespace mnistgan

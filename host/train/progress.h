@@ -61,19 +61,32 @@ bool parse_metrics_row(const std::string& line, bool with_eval, MetricsRow& row)
 // 800 pixels wide. Throws std::invalid_argument when rows is empty.
 RgbImage plot_training_curves(const std::vector<MetricsRow>& rows, double frechet_floor);
 
-// The progress line: rewritten in place on a terminal, one plain line per update otherwise
-// (so logs and CI output stay readable).
+// A status line on stderr: rewritten in place on a terminal (live), one plain line per
+// show() otherwise (so logs and CI output stay readable). `train`'s and `sweep`'s progress.
+class StatusLine {
+ public:
+  explicit StatusLine(bool live) : live_(live) {}
+  bool live() const { return live_; }
+  void show(const char* line);
+  void message(const std::string& text);  // a line of its own, above the live line
+  void finish();                          // ends a live line with a newline
+
+ private:
+  bool live_;
+  bool dirty_ = false;  // a live line is on screen without its newline
+};
+
+// Training progress: step, epoch, losses, D's outputs, speed and ETA on a StatusLine.
 class ProgressLine {
  public:
   ProgressLine(int64_t total_steps, bool live);
   void update(const MetricsRow& row);
-  void message(const std::string& text);  // a line of its own, above the live line
-  void finish();
+  void message(const std::string& text) { status_.message(text); }
+  void finish() { status_.finish(); }
 
  private:
   int64_t total_;
-  bool live_;
-  bool dirty_ = false;
+  StatusLine status_;
 };
 
 std::string format_duration(double seconds);  // "1h02m", "3m05s", "12.3s"
