@@ -28,7 +28,24 @@ __global__ void add_kernel(float* y, const float* b, int n) {
   if (i < n) y[i] += b[i];
 }
 
+// A function template, so GCC keeps `row` out of the mnistgan_emu_shared section (emu.cpp
+// finds it by name). Each block stages its row, then reads it back reversed: every element
+// is written by one thread and read by another, and the same static serves every block.
+template <int kWidth>
+__global__ void reverse_rows_kernel(float* x) {
+  __shared__ float row[kWidth];
+  float* r = x + static_cast<size_t>(blockIdx.x) * kWidth;
+  row[threadIdx.x] = r[threadIdx.x];
+  __syncthreads();
+  r[threadIdx.x] = row[kWidth - 1 - threadIdx.x];
+}
+
 }  // namespace
+
+void reverse_rows(float* x, int rows, cudaStream_t stream) {
+  MNISTGAN_LAUNCH(rows, kReverseWidth, 0, stream, reverse_rows_kernel<kReverseWidth>)(x);
+  CUDA_CHECK_LAUNCH();
+}
 
 void sum_all(const float* x, int n, float* total, cudaStream_t stream) {
   CUDA_CHECK(cudaMemsetAsync(total, 0, sizeof(float), stream));

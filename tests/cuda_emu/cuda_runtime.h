@@ -32,8 +32,9 @@
 #define __launch_bounds__(...)
 // One copy per kernel instantiation, shared by all the fibers of the running block (blocks
 // run one at a time), so it behaves as per-block shared memory. Every such static lies in
-// the section mnistgan_emu_shared, which the emulator fills with 0xff bytes (NaN in every
-// float) before each block, so a read before the block's own write sees NaN, not a stale
+// the section mnistgan_emu_shared (GCC drops the attribute in a function template: emu.cpp
+// finds those by name), which the emulator fills with 0xff bytes (NaN in every float)
+// before each block, so a read before the block's own write sees NaN, not a stale
 // value of the previous block or launch (and, under TSan, its shadow is reset, so two blocks
 // never race on it). No initialiser is allowed, as in CUDA.
 #define __shared__ __attribute__((section("mnistgan_emu_shared"))) static
@@ -141,12 +142,13 @@ struct PointerArg {
   int index;
 };
 
-// Runs `body` as a grid: every block's threads as fibers (see emu.cpp). Enqueued on
+// Runs `body` as a grid: every block's threads as fibers (see emu.cpp); `entry` is the
+// kernel's address (its templated __shared__ statics are found by it). Enqueued on
 // `stream` (recorded when it is capturing). Sets the last error on a bad configuration.
 // Each of `pointers` must be null or point into a live device (or pinned host) allocation,
 // or the launch fails with cudaErrorIllegalAddress and a line naming the kernel and argument.
 void enqueue_kernel(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
-                    std::function<void()> body, const char* what,
+                    std::function<void()> body, const void* entry, const char* what,
                     std::vector<PointerArg> pointers = {});
 
 // Device-side collectives, called by the fibers.
@@ -194,8 +196,8 @@ struct Launcher {
     std::vector<PointerArg> pointers;
     collect_pointers(copied, pointers, std::index_sequence_for<Params...>{});
     enqueue_kernel(
-        grid, block, shared_bytes, stream, [k, copied] { std::apply(k, copied); }, name,
-        std::move(pointers));
+        grid, block, shared_bytes, stream, [k, copied] { std::apply(k, copied); },
+        reinterpret_cast<const void*>(k), name, std::move(pointers));
   }
 
  private:

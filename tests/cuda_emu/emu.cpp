@@ -12,8 +12,9 @@
 //              kept (poisoned) in a quarantine for a while, so a use after free reads NaN
 //              and fails the pointer check. Copies check their ranges; kernel and cuBLAS
 //              pointer arguments must lie in live device (or pinned) allocations.
-//   shared     the __shared__ statics (section mnistgan_emu_shared) are filled with 0xff
-//              bytes before every block.
+//   shared     the __shared__ statics (section mnistgan_emu_shared, and those of templated
+//              kernels, found in the symbol table) are filled with 0xff bytes before every
+//              block.
 //   streams    work is queued, never run at enqueue: a stream's work runs at a point that
 //              waits for it (a stream, event or device synchronisation, a query, a
 //              synchronous copy to the host, cudaFree), after the work it depends on: the
@@ -28,8 +29,12 @@
 //   errors     a failed launch is sticky, as on a GPU: every later call returns it.
 //              MNISTGAN_EMU_FAULT_AT_KERNEL=N makes the process's N-th kernel launch fail so
 //              (for tests of how a program ends after a device fault).
+#include <elf.h>       // Elf64_Ehdr, Elf64_Shdr, Elf64_Sym
+#include <fcntl.h>     // open
+#include <link.h>      // dl_iterate_phdr
 #include <sys/mman.h>  // mmap, mprotect
-#include <unistd.h>    // sysconf
+#include <sys/stat.h>  // fstat
+#include <unistd.h>    // sysconf, close
 
 #include <algorithm>  // std::shuffle
 #include <deque>      // std::deque
@@ -465,13 +470,144 @@ extern "C" char __start_mnistgan_emu_shared[], __stop_mnistgan_emu_shared[];
 namespace cuda_emu {
 namespace {
 
+#if defined(MNISTGAN_EMU_TSAN)
+// TSan forgets the accesses recorded on a range only when the range is mapped anew or
+// allocated anew (GCC 12's runtime makes AnnotateNewMemory a no-op). The statics of templated
+// kernels cannot get pages of their own, so the program's writable data is declared TSan's
+// "Java heap" and each static is freed and allocated anew in it before every block: that
+// resets its shadow and nothing else (the Java calls keep only block metadata and the reset).
+extern "C" void __tsan_java_init(uintptr_t heap_begin, uintptr_t heap_size);
+extern "C" void __tsan_java_alloc(uintptr_t ptr, uintptr_t size);
+extern "C" void __tsan_java_free(uintptr_t ptr, uintptr_t size);
+#endif
+
+struct StaticRange {
+  char* p;
+  size_t bytes;
+};
+
+// GCC ignores the section attribute on a static local of a function template (it lands in
+// .bss, or in a COMDAT .bss._ZZ... section), so the __shared__ arrays of templated kernels
+// are not in mnistgan_emu_shared. They are found by name in the program's symbol table
+// instead: the static locals of the function whose mangled name is _Z<encoding> are the
+// objects named _ZZ<encoding>E<name>, and a kernel's symbol is the function at its address.
+// Only a kernel's own statics are found this way (a templated __device__ helper's are not).
+class KernelStatics {
+ public:
+  static KernelStatics& get() {
+    static KernelStatics table;
+    return table;
+  }
+
+  // The writable static locals of the kernel at `entry` that lie outside the section.
+  const std::vector<StaticRange>& of(const void* entry) {
+    auto it = cache_.find(entry);
+    if (it != cache_.end()) return it->second;
+    return cache_.emplace(entry, find(reinterpret_cast<uintptr_t>(entry))).first->second;
+  }
+
+ private:
+  KernelStatics() {
+    const int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    struct stat st {};
+    if (fd < 0 || fstat(fd, &st) != 0) die("cannot open /proc/self/exe");
+    bytes_ = static_cast<size_t>(st.st_size);
+    void* m = mmap(nullptr, bytes_, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) die("cannot map /proc/self/exe");
+    image_ = static_cast<const char*>(m);
+    const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(image_);
+    if (bytes_ < sizeof(Elf64_Ehdr) || std::memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh->e_ident[EI_CLASS] != ELFCLASS64)
+      die("/proc/self/exe is not a 64-bit ELF file");
+    sections_ = reinterpret_cast<const Elf64_Shdr*>(image_ + eh->e_shoff);
+    nsections_ = eh->e_shnum;
+    for (size_t i = 0; i < nsections_; ++i) {
+      if (sections_[i].sh_type != SHT_SYMTAB) continue;
+      symbols_ = reinterpret_cast<const Elf64_Sym*>(image_ + sections_[i].sh_offset);
+      nsymbols_ = sections_[i].sh_size / sizeof(Elf64_Sym);
+      names_ = image_ + sections_[sections_[i].sh_link].sh_offset;
+    }
+    if (symbols_ == nullptr)
+      die("the program has no symbol table (stripped?): the shared memory of templated kernels "
+          "cannot be found");
+    // The first object dl_iterate_phdr reports is the program itself: its load bias.
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, size_t, void* bias) {
+          *static_cast<uintptr_t*>(bias) = info->dlpi_addr;
+          return 1;
+        },
+        &bias_);
+#if defined(MNISTGAN_EMU_TSAN)
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (size_t i = 0; i < nsections_; ++i) {
+      const Elf64_Shdr& sh = sections_[i];
+      if ((sh.sh_flags & (SHF_ALLOC | SHF_WRITE)) != (SHF_ALLOC | SHF_WRITE) || sh.sh_size == 0)
+        continue;
+      lo = std::min<uintptr_t>(lo, bias_ + sh.sh_addr);
+      hi = std::max<uintptr_t>(hi, bias_ + sh.sh_addr + sh.sh_size);
+    }
+    if (lo < hi) __tsan_java_init(lo & ~uintptr_t{7}, ((hi + 7) & ~uintptr_t{7}) - (lo & ~uintptr_t{7}));
+#endif
+  }
+
+  [[noreturn]] static void die(const char* why) {
+    std::fprintf(stderr, "cuda_emu: %s\n", why);
+    std::abort();
+  }
+
+  std::vector<StaticRange> find(uintptr_t entry) const {
+    const uintptr_t at = entry - bias_;
+    const char* kernel = nullptr;
+    for (size_t i = 0; i < nsymbols_ && kernel == nullptr; ++i) {
+      const Elf64_Sym& s = symbols_[i];
+      const char* name = names_ + s.st_name;
+      if (ELF64_ST_TYPE(s.st_info) == STT_FUNC && s.st_value == at && std::strncmp(name, "_Z", 2) == 0)
+        kernel = name;
+    }
+    std::vector<StaticRange> out;
+    if (kernel == nullptr) return out;  // not a C++ function: no templated statics to find
+    const std::string prefix = "_ZZ" + std::string(kernel + 2) + "E";
+    const uintptr_t section_begin = reinterpret_cast<uintptr_t>(__start_mnistgan_emu_shared);
+    const uintptr_t section_end = reinterpret_cast<uintptr_t>(__stop_mnistgan_emu_shared);
+    for (size_t i = 0; i < nsymbols_; ++i) {
+      const Elf64_Sym& s = symbols_[i];
+      if (ELF64_ST_TYPE(s.st_info) != STT_OBJECT || s.st_size == 0) continue;
+      if (s.st_shndx == SHN_UNDEF || s.st_shndx >= nsections_) continue;
+      if ((sections_[s.st_shndx].sh_flags & SHF_WRITE) == 0) continue;  // e.g. __func__
+      if (std::strncmp(names_ + s.st_name, prefix.c_str(), prefix.size()) != 0) continue;
+      const uintptr_t p = bias_ + s.st_value;
+      if (p >= section_begin && p < section_end) continue;  // poisoned with the section
+      out.push_back({reinterpret_cast<char*>(p), static_cast<size_t>(s.st_size)});
+    }
+    return out;
+  }
+
+  const char* image_ = nullptr;
+  size_t bytes_ = 0;
+  const Elf64_Shdr* sections_ = nullptr;
+  size_t nsections_ = 0;
+  const Elf64_Sym* symbols_ = nullptr;
+  size_t nsymbols_ = 0;
+  const char* names_ = nullptr;
+  uintptr_t bias_ = 0;
+  std::map<const void*, std::vector<StaticRange>> cache_;
+};
+
 // Before each block: shared memory holds NaN (0xff bytes), as if fresh. Under TSan the
 // section's pages (tsan_shared.ld aligns and pads them) are first mapped anew with TSan's
-// own accesses ignored, which makes it forget every earlier block's accesses: two blocks
-// never share shared memory on a GPU, so they must not race on it here.
-void poison_shared_memory() {
+// own accesses ignored, and the templated kernels' statics are allocated anew: both make it
+// forget every earlier block's accesses, since two blocks never share shared memory
+// on a GPU and so must not race on it here.
+void poison_shared_memory(const std::vector<StaticRange>& kernel_statics) {
   const size_t bytes = static_cast<size_t>(__stop_mnistgan_emu_shared - __start_mnistgan_emu_shared);
 #if defined(MNISTGAN_EMU_TSAN)
+  for (const StaticRange& r : kernel_statics) {  // 8-byte granules, as TSan's shadow cells
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(r.p) & ~uintptr_t{7};
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(r.p) + r.bytes + 7) & ~uintptr_t{7};
+    __tsan_java_free(begin, end - begin);
+    __tsan_java_alloc(begin, end - begin);
+  }
   __tsan_ignore_thread_begin();
   void* m = mmap(__start_mnistgan_emu_shared, bytes, PROT_READ | PROT_WRITE,
                  MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -481,6 +617,7 @@ void poison_shared_memory() {
   }
 #endif
   std::memset(__start_mnistgan_emu_shared, 0xff, bytes);
+  for (const StaticRange& r : kernel_statics) std::memset(r.p, 0xff, r.bytes);
 #if defined(MNISTGAN_EMU_TSAN)
   __tsan_ignore_thread_end();
 #endif
@@ -501,7 +638,8 @@ void name_tsan_fibers(int n, uint3 block_idx) {
 #endif
 
 // Runs one block to completion. Returns "" or the fault.
-std::string run_block(dim3 grid, dim3 block, uint3 block_idx) {
+std::string run_block(dim3 grid, dim3 block, uint3 block_idx,
+                      const std::vector<StaticRange>& kernel_statics) {
   Scheduler& s = sched();
   const int n = static_cast<int>(block.x * block.y * block.z);
   s.nthreads = n;
@@ -512,7 +650,7 @@ std::string run_block(dim3 grid, dim3 block, uint3 block_idx) {
   s.base = s.next_base;
   s.next_base += n;
 #endif
-  poison_shared_memory();
+  poison_shared_memory(kernel_statics);
   // Fresh barrier objects for this block: 2 for __syncthreads, 2 per warp.
   s.barrier_objects = std::make_unique<char[]>(2 + 2 * ((n + 31) / 32));
   for (int t = 0; t < n; ++t) {
@@ -557,7 +695,8 @@ std::string run_block(dim3 grid, dim3 block, uint3 block_idx) {
   }
 }
 
-void run_grid(dim3 grid, dim3 block, const std::function<void()>& body, const char* what) {
+void run_grid(dim3 grid, dim3 block, const std::function<void()>& body, const void* entry,
+              const char* what) {
   if (g_sticky_error != cudaSuccess) return;  // a faulted context runs nothing more
   Scheduler& s = sched();
   s.body = &body;
@@ -569,6 +708,7 @@ void run_grid(dim3 grid, dim3 block, const std::function<void()>& body, const ch
   for (size_t i = 0; i < nblocks; ++i) blocks[i] = i;
   std::shuffle(blocks.begin(), blocks.end(), rng());
   ++stats().kernels_by_name[what];
+  const std::vector<StaticRange>& kernel_statics = KernelStatics::get().of(entry);
   if (++stats().kernels == fault_at_kernel()) {
     std::fprintf(stderr,
                  "cuda_emu: %s failed: injected fault (MNISTGAN_EMU_FAULT_AT_KERNEL=%llu)\n", what,
@@ -580,7 +720,7 @@ void run_grid(dim3 grid, dim3 block, const std::function<void()>& body, const ch
   for (size_t i : blocks) {
     const uint3 idx{static_cast<unsigned>(i % grid.x), static_cast<unsigned>(i / grid.x % grid.y),
                     static_cast<unsigned>(i / (static_cast<size_t>(grid.x) * grid.y))};
-    const std::string fault = run_block(grid, block, idx);
+    const std::string fault = run_block(grid, block, idx, kernel_statics);
     ++stats().blocks;
     stats().threads += n;
     if (!fault.empty()) {
@@ -822,7 +962,7 @@ std::string check_device_pointer(const void* p) {
 }
 
 void enqueue_kernel(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
-                    std::function<void()> body, const char* what,
+                    std::function<void()> body, const void* entry, const char* what,
                     std::vector<PointerArg> pointers) {
   const unsigned long long threads = static_cast<unsigned long long>(block.x) * block.y * block.z;
   if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
@@ -847,7 +987,7 @@ void enqueue_kernel(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t str
   std::string name = what;
   enqueue(
       stream,
-      [grid, block, body = std::move(body), name, pointers = std::move(pointers)] {
+      [grid, block, body = std::move(body), entry, name, pointers = std::move(pointers)] {
         if (g_sticky_error != cudaSuccess) return;
         if (!pointers_ok(pointers, name.c_str(), "ran (a graph replay?)")) {
           g_sticky_error = set_error(cudaErrorIllegalAddress);
@@ -857,7 +997,7 @@ void enqueue_kernel(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t str
         s.start_tokens.clear();
         for (const TokenPtr& t : g_running_op->start_tokens) s.start_tokens.push_back(t.get());
         s.done_token = g_running_op->done.get();
-        run_grid(grid, block, body, name.c_str());
+        run_grid(grid, block, body, entry, name.c_str());
       },
       true);
 }

@@ -263,6 +263,25 @@ TEST(EmuCuda, SharedMemoryIsNaNAtEveryBlockStart) {
   for (float v : to_host(out.p, 3 * 32)) EXPECT_TRUE(std::isnan(v));
 }
 
+// GCC drops the section attribute in a function template: the emulator finds these statics
+// in the symbol table by the kernel's address (emu.cpp, KernelStatics).
+template <int kWidth>
+__global__ void read_templated_shared_before_write_kernel(float* out) {
+  __shared__ float s[kWidth];
+  out[blockIdx.x * kWidth + threadIdx.x] = s[threadIdx.x];  // never written: NaN, not stale
+  __syncthreads();
+  s[threadIdx.x] = 1.0f;
+}
+
+TEST(EmuCuda, TemplatedKernelSharedMemoryIsNaNAtEveryBlockStart) {
+  DeviceFloats out(3 * 32 + 3 * 16);
+  MNISTGAN_LAUNCH(3, 32, 0, nullptr, read_templated_shared_before_write_kernel<32>)(out.p);
+  CUDA_CHECK_LAUNCH();
+  MNISTGAN_LAUNCH(3, 16, 0, nullptr, read_templated_shared_before_write_kernel<16>)(out.p + 96);
+  CUDA_CHECK_LAUNCH();
+  for (float v : to_host(out.p, 3 * 32 + 3 * 16)) EXPECT_TRUE(std::isnan(v));
+}
+
 TEST(EmuCuda, FreedDeviceMemoryIsPoisoned) {
   float* p = nullptr;
   CUDA_CHECK(cudaMalloc(&p, 4 * sizeof(float)));
@@ -347,6 +366,20 @@ TEST(EmuCuda, CrossBlockSumWithAtomic) {
   CUDA_CHECK(cudaMemcpy(dx.p, x.data(), n * sizeof(float), cudaMemcpyHostToDevice));
   emu_check::sum_all(dx.p, n, total.p, nullptr);
   EXPECT_EQ(to_host(total.p, 1)[0], 500500.0f);
+}
+
+// Under TSan (tsan.EmuCuda) this fails if the emulation does not forget one block's accesses
+// to a templated kernel's shared memory before the next block: the blocks' threads would race.
+TEST(EmuCuda, TemplatedKernelSharedMemoryIsFreshForEveryBlock) {
+  const int rows = 6, w = emu_check::kReverseWidth;
+  std::vector<float> x(rows * w);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i);
+  DeviceFloats dx(x.size());
+  CUDA_CHECK(cudaMemcpy(dx.p, x.data(), x.size() * sizeof(float), cudaMemcpyHostToDevice));
+  emu_check::reverse_rows(dx.p, rows, nullptr);
+  const std::vector<float> got = to_host(dx.p, x.size());
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < w; ++c) ASSERT_EQ(got[r * w + c], x[r * w + w - 1 - c]) << r << "," << c;
 }
 
 TEST(EmuCuda, AsyncCopyToPinnedMemoryIsReadAfterASync) {

@@ -417,6 +417,27 @@ TEST(MbdModelsCuda, StridedAndTwoModelsMatchCpu) {
   }
 }
 
+// Minibatch discrimination over several shared row tiles (C = 5: 51 rows per tile), so the
+// barrier between reading one tile and loading the next matters; small enough for TSan.
+TEST(MbdModelsCuda, SeveralRowTilesMatchCpu) {
+  auto cpu = make_cpu_backend();
+  const int groups = 1, B = 2 * 51 + 7, K = 32, C = 5;
+  const size_t nm = static_cast<size_t>(B) * K * C, no = static_cast<size_t>(B) * K;
+  const auto M = random_vector(nm, 43, -1.0f, 1.0f);
+  const auto dO = random_vector(no, 44);
+  Dev<float> d_m(M), d_do(dO), d_o(std::vector<float>(no, NAN)),
+      d_dm(std::vector<float>(nm, NAN));
+  const MbdModelStrides ms{static_cast<long long>(nm), static_cast<long long>(no),
+                           static_cast<long long>(nm)};
+  mbd_forward(d_m.p, d_o.p, groups, B, K, C, 0, 1, ms, nullptr);
+  mbd_backward(d_m.p, d_do.p, d_dm.p, groups, B, K, C, 0, 1, ms, nullptr);
+  std::vector<float> want_o(no), want_dm(nm);
+  cpu->mbd_forward(M.data(), want_o.data(), groups, B, K, C);
+  cpu->mbd_backward(M.data(), dO.data(), want_dm.data(), groups, B, K, C);
+  expect_op(Op::kMbdForward, d_o.host(), want_o, "O", B);
+  expect_op(Op::kMbdBackward, d_dm.host(), want_dm, "dM", B);
+}
+
 // Adam with its step count and the EMA folded in, two models, the second skipped by its flag:
 // bitwise equal to the CPU's adam_step per model, several steps.
 TEST(AdamFusedCuda, TwoModelsWithEmaAndSkipBitwiseEqualCpu) {
