@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/config.h"     // ModelShape
+#include "bench/op_cases.h"  // OpCase, LayerShape, model_layer_shapes
 #include "core/op_checks.h"  // WorkCount and the work counts of every op
 
 namespace mnistgan {
@@ -66,16 +67,6 @@ double median(std::vector<double> values);
 double percentile(std::vector<double> values, double p);
 
 // ---- shapes and work counts ----------------------------------------------------------------
-
-// One linear layer as the training step runs it: G's layers see `batch` rows, D's layers see
-// 2 x batch (real and fake in one pass), as do T (minibatch discrimination) and the logit.
-struct LayerShape {
-  std::string name;  // model.h's gan_layers names: "G.fc0", ..., "D.fc0", ..., "D.mbd", "D.out"
-  int rows = 0, in = 0, out = 0;
-  bool bias = true;
-  int act = 0;  // Activation as int: 0 none, 1 LeakyReLU, 2 tanh (backend.h's order)
-};
-std::vector<LayerShape> model_layer_shapes(const ModelShape& shape, int batch);
 
 // Fraction of the roofline a measured time reaches: the faster of the compute and the memory
 // bound divided by the time, so 1.0 means as fast as this machine's ceilings allow. Returns 0
@@ -148,6 +139,10 @@ struct BenchReport {
   std::vector<E2eRow> e2e;
   std::vector<SweepBenchRow> sweep;
 };
+
+// A row for `c` at `batch`: its kernel, layer, shape and work (variant, times and status are
+// the caller's).
+KernelRow case_row(const OpCase& c, int batch);
 
 // The shape column: "rows x in x out" for GEMMs, "rows x K x C" for minibatch
 // discrimination, "rows x cols" for elementwise ops on a matrix, "n=<count>" for flat ones.
