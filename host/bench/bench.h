@@ -4,11 +4,13 @@
 //   ceilings    measured in the same run: a large copy (GB/s, bytes read + written) and a
 //               large SGEMM (GFLOP/s; on CUDA also TF32), so each row can say how close it
 //               comes to what this machine can do;
-//   kernels     every op of the training step at the model's layer shapes for each batch:
-//               median time over --repeats after --warmup, GFLOP/s, GB/s and the fraction of
-//               the roofline (max(flops / peak flops, bytes / peak bandwidth) / time). On
-//               CUDA every kernel version and library comparator is checked against the CPU
-//               backend before it is timed and marked FAILED on a mismatch;
+//   kernels     every op of the training step at the model's layer shapes for each batch
+//               (bench/op_cases.h's op_bench_cases, the cases the CUDA op tests run at small
+//               shapes): median time over --repeats after --warmup, GFLOP/s, GB/s and the
+//               fraction of the roofline (max(flops / peak flops, bytes / peak bandwidth) /
+//               time). On CUDA every kernel version and library comparator is checked against
+//               the CPU backend's run of the same case before it is timed and marked FAILED on
+//               a mismatch;
 //   end to end  steps/s and images/s of TrainingState::step on synthetic data at each batch,
 //               with and without minibatch discrimination (and, on CUDA, the CUDA graph);
 //   sweep       GAN-steps/s (runs x steps / s) of N runs of batch 64 with minibatch

@@ -12,6 +12,7 @@
 #include <cctype>  // std::isalnum
 #include <cstdint>
 #include <memory>
+#include <ostream>  // std::ostream
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -23,6 +24,10 @@
 #include "test_util.h"
 
 namespace mnistgan {
+
+// gtest prints a case's parameter by its op's name (it looks PrintTo up in Op's namespace).
+void PrintTo(Op op, std::ostream* os) { *os << op_check(op).name; }
+
 namespace {
 
 using test::alloc;
