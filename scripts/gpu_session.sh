@@ -45,7 +45,7 @@ self="$repo_root/scripts/gpu_session.sh"
 # Every test that needs a GPU has "Cuda" in its suite name (tests/cuda_test.h checks); the
 # kernel tests are the ones without a training run in them, fast enough for racecheck.
 gpu_tests='*Cuda*'
-kernel_tests='Cuda*:*/CudaLinearVersion.*:SoftmaxXentCuda.*:NanGuardOpsCuda.*:EvalCuda.*:PrdcCuda.*'
+kernel_tests='Cuda*:*/CudaOpCases.*:*/CudaLinearVersion.*:SoftmaxXentCuda.*:NanGuardOpsCuda.*:EvalCuda.*:PrdcCuda.*'
 step_tests='TrainCuda.*:NanGuardCuda.*:ToyTrainCuda.*'
 
 die() {

@@ -30,7 +30,9 @@ const std::map<std::string, std::set<std::string>>& allowed_includes() {
       {"train", {"model", "eval", "io", "plot", "core"}},
       {"toy", {"model", "plot", "io", "core"}},
       {"sweep", {"train", "model", "eval", "io", "plot", "core", "cli"}},
-      {"bench", {"sweep", "train", "model", "eval", "io", "core", "cli"}},
+      // backends: bench_cuda.cu, the device half (mnistgan_bench_device links mnistgan_backends),
+      // takes the CUDA backend's stream from backends/cuda_backend.h.
+      {"bench", {"sweep", "train", "model", "eval", "io", "core", "cli", "backends"}},
       {"cli", {"sweep", "train", "eval", "toy", "model", "io", "plot", "core"}},
   };
   return allowed;

@@ -18,8 +18,9 @@ namespace fs = std::filesystem;
 
 // Our CUDA code runs on streams created cudaStreamNonBlocking, which are not ordered after the
 // legacy default stream that plain cudaMemcpy / cudaMemset use; and a pageable host-to-device
-// cudaMemcpy may return before its data reaches the device. A kernel launched right after such
-// a call read a half-copied buffer on an H200 (host/bench/bench_cuda.cu). So a plain
+// cudaMemcpy may return before its data reaches the device, so a kernel launched right after
+// such a call can read a half-copied buffer (EmuCuda.LegacyStreamCopyIsNotOrderedWith-
+// NonBlockingStreams shows it on the emulation). So a plain
 // cudaMemcpy to the device or cudaMemset is followed, within three lines, by a wait for the
 // legacy stream (or a device-wide synchronise); stream-ordered *Async calls are the rule.
 TEST(Conventions, LegacyStreamCopiesAreWaitedFor) {

@@ -15,6 +15,7 @@
 
 #include "adam.cuh"           // adam_step
 #include "bce.cuh"            // bce_with_logits
+#include "backends/cuda_backend.h"  // cuda_backend_stream
 #include "core/backend.h"     // Backend
 #include "cuda_check.cuh"     // CUDA_CHECK
 #include "elementwise.cuh"    // activation_backward, concat/split_cols, increment, count_nonfinite
@@ -155,6 +156,7 @@ class CudaBackend final : public Backend {
   }
 
   void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  cudaStream_t stream() const { return stream_; }  // cuda_backend_stream
 
   // ---- ops: forwarded to the launchers in kernels/ ---------------------------------------
   void linear_forward(const float* X, const float* W, const float* b, float* Y, int rows, int in,
@@ -374,6 +376,14 @@ class CudaBackend final : public Backend {
 };
 
 }  // namespace
+
+cudaStream_t cuda_backend_stream(Backend& backend) {
+  auto* cuda = dynamic_cast<CudaBackend*>(&backend);
+  if (cuda == nullptr)
+    throw std::invalid_argument("cuda_backend_stream: " + backend.name() +
+                                " is not a backend of make_cuda_backend()");
+  return cuda->stream();
+}
 
 bool cuda_backend_built() { return true; }
 

@@ -100,16 +100,6 @@ double percentile(std::vector<double> values, double p) {
 
 // ---- shapes and work counts ----------------------------------------------------------------
 
-std::vector<LayerShape> model_layer_shapes(const ModelShape& shape, int batch) {
-  std::vector<LayerShape> layers;
-  for (const LayerSpec& spec : gan_layers(shape)) {
-    // The D step runs real and fake through D in one pass: 2 x batch rows.
-    const int rows = spec.net == Net::kGenerator ? batch : 2 * batch;
-    layers.push_back(
-        {spec.name, rows, spec.in, spec.out, spec.has_bias, static_cast<int>(spec.act)});
-  }
-  return layers;
-}
 
 double roofline_fraction(const WorkCount& work, double seconds, double peak_flops_per_s,
                          double peak_bytes_per_s) {
@@ -165,6 +155,16 @@ double peak_flops_for(const KernelRow& row, const BenchCeilings& c) {
 bool row_has_times(const KernelRow& row) { return !row.seconds.empty(); }
 
 }  // namespace
+
+KernelRow case_row(const OpCase& c, int batch) {
+  KernelRow row;
+  row.kernel = c.kernel;
+  row.layer = c.layer;
+  row.batch = batch;
+  row.rows = c.rows, row.in = c.in, row.out = c.out;
+  row.work = c.work;
+  return row;
+}
 
 std::string kernel_shape_text(const KernelRow& k) {
   const std::string r = std::to_string(k.rows), i = std::to_string(k.in), o = std::to_string(k.out);
@@ -448,97 +448,18 @@ BenchCeilings measure_cpu_ceilings(Backend& cpu) {
   return c;
 }
 
+// Every case of op_bench_cases at every batch, timed on the CPU backend (the reference of
+// the CUDA rows, so never checked itself).
 void run_cpu_kernel_bench(Backend& cpu, const BenchOptions& o, const ModelShape& shape,
                           BenchReport& report) {
-  const float slope = shape.leaky_slope;
   for (int batch : o.batches) {
-    const std::vector<LayerShape> layers = model_layer_shapes(shape, batch);
-    auto add_row = [&](KernelRow row, const std::function<void()>& fn) {
-      row.batch = batch;
+    for (const OpCase& c : op_bench_cases(shape, batch)) {
+      const std::unique_ptr<CaseRun> run = c.make(cpu);
+      KernelRow row = case_row(c, batch);
       row.variant = "cpu";
       row.status = "reference";
-      row.seconds = time_repeats(cpu, o.warmup, o.repeats, fn);
+      row.seconds = time_repeats(cpu, o.warmup, o.repeats, [&] { run->run(); });
       report.kernels.push_back(std::move(row));
-    };
-    const size_t g_params = parameter_count(gan_layers(shape), Net::kGenerator);
-    const size_t d_params = parameter_count(gan_layers(shape), Net::kDiscriminator);
-    for (const LayerShape& L : layers) {
-      Buffers buf(cpu);
-      const float* X = buf.random(static_cast<size_t>(L.rows) * L.in, 1);
-      const float* W = buf.random(static_cast<size_t>(L.out) * L.in, 2, -0.05f, 0.05f);
-      const float* b = L.bias ? buf.random(L.out, 3) : nullptr;
-      float* Y = buf.zeros(static_cast<size_t>(L.rows) * L.out);
-      const float* dZ = buf.random(static_cast<size_t>(L.rows) * L.out, 4);
-      float* dX = buf.zeros(static_cast<size_t>(L.rows) * L.in);
-      float* dW = buf.zeros(static_cast<size_t>(L.out) * L.in);
-      float* db = L.bias ? buf.zeros(L.out) : nullptr;
-      const Activation act = static_cast<Activation>(L.act);
-      KernelRow row;
-      row.layer = L.name;
-      row.rows = L.rows, row.in = L.in, row.out = L.out;
-      row.kernel = "linear_forward";
-      row.work = linear_forward_work(L.rows, L.in, L.out, L.bias);
-      add_row(row, [&] { cpu.linear_forward(X, W, b, Y, L.rows, L.in, L.out, act, slope); });
-      row.kernel = "linear_backward";
-      row.work = linear_backward_work(L.rows, L.in, L.out, L.bias);
-      add_row(row, [&] { cpu.linear_backward(X, W, nullptr, dZ, dX, dW, db, L.rows, L.in, L.out,
-                                           Activation::kNone, 0.0f, false); });
-      if (act != Activation::kNone) {
-        const size_t n = static_cast<size_t>(L.rows) * L.out;
-        row.kernel = "activation_backward";
-        row.in = L.out, row.out = 1;
-        row.work = activation_backward_work(n);
-        float* dY_act = buf.zeros(n);
-        add_row(row, [&] { cpu.activation_backward(Y, dZ, dY_act, n, act, slope); });
-      }
-    }
-    Buffers buf(cpu);
-    if (shape.mbd_kernels > 0) {
-      const int K = shape.mbd_kernels, C = shape.mbd_dims, groups = 2;
-      const size_t m_size = static_cast<size_t>(groups) * batch * K * C;
-      const float* M = buf.random(m_size, 5, -2.0f, 2.0f);
-      float* O = buf.zeros(static_cast<size_t>(groups) * batch * K);
-      const float* dO = buf.random(static_cast<size_t>(groups) * batch * K, 6);
-      float* dM = buf.zeros(m_size);
-      KernelRow row;
-      row.layer = "D.mbd";
-      row.rows = groups * batch, row.in = K, row.out = C;
-      row.kernel = "mbd_forward";
-      row.work = mbd_forward_work(groups, batch, K, C);
-      add_row(row, [&] { cpu.mbd_forward(M, O, groups, batch, K, C); });
-      row.kernel = "mbd_backward";
-      row.work = mbd_backward_work(groups, batch, K, C);
-      add_row(row, [&] { cpu.mbd_backward(M, dO, dM, groups, batch, K, C); });
-    }
-    {
-      const int n = 2 * batch;
-      const float* x = buf.random(n, 7, -5.0f, 5.0f);
-      float* dx = buf.zeros(n);
-      float* stats = buf.zeros(2);
-      KernelRow row;
-      row.kernel = "bce_with_logits";
-      row.layer = "D.loss";
-      row.rows = n, row.in = 1, row.out = 1;
-      row.work = bce_work(n);
-      add_row(row, [&] { cpu.bce_with_logits(x, n, 1.0f, 1.0f, dx, stats); });
-    }
-    // Adam's cost does not depend on the batch; it is listed with each batch all the same so
-    // every batch's table is a complete step.
-    for (const auto& [name, n] : {std::pair<std::string, size_t>{"G.params", g_params},
-                                  std::pair<std::string, size_t>{"D.params", d_params}}) {
-      float* p = buf.random(n, 8);
-      const float* g = buf.random(n, 9);
-      float* m = buf.zeros(n);
-      float* v = buf.zeros(n);
-      const BackendBuffer<int64_t> step(cpu, 1);
-      AdamHyper hyper;
-      KernelRow row;
-      row.kernel = "adam";
-      row.layer = name;
-      row.rows = static_cast<int>(n), row.in = 1, row.out = 1;
-      row.work = adam_work(n);
-      // n = n: C++17 (and clang) cannot capture a structured binding itself.
-      add_row(row, [&, n = n] { cpu.adam_step(p, g, m, v, n, hyper, step.get()); });
     }
   }
 }

@@ -4,11 +4,13 @@
 //   ceilings    measured in the same run: a large copy (GB/s, bytes read + written) and a
 //               large SGEMM (GFLOP/s; on CUDA also TF32), so each row can say how close it
 //               comes to what this machine can do;
-//   kernels     every op of the training step at the model's layer shapes for each batch:
-//               median time over --repeats after --warmup, GFLOP/s, GB/s and the fraction of
-//               the roofline (max(flops / peak flops, bytes / peak bandwidth) / time). On
-//               CUDA every kernel version and library comparator is checked against the CPU
-//               backend before it is timed and marked FAILED on a mismatch;
+//   kernels     every op of the training step at the model's layer shapes for each batch
+//               (bench/op_cases.h's op_bench_cases, the cases the CUDA op tests run at small
+//               shapes): median time over --repeats after --warmup, GFLOP/s, GB/s and the
+//               fraction of the roofline (max(flops / peak flops, bytes / peak bandwidth) /
+//               time). On CUDA every kernel version and library comparator is checked against
+//               the CPU backend's run of the same case before it is timed and marked FAILED on
+//               a mismatch;
 //   end to end  steps/s and images/s of TrainingState::step on synthetic data at each batch,
 //               with and without minibatch discrimination (and, on CUDA, the CUDA graph);
 //   sweep       GAN-steps/s (runs x steps / s) of N runs of batch 64 with minibatch
@@ -26,6 +28,7 @@
 #include <vector>
 
 #include "core/config.h"     // ModelShape
+#include "bench/op_cases.h"  // OpCase, LayerShape, model_layer_shapes
 #include "core/op_checks.h"  // WorkCount and the work counts of every op
 
 namespace mnistgan {
@@ -66,16 +69,6 @@ double median(std::vector<double> values);
 double percentile(std::vector<double> values, double p);
 
 // ---- shapes and work counts ----------------------------------------------------------------
-
-// One linear layer as the training step runs it: G's layers see `batch` rows, D's layers see
-// 2 x batch (real and fake in one pass), as do T (minibatch discrimination) and the logit.
-struct LayerShape {
-  std::string name;  // model.h's gan_layers names: "G.fc0", ..., "D.fc0", ..., "D.mbd", "D.out"
-  int rows = 0, in = 0, out = 0;
-  bool bias = true;
-  int act = 0;  // Activation as int: 0 none, 1 LeakyReLU, 2 tanh (backend.h's order)
-};
-std::vector<LayerShape> model_layer_shapes(const ModelShape& shape, int batch);
 
 // Fraction of the roofline a measured time reaches: the faster of the compute and the memory
 // bound divided by the time, so 1.0 means as fast as this machine's ceilings allow. Returns 0
@@ -148,6 +141,10 @@ struct BenchReport {
   std::vector<E2eRow> e2e;
   std::vector<SweepBenchRow> sweep;
 };
+
+// A row for `c` at `batch`: its kernel, layer, shape and work (variant, times and status are
+// the caller's).
+KernelRow case_row(const OpCase& c, int batch);
 
 // The shape column: "rows x in x out" for GEMMs, "rows x K x C" for minibatch
 // discrimination, "rows x cols" for elementwise ops on a matrix, "n=<count>" for flat ones.

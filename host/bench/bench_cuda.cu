@@ -1,16 +1,21 @@
 // bench_cuda.cu: the device half of `mnistgan bench` (see bench.h): ceilings, then every
-// kernel of the training step and the library comparators at the model's layer shapes.
+// case of bench/op_cases.h at the model's layer shapes on the CUDA backend, beside the library
+// comparators and the kernels/dev variants.
 //
-// For each row: inputs are drawn on the host, the CPU backend computes the reference, the
-// device version runs once and is compared (|got - want| <= atol + rtol |want|, at the
-// tolerances of core/op_checks.h, the table the CUDA-vs-CPU tests use); a mismatch marks
-// the row FAILED (it is still timed, so the table shows both). Then
-// --warmup untimed runs and --repeats timed runs, each timed alone with CUDA events after a
+// For each case: the CPU backend runs it for the reference; the CUDA backend runs it on a
+// fresh copy of the same inputs (outputs poisoned) and is compared at the op's tolerance
+// (core/op_checks.h, the same comparison as the CUDA op tests); a mismatch marks the row
+// FAILED (it is still timed, so the table shows both). Then --warmup untimed runs and
+// --repeats timed runs, each timed alone with CUDA events on the backend's stream after a
 // write of a buffer twice the L2 size, so no repeat finds its inputs left in L2 by the last.
+// The shipped row of each op is the backend's own op (host/backends/cuda_backend.cu); every
+// comparator runs on its own fresh copy of the case's buffers, on the same stream, and is
+// compared the same way. All memory is BackendBuffer on the CUDA backend.
 //
-// Linear-forward variants at every layer shape:
+// Linear-forward rows at every layer shape:
 //   v3        the shipped grouped split-K SGEMM with bias and activation in its epilogue
-//             (kernels/linear.cu), with its split chosen from the SM count, and unsplit;
+//             (kernels/linear.cu), with its split chosen from the SM count (the backend's
+//             op), and unsplit;
 //   v1        cuBLAS SGEMM + the fused bias/activation kernel (kernels/dev/linear_dev.cu): the
 //             library GEMM with a separate bias + activation pass;
 //   v2        the custom tiled SIMT GEMM with bias and activation in registers (dev);
@@ -19,38 +24,32 @@
 //   cudnn     a cuDNN backend-API graph: matmul -> add bias -> RELU_FWD with lower clip
 //             slope 0.2 (LeakyReLU layers only; built when cuDNN headers were found). When
 //             cuDNN finds no engine for FP32 the row says "skipped: no engine" instead.
-// Linear-backward: v3 (one launch: dX and [dW | db] with act' read from Y on load) against
-// cuBLAS SGEMM x2 + the column-sum kernel + activation_backward (dev).
+// Linear-backward: v3 (one launch: dX and [dW | db] with act' read from Y on load; the
+// backend's op) and unsplit, against cuBLAS SGEMM x2 + the column-sum kernel +
+// activation_backward (dev).
 
 #include <cublasLt.h>      // cublasLtMatmul, epilogues
 #include <cublas_v2.h>     // cublasSgemm, cublasGemmEx
-#include <cuda_runtime.h>  // events, memory, device properties
+#include <cuda_runtime.h>  // events, device properties
 
 #include <algorithm>   // std::max, std::min
-#include <cmath>       // std::fabs, std::sqrt
 #include <cstdint>     // int64_t
-#include <cstdio>      // std::snprintf
 #include <functional>  // std::function
 #include <memory>      // std::unique_ptr
 #include <stdexcept>   // std::runtime_error
 #include <string>
-#include <utility>  // std::swap
 #include <vector>
 
-#include "adam.cuh"               // adam_step
-#include "bce.cuh"                // bce_with_logits
-#include "bench/bench.h"          // BenchReport, KernelRow, work counts
-#include "core/backend.h"         // make_cpu_backend, Activation
-#include "core/backend_buffer.h"  // BackendBuffer
-#include "core/formulas.h"        // activate
-#include "core/op_checks.h"       // op_tolerance, check_close, the work counts
-#include "cuda_check.cuh"         // CUDA_CHECK, CUBLAS_CHECK, CUDNN_CHECK
-#include "elementwise.cuh"        // activation_backward
-#include "linear_dev.cuh"         // (kernels/dev) linear_forward_dev, linear_backward_cublas
-#include "linear.cuh"             // linear_forward, linear_backward (v3), LinearWorkspace
-#include "logit_bce.cuh"          // logit_bce
-#include "mbd.cuh"                // mbd_forward, mbd_backward
-#include "model/model.h"          // gan_layers, parameter_count
+#include "backends/cuda_backend.h"  // cuda_backend_stream
+#include "bench/bench.h"            // BenchReport, KernelRow, case_row
+#include "bench/op_cases.h"         // op_bench_cases, LinearForwardRun, LinearBackwardRun
+#include "core/backend.h"           // make_cpu_backend, make_cuda_backend, Activation
+#include "core/backend_buffer.h"    // BackendBuffer
+#include "core/formulas.h"          // activate
+#include "cuda_check.cuh"           // CUDA_CHECK, CUBLAS_CHECK, CUDNN_CHECK
+#include "elementwise.cuh"          // activation_backward
+#include "linear.cuh"               // linear_forward, linear_backward (v3), LinearWorkspace
+#include "linear_dev.cuh"           // (kernels/dev) linear_forward_dev, linear_backward_cublas
 
 namespace mnistgan {
 namespace {
@@ -60,101 +59,14 @@ constexpr size_t kCopyBytes = size_t{1} << 30;  // 1 GiB
 constexpr int kGemmCeilingN = 8192;             // 8192^3 GEMM, 1.1 TFLOP
 constexpr size_t kWorkspaceBytes = size_t{32} << 20;
 
-// ---- device memory -------------------------------------------------------------------------
-//
-// The bench's kernels run on a cudaStreamNonBlocking stream, which is not ordered after the
-// legacy default stream that cudaMemset and cudaMemcpy use, and a pageable host-to-device
-// cudaMemcpy may return before its DMA has landed. So every allocation's clear and every
-// upload waits for the legacy stream before it returns: without that, a kernel read a
-// half-copied input on an H200 (activation_backward at batch 1024, about 4% of elements).
-
-// Waits for the legacy default stream's queued memset/memcpy to reach device memory.
-void wait_for_legacy_stream() { CUDA_CHECK(cudaStreamSynchronize(cudaStreamLegacy)); }
-
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
-    CUDA_CHECK(cudaMalloc(&p_, bytes == 0 ? 256 : bytes));
-    CUDA_CHECK(cudaMemset(p_, 0, bytes == 0 ? 256 : bytes));
-    wait_for_legacy_stream();
-  }
-  ~DeviceBuffer() {
-    if (p_ != nullptr) (void)cudaFree(p_);
-  }
-  DeviceBuffer(DeviceBuffer&& o) noexcept : p_(o.p_), bytes_(o.bytes_) { o.p_ = nullptr; }
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
-    std::swap(p_, o.p_);
-    std::swap(bytes_, o.bytes_);
-    return *this;
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  float* f() const { return static_cast<float*>(p_); }
-  void* get() const { return p_; }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void* p_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-DeviceBuffer upload(const std::vector<float>& host) {
-  DeviceBuffer d(host.size() * sizeof(float));
-  if (!host.empty()) {
-    CUDA_CHECK(
-        cudaMemcpy(d.get(), host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice));
-    wait_for_legacy_stream();
-  }
-  return d;
-}
-
-std::vector<float> download(const float* p, size_t n) {
-  std::vector<float> host(n);
-  if (n != 0) CUDA_CHECK(cudaMemcpy(host.data(), p, n * sizeof(float), cudaMemcpyDeviceToHost));
-  return host;
-}
-
-// ---- the CPU reference through the Backend interface ---------------------------------------
-
-class CpuRef {
- public:
-  CpuRef() : cpu_(make_cpu_backend()) {}
-  Backend* operator->() { return cpu_.get(); }
-  float* put(const std::vector<float>& host) {
-    float* p = zeros(host.size());
-    if (!host.empty()) cpu_->to_backend(p, host.data(), host.size() * sizeof(float));
-    return p;
-  }
-  float* zeros(size_t n) { return owned_.emplace_back(*cpu_, n == 0 ? 1 : n).get(); }
-  int64_t* step() { return steps_.emplace_back(*cpu_, 1).get(); }
-  std::vector<float> get(const float* p, size_t n) {
-    std::vector<float> host(n);
-    if (n != 0) cpu_->to_host(host.data(), p, n * sizeof(float));
-    return host;
-  }
-
- private:
-  std::unique_ptr<Backend> cpu_;  // declared first: destroyed after the buffers below
-  std::vector<BackendBuffer<float>> owned_;
-  std::vector<BackendBuffer<int64_t>> steps_;
-};
-
-// "" when got is within op's tolerance of want (core/op_checks.h), else why not.
-std::string check_op(Op op, const std::vector<float>& got, const std::vector<float>& want,
-                     const char* what, double& max_abs_error, int64_t reduction = 1,
-                     bool tf32 = false) {
-  return check_close(got, want, op_tolerance(op, reduction, max_abs(want), tf32), what,
-                     &max_abs_error);
-}
-
 // ---- timing --------------------------------------------------------------------------------
 
 class Timer {
  public:
-  Timer(cudaStream_t stream, size_t l2_bytes) : stream_(stream) {
-    // Twice L2 (at least 64 MiB): writing it evicts everything a repeat could reuse.
-    flush_ = DeviceBuffer(std::max<size_t>(2 * l2_bytes, size_t{64} << 20));
+  Timer(Backend& gpu, size_t l2_bytes)
+      // Twice L2 (at least 64 MiB): writing it evicts everything a repeat could reuse.
+      : stream_(cuda_backend_stream(gpu)),
+        flush_(gpu, std::max<size_t>(2 * l2_bytes, size_t{64} << 20)) {
     CUDA_CHECK(cudaEventCreate(&start_));
     CUDA_CHECK(cudaEventCreate(&stop_));
   }
@@ -185,7 +97,7 @@ class Timer {
 
  private:
   cudaStream_t stream_;
-  DeviceBuffer flush_;
+  BackendBuffer<uint8_t> flush_;
   cudaEvent_t start_ = nullptr, stop_ = nullptr;
 };
 
@@ -498,32 +410,58 @@ class CudnnLinearGraph {
 
 // ---- the bench -----------------------------------------------------------------------------
 
+// The shipped row's variant text per op (the backend's op).
+std::string shipped_variant(Op op) {
+  switch (op) {
+    case Op::kLinearForward:
+      return "v3: grouped split-K SGEMM, epilogue fused [shipped]";
+    case Op::kLinearBackward:
+      return "v3: one launch, dX + [dW | db], act' on load [shipped]";
+    case Op::kActivationBackward:
+      return "grid-stride";
+    case Op::kMbdForward:
+    case Op::kMbdBackward:
+      return "pair tiles in shared memory";
+    case Op::kBceWithLogits:
+      return "one block, fixed-order reduction";
+    case Op::kLogitBce:
+      return "one block: logit, BCE per group, stats, dX, dw, db";
+    case Op::kAdam:
+      return "one launch, flat buffer, step count folded in";
+    default:
+      return "shipped";
+  }
+}
+
 class CudaKernelBench {
  public:
-  CudaKernelBench(const BenchOptions& o, BenchReport& report) : o_(o), report_(report) {
-    CUDA_CHECK(cudaSetDevice(0));
+  CudaKernelBench(const BenchOptions& o, BenchReport& report)
+      : o_(o), report_(report), cpu_(make_cpu_backend()), gpu_(make_cuda_backend(0)) {
+    stream_ = cuda_backend_stream(*gpu_);
     CUDA_CHECK(cudaGetDeviceProperties(&prop_, 0));
-    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasCreate(&cublas_));
     CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
-    workspace_ = DeviceBuffer(kWorkspaceBytes);
+    workspace_ = BackendBuffer<uint8_t>(*gpu_, kWorkspaceBytes);
     CUBLAS_CHECK(cublasSetWorkspace(cublas_, workspace_.get(), kWorkspaceBytes));
     CUBLAS_CHECK(cublasLtCreate(&lt_));
     ctx_.cublas = cublas_;
     ctx_.sm_count = prop_.multiProcessorCount;
     ctx_.cc_major = prop_.major;
-    linear_partials_ = DeviceBuffer(kLinearWorkspaceFloats * sizeof(float));
-    linear_counters_ = DeviceBuffer(kLinearWorkspaceCounters * sizeof(unsigned));
-    linear_ws_.partials = linear_partials_.f();
+    // The unsplit v3 rows' own workspace (the backend keeps its own for its ops); the
+    // counters start at zero and every launch leaves them so.
+    linear_partials_ = BackendBuffer<float>(*gpu_, kLinearWorkspaceFloats);
+    linear_counters_ = BackendBuffer<int32_t>::zeroed(*gpu_, kLinearWorkspaceCounters);
+    linear_ws_.partials = linear_partials_.get();
     linear_ws_.partial_floats = kLinearWorkspaceFloats;
-    linear_ws_.counters = static_cast<unsigned*>(linear_counters_.get());
+    linear_ws_.counters = reinterpret_cast<unsigned*>(linear_counters_.get());
     linear_ws_.counter_count = kLinearWorkspaceCounters;
     linear_ws_.sm_count = prop_.multiProcessorCount;
 #if defined(MNISTGAN_HAVE_CUDNN)
     CUDNN_CHECK(cudnnCreate(&cudnn_));
     CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
 #endif
-    timer_ = std::make_unique<Timer>(stream_, static_cast<size_t>(prop_.l2CacheSize));
+    timer_ = std::make_unique<Timer>(*gpu_, static_cast<size_t>(prop_.l2CacheSize));
+    gpu_->synchronize();
   }
   ~CudaKernelBench() {
     timer_.reset();
@@ -532,7 +470,6 @@ class CudaKernelBench {
 #endif
     if (lt_) (void)cublasLtDestroy(lt_);
     if (cublas_) (void)cublasDestroy(cublas_);
-    if (stream_) (void)cudaStreamDestroy(stream_);
   }
   CudaKernelBench(const CudaKernelBench&) = delete;
   CudaKernelBench& operator=(const CudaKernelBench&) = delete;
@@ -570,28 +507,25 @@ class CudaKernelBench {
   void measure_ceilings() {
     BenchCeilings& c = report_.ceilings;
     {
-      DeviceBuffer src(kCopyBytes), dst(kCopyBytes);
+      auto src = BackendBuffer<uint8_t>::zeroed(*gpu_, kCopyBytes);
+      BackendBuffer<uint8_t> dst(*gpu_, kCopyBytes);
       const auto s = timer_->time(
-          2, 10,
-          [&] {
-            CUDA_CHECK(cudaMemcpyAsync(dst.get(), src.get(), kCopyBytes, cudaMemcpyDeviceToDevice,
-                                       stream_));
-          },
-          false);
+          2, 10, [&] { gpu_->copy(dst.get(), src.get(), kCopyBytes); }, false);
       c.copy_bytes_per_s = 2.0 * kCopyBytes / fastest(s);
-      c.copy_how = "cudaMemcpyAsync D2D 1 GiB, read + write, best of 10";
+      c.copy_how = "cudaMemcpyAsync D2D 1 GiB (the backend's copy), read + write, best of 10";
     }
     const int n = kGemmCeilingN;
     const size_t elems = static_cast<size_t>(n) * n;
-    DeviceBuffer a(elems * 4), b(elems * 4), y(elems * 4);
+    auto a = BackendBuffer<float>::zeroed(*gpu_, elems), b = BackendBuffer<float>::zeroed(*gpu_, elems);
+    BackendBuffer<float> y(*gpu_, elems);
     const double flops = 2.0 * n * n * n;
     const float alpha = 1.0f, beta = 0.0f;
     {
       const auto s = timer_->time(
           3, 10,
           [&] {
-            CUBLAS_CHECK(cublasSgemm(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a.f(), n,
-                                     b.f(), n, &beta, y.f(), n));
+            CUBLAS_CHECK(cublasSgemm(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a.get(),
+                                     n, b.get(), n, &beta, y.get(), n));
           },
           false);
       c.sgemm_flops_per_s = flops / fastest(s);
@@ -601,9 +535,10 @@ class CudaKernelBench {
       const auto s = timer_->time(
           3, 10,
           [&] {
-            CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a.f(),
-                                      CUDA_R_32F, n, b.f(), CUDA_R_32F, n, &beta, y.f(), CUDA_R_32F,
-                                      n, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
+            CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a.get(),
+                                      CUDA_R_32F, n, b.get(), CUDA_R_32F, n, &beta, y.get(),
+                                      CUDA_R_32F, n, CUBLAS_COMPUTE_32F_FAST_TF32,
+                                      CUBLAS_GEMM_DEFAULT));
           },
           false);
       c.tf32_flops_per_s = flops / fastest(s);
@@ -612,17 +547,8 @@ class CudaKernelBench {
   }
 
   void measure_kernels(const ModelShape& shape) {
-    for (int batch : o_.batches) {
-      for (const LayerShape& L : model_layer_shapes(shape, batch))
-        linear_rows(L, batch, shape.leaky_slope);
-      const size_t g_params = parameter_count(gan_layers(shape), Net::kGenerator);
-      const size_t d_params = parameter_count(gan_layers(shape), Net::kDiscriminator);
-      if (shape.mbd_kernels > 0) mbd_rows(batch, shape.mbd_kernels, shape.mbd_dims);
-      bce_row(batch);
-      logit_bce_row(batch, shape);
-      adam_row(batch, "G.params", g_params);
-      adam_row(batch, "D.params", d_params);
-    }
+    for (int batch : o_.batches)
+      for (const OpCase& c : op_bench_cases(shape, batch)) case_rows(c, batch);
   }
 
  private:
@@ -642,72 +568,64 @@ class CudaKernelBench {
     report_.kernels.push_back(std::move(row));
   }
 
-  void linear_rows(const LayerShape& L, int batch, float slope) {
-    const size_t nx = static_cast<size_t>(L.rows) * L.in, nw = static_cast<size_t>(L.out) * L.in,
-                 ny = static_cast<size_t>(L.rows) * L.out;
-    const float w_scale = 1.0f / std::sqrt(static_cast<float>(L.in));
-    const std::vector<float> hx = bench_random(nx, 1, -1.0f, 1.0f);
-    const std::vector<float> hw = bench_random(nw, 2, -w_scale, w_scale);
-    const std::vector<float> hb = bench_random(L.out, 3, -0.1f, 0.1f);
-    const std::vector<float> hdz = bench_random(ny, 4, -1.0f, 1.0f);
-    const Activation act = static_cast<Activation>(L.act);
-
-    // CPU reference: forward, and the backward of the same layer.
-    CpuRef cpu;
-    float* cx = cpu.put(hx);
-    float* cw = cpu.put(hw);
-    float* cb = L.bias ? cpu.put(hb) : nullptr;
-    float* cy = cpu.zeros(ny);
-    float* cdx = cpu.zeros(nx);
-    float* cdw = cpu.zeros(nw);
-    float* cdb = L.bias ? cpu.zeros(L.out) : nullptr;
-    float* cdz = cpu.put(hdz);
-    cpu->linear_forward(cx, cw, cb, cy, L.rows, L.in, L.out, act, slope);
-    // The dZ = dz * act'(Y) of v3's fused backward, from the forward's Y.
-    cpu->linear_backward(cx, cw, cy, cdz, cdx, cdw, cdb, L.rows, L.in, L.out, act, slope, false);
-    const std::vector<float> ref_y = cpu.get(cy, ny), ref_dx = cpu.get(cdx, nx),
-                             ref_dw = cpu.get(cdw, nw);
-    const std::vector<float> ref_db = L.bias ? cpu.get(cdb, L.out) : std::vector<float>{};
-    std::vector<float> ref_act_grad;
-    if (act != Activation::kNone) {
-      float* cg = cpu.zeros(ny);
-      cpu->activation_backward(cy, cdz, cg, ny, act, slope);
-      ref_act_grad = cpu.get(cg, ny);
+  // One row of `c` that runs `launch` on a fresh copy of the case's buffers on the CUDA
+  // backend, checked against the reference outputs `want` (tf32: at the TF32 tolerance).
+  void variant_row(const OpCase& c, KernelRow row, const std::vector<CaseOutput>& want,
+                   const std::function<void(CaseRun&)>& launch) {
+    try {
+      const std::unique_ptr<CaseRun> run = c.make(*gpu_);
+      const bool tf32 = row.tf32;
+      bench_row(
+          std::move(row), [&] { launch(*run); },
+          [&](double& err) { return compare_case_outputs(c, run->outputs(), want, &err, tf32); });
+    } catch (const std::exception& e) {  // making the buffers failed
+      row.status = std::string("FAILED: ") + e.what();
+      report_.kernels.push_back(std::move(row));
     }
+  }
 
-    DeviceBuffer x = upload(hx), w = upload(hw), b = upload(hb), dz = upload(hdz);
-    DeviceBuffer y(ny * 4), dx(nx * 4), dw(nw * 4), db(L.out * 4), g(ny * 4);
-    const float* bias = L.bias ? b.f() : nullptr;
+  // The shipped row (the backend's op), then the op's comparators.
+  void case_rows(const OpCase& c, int batch) {
+    std::vector<CaseOutput> want;
+    {
+      const std::unique_ptr<CaseRun> reference = c.make(*cpu_);
+      reference->run();
+      want = reference->outputs();
+    }
+    KernelRow row = case_row(c, batch);
+    row.variant = shipped_variant(c.op);
+    variant_row(c, row, want, [](CaseRun& run) { run.run(); });
+    if (c.op == Op::kLinearForward) linear_forward_rows(c, row, want);
+    if (c.op == Op::kLinearBackward) linear_backward_rows(c, row, want);
+  }
 
-    KernelRow row;
-    row.kernel = "linear_forward";
-    row.layer = L.name;
-    row.batch = batch;
-    row.rows = L.rows, row.in = L.in, row.out = L.out;
-    row.work = linear_forward_work(L.rows, L.in, L.out, L.bias);
-    auto check_y = [&](bool tf32) {
-      return [&, tf32](double& err) {
-        return check_op(Op::kLinearForward, download(y.f(), ny), ref_y, "Y", err, L.in, tf32);
-      };
-    };
+  static LinearForwardRun& as_forward(CaseRun& run) {
+    auto* lin = dynamic_cast<LinearForwardRun*>(&run);
+    if (lin == nullptr) throw std::logic_error("a linear_forward bench case without its buffers");
+    return *lin;
+  }
+  static LinearBackwardRun& as_backward(CaseRun& run) {
+    auto* lin = dynamic_cast<LinearBackwardRun*>(&run);
+    if (lin == nullptr) throw std::logic_error("a linear_backward bench case without its buffers");
+    return *lin;
+  }
+
+  void linear_forward_rows(const OpCase& c, KernelRow row, const std::vector<CaseOutput>& want) {
+    {
+      row.variant = "v3 unsplit";
+      LinearWorkspace ws = linear_ws_;
+      ws.split_k_override = 1;
+      variant_row(c, row, want, [&, ws](CaseRun& run) {
+        LinearForwardRun& L = as_forward(run);
+        linear_forward(ws, L.x.get(), L.w.get(), L.bias(), L.y.get(), L.p.rows, L.p.in, L.p.out,
+                       L.p.act, L.p.slope, {}, 1, {}, stream_);
+      });
+    }
     struct Version {
       int number;
       bool tf32;
       const char* name;
     };
-    for (const int split : {0, 1}) {
-      LinearWorkspace ws = linear_ws_;
-      ws.split_k_override = split;
-      row.variant = split == 0 ? "v3: grouped split-K SGEMM, epilogue fused [shipped]"
-                               : "v3 unsplit";
-      bench_row(
-          row,
-          [&, ws] {
-            linear_forward(ws, x.f(), w.f(), bias, y.f(), L.rows, L.in, L.out, act, slope, {}, 1,
-                           {}, stream_);
-          },
-          check_y(false));
-    }
     for (const Version& v : {Version{1, false, "v1: cuBLAS SGEMM + bias/act kernel"},
                              Version{2, false, "v2: tiled SIMT, epilogue in registers"},
                              Version{2, true, "v2 tf32: WMMA, epilogue in registers"}}) {
@@ -716,273 +634,128 @@ class CudaKernelBench {
       ctx.tf32 = v.tf32;
       row.variant = v.name;
       row.tf32 = v.tf32;
-      bench_row(
-          row,
-          [&, ctx, v] {
-            linear_forward_dev(v.number, ctx, x.f(), w.f(), bias, y.f(), L.rows, L.in, L.out,
-                               act, slope, stream_);
-          },
-          check_y(v.tf32));
+      variant_row(c, row, want, [&, ctx, v](CaseRun& run) {
+        LinearForwardRun& L = as_forward(run);
+        linear_forward_dev(v.number, ctx, L.x.get(), L.w.get(), L.bias(), L.y.get(), L.p.rows,
+                           L.p.in, L.p.out, L.p.act, L.p.slope, stream_);
+      });
     }
     row.tf32 = false;
 
-    // cuBLASLt with the BIAS epilogue, then the activation as its own pass.
-    {
-      row.variant = std::string("cublasLt") + (L.bias ? " BIAS epilogue" : "") +
-                    (act != Activation::kNone ? " + act kernel" : "");
-      try {
-        LtLinear lt(lt_, L.rows, L.in, L.out, bias);
-        if (!lt.found()) {
-          row.status = "skipped: cuBLASLt returned no algorithm for this shape";
-          report_.kernels.push_back(row);
-        } else {
-          bench_row(
-              row,
-              [&] {
-                lt.run(x.f(), w.f(), y.f(), workspace_.get(), stream_);
-                apply_activation(y.f(), ny, L.act, slope, stream_);
-              },
-              check_y(false));
-        }
-      } catch (const std::exception& e) {
-        row.status = std::string("FAILED: ") + e.what();
-        report_.kernels.push_back(row);
-      }
-      row.status = "ok";
-    }
+    const int rows = c.rows, in = c.in, out = c.out;
+    // The cuBLASLt row's copy of the buffers (its descriptor holds the bias pointer).
+    const std::unique_ptr<CaseRun> lt_run = c.make(*gpu_);
+    LinearForwardRun& L = as_forward(*lt_run);
+    const LinearParams p = L.p;
 
-#if defined(MNISTGAN_HAVE_CUDNN)
-    if (act == Activation::kLeakyRelu && L.bias) {
+    // cuBLASLt with the BIAS epilogue, then the activation as its own pass.
+    row.variant = std::string("cublasLt") + (p.bias ? " BIAS epilogue" : "") +
+                  (p.act != Activation::kNone ? " + act kernel" : "");
+    try {
+      LtLinear lt(lt_, rows, in, out, L.bias());
+      if (!lt.found()) {
+        row.status = "skipped: cuBLASLt returned no algorithm for this shape";
+        report_.kernels.push_back(row);
+      } else {
+        const size_t ny = static_cast<size_t>(rows) * out;
+        bench_row(
+            row,
+            [&] {
+              lt.run(L.x.get(), L.w.get(), L.y.get(), workspace_.get(), stream_);
+              apply_activation(L.y.get(), ny, static_cast<int>(p.act), p.slope, stream_);
+            },
+            [&](double& err) { return compare_case_outputs(c, lt_run->outputs(), want, &err); });
+      }
+    } catch (const std::exception& e) {
+      row.status = std::string("FAILED: ") + e.what();
+      report_.kernels.push_back(row);
+    }
+    row.status = "ok";
+
+    if (p.act == Activation::kLeakyRelu && p.bias) {
       row.variant = "cuDNN graph matmul+bias+RELU_FWD(0.2)";
-      CudnnLinearGraph graph(cudnn_, L.rows, L.in, L.out, slope);
+#if defined(MNISTGAN_HAVE_CUDNN)
+      CudnnLinearGraph graph(cudnn_, rows, in, out, p.slope);
       if (!graph.error().empty()) {
         row.status = "skipped: " + graph.error();
         report_.kernels.push_back(row);
       } else {
         if (graph.tf32()) row.variant += " (TF32 engine: the only one cuDNN offered)";
         try {
-          DeviceBuffer ws(static_cast<size_t>(graph.workspace_bytes()));
-          graph.bind(x.f(), w.f(), bias, y.f(), ws.get());
+          const std::unique_ptr<CaseRun> cudnn_run = c.make(*gpu_);
+          LinearForwardRun& G = as_forward(*cudnn_run);
+          BackendBuffer<uint8_t> ws(*gpu_, static_cast<size_t>(graph.workspace_bytes()));
+          graph.bind(G.x.get(), G.w.get(), G.bias(), G.y.get(), ws.get());
+          const bool tf32 = graph.tf32();
           bench_row(
-              row, [&] { graph.run(); }, check_y(graph.tf32()));
+              row, [&] { graph.run(); },
+              [&](double& err) {
+                return compare_case_outputs(c, cudnn_run->outputs(), want, &err, tf32);
+              });
         } catch (const std::exception& e) {
           row.status = std::string("FAILED: ") + e.what();
           report_.kernels.push_back(row);
         }
       }
-      row.status = "ok";
-    }
 #else
-    if (act == Activation::kLeakyRelu && L.bias) {
-      row.variant = "cuDNN graph matmul+bias+RELU_FWD(0.2)";
       row.status = "skipped: built without cuDNN (no cudnn.h at configure time)";
       report_.kernels.push_back(row);
-      row.status = "ok";
-    }
 #endif
+    }
+  }
 
-    // Backward: dX, dW, db of the same layer, dZ = dz * act'(Y) included.
-    DeviceBuffer y_ref = upload(ref_y);  // the saved output the backward reads act' from
-    auto check_backward = [&](double& err) {
-      // dX reduces over out, dW over rows.
-      const Op op = Op::kLinearBackward;
-      std::string why = check_op(op, download(dx.f(), nx), ref_dx, "dX", err, L.out);
-      if (why.empty()) why = check_op(op, download(dw.f(), nw), ref_dw, "dW", err, L.rows);
-      if (why.empty() && L.bias)
-        why = check_op(op, download(db.f(), L.out), ref_db, "db", err, L.rows);
-      return why;
-    };
-    row.kernel = "linear_backward";
-    row.work = linear_backward_work(L.rows, L.in, L.out, L.bias);
-    for (const int split : {0, 1}) {
+  void linear_backward_rows(const OpCase& c, KernelRow row, const std::vector<CaseOutput>& want) {
+    {
+      row.variant = "v3 unsplit";
       LinearWorkspace ws = linear_ws_;
-      ws.split_k_override = split;
-      row.variant = split == 0 ? "v3: one launch, dX + [dW | db], act' on load [shipped]"
-                               : "v3 unsplit";
-      bench_row(
-          row,
-          [&, ws] {
-            linear_backward(ws, x.f(), w.f(), y_ref.f(), dz.f(), dx.f(), dw.f(),
-                            L.bias ? db.f() : nullptr, L.rows, L.in, L.out, act, slope, false, {},
-                            1, {}, stream_);
-          },
-          check_backward);
+      ws.split_k_override = 1;
+      variant_row(c, row, want, [&, ws](CaseRun& run) {
+        LinearBackwardRun& B = as_backward(run);
+        const LinearParams& L = B.p.layer;
+        linear_backward(ws, B.x.get(), B.w.get(), B.y.get(), B.dy.get(), B.dx.get(), B.dw.get(),
+                        B.p.want_db ? B.db.get() : nullptr, L.rows, L.in, L.out, L.act, L.slope,
+                        false, {}, 1, {}, stream_);
+      });
     }
+    // dZ = dY * act'(Y) as its own pass into a scratch buffer, then the two GEMMs and db.
+    const std::unique_ptr<CaseRun> run = c.make(*gpu_);
+    LinearBackwardRun& B = as_backward(*run);
+    const LinearParams& L = B.p.layer;
+    BackendBuffer<float> dz(*gpu_, static_cast<size_t>(L.rows) * L.out);
     row.variant = std::string("cuBLAS SGEMM x2 + column-sum kernel") +
-                  (act != Activation::kNone ? " + activation_backward" : "");
+                  (L.act != Activation::kNone ? " + activation_backward" : "");
     bench_row(
         row,
         [&] {
-          const float* d_z = dz.f();
-          if (act != Activation::kNone) {
-            activation_backward(y_ref.f(), dz.f(), g.f(), ny, act, slope, stream_);
-            d_z = g.f();
+          const float* d_z = B.dy.get();
+          if (L.act != Activation::kNone) {
+            activation_backward(B.y.get(), B.dy.get(), dz.get(), dz.size(), L.act, L.slope,
+                                stream_);
+            d_z = dz.get();
           }
-          linear_backward_cublas(ctx_, x.f(), w.f(), d_z, dx.f(), dw.f(),
-                                 L.bias ? db.f() : nullptr, L.rows, L.in, L.out, false, stream_);
+          linear_backward_cublas(ctx_, B.x.get(), B.w.get(), d_z, B.dx.get(), B.dw.get(),
+                                 B.p.want_db ? B.db.get() : nullptr, L.rows, L.in, L.out, false,
+                                 stream_);
         },
-        check_backward);
-
-    if (act != Activation::kNone) {
-      row.kernel = "activation_backward";
-      row.variant = "grid-stride";
-      row.in = L.out, row.out = 1;
-      row.work = activation_backward_work(ny);
-      bench_row(
-          row, [&] { activation_backward(y_ref.f(), dz.f(), g.f(), ny, act, slope, stream_); },
-          [&](double& err) {
-            return check_op(Op::kActivationBackward, download(g.f(), ny), ref_act_grad, "dZ", err);
-          });
-    }
-  }
-
-  void mbd_rows(int batch, int K, int C) {
-    const int groups = 2;
-    const size_t nm = static_cast<size_t>(groups) * batch * K * C,
-                 no = static_cast<size_t>(groups) * batch * K;
-    const std::vector<float> hm = bench_random(nm, 5, -2.0f, 2.0f);
-    const std::vector<float> hdo = bench_random(no, 6, -1.0f, 1.0f);
-    CpuRef cpu;
-    float* cm = cpu.put(hm);
-    float* cdo = cpu.put(hdo);
-    float* co = cpu.zeros(no);
-    float* cdm = cpu.zeros(nm);
-    cpu->mbd_forward(cm, co, groups, batch, K, C);
-    cpu->mbd_backward(cm, cdo, cdm, groups, batch, K, C);
-    const std::vector<float> ref_o = cpu.get(co, no), ref_dm = cpu.get(cdm, nm);
-    DeviceBuffer m = upload(hm), d_o = upload(hdo), o(no * 4), dm(nm * 4);
-
-    KernelRow row;
-    row.layer = "D.mbd";
-    row.batch = batch;
-    row.rows = groups * batch, row.in = K, row.out = C;
-    row.variant = "pair tiles in shared memory";
-    row.kernel = "mbd_forward";
-    row.work = mbd_forward_work(groups, batch, K, C);
-    bench_row(
-        row, [&] { mbd_forward(m.f(), o.f(), groups, batch, K, C, 0, 1, {}, stream_); },
-        [&](double& err) {
-          return check_op(Op::kMbdForward, download(o.f(), no), ref_o, "O", err, batch);
-        });
-    row.kernel = "mbd_backward";
-    row.work = mbd_backward_work(groups, batch, K, C);
-    bench_row(
-        row, [&] { mbd_backward(m.f(), d_o.f(), dm.f(), groups, batch, K, C, 0, 1, {}, stream_); },
-        [&](double& err) {
-          return check_op(Op::kMbdBackward, download(dm.f(), nm), ref_dm, "dM", err, batch);
-        });
-  }
-
-  void bce_row(int batch) {
-    const int n = 2 * batch;
-    const std::vector<float> hx = bench_random(n, 7, -5.0f, 5.0f);
-    CpuRef cpu;
-    float* cx = cpu.put(hx);
-    float* cdx = cpu.zeros(n);
-    float* cstats = cpu.zeros(2);
-    cpu->bce_with_logits(cx, n, 1.0f, 1.0f, cdx, cstats);
-    const std::vector<float> ref_dx = cpu.get(cdx, n), ref_stats = cpu.get(cstats, 2);
-    DeviceBuffer x = upload(hx), dx(n * 4), stats(2 * 4);
-    KernelRow row;
-    row.kernel = "bce_with_logits";
-    row.variant = "one block, fixed-order reduction";
-    row.layer = "D.loss";
-    row.batch = batch;
-    row.rows = n, row.in = 1, row.out = 1;
-    row.work = bce_work(n);
-    bench_row(
-        row, [&] { bce_with_logits(x.f(), n, 1.0f, 1.0f, dx.f(), stats.f(), stream_); },
-        [&](double& err) {
-          const Op op = Op::kBceWithLogits;
-          std::string why = check_op(op, download(dx.f(), n), ref_dx, "dx", err);
-          if (why.empty())  // the first call's stats only (timing accumulates more)
-            why = check_op(op, download(stats.f(), 2), ref_stats, "stats", err);
-          return why;
-        });
-  }
-
-  // D's logit layer + BCE + its backward in one launch (the D update's: 2 groups of batch rows
-  // on [h | o], with weight gradients).
-  void logit_bce_row(int batch, const ModelShape& shape) {
-    const int groups = 2, rows = groups * batch;
-    const int in = shape.hidden_d.back() + shape.mbd_kernels;
-    const size_t nx = static_cast<size_t>(rows) * in;
-    const std::vector<float> hx = bench_random(nx, 10, -1.0f, 1.0f);
-    const std::vector<float> hw = bench_random(in, 11, -0.1f, 0.1f), hb = {0.05f};
-    const float targets[2] = {1.0f, 0.0f};
-    CpuRef cpu;
-    float* cx = cpu.put(hx);
-    float* cw = cpu.put(hw);
-    float* cb = cpu.put(hb);
-    float *clogits = cpu.zeros(rows), *cdl = cpu.zeros(rows), *cdx = cpu.zeros(nx);
-    float *cdw = cpu.zeros(in), *cdb = cpu.zeros(1), *cstats = cpu.zeros(4);
-    cpu->logit_bce(cx, cw, cb, groups, batch, in, targets, 1.0f, clogits, cdl, cdx, cdw, cdb,
-                   cstats);
-    const std::vector<float> ref_dx = cpu.get(cdx, nx), ref_dw = cpu.get(cdw, in);
-    DeviceBuffer x = upload(hx), w = upload(hw), b = upload(hb), logits(rows * 4), dl(rows * 4),
-                 dx(nx * 4), dw(in * 4), db(4), stats(4 * 4);
-    KernelRow row;
-    row.kernel = "logit_bce";
-    row.variant = "one block: logit, BCE per group, stats, dX, dw, db";
-    row.layer = "D.out";
-    row.batch = batch;
-    row.rows = rows, row.in = in, row.out = 1;
-    row.work = op_work(Op::kLogitBce, OpShape{batch, in, 1, groups});
-    bench_row(
-        row,
-        [&] {
-          logit_bce(x.f(), w.f(), b.f(), groups, batch, in, targets, 1.0f, logits.f(), dl.f(),
-                    dx.f(), dw.f(), db.f(), stats.f(), 1, {}, stream_);
-        },
-        [&](double& err) {
-          const Op op = Op::kLogitBce;
-          std::string why = check_op(op, download(dx.f(), nx), ref_dx, "dX", err);
-          if (why.empty()) why = check_op(op, download(dw.f(), in), ref_dw, "dw", err, rows);
-          return why;
-        });
-  }
-
-  void adam_row(int batch, const std::string& name, size_t n) {
-    const std::vector<float> hp = bench_random(n, 8, -0.1f, 0.1f);
-    const std::vector<float> hg = bench_random(n, 9, -0.01f, 0.01f);
-    CpuRef cpu;
-    float* cp = cpu.put(hp);
-    float* cg = cpu.put(hg);
-    float* cm = cpu.zeros(n);
-    float* cv = cpu.zeros(n);
-    const AdamHyper hyper;
-    cpu->adam_step(cp, cg, cm, cv, n, hyper, cpu.step());
-    const std::vector<float> ref_p = cpu.get(cp, n);
-    DeviceBuffer p = upload(hp), g = upload(hg), m(n * 4), v(n * 4), step(8), tickets(4);
-    KernelRow row;
-    row.kernel = "adam";
-    row.variant = "one launch, flat buffer, step count folded in";
-    row.layer = name;
-    row.batch = batch;
-    row.rows = static_cast<int>(n), row.in = 1, row.out = 1;
-    row.work = adam_work(n);
-    bench_row(
-        row,
-        [&] {
-          adam_step(p.f(), g.f(), m.f(), v.f(), n, hyper, static_cast<int64_t*>(step.get()),
-                    static_cast<unsigned*>(tickets.get()), stream_);
-        },
-        [&](double& err) { return check_op(Op::kAdam, download(p.f(), n), ref_p, "params", err); });
+        [&](double& err) { return compare_case_outputs(c, run->outputs(), want, &err); });
   }
 
   const BenchOptions& o_;
   BenchReport& report_;
+  // The backends first: every buffer below is freed before them.
+  std::unique_ptr<Backend> cpu_, gpu_;
   cudaDeviceProp prop_{};
-  cudaStream_t stream_ = nullptr;
+  cudaStream_t stream_ = nullptr;  // the CUDA backend's
   cublasHandle_t cublas_ = nullptr;
   cublasLtHandle_t lt_ = nullptr;
 #if defined(MNISTGAN_HAVE_CUDNN)
   cudnnHandle_t cudnn_ = nullptr;
 #endif
-  DeviceBuffer workspace_;
+  BackendBuffer<uint8_t> workspace_;
   LinearContext ctx_;
   LinearWorkspace linear_ws_;
-  DeviceBuffer linear_partials_, linear_counters_;
+  BackendBuffer<float> linear_partials_;
+  BackendBuffer<int32_t> linear_counters_;
   std::unique_ptr<Timer> timer_;
 };
 

@@ -2,12 +2,10 @@
 // the CPU reference with (after ggml's test-backend-ops): per op the shapes to check, the
 // tolerance model, and the work one call does.
 //
-// One table for every checker, so they cannot drift apart:
-//   tests/backends/test_cuda_ops.cpp  each CUDA op against the CPU backend at `shapes`;
-//   host/bench/bench_cuda.cu          each benchmark row once before it is timed, at the
-//                                     model's layer shapes, with the same tolerance;
-//   host/bench/bench.cpp              the work counts behind the GFLOP/s, GB/s and roofline
-//                                     columns.
+// One table for every checker, so they cannot drift apart: host/bench/op_cases.h builds its
+// cases from it (the test cases at `shapes`, every case compared at op_tolerance, its work
+// from these counts), and the CUDA op tests (tests/backends/test_cuda_ops.cpp) and both
+// halves of the benchmark (host/bench/bench.cpp, bench_cuda.cu) run those cases.
 // Shapes of one call, per op (backend.h): linear_* (rows, in, out); mbd_* groups of B rows,
 // K kernels of C dims; the elementwise ops, bce, adam, ema, noise: n elements.
 #pragma once

@@ -159,7 +159,7 @@ struct RunEnvironment {
   // No start line, per-run progress line, final table or end-of-run notes (the sweep shows
   // one progress line and a leaderboard instead). Files written are the same.
   bool quiet = false;
-  bool install_signal_handlers = true;  // SIGINT/SIGTERM request a stop (request_stop)
+  bool install_signal_handlers = true;  // SIGINT/SIGTERM request a stop
 };
 
 // Where a run stands after a step.

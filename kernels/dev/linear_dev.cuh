@@ -16,12 +16,9 @@
 //       (rows = 64 gives too few 64x64 tiles to occupy 132 SMs). With tf32 on: a WMMA
 //       m16n16k8 TF32 tensor-core kernel (64x64 tiles, 4 warps) with the same epilogue.
 //
-// Measured on an H200 (`mnistgan bench`, batches 64/256/1024, in
-// bench/results/2026-12-04-NVIDIA_H200/): v2 is faster than v1 only at the narrowest layers
-// (G.fc0 100->256 at every batch, G.fc1 256->512 from batch 256 on, by 1-4 us) and, by under
-// 1 us, at D.fc2 at batch 1024; v1 is about 2x faster at the wide ones (G.out, D.fc1: 19 vs
-// 45 us at batch 64). v2's TF32 path is slower than v1 (FP32) at every layer but D.fc0 at
-// batch 1024.
+// In the benchmark rows of bench/results/2026-12-04-NVIDIA_H200/ (the table in README
+// "`mnistgan bench`"), v2 beats v1 only at the narrowest layers, v1 is about 2x faster at the
+// wide ones, and v2's TF32 path is slower than v1 (FP32) almost everywhere.
 //
 // Backward (linear_backward_cublas): cuBLAS SGEMM in full FP32 (never TF32), plus a
 // deterministic column-sum kernel for db (one block per 32 columns, fixed-order reduction,

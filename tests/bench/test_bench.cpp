@@ -313,11 +313,11 @@ TEST(BenchCli, CpuRunWritesJsonWithPositiveFigures) {
     EXPECT_GT(k["roofline_fraction"].get<double>(), 0) << k.dump();
   }
   for (const char* want : {"linear_forward", "linear_backward", "activation_backward",
-                           "mbd_forward", "mbd_backward", "bce_with_logits", "adam"})
+                           "mbd_forward", "mbd_backward", "bce_with_logits", "logit_bce", "adam"})
     EXPECT_TRUE(kernels.count(want)) << want;
   // 9 layers x (forward, backward) + 7 activation backwards (G's 4, D's 3 hidden) + 2 MBD +
-  // BCE + 2 Adam, per batch.
-  EXPECT_EQ(j["kernels"].size(), 2u * (18 + 7 + 2 + 1 + 2));
+  // BCE + the logit layer's logit_bce + 2 Adam, per batch (op_bench_cases).
+  EXPECT_EQ(j["kernels"].size(), 2u * (18 + 7 + 2 + 1 + 1 + 2));
 
   // End to end: each batch with and without minibatch discrimination, no graphs on the CPU.
   ASSERT_EQ(j["e2e"].size(), 4u);

@@ -52,7 +52,8 @@ function(mnistgan_negative_control name file from to filter)
   target_compile_definitions(emu_negative_${name} PRIVATE __CUDA_ARCH__=900)
   target_include_directories(emu_negative_${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/kernels
                              ${CMAKE_CURRENT_SOURCE_DIR}/tests ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda_emu)
-  target_link_libraries(emu_negative_${name} PRIVATE ${core} GTest::gtest GTest::gtest_main)
+  target_link_libraries(emu_negative_${name} PRIVATE ${core} mnistgan_op_cases GTest::gtest
+                        GTest::gtest_main)
   add_test(NAME emu_negative.${name}
            COMMAND emu_negative_${name} --gtest_filter=${filter})
   set_tests_properties(emu_negative.${name} PROPERTIES
@@ -66,7 +67,7 @@ endfunction()
 mnistgan_negative_control(mbd_no_syncthreads kernels/mbd.cu
   "load_tile<kMaxC, kTJ>(Mg, K, C, j0, tj, blockIdx.x * kLanesK, S);\n    __syncthreads();"
   "load_tile<kMaxC, kTJ>(Mg, K, C, j0, tj, blockIdx.x * kLanesK, S);"
-  CudaMbd.ForwardAndBackwardMatchCpu)
+  Ops/CudaOpCases.MatchCpu/mbd_forward:Ops/CudaOpCases.MatchCpu/mbd_backward)
 # The barrier that keeps the next tile's load from overwriting S while other warps still
 # read it. In the emulation a block's fibers switch only at barriers, so the answer can stay
 # right; the race is in a templated kernel's shared memory, which TSan sees since emu.cpp
@@ -79,7 +80,7 @@ mnistgan_negative_control(gemm_tile_no_syncthreads kernels/dev/linear_dev.cu
   DevLinearCuda.ForwardVariantsMatchCpu)
 mnistgan_negative_control(split_cols_off_by_one kernels/elementwise.cu
   "if (c < a) {" "if (c <= a) {"
-  CudaOps.ConcatAndSplitColumnsMatchCpu)
+  Ops/CudaOpCases.MatchCpu/concat_cols_split_cols)
 mnistgan_negative_control(cublas_wrong_lda kernels/dev/linear_dev.cu
   "in, rows, out, &one, W, in, dZ," "in, rows, out, &one, W, out, dZ,"
   DevLinearCuda.CublasBackwardMatchesCpu)
@@ -88,7 +89,7 @@ mnistgan_negative_control(column_sum_drops_a_partial kernels/dev/linear_dev.cu
   DevLinearCuda.CublasBackwardMatchesCpu)
 mnistgan_negative_control(warp_sum_drops_a_partial kernels/elementwise.cu
   "for (int offset = 16; offset > 0; offset /= 2)" "for (int offset = 16; offset > 1; offset /= 2)"
-  CudaOps.IncrementAndCountNonfiniteMatchCpu)
+  Ops/CudaOpCases.MatchCpu/count_nonfinite)
 mnistgan_negative_control(tf32_kernel_body_compiled_out kernels/dev/linear_dev.cu
   "__CUDA_ARCH__ >= 800" "__CUDA_ARCH__ >= 1000"
   EmuCuda.Tf32WmmaKernelBodyRuns)

@@ -226,7 +226,7 @@ __global__ void copy_kernel(const float* in, float* out) { out[threadIdx.x] = in
 // cudaMemcpy runs on the legacy default stream, which a cudaStreamNonBlocking stream does not
 // wait for (and a pageable host-to-device copy may return before its data lands): a kernel
 // on such a stream that reads the copy's destination needs the legacy stream synchronised
-// first. The bug host/bench/bench_cuda.cu had on the H200; here the kernel sees the old bytes.
+// first; without that, here the kernel sees the old bytes.
 TEST(EmuCuda, LegacyStreamCopyIsNotOrderedWithNonBlockingStreams) {
   cudaStream_t s = nullptr;
   CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
