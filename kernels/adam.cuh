@@ -5,7 +5,9 @@
 //   params, grads, m, v (n); step: device int64, Adam's t - 1 (read on the device so the
 //   launch can be replayed from a CUDA graph).
 //   t = *step + 1;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
-//   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+//   p -= lr_t / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+//   lr_t = lr * adam_lr_scale(hyper, t - 1) (core/formulas.h): lr, or linear decay to zero over
+//   hyper.lr_decay_updates updates, from model z's own count step[z]
 //   then, with ema (n): d = ema_decay_at(t, decay); ema = d ema + (1 - d) p (the updated p)
 //   and *step = t.
 //   skip_if_nonzero (optional, device float): the whole update is a no-op when it is != 0

@@ -62,6 +62,10 @@ void add_train_flags(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--real-label", c.real_label,
                  "target for real images (0.9: one-sided smoothing; 1: none)")
       ->capture_default_str();
+  cmd.add_option("--lr-decay", c.lr_decay,
+                 "learning-rate schedule of both networks: none (constant) or linear (to zero "
+                 "over the run)")
+      ->capture_default_str();
   cmd.add_option("--d-steps", c.d_steps, "D updates per G update")->capture_default_str();
   cmd.add_option("--seed", c.seed, "seed of every random draw")->capture_default_str();
   cmd.add_option("--nan-policy", c.nan_policy,

@@ -134,9 +134,11 @@ class Backend {
   // ---- optimiser --------------------------------------------------------------------
   // One Adam step over a flat buffer of n parameters, as torch.optim.Adam (no weight
   // decay): t = *step + 1, m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2,
-  //   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps),
-  // then *step = t, then, with ema (n) non-null, ema_update(ema, p, n, ema_decay, step) (the
-  // EMA generator's update after G's, in the same op).
+  //   p -= lr_t / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps),
+  // lr_t = lr * adam_lr_scale(hyper, t - 1) (core/formulas.h: lr, or with
+  // hyper.lr_decay_updates = T > 0 linear decay lr (1 - (t - 1) / T)), then *step = t, then,
+  // with ema (n) non-null, ema_update(ema, p, n, ema_decay, step) (the EMA generator's update
+  // after G's, in the same op).
   // skip_if_nonzero: a backend float read when the op runs (so a replayed graph sees the
   // current value); when it is non-null and *skip_if_nonzero != 0 (NaN included) the op
   // changes nothing (the divergence guard's --nan-policy skip-step, like PyTorch AMP's

@@ -52,6 +52,8 @@ void TrainConfig::validate() const {
   require(std::isfinite(real_label) && real_label > 0.0f && real_label <= 1.0f, "--real-label",
           "must be in (0, 1]; 0.9 is the usual one-sided smoothing");
   require(d_steps >= 1 && d_steps <= 100, "--d-steps", "must be between 1 and 100");
+  require(lr_decay == "none" || lr_decay == "linear", "--lr-decay",
+          "unknown schedule '" + lr_decay + "'; expected none or linear");
   require(log_every >= 1, "--log-every", "must be at least 1");
   require(sample_every >= 0, "--sample-every", "must be 0 (once per epoch) or positive");
   require(checkpoint_every >= 0, "--checkpoint-every", "must be 0 (once per epoch) or positive");
@@ -115,6 +117,8 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
   // Written only when set: an unconditional run's checkpoint stays byte for byte what
   // earlier versions wrote, and a missing key reads as unconditional.
   if (c.conditional) j["conditional"] = true;
+  // Likewise written only when not the default, so default checkpoints keep their bytes.
+  if (c.lr_decay != "none") j["lr_decay"] = c.lr_decay;
 }
 
 // Missing keys keep their defaults, so checkpoints from older versions still load.
@@ -164,6 +168,7 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   get("beta2", c.beta2);
   get("adam_eps", c.adam_eps);
   get("real_label", c.real_label);
+  get("lr_decay", c.lr_decay);
   get("d_steps", c.d_steps);
   get("seed", c.seed);
   get("nan_policy", c.nan_policy);

@@ -48,6 +48,11 @@ struct TrainConfig {
   // 2016) by default: over 3 seeds of the default 20-epoch run it lowered the final Frechet
   // distance from 38.9 +- 2.6 (1.0) to 29.9 +- 2.8, every seed better (README).
   float real_label = 0.9f;
+  // --lr-decay: the learning-rate schedule of both networks. "none": constant. "linear": each
+  // network's lr falls linearly to zero over the run, update t of T using lr (1 - (t - 1) / T),
+  // where T counts that network's updates (D: steps x --d-steps, G: steps) and t its applied
+  // updates (AdamHyper::lr_decay_updates, computed on the backend from Adam's step count).
+  std::string lr_decay = "none";
   int d_steps = 1;    // --d-steps: D updates per G update
   uint64_t seed = 1;  // --seed
   // --nan-policy: what a non-finite loss or gradient does. "stop": training stops with

@@ -100,17 +100,30 @@ MNISTGAN_HD float softmax_xent_grad(float x_c, int c, int label, int classes, co
 
 // ---- Adam ---------------------------------------------------------------------------------
 
+// The learning-rate schedule's factor for update t = step + 1, in double: 1 for a constant lr
+// (h.lr_decay_updates == 0); with linear decay over T = h.lr_decay_updates updates,
+// 1 - (t - 1) / T = (T - step) / T, so update 1 uses the full lr, update T uses lr / T, and
+// an update past T uses 0. t counts the updates applied (a skipped update under
+// --nan-policy skip-step leaves the step count, so the schedule, where it was).
+MNISTGAN_HD double adam_lr_scale(const AdamHyper& h, int64_t step) {
+  if (h.lr_decay_updates <= 0) return 1.0;
+  if (step >= h.lr_decay_updates) return 0.0;
+  return static_cast<double>(h.lr_decay_updates - step) / static_cast<double>(h.lr_decay_updates);
+}
+
 // The bias corrections of update t = step + 1, in double from the float hyperparameters,
-// then rounded to float: step_size = lr / (1 - b1^t), bc2_sqrt = sqrt(1 - b2^t).
+// then rounded to float: step_size = lr_t / (1 - b1^t) with lr_t = lr * adam_lr_scale (exactly
+// lr when constant, so a constant run's bits do not depend on the schedule code),
+// bc2_sqrt = sqrt(1 - b2^t).
 struct AdamCorrections {
   float step_size;
   float bc2_sqrt;
 };
 MNISTGAN_HD AdamCorrections adam_corrections(const AdamHyper& h, int64_t step) {
   const double t = static_cast<double>(step + 1);
-  return {
-      static_cast<float>(static_cast<double>(h.lr) / (1.0 - pow(static_cast<double>(h.beta1), t))),
-      static_cast<float>(sqrt(1.0 - pow(static_cast<double>(h.beta2), t)))};
+  const double lr_t = static_cast<double>(h.lr) * adam_lr_scale(h, step);
+  return {static_cast<float>(lr_t / (1.0 - pow(static_cast<double>(h.beta1), t))),
+          static_cast<float>(sqrt(1.0 - pow(static_cast<double>(h.beta2), t)))};
 }
 
 // One parameter p with gradient g and moments m, v, every operation rounded on its own:

@@ -2,6 +2,8 @@
 // (kernels/ include this, not the Backend interface of core/backend.h).
 #pragma once
 
+#include <cstdint>  // int64_t
+
 namespace mnistgan {
 
 enum class Activation { kNone, kLeakyRelu, kTanh };
@@ -12,6 +14,10 @@ struct AdamHyper {
   float beta1 = 0.5f;
   float beta2 = 0.999f;
   float eps = 1e-8f;
+  // Linear learning-rate decay to zero (--lr-decay linear) over this many updates T: update t
+  // (1-based, from the step counter) uses lr (1 - (t - 1) / T), clamped at 0 past T
+  // (formulas.h's adam_lr_scale). 0: a constant lr.
+  int64_t lr_decay_updates = 0;
 };
 
 // Row strides (leading dimensions, in floats) of a linear layer's row-major matrices; 0 means

@@ -165,10 +165,22 @@ void TrainingState::ensure_permutations() {
   }
 }
 
+// --lr-decay linear: each network decays over its own update count, D's d_steps per step.
+AdamHyper TrainingState::discriminator_hyper() const {
+  const int64_t updates =
+      config_.lr_decay == "linear" ? total_steps(config_, batches_per_epoch_) * config_.d_steps : 0;
+  return {config_.effective_lr_d(), config_.beta1, config_.beta2, config_.adam_eps, updates};
+}
+
+AdamHyper TrainingState::generator_hyper() const {
+  const int64_t updates =
+      config_.lr_decay == "linear" ? total_steps(config_, batches_per_epoch_) : 0;
+  return {config_.effective_lr_g(), config_.beta1, config_.beta2, config_.adam_eps, updates};
+}
+
 void TrainingState::issue_step_ops() {
   const int B = config_.batch_size;
-  const AdamHyper d_hyper{config_.effective_lr_d(), config_.beta1, config_.beta2, config_.adam_eps};
-  const AdamHyper g_hyper{config_.effective_lr_g(), config_.beta1, config_.beta2, config_.adam_eps};
+  const AdamHyper d_hyper = discriminator_hyper(), g_hyper = generator_hyper();
   float* guard =
       skip_nonfinite_updates() ? guard_.get() : nullptr;  // see Gan::update_discriminator
   const StepBuffers buffers{x_.get(),     z_.get(), d_logits_.get(),    d_fake_.get(),
@@ -485,6 +497,16 @@ class Run {
     must_match(stored.mbd_dims == config_.mbd_dims, "--mbd-dims");
     must_match(stored.batch_size == config_.batch_size, "--batch-size");
     must_match(stored.d_steps == config_.d_steps, "--d-steps");
+    must_match(stored.lr_decay == config_.lr_decay, "--lr-decay");
+    // The run's length is the decay's T: a longer or shorter resumed run would jump the lr.
+    if (config_.lr_decay != "none" &&
+        (stored.epochs != config_.epochs || stored.steps != config_.steps))
+      throw std::invalid_argument(
+          "--epochs/--steps: differ from the checkpoint " + config_.resume + " (made with " +
+          (stored.steps > 0 ? "--steps " + std::to_string(stored.steps)
+                            : "--epochs " + std::to_string(stored.epochs)) +
+          "); with --lr-decay " + config_.lr_decay +
+          " the run's length sets the schedule, so resume with the same length");
     if (stored.seed != config_.seed)
       std::fprintf(stderr,
                    "mnistgan: note: --seed %" PRIu64 " differs from the checkpoint's %" PRIu64

@@ -84,6 +84,11 @@ class TrainingState {
   }
   Gan& gan() { return *gan_; }
   const TrainConfig& config() const { return config_; }
+  // The Adam hyperparameters every update of the run uses (the step count comes from the
+  // backend): the flags' lr, betas and eps, and with --lr-decay linear the decay's length in
+  // that network's updates (D: total steps x --d-steps, G: total steps).
+  AdamHyper discriminator_hyper() const;
+  AdamHyper generator_hyper() const;
   int image_pixels() const { return pixels_; }
   int image_rows() const { return rows_; }
   int image_cols() const { return cols_; }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/formulas.h"  // adam_lr_scale, adam_update, AdamCorrections
 #include "core/philox.h"
 #include "test_util.h"  // random_vector
 
@@ -270,6 +271,66 @@ TEST(CpuAdam, MatchesTorchFormulaOverSeveralSteps) {
     }
   }
   expect_close(to_double(p), pd, 1e-6, 1e-5, "adam params");
+}
+
+// --lr-decay linear's factor at known steps: update t = step + 1 of T uses 1 - (t - 1) / T.
+TEST(CpuAdam, LinearDecayScaleAtKnownSteps) {
+  AdamHyper h;
+  EXPECT_EQ(adam_lr_scale(h, 0), 1.0);  // T = 0: constant
+  EXPECT_EQ(adam_lr_scale(h, 123456), 1.0);
+  h.lr_decay_updates = 8;
+  EXPECT_EQ(adam_lr_scale(h, 0), 1.0);    // update 1: the full lr
+  EXPECT_EQ(adam_lr_scale(h, 1), 0.875);  // update 2: 1 - 1/8
+  EXPECT_EQ(adam_lr_scale(h, 4), 0.5);    // update 5
+  EXPECT_EQ(adam_lr_scale(h, 7), 0.125);  // update 8 = T: lr / T, the last nonzero
+  EXPECT_EQ(adam_lr_scale(h, 8), 0.0);    // past T: zero, never negative
+  EXPECT_EQ(adam_lr_scale(h, 1000), 0.0);
+}
+
+// Adam with linear decay over T = 4 updates against the torch formula with lr_t = lr (1 - s/T)
+// in double; update 5 (past T) moves no parameter (m and v still update); and the constant
+// schedule's step is bitwise the same with the decay code in place (scale exactly 1).
+TEST(CpuAdam, LinearDecayMatchesTheFormulaAndStopsAtT) {
+  auto backend = make_cpu_backend();
+  const size_t n = 10;
+  const auto p0 = test::random_vector(n, 53), g = test::random_vector(n, 54);
+  auto p = p0;
+  std::vector<float> m(n, 0), v(n, 0);
+  std::vector<double> pd = to_double(p), md(n, 0), vd(n, 0);
+  AdamHyper h{1e-2f, 0.5f, 0.999f, 1e-8f};
+  h.lr_decay_updates = 4;
+  int64_t count = 0;
+  for (int64_t step = 0; step < 4; ++step) {
+    backend->adam_step(p.data(), g.data(), m.data(), v.data(), n, h, &count);
+    const double t = step + 1, lr_t = 1e-2 * (1.0 - step / 4.0);
+    for (size_t i = 0; i < n; ++i) {
+      md[i] = 0.5 * md[i] + 0.5 * g[i];
+      vd[i] = 0.999 * vd[i] + 0.001 * g[i] * double(g[i]);
+      const double mhat = md[i] / (1 - std::pow(0.5, t)), vhat = vd[i] / (1 - std::pow(0.999, t));
+      pd[i] -= lr_t * mhat / (std::sqrt(vhat) + 1e-8);
+    }
+  }
+  expect_close(to_double(p), pd, 1e-6, 1e-5, "decayed adam params");
+  const std::vector<float> at_t = p, m_at_t = m;
+  backend->adam_step(p.data(), g.data(), m.data(), v.data(), n, h, &count);
+  EXPECT_EQ(count, 5);
+  EXPECT_EQ(0, std::memcmp(p.data(), at_t.data(), n * sizeof(float))) << "lr 0 past T";
+  EXPECT_NE(0, std::memcmp(m.data(), m_at_t.data(), n * sizeof(float)));
+
+  // Constant: one step with lr_decay_updates = 0 equals the hand-rounded update of formulas.h
+  // with step_size = lr / (1 - b1) exactly.
+  auto pc = p0;
+  std::vector<float> mc(n, 0), vc(n, 0);
+  int64_t c0 = 0;
+  const AdamHyper constant{1e-2f, 0.5f, 0.999f, 1e-8f};
+  backend->adam_step(pc.data(), g.data(), mc.data(), vc.data(), n, constant, &c0);
+  const AdamCorrections want{static_cast<float>(static_cast<double>(1e-2f) / (1.0 - 0.5)),
+                             static_cast<float>(std::sqrt(1.0 - static_cast<double>(0.999f)))};
+  for (size_t i = 0; i < n; ++i) {
+    float pi = p0[i], mi = 0, vi = 0;
+    adam_update(g[i], pi, mi, vi, constant, want);
+    EXPECT_EQ(pi, pc[i]) << i;
+  }
 }
 
 // ema = d ema + (1 - d) p, d = min(decay, (1 + t) / (10 + t)): the warm-up's first values

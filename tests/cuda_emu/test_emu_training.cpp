@@ -42,11 +42,15 @@ struct TrainingRun {
 // full widths. At the full widths the GAN's first sharp transition (around step 40 there)
 // amplifies rounding differences chaotically, so runs on different backends part ways
 // after it; at these widths all 100 steps stay in the smooth regime.
+// levers: further flags (the training levers' test), steps: the run's length.
 TrainingRun train(const std::string& name, const std::string& device,
-                  const std::string& graph_flag) {
+                  const std::string& graph_flag, const std::vector<std::string>& levers = {},
+                  int steps = kSteps) {
   const fs::path out = runtest::fresh_dir(name);
-  const runtest::BinaryResult r = runtest::run_binary(runtest::train_args(
-      out, kSteps, {"--hidden-g", "128,256", "--hidden-d", "256,128", graph_flag}, device, kSteps));
+  std::vector<std::string> extra = {"--hidden-g", "128,256", "--hidden-d", "256,128", graph_flag};
+  extra.insert(extra.end(), levers.begin(), levers.end());
+  const runtest::BinaryResult r =
+      runtest::run_binary(runtest::train_args(out, steps, extra, device, steps));
   EXPECT_EQ(r.code, 0) << r.output;
   TrainingRun run{load_checkpoint((out / "latest.ckpt").string()), {}};
   std::istringstream csv(runtest::read_text(out / "metrics.csv"));
@@ -101,6 +105,19 @@ TEST(EmuCudaTraining, HundredStepsMatchCpuWithAndWithoutGraphAndRepeatBitwise) {
   // Graph replay runs the same kernels in the same order as eager issue: the same bits.
   runtest::same_tensors(graph.checkpoint, eager.checkpoint, "cuda graph vs no-graph");
   runtest::same_tensors(graph.checkpoint, again.checkpoint, "cuda graph, same seed twice");
+}
+
+// The training levers (--lr-decay linear) on the emulation: the schedule in the Adam kernel,
+// read from the step count on the device and replayed from the graph, matches the CPU at the
+// same tolerance over a shorter run; --d-steps 2 gives D its own T.
+TEST(EmuCudaTraining, LeversMatchCpu) {
+  const std::vector<std::string> levers = {"--lr-decay", "linear", "--d-steps", "2"};
+  constexpr int kLeverSteps = 40;
+  const TrainingRun cpu = train("emu_levers_cpu", "cpu", "--no-cuda-graph", levers, kLeverSteps);
+  const TrainingRun graph = train("emu_levers_graph", "cuda", "--cuda-graph", levers, kLeverSteps);
+  EXPECT_EQ(graph.checkpoint.header.value("step", int64_t{0}), kLeverSteps);
+  expect_weights_close(graph.checkpoint, cpu.checkpoint, "levers, cuda graph vs cpu");
+  expect_metrics_close(graph, cpu, "levers, cuda graph vs cpu");
 }
 
 // A device fault mid-run (the emulator's injected fault at the 200th kernel launch, inside

@@ -10,6 +10,7 @@
 #include <algorithm>  // std::max
 #include <cmath>      // std::sqrt, std::tanh, NAN
 #include <cstdint>
+#include <cstring>  // std::memcmp
 #include <string>
 #include <vector>
 
@@ -469,6 +470,41 @@ TEST(AdamFusedCuda, TwoModelsWithEmaAndSkipBitwiseEqualCpu) {
   }
   EXPECT_EQ(steps[0], 7);  // counted
   EXPECT_EQ(steps[1], 9);  // skipped
+}
+
+// --lr-decay linear in the kernel: two models at different positions of one T = 10 schedule
+// (each reads its own step[z]: model 0 from update 5, model 1 from update 9, so it crosses T
+// and its last update has lr 0), bitwise equal to the CPU's adam_step per model.
+TEST(AdamFusedCuda, LinearDecayPerModelStepBitwiseEqualsCpu) {
+  auto cpu = make_cpu_backend();
+  const size_t n = 4099;  // two blocks' worth of the grid stride and a ragged tail
+  const int models = 2;
+  AdamHyper h;
+  h.lr = 1e-2f;
+  h.lr_decay_updates = 10;
+  auto p = random_vector(n * models, 71);
+  std::vector<float> mom(n * models, 0.0f), var(n * models, 0.0f);
+  std::vector<int64_t> steps = {4, 8};
+  Dev<float> d_p(p), d_m(mom), d_v(var);
+  Dev<int64_t> d_step(steps);
+  Dev<unsigned> tickets(std::vector<unsigned>(models, 0u));
+  for (int t = 0; t < 3; ++t) {
+    const auto g = random_vector(n * models, 80 + t, -0.1f, 0.1f);
+    Dev<float> d_g(g);
+    const auto before = d_p.host();
+    adam_step(d_p.p, d_g.p, d_m.p, d_v.p, n, h, d_step.p, tickets.p, nullptr, nullptr, nullptr,
+              0.0f, models);
+    for (int m = 0; m < models; ++m)
+      cpu->adam_step(&p[m * n], &g[m * n], &mom[m * n], &var[m * n], n, h, &steps[m]);
+    test::expect_bitwise_equal(d_p.host(), p, "params after step " + std::to_string(t));
+    test::expect_bitwise_equal(d_m.host(), mom, "m after step " + std::to_string(t));
+    EXPECT_EQ(d_step.host(), steps);
+    if (t == 2) {  // model 1's update 11 > T: lr 0, its parameters stay
+      EXPECT_EQ(0, std::memcmp(before.data() + n, p.data() + n, n * sizeof(float)));
+    }
+  }
+  EXPECT_EQ(steps[0], 7);
+  EXPECT_EQ(steps[1], 11);
 }
 
 // kernels/dev's forward variants (v1 cuBLAS + epilogue, v2 tiled SIMT, v2 TF32 WMMA) against

@@ -80,34 +80,98 @@ TEST(TrainCpu, LossesMoveAndGeneratedBatchIsNotConstant) {
   EXPECT_GT(spread, 0.01) << "every generated image is the same";
 }
 
-// Bitwise: 40 straight steps == 20 steps, checkpoint, restore into a fresh state, 20 more.
-TEST(TrainCpu, ResumeFromCheckpointIsBitwiseIdentical) {
-  TrainConfig config = small_config(fresh_dir("resume_inproc"));
-  config.mbd_kernels = 10;
-  config.ema_decay = 0.99f;  // the EMA generator resumes bitwise too (its "@ema" tensors)
-  const MnistSplit train = load_mnist(config.data_dir, "train");
-  auto backend = make_cpu_backend();
-  TrainingState straight(*backend, config, train.images);
-  straight.initialize();
-  for (int i = 0; i < 40; ++i) straight.step();
-
-  Checkpoint mid;
-  {
-    TrainingState first(*backend, config, train.images);
-    first.initialize();
-    for (int i = 0; i < 20; ++i) first.step();
-    mid = parse_checkpoint(serialize_checkpoint(first.checkpoint()), "mem");
-  }
-  TrainingState resumed(*backend, config, train.images);
-  resumed.restore(mid, "mem");
-  EXPECT_EQ(resumed.steps_done(), 20);
-  for (int i = 0; i < 20; ++i) resumed.step();
-  const Checkpoint a = straight.checkpoint(), b = resumed.checkpoint();
+// Every tensor of two checkpoints (weights, Adam state, the EMA) bitwise equal.
+void expect_same_tensors(const Checkpoint& a, const Checkpoint& b) {
   ASSERT_EQ(a.tensors.size(), b.tensors.size());
   for (size_t t = 0; t < a.tensors.size(); ++t)
     EXPECT_EQ(0, std::memcmp(a.tensors[t].data.data(), b.tensors[t].data.data(),
                              a.tensors[t].data.size() * sizeof(float)))
         << a.tensors[t].name;
+}
+
+// Bitwise: 2n straight steps == n steps, checkpoint, restore into a fresh state, n more.
+void expect_resume_bitwise(const TrainConfig& config, int n) {
+  const MnistSplit train = load_mnist(config.data_dir, "train");
+  auto backend = make_cpu_backend();
+  TrainingState straight(*backend, config, train.images);
+  straight.initialize();
+  for (int i = 0; i < 2 * n; ++i) straight.step();
+
+  Checkpoint mid;
+  {
+    TrainingState first(*backend, config, train.images);
+    first.initialize();
+    for (int i = 0; i < n; ++i) first.step();
+    mid = parse_checkpoint(serialize_checkpoint(first.checkpoint()), "mem");
+  }
+  TrainingState resumed(*backend, config, train.images);
+  resumed.restore(mid, "mem");
+  EXPECT_EQ(resumed.steps_done(), n);
+  for (int i = 0; i < n; ++i) resumed.step();
+  expect_same_tensors(straight.checkpoint(), resumed.checkpoint());
+}
+
+TEST(TrainCpu, ResumeFromCheckpointIsBitwiseIdentical) {
+  TrainConfig config = small_config(fresh_dir("resume_inproc"));
+  config.mbd_kernels = 10;
+  config.ema_decay = 0.99f;  // the EMA generator resumes bitwise too (its "@ema" tensors)
+  expect_resume_bitwise(config, 20);
+}
+
+// --lr-decay linear: the schedule's position is Adam's step count, restored from the
+// checkpoint, so a resumed run continues the decay where it was (T = 40 steps; resumed at 20,
+// lr half way down), with --d-steps 2 so D's T (80) differs from G's.
+TEST(TrainCpu, ResumeWithLinearLrDecayIsBitwiseIdentical) {
+  TrainConfig config = small_config(fresh_dir("resume_lr_decay"));
+  config.mbd_kernels = 10;
+  config.lr_decay = "linear";
+  config.d_steps = 2;
+  config.steps = 40;
+  expect_resume_bitwise(config, 20);
+}
+
+// --lr-decay's T per network, and the schedule's first update: step 1 of a linear run is
+// bitwise the constant run's (full lr), step 2 is not (lr (1 - 1/T)).
+TEST(TrainCpu, LinearLrDecayCountsEachNetworksUpdatesAndStartsAtTheFullLr) {
+  TrainConfig config = small_config(fresh_dir("lr_decay"));
+  config.mbd_kernels = 10;
+  config.steps = 30;
+  config.d_steps = 2;
+  const MnistSplit train = load_mnist(config.data_dir, "train");
+  auto backend = make_cpu_backend();
+  TrainingState constant(*backend, config, train.images);
+  EXPECT_EQ(constant.discriminator_hyper().lr_decay_updates, 0);
+  EXPECT_EQ(constant.generator_hyper().lr_decay_updates, 0);
+  config.lr_decay = "linear";
+  TrainingState linear(*backend, config, train.images);
+  EXPECT_EQ(linear.discriminator_hyper().lr_decay_updates, 60);  // 30 steps x 2 D updates
+  EXPECT_EQ(linear.generator_hyper().lr_decay_updates, 30);
+  EXPECT_EQ(linear.generator_hyper().lr, config.lr);
+  config.steps = 0;  // from --epochs: 20 epochs of batches_per_epoch / d_steps steps
+  TrainingState by_epochs(*backend, config, train.images);
+  EXPECT_EQ(by_epochs.generator_hyper().lr_decay_updates,
+            20 * by_epochs.batches_per_epoch() / 2);
+
+  // One D update per step, so step 1 is every network's update 1.
+  config.d_steps = 1;
+  config.steps = 30;
+  TrainingState linear1(*backend, config, train.images);
+  config.lr_decay = "none";
+  TrainingState constant1(*backend, config, train.images);
+  constant1.initialize();
+  linear1.initialize();
+  constant1.step();
+  linear1.step();
+  expect_same_tensors(constant1.checkpoint(), linear1.checkpoint());
+  constant1.step();
+  linear1.step();
+  const Checkpoint a = constant1.checkpoint(), b = linear1.checkpoint();
+  for (size_t t = 0; t < a.tensors.size(); ++t) {
+    if (a.tensors[t].name != "G.fc0.weight" && a.tensors[t].name != "D.fc0.weight") continue;
+    EXPECT_NE(0, std::memcmp(a.tensors[t].data.data(), b.tensors[t].data.data(),
+                             a.tensors[t].data.size() * sizeof(float)))
+        << a.tensors[t].name << " after the second (decayed) update";
+  }
 }
 
 // The EMA generator: after every step, ema = d ema + (1 - d) G with d = min(decay,
@@ -235,6 +299,7 @@ TEST(Cli, BadFlagsNameTheFlag) {
                                                         {"--lr-d", "-5"},
                                                         {"--ema-decay", "1"},
                                                         {"--ema-decay", "-0.5"},
+                                                        {"--lr-decay", "cosine"},
                                                         {"--epochs", "0"}}) {
     const runtest::BinaryResult r = runtest::run_command(base + " " + flag + " " + value +
                                                          (flag == "--epochs" ? "" : " --steps 1"));
@@ -245,6 +310,27 @@ TEST(Cli, BadFlagsNameTheFlag) {
     const runtest::BinaryResult r = runtest::run_command(args);
     EXPECT_NE(r.code, 0) << args;
     EXPECT_NE(r.output.find(args.substr(6, args.find(' ', 6) - 6)), std::string::npos)
+        << args << ": " << r.output;
+  }
+}
+
+// --resume refuses a checkpoint whose --lr-decay differs, and with linear decay a different
+// run length (the decay's T), naming the flag.
+TEST(Cli, ResumeRefusesAnotherLrSchedule) {
+  const fs::path out = fresh_dir("cli_resume_levers");
+  const std::string common = "train --device cpu --data " + data_dir().string() + " --out " +
+                             out.string() +
+                             " --batch-size 16 --hidden-g 16 --hidden-d 16 --mbd-kernels 0 "
+                             "--no-final-eval --checkpoint-every 2";
+  runtest::BinaryResult r = runtest::run_command(common + " --steps 2 --lr-decay linear");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string resume = " --resume " + (out / "latest.ckpt").string();
+  for (const auto& [args, flag] : std::vector<std::pair<std::string, std::string>>{
+           {" --steps 4 --lr-decay none", "--lr-decay"},
+           {" --steps 4 --lr-decay linear", "--epochs/--steps"}}) {
+    r = runtest::run_command(common + args + resume);
+    EXPECT_NE(r.code, 0) << args;
+    EXPECT_NE(r.output.find(flag + ": differ"), std::string::npos)
         << args << ": " << r.output;
   }
 }
