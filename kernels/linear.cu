@@ -5,7 +5,7 @@
 #include <stdexcept>  // std::invalid_argument
 #include <string>     // std::to_string
 
-#include "core/formulas.h"  // activate, activation_grad
+#include "core/formulas.h"  // activate, activation_grad, dropout_*
 #include "cuda_check.cuh"   // CUDA_CHECK_LAUNCH, MNISTGAN_LAUNCH
 #include "device_util.cuh"  // load_bypassing_l1
 #include "linear.cuh"
@@ -41,6 +41,11 @@ struct Problem {
   long long c_ones_model = 0;
   const float* bias = nullptr;  // per column n, added before the activation
   long long bias_model = 0;
+  // Dropout (Launch::drop): on A's elements as they load (the backward's dY, element (m, k) of
+  // the mask index m * drop_sm + k * drop_sk), or on C's in the epilogue (the forward's Y,
+  // index m * drop_sm + n).
+  bool drop_a = false, drop_c = false;
+  long long drop_sm = 0, drop_sk = 0;
   Activation act = Activation::kNone;  // applied to C in the epilogue
   bool accumulate = false;             // C += instead of C =
   int tiles_m = 0, tiles_n = 0, split_k = 1, k_per_split = 0;
@@ -60,6 +65,11 @@ struct Launch {
   long long partials_model = 0;  // floats of the workspace per model
   unsigned* counters = nullptr;
   long long counters_model = 0;
+  // The dropout key of the problems with drop_a or drop_c; step read by the kernel.
+  uint64_t drop_seed = 0;
+  uint32_t drop_stream = 0, drop_threshold = 0;
+  float drop_scale = 1.0f;
+  const int64_t* drop_step = nullptr;
 };
 
 static __global__ void __launch_bounds__(kLinearThreads) linear_kernel(const Launch L) {
@@ -79,6 +89,8 @@ static __global__ void __launch_bounds__(kLinearThreads) linear_kernel(const Lau
   const float* gate = P.gate != nullptr ? P.gate + z * P.gate_model : nullptr;
   const float* B = P.b + z * P.b_model;
   const int tx = threadIdx.x % (BN / TN), ty = threadIdx.x / (BN / TN);
+  const uint64_t drop_step =
+      (P.drop_a || P.drop_c) && L.drop_step != nullptr ? static_cast<uint64_t>(*L.drop_step) : 0;
 
   float acc[TM][TN];
 #pragma unroll
@@ -96,7 +108,15 @@ static __global__ void __launch_bounds__(kLinearThreads) linear_kernel(const Lau
       if (gm < P.M && gk < k_end) {
         const long long at = gm * P.a_sm + gk * P.a_sk;
         v = A[at];
-        if (gate != nullptr) v = activation_grad(gate[at], v, L.gate_act, L.slope);
+        if (P.drop_a) {
+          const bool keep = dropout_keep(L.drop_seed, L.drop_stream,
+                                         static_cast<uint64_t>(gm * P.drop_sm + gk * P.drop_sk),
+                                         drop_step, L.drop_threshold);
+          v = dropout_activation_grad(gate != nullptr ? gate[at] : 0.0f, v, L.gate_act, L.slope,
+                                      keep, L.drop_scale);
+        } else if (gate != nullptr) {
+          v = activation_grad(gate[at], v, L.gate_act, L.slope);
+        }
       }
       As[k][m] = v;
     }
@@ -176,6 +196,12 @@ static __global__ void __launch_bounds__(kLinearThreads) linear_kernel(const Lau
       float v = acc[i][j];
       if (bias != nullptr) v += bias[gn];
       v = activate(v, P.act, L.slope);
+      if (P.drop_c)
+        v = dropout_output(v,
+                           dropout_keep(L.drop_seed, L.drop_stream,
+                                        static_cast<uint64_t>(gm * P.drop_sm + gn), drop_step,
+                                        L.drop_threshold),
+                           L.drop_scale);
       float* dst = gn == P.ones_col ? P.c_ones + z * P.c_ones_model + gm : C + gm * P.c_sm + gn;
       *dst = P.accumulate ? *dst + v : v;
     }
@@ -195,6 +221,23 @@ void check_shape(const char* op, int rows, int in, int out, int models, RowStrid
                                 " / ld.y=" + std::to_string(ld.y) +
                                 " is below the row's width (in " + std::to_string(in) + ", out " +
                                 std::to_string(out) + "); pass 0 for packed rows");
+}
+
+// The dropout checks of both launchers (the CPU backend's check_dropout says the same), then
+// the launch's key.
+void set_dropout(const char* op, Launch& L, const Dropout& d, Activation act) {
+  if (!(d.p >= 0.0f && d.p < 1.0f))
+    throw std::invalid_argument(std::string(op) + ": dropout p " + std::to_string(d.p) +
+                                " is outside [0, 1)");
+  if (d.on() && act == Activation::kTanh)
+    throw std::invalid_argument(std::string(op) +
+                                ": dropout after tanh is not supported (its derivative is read "
+                                "from the unscaled output); use LeakyReLU or none");
+  L.drop_seed = d.seed;
+  L.drop_stream = d.stream;
+  L.drop_threshold = dropout_threshold(d.p);
+  L.drop_scale = dropout_scale(d.p);
+  L.drop_step = d.step;
 }
 
 // Splits, block ranges and workspace offsets of the launch's problems, then launches it.
@@ -259,7 +302,8 @@ int linear_split_k(const LinearWorkspace& ws, int tiles, int total_tiles, int k)
 
 void linear_forward(const LinearWorkspace& ws, const float* X, const float* W, const float* b,
                     float* Y, int rows, int in, int out, Activation act, float slope,
-                    RowStrides ld, int models, const ModelStrides& ms, cudaStream_t stream) {
+                    RowStrides ld, int models, const ModelStrides& ms, cudaStream_t stream,
+                    const Dropout& dropout) {
   check_shape("linear_forward", rows, in, out, models, ld);
   if (X == nullptr || W == nullptr || Y == nullptr)
     throw std::invalid_argument("linear_forward: X, W and Y must be non-null (only b may be)");
@@ -274,13 +318,15 @@ void linear_forward(const LinearWorkspace& ws, const float* X, const float* W, c
   P.c = Y, P.c_sm = ldy, P.c_model = ms.y;
   P.bias = b, P.bias_model = ms.b;
   P.act = act;
+  set_dropout("linear_forward", L, dropout, act);
+  P.drop_c = dropout.on(), P.drop_sm = out;  // Y's element (r, c) is mask element r * out + c
   plan_and_launch(ws, L, models, stream);
 }
 
 void linear_backward(const LinearWorkspace& ws, const float* X, const float* W, const float* Y,
                      const float* dY, float* dX, float* dW, float* db, int rows, int in, int out,
                      Activation act, float slope, bool accumulate_dx, RowStrides ld, int models,
-                     const ModelStrides& ms, cudaStream_t stream) {
+                     const ModelStrides& ms, cudaStream_t stream, const Dropout& dropout) {
   check_shape("linear_backward", rows, in, out, models, ld);
   if (dY == nullptr) throw std::invalid_argument("linear_backward: dY must be non-null");
   if (act != Activation::kNone && Y == nullptr)
@@ -296,11 +342,13 @@ void linear_backward(const LinearWorkspace& ws, const float* X, const float* W, 
   Launch L;
   L.gate_act = act;
   L.slope = slope;
+  set_dropout("linear_backward", L, dropout, act);
   if (dX != nullptr) {  // dX (rows, in) = dZ (rows, out) W (out, in)
     Problem& P = L.p[L.count++];
     P.M = rows, P.N = in, P.K = out;
     P.a = dY, P.a_sm = ldy, P.a_sk = 1, P.a_model = ms.dy, P.a_k_contig = true;
     P.gate = gate, P.gate_model = ms.y;
+    P.drop_a = dropout.on(), P.drop_sm = out, P.drop_sk = 1;  // A (m, k) = dY (row m, col k)
     P.b = W, P.b_sk = in, P.b_sn = 1, P.b_model = ms.w, P.b_k_contig = false;
     P.c = dX, P.c_sm = ldx, P.c_model = ms.dx;
     P.accumulate = accumulate_dx;
@@ -310,6 +358,7 @@ void linear_backward(const LinearWorkspace& ws, const float* X, const float* W, 
     P.M = out, P.N = in + (db != nullptr ? 1 : 0), P.K = rows;
     P.a = dY, P.a_sm = 1, P.a_sk = ldy, P.a_model = ms.dy, P.a_k_contig = false;
     P.gate = gate, P.gate_model = ms.y;
+    P.drop_a = dropout.on(), P.drop_sm = 1, P.drop_sk = out;  // A (m, k) = dY (row k, col m)
     P.b = X, P.b_sk = ldx, P.b_sn = 1, P.b_model = ms.x, P.b_k_contig = false;
     P.ones_col = db != nullptr ? in : -1;
     P.c = dW, P.c_sm = in, P.c_model = ms.dw;

@@ -9,6 +9,12 @@
 //              db (out)       = column sums of dZ: the dW problem's extra column in, whose
 //                               B operand is a virtual column of ones
 //   dX is one GEMM problem and dW (+db) another, both in the same launch (grouped GEMM).
+//   Dropout (op_types.h's Dropout, on when p > 0): the forward epilogue writes
+//   dropout_output(act(.), keep, 1 / (1 - p)); the backward pass redraws the same mask where it
+//   loads dY (the A operand of both problems), dZ = dropout_activation_grad(Y, dY, ...), so a
+//   layer with dropout costs no extra launch and no mask buffer. keep is element
+//   r * out + c's Philox test (core/formulas.h's dropout_keep), the step read on the device.
+//   With models > 1 every model uses the same mask (one key and step for the launch).
 // Model m's tensors start at the pointer plus m times its model stride (ModelStrides).
 //
 // One kernel, v3 (v1 cuBLAS + epilogue, v2 tiled SIMT / TF32 WMMA: kernels/dev/linear_dev.cuh):
@@ -32,7 +38,7 @@
 
 #include <cstddef>  // size_t
 
-#include "core/op_types.h"  // Activation, RowStrides
+#include "core/op_types.h"  // Activation, Dropout, RowStrides
 
 namespace mnistgan {
 
@@ -67,17 +73,19 @@ constexpr size_t kLinearWorkspaceFloats = size_t{8} << 20;  // 32 MiB
 constexpr size_t kLinearWorkspaceCounters = size_t{1} << 16;
 
 // Y = act(X W^T + b) for `models` models; b may be nullptr. Throws std::invalid_argument on a
-// bad shape or pointer, std::runtime_error on a launch error.
+// bad shape or pointer, a dropout p outside [0, 1) or dropout after tanh, std::runtime_error
+// on a launch error.
 void linear_forward(const LinearWorkspace& ws, const float* X, const float* W, const float* b,
                     float* Y, int rows, int in, int out, Activation act, float slope,
-                    RowStrides ld, int models, const ModelStrides& ms, cudaStream_t stream);
+                    RowStrides ld, int models, const ModelStrides& ms, cudaStream_t stream,
+                    const Dropout& dropout = {});
 
 // dZ = dY * act'(Y); dX (=, or += with accumulate_dx) dZ W; dW = dZ^T X; db = column sums of
 // dZ. Any of dX, dW, db may be nullptr (db needs dW). Y may be nullptr for act none.
 void linear_backward(const LinearWorkspace& ws, const float* X, const float* W, const float* Y,
                      const float* dY, float* dX, float* dW, float* db, int rows, int in, int out,
                      Activation act, float slope, bool accumulate_dx, RowStrides ld, int models,
-                     const ModelStrides& ms, cudaStream_t stream);
+                     const ModelStrides& ms, cudaStream_t stream, const Dropout& dropout = {});
 
 // The split of a problem with `tiles` output tiles and K-extent k when a launch has
 // `total_tiles` tiles in all (exposed for the tests).

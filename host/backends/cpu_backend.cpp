@@ -30,6 +30,34 @@ void* alloc_zeroed(size_t bytes) {
   return p;
 }
 
+// The launchers' precondition (kernels/linear.cu checks the same): p in [0, 1), and an
+// activation whose derivative the scaled output still gives (dropout_activation_grad).
+void check_dropout(const char* op, const Dropout& d, Activation act) {
+  if (!(d.p >= 0.0f && d.p < 1.0f))
+    throw std::invalid_argument(std::string(op) + ": dropout p " + std::to_string(d.p) +
+                                " is outside [0, 1)");
+  if (d.on() && act == Activation::kTanh)
+    throw std::invalid_argument(std::string(op) +
+                                ": dropout after tanh is not supported (its derivative is read "
+                                "from the unscaled output); use LeakyReLU or none");
+}
+
+// One op's dropout mask: element i kept or not at the counter's current step.
+struct DropoutMask {
+  explicit DropoutMask(const Dropout& d)
+      : seed(d.seed),
+        stream(d.stream),
+        step(d.step != nullptr ? static_cast<uint64_t>(*d.step) : 0),
+        threshold(dropout_threshold(d.p)),
+        scale(dropout_scale(d.p)) {}
+  bool keep(uint64_t i) const { return dropout_keep(seed, stream, i, step, threshold); }
+  uint64_t seed;
+  uint32_t stream;
+  uint64_t step;
+  uint32_t threshold;
+  float scale;
+};
+
 class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
@@ -49,15 +77,21 @@ class CpuBackend final : public Backend {
 
   // X (rows, in), W (out, in), b (out), Y (rows, out); rows ld.x and ld.y floats apart.
   void linear_forward(const float* X, const float* W, const float* b, float* Y, int rows, int in,
-                      int out, Activation act, float slope, RowStrides ld) override {
+                      int out, Activation act, float slope, RowStrides ld,
+                      const Dropout& dropout) override {
+    check_dropout("linear_forward", dropout, act);
     const int ldy = ld.y != 0 ? ld.y : out;
     gemm_cpu(false, true, rows, out, in, 1.0f, X, ld.x != 0 ? ld.x : in, W, in, 0.0f, Y, ldy);
+    const DropoutMask mask(dropout);
     for (int r = 0; r < rows; ++r) {
       float* y = Y + static_cast<size_t>(r) * ldy;
       if (b != nullptr)
         for (int o = 0; o < out; ++o) y[o] += b[o];
       if (act != Activation::kNone)
         for (int o = 0; o < out; ++o) y[o] = activate(y[o], act, slope);
+      if (dropout.on())
+        for (int o = 0; o < out; ++o)
+          y[o] = dropout_output(y[o], mask.keep(static_cast<uint64_t>(r) * out + o), mask.scale);
     }
   }
 
@@ -76,17 +110,24 @@ class CpuBackend final : public Backend {
   // followed by the GEMMs on a packed dZ.
   void linear_backward(const float* X, const float* W, const float* Y, const float* dY, float* dX,
                        float* dW, float* db, int rows, int in, int out, Activation act,
-                       float slope, bool accumulate_dx, RowStrides ld) override {
+                       float slope, bool accumulate_dx, RowStrides ld,
+                       const Dropout& dropout) override {
+    check_dropout("linear_backward", dropout, act);
     const int ldx = ld.x != 0 ? ld.x : in, ldy = ld.y != 0 ? ld.y : out;
     const float* dZ = dY;
     int ldz = ldy;
-    if (act != Activation::kNone || ldy != out) {
+    if (act != Activation::kNone || ldy != out || dropout.on()) {
+      const DropoutMask mask(dropout);
       dz_.resize(static_cast<size_t>(rows) * out);
       for (int r = 0; r < rows; ++r)
         for (int o = 0; o < out; ++o) {
           const size_t at = static_cast<size_t>(r) * ldy + o;
-          dz_[static_cast<size_t>(r) * out + o] =
-              act == Activation::kNone ? dY[at] : activation_grad(Y[at], dY[at], act, slope);
+          const size_t i = static_cast<size_t>(r) * out + o;
+          dz_[i] = dropout.on()
+                       ? dropout_activation_grad(act == Activation::kNone ? 0.0f : Y[at], dY[at],
+                                                 act, slope, mask.keep(i), mask.scale)
+                   : act == Activation::kNone ? dY[at]
+                                              : activation_grad(Y[at], dY[at], act, slope);
         }
       dZ = dz_.data();
       ldz = out;
@@ -110,12 +151,12 @@ class CpuBackend final : public Backend {
                  const float* targets, float grad_scale, float* logits, float* dlogits, float* dX,
                  float* dw, float* db, float* stats) override {
     const int rows = groups * B;
-    linear_forward(X, w, b, logits, rows, in, 1, Activation::kNone, 0.0f, {});
+    linear_forward(X, w, b, logits, rows, in, 1, Activation::kNone, 0.0f, {}, {});
     for (int g = 0; g < groups; ++g)
       bce_with_logits(logits + static_cast<size_t>(g) * B, B, targets[g], grad_scale,
                       dlogits + static_cast<size_t>(g) * B, stats != nullptr ? stats + 2 * g : nullptr);
     linear_backward(X, w, nullptr, dlogits, dX, dw, db, rows, in, 1, Activation::kNone, 0.0f,
-                    false, {});
+                    false, {}, {});
   }
 
   void concat_cols(const float* A, const float* B, float* out, int rows, int a, int b) override {

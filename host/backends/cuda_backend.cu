@@ -160,9 +160,10 @@ class CudaBackend final : public Backend {
 
   // ---- ops: forwarded to the launchers in kernels/ ---------------------------------------
   void linear_forward(const float* X, const float* W, const float* b, float* Y, int rows, int in,
-                      int out, Activation act, float slope, RowStrides ld) override {
+                      int out, Activation act, float slope, RowStrides ld,
+                      const Dropout& dropout) override {
     mnistgan::linear_forward(workspace_, X, W, b, Y, rows, in, out, act, slope, ld, 1, {},
-                             stream_);
+                             stream_, dropout);
   }
 
   void activation_backward(const float* Y, const float* dY, float* dZ, size_t n, Activation act,
@@ -172,9 +173,10 @@ class CudaBackend final : public Backend {
 
   void linear_backward(const float* X, const float* W, const float* Y, const float* dY, float* dX,
                        float* dW, float* db, int rows, int in, int out, Activation act,
-                       float slope, bool accumulate_dx, RowStrides ld) override {
+                       float slope, bool accumulate_dx, RowStrides ld,
+                       const Dropout& dropout) override {
     mnistgan::linear_backward(workspace_, X, W, Y, dY, dX, dW, db, rows, in, out, act, slope,
-                              accumulate_dx, ld, 1, {}, stream_);
+                              accumulate_dx, ld, 1, {}, stream_, dropout);
   }
 
   void logit_bce(const float* X, const float* w, const float* b, int groups, int B, int in,

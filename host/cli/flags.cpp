@@ -67,6 +67,9 @@ void add_train_flags(CLI::App& cmd, TrainConfig& c) {
                  "over the run)")
       ->capture_default_str();
   cmd.add_option("--d-steps", c.d_steps, "D updates per G update")->capture_default_str();
+  cmd.add_option("--d-dropout", c.d_dropout,
+                 "dropout probability after each of D's hidden layers in training (0: off)")
+      ->capture_default_str();
   cmd.add_option("--seed", c.seed, "seed of every random draw")->capture_default_str();
   cmd.add_option("--nan-policy", c.nan_policy,
                  "non-finite loss or gradient: stop (exit 3) or skip-step (skip that update)")

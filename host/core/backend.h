@@ -33,6 +33,14 @@ constexpr uint32_t kNoiseStreamSample = 0x7fff0002u;     // `mnistgan sample`
 // kLabelStreamBase + d, keyed like that update's noise (seed, step); unconditional runs
 // draw none, so their noise is unchanged.
 constexpr uint32_t kLabelStreamBase = 0x4c000000u;
+// D's dropout masks (--d-dropout): hidden layer l of D in training pass `pass` draws from
+// stream kDropoutStreamBase + 32 pass + l (at most 16 hidden layers), counter (element, step).
+// Pass 1 + d is the step's D update d, pass 0 the G update's pass through D: each pass has a
+// mask of its own, and a step's masks depend on nothing but (seed, step).
+constexpr uint32_t kDropoutStreamBase = 0x44000000u;
+constexpr uint32_t dropout_stream(int pass, int layer) {
+  return kDropoutStreamBase + 32u * static_cast<uint32_t>(pass) + static_cast<uint32_t>(layer);
+}
 
 class Backend {
  public:
@@ -62,9 +70,12 @@ class Backend {
   // Y = act(X W^T + b) with LeakyReLU slope `slope`.
   //   X (rows, in), W (out, in), b (out) or nullptr, Y (rows, out); X's and Y's rows are
   //   ld.x and ld.y floats apart (0: packed; op_types.h's RowStrides).
+  // With dropout.on(): Y = dropout_output(act(.), keep, 1 / (1 - p)) (core/formulas.h), keep
+  // drawn per element r * out + c from op_types.h's Dropout key; act must be LeakyReLU or none
+  // (std::invalid_argument otherwise, or for p outside [0, 1)).
   virtual void linear_forward(const float* X, const float* W, const float* b, float* Y, int rows,
-                              int in, int out, Activation act, float slope,
-                              RowStrides ld = {}) = 0;
+                              int in, int out, Activation act, float slope, RowStrides ld = {},
+                              const Dropout& dropout = {}) = 0;
   // dZ = dY * act'(.), with act' read from the saved output Y: LeakyReLU from its sign,
   // tanh as 1 - Y^2. dY and dZ may alias. All (n). (The training step does this inside
   // linear_backward; this op is the unfused reference the benchmark and tests compare with.)
@@ -77,10 +88,12 @@ class Backend {
   // Any of dW/db/dX may be nullptr to skip it (db only with dW). dW and db are overwritten;
   // dX is added into with accumulate_dx (the model sums two paths' gradients into one dX).
   // ld.x: the row stride of X and dX, ld.y: of Y and dY (0: packed).
+  // dropout: the forward pass's (same key and *step), so the same mask:
+  //   dZ = dropout_activation_grad(Y, dY, act, slope, keep, 1 / (1 - p)), 0 where dropped.
   virtual void linear_backward(const float* X, const float* W, const float* Y, const float* dY,
                                float* dX, float* dW, float* db, int rows, int in, int out,
                                Activation act, float slope, bool accumulate_dx,
-                               RowStrides ld = {}) = 0;
+                               RowStrides ld = {}, const Dropout& dropout = {}) = 0;
   // The discriminator's logit layer with its loss and backward pass, as one op. X (groups*B,
   // in) packed, w (1, in), b (1):
   //   logits (groups*B) = X w^T + b

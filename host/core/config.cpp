@@ -52,6 +52,8 @@ void TrainConfig::validate() const {
   require(std::isfinite(real_label) && real_label > 0.0f && real_label <= 1.0f, "--real-label",
           "must be in (0, 1]; 0.9 is the usual one-sided smoothing");
   require(d_steps >= 1 && d_steps <= 100, "--d-steps", "must be between 1 and 100");
+  require(std::isfinite(d_dropout) && d_dropout >= 0.0f && d_dropout < 1.0f, "--d-dropout",
+          "must be in [0, 1): 0 turns it off, 0.5 is Goodfellow et al. 2014's");
   require(lr_decay == "none" || lr_decay == "linear", "--lr-decay",
           "unknown schedule '" + lr_decay + "'; expected none or linear");
   require(log_every >= 1, "--log-every", "must be at least 1");
@@ -119,6 +121,7 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
   if (c.conditional) j["conditional"] = true;
   // Likewise written only when not the default, so default checkpoints keep their bytes.
   if (c.lr_decay != "none") j["lr_decay"] = c.lr_decay;
+  if (c.d_dropout != 0.0f) j["d_dropout"] = c.d_dropout;
 }
 
 // Missing keys keep their defaults, so checkpoints from older versions still load.
@@ -169,6 +172,7 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   get("adam_eps", c.adam_eps);
   get("real_label", c.real_label);
   get("lr_decay", c.lr_decay);
+  get("d_dropout", c.d_dropout);
   get("d_steps", c.d_steps);
   get("seed", c.seed);
   get("nan_policy", c.nan_policy);

@@ -54,6 +54,10 @@ struct TrainConfig {
   // updates (AdamHyper::lr_decay_updates, computed on the backend from Adam's step count).
   std::string lr_decay = "none";
   int d_steps = 1;    // --d-steps: D updates per G update
+  // --d-dropout: inverted dropout with this probability after each of D's hidden LeakyReLU
+  // layers in its training passes (model.h's set_discriminator_dropout), Philox-keyed by
+  // (seed, step). 0: off. In [0, 1).
+  float d_dropout = 0.0f;
   uint64_t seed = 1;  // --seed
   // --nan-policy: what a non-finite loss or gradient does. "stop": training stops with
   // exit code 3 at the next log row, keeping the last good checkpoint. "skip-step": an

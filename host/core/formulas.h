@@ -11,10 +11,11 @@
 
 #include <math.h>  // expf, log1pf, fabsf, fmaxf, tanhf, pow, sqrt (global names, device too)
 
-#include <cstdint>  // int64_t, uint8_t
+#include <cstdint>  // int64_t, uint8_t, uint32_t, uint64_t
 
-#include "core/op_types.h"     // Activation, AdamHyper
+#include "core/op_types.h"     // Activation, AdamHyper, Dropout
 #include "core/host_device.h"  // MNISTGAN_HD, add_rn..., quiet_nan
+#include "core/philox.h"       // philox_draw (dropout masks)
 
 namespace mnistgan {
 
@@ -44,6 +45,40 @@ MNISTGAN_HD float activation_grad(float y, float g, Activation act, float slope)
     default:
       return g;
   }
+}
+
+// ---- inverted dropout (op_types.h's Dropout) ----------------------------------------------
+
+// The integer a kept element's 32 random bits reach: p 2^32, exact in double for a float p
+// (24-bit mantissa), truncated; below 2^32 for every p < 1.
+MNISTGAN_HD uint32_t dropout_threshold(float p) {
+  return static_cast<uint32_t>(static_cast<double>(p) * 4294967296.0);
+}
+
+// The kept elements' scale 1 / (1 - p), in double, rounded to float.
+MNISTGAN_HD float dropout_scale(float p) {
+  return static_cast<float>(1.0 / (1.0 - static_cast<double>(p)));
+}
+
+// Whether element i survives at `step`: the first word of the Philox draw (seed, stream, i,
+// step) against the threshold. Integer only, so bitwise the same on every backend.
+MNISTGAN_HD bool dropout_keep(uint64_t seed, uint32_t stream, uint64_t i, uint64_t step,
+                              uint32_t threshold) {
+  return philox_draw(seed, stream, i, step).v[0] >= threshold;
+}
+
+// Forward: a = act(z) of a kept element times the scale, 0 for a dropped one.
+MNISTGAN_HD float dropout_output(float a, bool keep, float scale) {
+  return keep ? a * scale : 0.0f;
+}
+
+// Backward through dropout and the activation, given y = dropout_output(act(z)) and g = dL/dy:
+// dL/dz = act'(z) scale g for a kept element, 0 for a dropped one. act' is read from y as in
+// activation_grad: for LeakyReLU y's sign is act(z)'s (scale > 0); tanh's 1 - act(z)^2 cannot
+// be read from a scaled y, so dropout takes LeakyReLU or no activation (the launchers check).
+MNISTGAN_HD float dropout_activation_grad(float y, float g, Activation act, float slope, bool keep,
+                                          float scale) {
+  return keep ? activation_grad(y, g * scale, act, slope) : 0.0f;
 }
 
 // ---- binary cross-entropy on logits -------------------------------------------------------

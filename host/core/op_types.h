@@ -2,7 +2,7 @@
 // (kernels/ include this, not the Backend interface of core/backend.h).
 #pragma once
 
-#include <cstdint>  // int64_t
+#include <cstdint>  // int64_t, uint32_t, uint64_t
 
 namespace mnistgan {
 
@@ -18,6 +18,20 @@ struct AdamHyper {
   // (1-based, from the step counter) uses lr (1 - (t - 1) / T), clamped at 0 past T
   // (formulas.h's adam_lr_scale). 0: a constant lr.
   int64_t lr_decay_updates = 0;
+};
+
+// Inverted dropout on a linear layer's output (--d-dropout), as backend.h's linear_forward and
+// linear_backward apply it: element i = r * out + c of Y (rows, out) is kept iff the first 32
+// bits of the Philox draw at key (seed, stream), counter (i, *step) are >= dropout_threshold(p)
+// (core/formulas.h), so it is dropped with probability p (to 2^-32), the same integer test on
+// every backend; kept elements are scaled by 1 / (1 - p). The mask is never stored: the
+// backward pass draws it again from the same key and counter.
+struct Dropout {
+  float p = 0.0f;  // drop probability in [0, 1); 0: no dropout
+  uint64_t seed = 0;
+  uint32_t stream = 0;
+  const int64_t* step = nullptr;  // a backend counter, read when the op runs (nullptr: 0)
+  bool on() const { return p > 0.0f; }
 };
 
 // Row strides (leading dimensions, in floats) of a linear layer's row-major matrices; 0 means

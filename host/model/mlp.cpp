@@ -5,9 +5,18 @@
 
 namespace mnistgan {
 
+namespace {
+// Layer l's dropout: the stack's key with stream + l.
+Dropout layer_dropout(const Dropout& dropout, size_t l) {
+  Dropout d = dropout;
+  d.stream += static_cast<uint32_t>(l);
+  return d;
+}
+}  // namespace
+
 void mlp_forward(Backend& backend, const float* params, const std::vector<LinearLayer>& layers,
                  const float* x, const std::vector<float*>& outputs, int rows, float slope,
-                 int top_ld) {
+                 int top_ld, const Dropout& dropout) {
   if (outputs.size() != layers.size())
     throw std::invalid_argument("mlp_forward: one output buffer per layer");
   const float* input = x;
@@ -16,7 +25,8 @@ void mlp_forward(Backend& backend, const float* params, const std::vector<Linear
     const bool top = l + 1 == layers.size();
     backend.linear_forward(input, params + layer.weight,
                            layer.has_bias ? params + layer.bias : nullptr, outputs[l], rows,
-                           layer.in, layer.out, layer.act, slope, {0, top ? top_ld : 0});
+                           layer.in, layer.out, layer.act, slope, {0, top ? top_ld : 0},
+                           layer_dropout(dropout, l));
     input = outputs[l];
   }
 }
@@ -24,7 +34,7 @@ void mlp_forward(Backend& backend, const float* params, const std::vector<Linear
 void mlp_backward(Backend& backend, const float* params, float* grads,
                   const std::vector<LinearLayer>& layers, const float* x,
                   const std::vector<float*>& outputs, const float* d_top, int rows, float slope,
-                  const MlpScratch& scratch, float* d_x, int top_ld) {
+                  const MlpScratch& scratch, float* d_x, int top_ld, const Dropout& dropout) {
   if (outputs.size() != layers.size())
     throw std::invalid_argument("mlp_backward: one saved output per layer");
   // The buffer of scratch that is not `p` (a when p is neither).
@@ -39,7 +49,8 @@ void mlp_backward(Backend& backend, const float* params, float* grads,
     if (d_in != nullptr || d_w != nullptr)
       backend.linear_backward(i == 0 ? x : outputs[i - 1], params + layer.weight, outputs[i], d_y,
                               d_in, d_w, d_b, rows, layer.in, layer.out, layer.act, slope,
-                              /*accumulate_dx=*/false, {0, top ? top_ld : 0});
+                              /*accumulate_dx=*/false, {0, top ? top_ld : 0},
+                              layer_dropout(dropout, i));
     d_y = d_in;
   }
 }

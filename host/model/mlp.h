@@ -39,19 +39,23 @@ struct MlpScratch {
 // weights `params` (the flat buffer the layers' offsets point into). LeakyReLU layers use
 // `slope` (0: ReLU). outputs has one backend buffer per layer; the last layer's rows are
 // top_ld floats apart (0: packed), so it can write into the first columns of a wider buffer.
+// dropout (on when dropout.p > 0): after every layer's activation, layer l's mask drawn from
+// stream dropout.stream + l (backend.h's linear_forward); mlp_backward must get the same.
 void mlp_forward(Backend& backend, const float* params, const std::vector<LinearLayer>& layers,
                  const float* x, const std::vector<float*>& outputs, int rows, float slope,
-                 int top_ld = 0);
+                 int top_ld = 0, const Dropout& dropout = {});
 
 // The backward pass of the mlp_forward that left x and outputs (as above):
 //   d_top (rows, layers.back().out): the gradient w.r.t. the last layer's output; it may be
 //     scratch.a or scratch.b, or a caller's buffer (then left untouched);
 //   grads: the flat gradient buffer, every layer's dW and db overwritten, or nullptr (none);
 //   d_x (rows, layers[0].in): the gradient w.r.t. x, or nullptr (not computed);
-//   top_ld: the row stride of the last output and of d_top (0: packed), as mlp_forward's.
+//   top_ld: the row stride of the last output and of d_top (0: packed), as mlp_forward's;
+//   dropout: the forward pass's (the gradient of a dropped unit is 0).
 void mlp_backward(Backend& backend, const float* params, float* grads,
                   const std::vector<LinearLayer>& layers, const float* x,
                   const std::vector<float*>& outputs, const float* d_top, int rows, float slope,
-                  const MlpScratch& scratch, float* d_x, int top_ld = 0);
+                  const MlpScratch& scratch, float* d_x, int top_ld = 0,
+                  const Dropout& dropout = {});
 
 }  // namespace mnistgan

@@ -263,21 +263,39 @@ void Gan::generator_backward(const float* z, const float* images, const float* d
                {scratch_a_.get(), scratch_b_.get()}, /*d_x=*/nullptr);
 }
 
-const float* Gan::discriminator_top(const float* x, int groups, int B, const int32_t* labels) {
+void Gan::set_discriminator_dropout(float p, uint64_t seed, const int64_t* step) {
+  if (!(p >= 0.0f && p < 1.0f))
+    throw std::invalid_argument("--d-dropout: " + std::to_string(p) + " is outside [0, 1)");
+  if (p > 0.0f && step == nullptr)
+    throw std::invalid_argument("set_discriminator_dropout: dropout needs the step counter");
+  d_dropout_ = Dropout{p, seed, 0, step};
+}
+
+Dropout Gan::training_dropout(int pass) const {
+  if (!d_dropout_.on()) return {};
+  Dropout d = d_dropout_;
+  d.stream = dropout_stream(pass, 0);
+  return d;
+}
+
+const float* Gan::discriminator_top(const float* x, int groups, int B, const int32_t* labels,
+                                    const Dropout& dropout) {
   if (groups > max_groups_ || B > max_batch_)
     throw std::invalid_argument("discriminator_forward: more rows than allocated");
   const int rows = groups * B;
   const float* input =
       with_labels(x, labels, rows, shape_.image_pixels, d_input_.get(), "discriminator_forward");
   if (shape_.mbd_kernels == 0) {
-    mlp_forward(backend_, d_.params, d_layers_, input, pointers(d_acts_), rows, shape_.leaky_slope);
+    mlp_forward(backend_, d_.params, d_layers_, input, pointers(d_acts_), rows, shape_.leaky_slope,
+                0, dropout);
     return d_acts_.back().get();
   }
   // h (rows, H) is written straight into features_ = [h | o] (rows, H + K), o next to it.
   const int width = d_layers_.back().out, ld = d_out_.in;
   std::vector<float*> outputs = pointers(d_acts_);
   outputs.back() = features_.get();
-  mlp_forward(backend_, d_.params, d_layers_, input, outputs, rows, shape_.leaky_slope, ld);
+  mlp_forward(backend_, d_.params, d_layers_, input, outputs, rows, shape_.leaky_slope, ld,
+              dropout);
   backend_.linear_forward(features_.get(), d_.params + mbd_t_.weight, nullptr, mbd_m_.get(), rows,
                           mbd_t_.in, mbd_t_.out, Activation::kNone, 0.0f, {ld, 0});
   backend_.mbd_forward(mbd_m_.get(), features_.get() + width, groups, B, shape_.mbd_kernels,
@@ -304,7 +322,8 @@ void Gan::discriminator_backward(const float* x, const float* d_logits, int grou
   backward_below_logit(x, groups, B, param_grads, d_x);
 }
 
-void Gan::backward_below_logit(const float* x, int groups, int B, bool param_grads, float* d_x) {
+void Gan::backward_below_logit(const float* x, int groups, int B, bool param_grads, float* d_x,
+                               const Dropout& dropout) {
   const int rows = groups * B;
   const float* d_top = d_top_.get();  // (rows, d_out.in): [dh | do], or dh without mbd
   int ld = 0;
@@ -327,24 +346,26 @@ void Gan::backward_below_logit(const float* x, int groups, int B, bool param_gra
   const MlpScratch scratch{scratch_a_.get(), scratch_b_.get()};
   if (shape_.classes == 0) {
     mlp_backward(backend_, d_.params, grads, d_layers_, x, outputs, d_top, rows,
-                 shape_.leaky_slope, scratch, d_x, ld);
+                 shape_.leaky_slope, scratch, d_x, ld, dropout);
     return;
   }
   // D saw [x | one-hot] (d_input_, from the forward pass); only the image part of its
   // gradient flows on (to G), the label part is a constant's.
   mlp_backward(backend_, d_.params, grads, d_layers_, d_input_.get(), outputs, d_top, rows,
-               shape_.leaky_slope, scratch, d_x != nullptr ? d_input_grad_.get() : nullptr, ld);
+               shape_.leaky_slope, scratch, d_x != nullptr ? d_input_grad_.get() : nullptr, ld,
+               dropout);
   if (d_x != nullptr)
     backend_.split_cols(d_input_grad_.get(), d_x, nullptr, rows, shape_.image_pixels,
                         shape_.classes);
 }
 
 void Gan::update_discriminator(const StepBuffers& b, int B, float real_label,
-                               const AdamHyper& hyper, bool inject_nan) {
+                               const AdamHyper& hyper, bool inject_nan, int d_update) {
   float* fake = b.x + static_cast<size_t>(B) * shape_.image_pixels;
   const int32_t* fake_labels = b.labels != nullptr ? b.labels + B : nullptr;
   generator_forward(b.z, fake, B, fake_labels);
-  const float* top = discriminator_top(b.x, /*groups=*/2, B, b.labels);
+  const Dropout dropout = training_dropout(1 + d_update);
+  const float* top = discriminator_top(b.x, /*groups=*/2, B, b.labels, dropout);
   // The stats go to b.stats, or under the guard to its slots from kGuardStats, in StatSlot's
   // order: real loss and score, then fake loss and score.
   float* stats = b.guard ? b.guard + kGuardStats : b.stats + kStatRealLoss;
@@ -353,7 +374,7 @@ void Gan::update_discriminator(const StepBuffers& b, int B, float real_label,
   backend_.logit_bce(top, d_.params + d_out_.weight, d_.params + d_out_.bias, 2, B, d_out_.in,
                      targets, 1.0f, logits_.get(), b.d_logits, d_top_.get(),
                      d_.grads + d_out_.weight, d_.grads + d_out_.bias, stats);
-  backward_below_logit(b.x, 2, B, /*param_grads=*/true, nullptr);
+  backward_below_logit(b.x, 2, B, /*param_grads=*/true, nullptr, dropout);
   finish_update(backend_, d_, hyper, b, kStatRealLoss, kDiscriminatorStats, kGuardDiscriminatorSkip,
                 2 * static_cast<size_t>(B), inject_nan, nullptr, 0.0f);
 }
@@ -364,14 +385,15 @@ void Gan::update_generator(const StepBuffers& b, int B, const AdamHyper& hyper, 
     throw std::logic_error("Gan::update_generator: an EMA decay without enable_ema()");
   float* fake = b.x + static_cast<size_t>(B) * shape_.image_pixels;
   const int32_t* fake_labels = b.labels != nullptr ? b.labels + B : nullptr;
-  const float* top = discriminator_top(fake, 1, B, fake_labels);
+  const Dropout dropout = training_dropout(0);  // the G update's pass through D
+  const float* top = discriminator_top(fake, 1, B, fake_labels, dropout);
   float* stats = b.guard ? b.guard + kGuardStats : b.stats + kStatGeneratorLoss;
   if (b.guard) backend_.fill_zero(b.guard, (kGuardGeneratorSkip + 1) * sizeof(float));
   const float target = 1.0f;  // the non-saturating loss: fakes against the real label 1
   backend_.logit_bce(top, d_.params + d_out_.weight, d_.params + d_out_.bias, 1, B, d_out_.in,
                      &target, 1.0f, logits_.get(), b.d_logits, d_top_.get(), nullptr, nullptr,
                      stats);
-  backward_below_logit(fake, 1, B, /*param_grads=*/false, b.d_fake);
+  backward_below_logit(fake, 1, B, /*param_grads=*/false, b.d_fake, dropout);
   generator_backward(b.z, fake, b.d_fake, B, fake_labels);
   finish_update(backend_, g_, hyper, b, kStatGeneratorLoss, kGeneratorStats, kGuardGeneratorSkip,
                 static_cast<size_t>(B), inject_nan, ema_decay > 0.0f ? g_ema_.get() : nullptr,

@@ -178,10 +178,22 @@ class Gan {
   // With b.guard (--nan-policy skip-step) an update counts the NaN/Inf in its stats, logit and
   // parameter gradients and, if any, skips Adam, Adam's step count and its stats, all on the
   // backend (no host sync: a step stays one graph). inject_nan: a test hook's NaN gradient.
+  // d_update: which D update of the step this is (its dropout masks' pass, 1 + d_update).
   void update_discriminator(const StepBuffers& b, int B, float real_label, const AdamHyper& hyper,
-                            bool inject_nan = false);
+                            bool inject_nan = false, int d_update = 0);
   void update_generator(const StepBuffers& b, int B, const AdamHyper& hyper,
                         bool inject_nan = false, float ema_decay = 0.0f);
+
+  // ---- dropout in D (--d-dropout) ----
+  // Inverted dropout with probability p after each of D's hidden LeakyReLU layers (not on the
+  // input, the minibatch-discrimination features o or the logit), as in Goodfellow et al.
+  // 2014's MNIST discriminator. It is on in both of D's training passes: the D update's, and
+  // the G update's pass through D, so G follows the gradient of the same stochastic D that is
+  // trained (as a framework's train-mode forward would); never in discriminator_forward
+  // (evaluation, tests). Masks: Philox keyed by (seed, dropout_stream(pass, layer)), counter
+  // (element, *step) with `step` the trainer's backend step counter (backend.h), so they are
+  // the same on every backend, in a replayed graph and after a resume. p = 0: off.
+  void set_discriminator_dropout(float p, uint64_t seed, const int64_t* step);
 
   // ---- the EMA generator ----
   // An exponential moving average of G's weights (same flat layout as G's params), kept on
@@ -208,10 +220,17 @@ class Gan {
  private:
   // D's hidden stack (and minibatch discrimination) on x (groups*B, pixels): the input of the
   // logit layer, features_ = [h | o] (rows, H + K), or h without minibatch discrimination.
-  const float* discriminator_top(const float* x, int groups, int B, const int32_t* labels);
+  // dropout: D's hidden stack's (training_dropout), or none.
+  const float* discriminator_top(const float* x, int groups, int B, const int32_t* labels,
+                                 const Dropout& dropout = {});
   // From d_top_ (the gradient w.r.t. discriminator_top's output) down to D.grads (when
-  // param_grads; the logit layer's are the caller's) and d_x (when not null).
-  void backward_below_logit(const float* x, int groups, int B, bool param_grads, float* d_x);
+  // param_grads; the logit layer's are the caller's) and d_x (when not null); dropout: the
+  // discriminator_top call's.
+  void backward_below_logit(const float* x, int groups, int B, bool param_grads, float* d_x,
+                            const Dropout& dropout = {});
+  // The dropout of D's hidden stack in training pass `pass` (backend.h's dropout_stream; layer
+  // l adds l), or none when off.
+  Dropout training_dropout(int pass) const;
   // generator_forward on the weights `params` (G's layout): G's own or the EMA's.
   void generator_forward_with(const float* params, const float* z, float* images, int rows,
                               const int32_t* labels);
@@ -245,6 +264,7 @@ class Gan {
   BackendBuffer<float> d_input_;       // (rows, pixels + classes): [x | one-hot]
   BackendBuffer<float> d_input_grad_;  // (rows, pixels + classes): D's input gradient
   bool sample_from_ema_ = true;
+  Dropout d_dropout_;  // set_discriminator_dropout's p, seed and step (stream per pass)
 };
 
 }  // namespace mnistgan

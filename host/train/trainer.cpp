@@ -69,6 +69,7 @@ TrainingState::TrainingState(Backend& backend, const TrainConfig& config, const 
   stats_ = BackendBuffer<float>(backend_, kStatSlots);
   guard_ = BackendBuffer<float>(backend_, kGuardSlots);
   step_counter_ = BackendBuffer<int64_t>(backend_, 1);
+  gan_->set_discriminator_dropout(config_.d_dropout, config_.seed, step_counter_.get());
   grid_z_ = BackendBuffer<float>(backend_, static_cast<size_t>(grid) * config_.latent_dim);
   grid_images_ = BackendBuffer<float>(backend_, static_cast<size_t>(grid) * pixels_);
   if (!config_.conditional) {
@@ -198,7 +199,7 @@ void TrainingState::issue_step_ops() {
                              step_counter_.get());
     }
     gan_->update_discriminator(buffers, B, config_.real_label, d_hyper,
-                               d == 0 && inject_now(NonfiniteTarget::kDiscriminator));
+                               d == 0 && inject_now(NonfiniteTarget::kDiscriminator), d);
   }
   // G step on the last fake batch, through the updated D.
   // With the EMA generator's update folded into G's Adam op.
@@ -498,6 +499,7 @@ class Run {
     must_match(stored.batch_size == config_.batch_size, "--batch-size");
     must_match(stored.d_steps == config_.d_steps, "--d-steps");
     must_match(stored.lr_decay == config_.lr_decay, "--lr-decay");
+    must_match(stored.d_dropout == config_.d_dropout, "--d-dropout");
     // The run's length is the decay's T: a longer or shorter resumed run would jump the lr.
     if (config_.lr_decay != "none" &&
         (stored.epochs != config_.epochs || stored.steps != config_.steps))

@@ -9,7 +9,10 @@
 // there, and on machines without a usable GPU, every test skips with the reason (CudaTest).
 #include <gtest/gtest.h>
 
+#include <algorithm>  // std::max
+#include <array>
 #include <cctype>  // std::isalnum
+#include <cmath>   // std::sqrt
 #include <cstdint>
 #include <memory>
 #include <ostream>  // std::ostream
@@ -78,6 +81,77 @@ TEST_F(CudaOps, IncrementCountsOnTheDevice) {
   auto counter = upload(*be, std::vector<int64_t>{41});
   for (int i = 0; i < 3; ++i) be->increment(counter.get());
   EXPECT_EQ(download(*be, counter.get(), 1)[0], 44);
+}
+
+// ---- dropout in the linear layer ----------------------------------------------------------
+
+// Dropout in the forward epilogue and in the backward's dY load: the same mask as the CPU's
+// bit for bit (the same elements are 0), the values within the linear ops' tolerances
+// (op_tolerance); on a small unsplit shape and on one that split-K divides (the epilogue after
+// the reduction), packed and with strided rows (the mask follows (r, c), not the offset).
+TEST_F(CudaOps, LinearDropoutForwardAndBackwardMatchCpu) {
+  auto cpu = make_cpu_backend();
+  auto gpu = make_cuda_backend();
+  auto expect_op = [](Op op, const std::vector<float>& got, const std::vector<float>& want,
+                      const std::string& what, int64_t reduction) {
+    const std::string why =
+        check_close(got, want, op_tolerance(op, reduction, max_abs(want)), what, nullptr);
+    if (!why.empty()) ADD_FAILURE() << why;
+  };
+  uint32_t seed = 900;
+  for (const auto& [rows, in, out] : {std::array<int, 3>{33, 20, 9}, {128, 256, 200}}) {
+    for (const bool strided : {false, true}) {
+      const RowStrides ld = strided ? RowStrides{in + 3, out + 5} : RowStrides{};
+      const int ldx = strided ? in + 3 : in, ldy = strided ? out + 5 : out;
+      const size_t nx = static_cast<size_t>(rows) * ldx, ny = static_cast<size_t>(rows) * ldy,
+                   nw = static_cast<size_t>(out) * in;
+      const float ws = 1.0f / std::sqrt(static_cast<float>(in));
+      const float zs = 1.0f / std::sqrt(static_cast<float>(std::max(rows, out)));
+      const auto x = random_vector(nx, seed++), w = random_vector(nw, seed++, -ws, ws);
+      const auto b = random_vector(out, seed++, -ws, ws);
+      const auto dy = random_vector(ny, seed++, -zs, zs);
+      const std::vector<float> y0(ny, 3.0f);  // Y's padding: left as it is
+      const std::vector<int64_t> step = {41};
+      auto cx = upload(*cpu, x), cw = upload(*cpu, w), cb = upload(*cpu, b);
+      auto gx = upload(*gpu, x), gw = upload(*gpu, w), gb = upload(*gpu, b);
+      auto cy = upload(*cpu, y0), gy = upload(*gpu, y0);
+      auto cstep = upload(*cpu, step), gstep = upload(*gpu, step);
+      const Dropout cd{0.35f, 12345, dropout_stream(1, 2), cstep.get()};
+      const Dropout gd{0.35f, 12345, dropout_stream(1, 2), gstep.get()};
+      cpu->linear_forward(cx.get(), cw.get(), cb.get(), cy.get(), rows, in, out,
+                          Activation::kLeakyRelu, 0.2f, ld, cd);
+      gpu->linear_forward(gx.get(), gw.get(), gb.get(), gy.get(), rows, in, out,
+                          Activation::kLeakyRelu, 0.2f, ld, gd);
+      const std::string what = "rows=" + std::to_string(rows) + " in=" + std::to_string(in) +
+                               " out=" + std::to_string(out) + (strided ? " strided" : "") +
+                               " dropout";
+      const auto cpu_y = download(*cpu, cy.get(), ny), gpu_y = download(*gpu, gy.get(), ny);
+      expect_op(Op::kLinearForward, gpu_y, cpu_y, "Y " + what, in);
+      size_t mask_differs = 0, dropped = 0;
+      for (size_t i = 0; i < ny; ++i) {
+        mask_differs += (cpu_y[i] == 0.0f) != (gpu_y[i] == 0.0f);
+        dropped += cpu_y[i] == 0.0f;
+      }
+      EXPECT_EQ(mask_differs, 0u) << what;
+      EXPECT_GT(dropped, 0u) << what;
+
+      auto cdy = upload(*cpu, dy), gdy = upload(*gpu, dy);
+      auto cdx = zeros<float>(*cpu, nx), gdx = zeros<float>(*gpu, nx);
+      auto cdw = zeros<float>(*cpu, nw), gdw = zeros<float>(*gpu, nw);
+      auto cdb = zeros<float>(*cpu, out), gdb = zeros<float>(*gpu, out);
+      cpu->linear_backward(cx.get(), cw.get(), cy.get(), cdy.get(), cdx.get(), cdw.get(),
+                           cdb.get(), rows, in, out, Activation::kLeakyRelu, 0.2f, false, ld, cd);
+      gpu->linear_backward(gx.get(), gw.get(), gy.get(), gdy.get(), gdx.get(), gdw.get(),
+                           gdb.get(), rows, in, out, Activation::kLeakyRelu, 0.2f, false, ld, gd);
+      const Op op = Op::kLinearBackward;
+      expect_op(op, download(*gpu, gdx.get(), nx), download(*cpu, cdx.get(), nx), "dX " + what,
+                out);
+      expect_op(op, download(*gpu, gdw.get(), nw), download(*cpu, cdw.get(), nw), "dW " + what,
+                rows);
+      expect_op(op, download(*gpu, gdb.get(), out), download(*cpu, cdb.get(), out),
+                "db " + what, rows);
+    }
+  }
 }
 
 // ---- graphs -------------------------------------------------------------------------------

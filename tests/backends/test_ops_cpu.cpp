@@ -149,6 +149,150 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CpuLinear,
                                            LinearCase{4, 9, 6, Activation::kTanh},
                                            LinearCase{3, 17, 1, Activation::kNone}));
 
+// ---- dropout (op_types.h's Dropout) ------------------------------------------------------
+
+// Y = dropout(leaky(X W^T + b)) in double with the mask `keep` (rows * out) fixed: kept
+// elements scaled by 1 / (1 - p), dropped ones 0.
+std::vector<double> dropout_linear_ref(const std::vector<double>& X, const std::vector<double>& W,
+                                       const std::vector<double>& b, int rows, int in, int out,
+                                       double slope, const std::vector<bool>& keep, double p) {
+  std::vector<double> Y = linear_ref(X, W, b, rows, in, out, Activation::kLeakyRelu, slope);
+  for (size_t i = 0; i < Y.size(); ++i) Y[i] = keep[i] ? Y[i] / (1.0 - p) : 0.0;
+  return Y;
+}
+
+// With the mask fixed (the op's own, read back from which outputs are 0), the fused backward
+// through dropout and LeakyReLU matches central finite differences of the double forward, for
+// dX, dW and db; packed and with Y's rows strided (the mask follows the element (r, c), not
+// the memory offset).
+TEST(CpuDropout, BackwardMatchesFiniteDifferencesWithTheMaskFixed) {
+  const int rows = 6, in = 7, out = 9;
+  const float slope = 0.2f, p = 0.4f;
+  auto backend = make_cpu_backend();
+  int64_t step = 3;
+  const Dropout dropout{p, 77, 5, &step};
+  const auto X = test::random_vector(rows * in, 11),
+             W = test::random_vector(out * in, 12, -0.5f, 0.5f), b = test::random_vector(out, 13),
+             R = test::random_vector(rows * out, 14);
+  for (const int ldy : {out, out + 4}) {
+    std::vector<float> Y(static_cast<size_t>(rows) * ldy, 5.0f), dX(rows * in), dW(out * in),
+        db(out);
+    backend->linear_forward(X.data(), W.data(), b.data(), Y.data(), rows, in, out,
+                            Activation::kLeakyRelu, slope, {0, ldy}, dropout);
+    std::vector<bool> keep(static_cast<size_t>(rows) * out);
+    std::vector<float> R_strided(Y.size(), 0.0f);
+    int kept = 0;
+    for (int r = 0; r < rows; ++r)
+      for (int o = 0; o < out; ++o) {
+        keep[r * out + o] = Y[static_cast<size_t>(r) * ldy + o] != 0.0f;
+        kept += keep[r * out + o];
+        R_strided[static_cast<size_t>(r) * ldy + o] = R[r * out + o];
+      }
+    ASSERT_GT(kept, 0);
+    ASSERT_LT(kept, rows * out);  // both kinds present
+    const auto Xd = to_double(X), Wd = to_double(W), bd = to_double(b), Rd = to_double(R);
+    std::vector<double> Yp(static_cast<size_t>(rows) * out);
+    for (int r = 0; r < rows; ++r)
+      for (int o = 0; o < out; ++o) Yp[r * out + o] = Y[static_cast<size_t>(r) * ldy + o];
+    expect_close(Yp, dropout_linear_ref(Xd, Wd, bd, rows, in, out, slope, keep, p), 1e-5, 1e-5,
+                 "forward");
+    backend->linear_backward(X.data(), W.data(), Y.data(), R_strided.data(), dX.data(), dW.data(),
+                             db.data(), rows, in, out, Activation::kLeakyRelu, slope, false,
+                             {0, ldy}, dropout);
+    auto L = [&](const std::vector<double>& x, const std::vector<double>& w,
+                 const std::vector<double>& bb) {
+      return dot(Rd, dropout_linear_ref(x, w, bb, rows, in, out, slope, keep, p));
+    };
+    const std::string what = ldy == out ? " packed" : " strided";
+    expect_close(to_double(dX),
+                 finite_difference(Xd, [&](const std::vector<double>& x) { return L(x, Wd, bd); }),
+                 kGradAtol, kGradRtol, "dX" + what);
+    expect_close(to_double(dW),
+                 finite_difference(Wd, [&](const std::vector<double>& w) { return L(Xd, w, bd); }),
+                 kGradAtol, kGradRtol, "dW" + what);
+    expect_close(
+        to_double(db),
+        finite_difference(bd, [&](const std::vector<double>& bb) { return L(Xd, Wd, bb); }),
+        kGradAtol, kGradRtol, "db" + what);
+  }
+}
+
+// Over 65536 elements the drop rate is p (0.3 +- 0.01, about 5 standard deviations); kept
+// elements are exactly the undropped output times float(1 / (1 - p)); the backward pass drops
+// the same elements (W = I, so dX = dZ exactly: 0 where Y is 0, act'(Y) / (1 - p) elsewhere);
+// the mask follows the step counter's value when the op runs and the stream; p = 0 is bitwise
+// no dropout; bad p and dropout after tanh are refused.
+TEST(CpuDropout, RateScaleSameMaskInBackwardAndKeying) {
+  const int n = 256;
+  const float slope = 0.2f, p = 0.3f;
+  auto backend = make_cpu_backend();
+  const auto X = test::random_vector(static_cast<size_t>(n) * n, 21);
+  std::vector<float> I(static_cast<size_t>(n) * n, 0.0f);
+  for (int i = 0; i < n; ++i) I[static_cast<size_t>(i) * n + i] = 1.0f;
+  const size_t total = static_cast<size_t>(n) * n;
+  std::vector<float> Y0(total), Y(total), dX(total), ones(total, 1.0f);
+  backend->linear_forward(X.data(), I.data(), nullptr, Y0.data(), n, n, n, Activation::kLeakyRelu,
+                          slope);
+  int64_t step = 5;
+  Dropout dropout{p, 9, 3, &step};
+  backend->linear_forward(X.data(), I.data(), nullptr, Y.data(), n, n, n, Activation::kLeakyRelu,
+                          slope, {}, dropout);
+  backend->linear_backward(X.data(), I.data(), Y.data(), ones.data(), dX.data(), nullptr, nullptr,
+                           n, n, n, Activation::kLeakyRelu, slope, false, {}, dropout);
+  const float scale = dropout_scale(p);
+  size_t dropped = 0;
+  for (size_t i = 0; i < total; ++i) {
+    ASSERT_NE(Y0[i], 0.0f) << i;
+    if (Y[i] == 0.0f) {
+      ++dropped;
+      ASSERT_EQ(dX[i], 0.0f) << "element " << i << " dropped forward, not backward";
+    } else {
+      ASSERT_EQ(Y[i], Y0[i] * scale) << i;
+      ASSERT_EQ(dX[i], activation_grad(Y[i], scale, Activation::kLeakyRelu, slope))
+          << "element " << i << " kept forward, not backward";
+    }
+  }
+  EXPECT_NEAR(static_cast<double>(dropped) / total, p, 0.01);
+
+  // Another step (read when the op runs) or stream: another mask.
+  auto mask_changes = [&](const std::vector<float>& other) {
+    size_t changed = 0;
+    for (size_t i = 0; i < total; ++i) changed += (other[i] == 0.0f) != (Y[i] == 0.0f);
+    return changed;
+  };
+  std::vector<float> Y2(total);
+  step = 6;
+  backend->linear_forward(X.data(), I.data(), nullptr, Y2.data(), n, n, n, Activation::kLeakyRelu,
+                          slope, {}, dropout);
+  EXPECT_GT(mask_changes(Y2), total / 4) << "the step counter does not key the mask";
+  step = 5;
+  dropout.stream = 4;
+  backend->linear_forward(X.data(), I.data(), nullptr, Y2.data(), n, n, n, Activation::kLeakyRelu,
+                          slope, {}, dropout);
+  EXPECT_GT(mask_changes(Y2), total / 4) << "the stream does not key the mask";
+  dropout.stream = 3;
+  backend->linear_forward(X.data(), I.data(), nullptr, Y2.data(), n, n, n, Activation::kLeakyRelu,
+                          slope, {}, dropout);
+  EXPECT_EQ(mask_changes(Y2), 0u) << "the same key, another mask";
+
+  dropout.p = 0.0f;
+  backend->linear_forward(X.data(), I.data(), nullptr, Y2.data(), n, n, n, Activation::kLeakyRelu,
+                          slope, {}, dropout);
+  EXPECT_EQ(0, std::memcmp(Y2.data(), Y0.data(), total * sizeof(float)));
+
+  for (const float bad : {1.0f, -0.1f, NAN}) {
+    dropout.p = bad;
+    EXPECT_THROW(backend->linear_forward(X.data(), I.data(), nullptr, Y2.data(), n, n, n,
+                                         Activation::kLeakyRelu, slope, {}, dropout),
+                 std::invalid_argument)
+        << bad;
+  }
+  dropout.p = p;
+  EXPECT_THROW(backend->linear_forward(X.data(), I.data(), nullptr, Y2.data(), n, n, n,
+                                       Activation::kTanh, slope, {}, dropout),
+               std::invalid_argument);
+}
+
 // o[i,k] = sum_{j != i} exp(-sum_c |M[i,k,c] - M[j,k,c]|) within each group, in double.
 std::vector<double> mbd_ref(const std::vector<double>& M, int groups, int B, int K, int C) {
   std::vector<double> O(static_cast<size_t>(groups) * B * K, 0.0);

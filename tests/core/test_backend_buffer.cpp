@@ -46,11 +46,12 @@ class CountingBackend : public Backend {
   void fill_zero(void*, size_t) override {}
   void synchronize() override {}
   void linear_forward(const float*, const float*, const float*, float*, int, int, int, Activation,
-                      float, RowStrides) override {}
+                      float, RowStrides, const Dropout&) override {}
   void activation_backward(const float*, const float*, float*, size_t, Activation, float) override {
   }
   void linear_backward(const float*, const float*, const float*, const float*, float*, float*,
-                       float*, int, int, int, Activation, float, bool, RowStrides) override {}
+                       float*, int, int, int, Activation, float, bool, RowStrides,
+                       const Dropout&) override {}
   void logit_bce(const float*, const float*, const float*, int, int, int, const float*, float,
                  float*, float*, float*, float*, float*, float*) override {}
   void concat_cols(const float*, const float*, float*, int, int, int) override {}

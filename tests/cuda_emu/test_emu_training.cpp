@@ -107,11 +107,13 @@ TEST(EmuCudaTraining, HundredStepsMatchCpuWithAndWithoutGraphAndRepeatBitwise) {
   runtest::same_tensors(graph.checkpoint, again.checkpoint, "cuda graph, same seed twice");
 }
 
-// The training levers (--lr-decay linear) on the emulation: the schedule in the Adam kernel,
-// read from the step count on the device and replayed from the graph, matches the CPU at the
-// same tolerance over a shorter run; --d-steps 2 gives D its own T.
+// The training levers (--lr-decay linear, --d-dropout) on the emulation: the schedule in the
+// Adam kernel and the dropout masks in the linear kernel, both keyed by step counts read on the
+// device and replayed from the graph, match the CPU at the same tolerance over a shorter run;
+// --d-steps 2 gives D its own T and two dropout passes per step.
 TEST(EmuCudaTraining, LeversMatchCpu) {
-  const std::vector<std::string> levers = {"--lr-decay", "linear", "--d-steps", "2"};
+  const std::vector<std::string> levers = {"--lr-decay", "linear", "--d-steps", "2",
+                                           "--d-dropout", "0.3"};
   constexpr int kLeverSteps = 40;
   const TrainingRun cpu = train("emu_levers_cpu", "cpu", "--no-cuda-graph", levers, kLeverSteps);
   const TrainingRun graph = train("emu_levers_graph", "cuda", "--cuda-graph", levers, kLeverSteps);

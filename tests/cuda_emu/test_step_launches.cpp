@@ -28,9 +28,10 @@ struct StepLaunches {
 
 // The launches of the third step of a default run (the first runs eagerly, the second is
 // captured and replayed, the third only replayed), or of a third eager step without graphs.
-StepLaunches third_step_launches(bool cuda_graph) {
+StepLaunches third_step_launches(bool cuda_graph, float d_dropout = 0.0f) {
   TrainConfig config;
   config.cuda_graph = cuda_graph;
+  config.d_dropout = d_dropout;
   const MnistSplit train = load_mnist(runtest::test_data_dir().string(), "train");
   auto backend = make_cuda_backend();
   TrainingState state(*backend, config, train.images);
@@ -58,6 +59,7 @@ StepLaunches third_step_launches(bool cuda_graph) {
   return n;
 }
 
+// Also with --d-dropout: the same count.
 TEST(StepLaunchesCuda, DefaultBatch64StepIsWithinTheLaunchBudgetWithAndWithoutGraph) {
   const StepLaunches graph = third_step_launches(true);
   const StepLaunches eager = third_step_launches(false);
@@ -70,6 +72,11 @@ TEST(StepLaunchesCuda, DefaultBatch64StepIsWithinTheLaunchBudgetWithAndWithoutGr
   EXPECT_EQ(graph.gemms, eager.gemms);
   EXPECT_EQ(graph.memsets, eager.memsets);
   EXPECT_EQ(graph.copies, eager.copies);
+  // --d-dropout costs no launch: the mask is drawn inside the linear kernel's forward epilogue
+  // and again where its backward loads dY.
+  const StepLaunches dropout = third_step_launches(true, 0.5f);
+  EXPECT_EQ(dropout.total(), graph.total()) << "--d-dropout 0.5";
+  EXPECT_EQ(dropout.kernels, graph.kernels) << "--d-dropout 0.5";
 }
 
 }  // namespace

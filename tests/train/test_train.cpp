@@ -20,7 +20,9 @@
 #include "cuda_test.h"  // CudaTest
 #include "io/idx.h"
 #include "model/model_checkpoint.h"
+#include "core/backend_buffer.h"  // BackendBuffer
 #include "run_test_util.h"  // fresh_dir, run_command
+#include "test_util.h"      // random_vector
 #include "train/trainer.h"
 
 namespace mnistgan {
@@ -128,6 +130,58 @@ TEST(TrainCpu, ResumeWithLinearLrDecayIsBitwiseIdentical) {
   config.d_steps = 2;
   config.steps = 40;
   expect_resume_bitwise(config, 20);
+}
+
+// --d-dropout: the masks are keyed by (seed, step, pass, layer), and the step is restored from
+// the checkpoint, so a resumed run draws the masks the straight run drew (--d-steps 2: two D
+// passes per step with masks of their own).
+TEST(TrainCpu, ResumeWithDDropoutIsBitwiseIdentical) {
+  TrainConfig config = small_config(fresh_dir("resume_d_dropout"));
+  config.mbd_kernels = 10;
+  config.d_dropout = 0.5f;
+  config.d_steps = 2;
+  expect_resume_bitwise(config, 20);
+}
+
+// Dropout acts in training only: after D and G updates with --d-dropout, the logits of
+// discriminator_forward (evaluation) are those of the same weights without dropout, and they
+// repeat; a training step with dropout gives other weights than one without.
+TEST(TrainCpu, DDropoutChangesTrainingButNotEvaluation) {
+  TrainConfig config = small_config(fresh_dir("d_dropout"));
+  config.mbd_kernels = 10;
+  const MnistSplit train = load_mnist(config.data_dir, "train");
+  auto backend = make_cpu_backend();
+  TrainingState plain(*backend, config, train.images);
+  config.d_dropout = 0.5f;
+  TrainingState dropped(*backend, config, train.images);
+  plain.initialize();
+  dropped.initialize();
+  plain.step();
+  dropped.step();
+  const Checkpoint a = plain.checkpoint(), b = dropped.checkpoint();
+  for (size_t t = 0; t < a.tensors.size(); ++t) {
+    if (a.tensors[t].name != "D.fc0.weight" && a.tensors[t].name != "G.fc0.weight") continue;
+    EXPECT_NE(0, std::memcmp(a.tensors[t].data.data(), b.tensors[t].data.data(),
+                             a.tensors[t].data.size() * sizeof(float)))
+        << a.tensors[t].name << ": dropout did not act in the training step";
+  }
+
+  // Evaluation: D of `dropped`'s weights on a batch, with its dropout set and with it off.
+  Gan& gan = dropped.gan();
+  const int B = 8, pixels = dropped.image_pixels();
+  const auto x = test::random_vector(static_cast<size_t>(B) * pixels, 5);
+  BackendBuffer<float> xb(*backend, x.size());
+  backend->to_backend(xb.get(), x.data(), x.size() * sizeof(float));
+  auto logits = [&] {
+    std::vector<float> out(B);
+    backend->to_host(out.data(), gan.discriminator_forward(xb.get(), 1, B), B * sizeof(float));
+    return out;
+  };
+  const std::vector<float> with_dropout_set = logits(), again = logits();
+  gan.set_discriminator_dropout(0.0f, 0, nullptr);
+  const std::vector<float> off = logits();
+  EXPECT_EQ(0, std::memcmp(with_dropout_set.data(), off.data(), B * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(with_dropout_set.data(), again.data(), B * sizeof(float)));
 }
 
 // --lr-decay's T per network, and the schedule's first update: step 1 of a linear run is
@@ -300,6 +354,8 @@ TEST(Cli, BadFlagsNameTheFlag) {
                                                         {"--ema-decay", "1"},
                                                         {"--ema-decay", "-0.5"},
                                                         {"--lr-decay", "cosine"},
+                                                        {"--d-dropout", "1"},
+                                                        {"--d-dropout", "-0.1"},
                                                         {"--epochs", "0"}}) {
     const runtest::BinaryResult r = runtest::run_command(base + " " + flag + " " + value +
                                                          (flag == "--epochs" ? "" : " --steps 1"));
@@ -314,20 +370,22 @@ TEST(Cli, BadFlagsNameTheFlag) {
   }
 }
 
-// --resume refuses a checkpoint whose --lr-decay differs, and with linear decay a different
-// run length (the decay's T), naming the flag.
+// --resume refuses a checkpoint whose --lr-decay or --d-dropout differs, and with linear decay
+// a different run length (the decay's T), naming the flag.
 TEST(Cli, ResumeRefusesAnotherLrSchedule) {
   const fs::path out = fresh_dir("cli_resume_levers");
   const std::string common = "train --device cpu --data " + data_dir().string() + " --out " +
                              out.string() +
                              " --batch-size 16 --hidden-g 16 --hidden-d 16 --mbd-kernels 0 "
                              "--no-final-eval --checkpoint-every 2";
-  runtest::BinaryResult r = runtest::run_command(common + " --steps 2 --lr-decay linear");
+  runtest::BinaryResult r =
+      runtest::run_command(common + " --steps 2 --lr-decay linear --d-dropout 0.5");
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string resume = " --resume " + (out / "latest.ckpt").string();
   for (const auto& [args, flag] : std::vector<std::pair<std::string, std::string>>{
-           {" --steps 4 --lr-decay none", "--lr-decay"},
-           {" --steps 4 --lr-decay linear", "--epochs/--steps"}}) {
+           {" --steps 2 --lr-decay none --d-dropout 0.5", "--lr-decay"},
+           {" --steps 2 --lr-decay linear --d-dropout 0.25", "--d-dropout"},
+           {" --steps 4 --lr-decay linear --d-dropout 0.5", "--epochs/--steps"}}) {
     r = runtest::run_command(common + args + resume);
     EXPECT_NE(r.code, 0) << args;
     EXPECT_NE(r.output.find(flag + ": differ"), std::string::npos)
