@@ -547,9 +547,15 @@ class KernelStatics {
       lo = std::min<uintptr_t>(lo, bias_ + sh.sh_addr);
       hi = std::max<uintptr_t>(hi, bias_ + sh.sh_addr + sh.sh_size);
     }
-    if (lo < hi) __tsan_java_init(lo & ~uintptr_t{7}, ((hi + 7) & ~uintptr_t{7}) - (lo & ~uintptr_t{7}));
+    lo &= ~uintptr_t{7};
+    hi = (hi + 7) & ~uintptr_t{7};
+    if (lo < hi) __tsan_java_init(lo, hi - lo);
 #endif
   }
+
+  ~KernelStatics() { munmap(const_cast<char*>(image_), bytes_); }
+  KernelStatics(const KernelStatics&) = delete;
+  KernelStatics& operator=(const KernelStatics&) = delete;
 
   [[noreturn]] static void die(const char* why) {
     std::fprintf(stderr, "cuda_emu: %s\n", why);
@@ -562,7 +568,8 @@ class KernelStatics {
     for (size_t i = 0; i < nsymbols_ && kernel == nullptr; ++i) {
       const Elf64_Sym& s = symbols_[i];
       const char* name = names_ + s.st_name;
-      if (ELF64_ST_TYPE(s.st_info) == STT_FUNC && s.st_value == at && std::strncmp(name, "_Z", 2) == 0)
+      if (ELF64_ST_TYPE(s.st_info) == STT_FUNC && s.st_value == at &&
+          std::strncmp(name, "_Z", 2) == 0)
         kernel = name;
     }
     std::vector<StaticRange> out;
