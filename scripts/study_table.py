@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""study_table.py: one row per finished run of a `mnistgan sweep` screen, from each run's
+eval.json, and a mean +- sd row per setting over its seeds.
+
+usage: study_table.py SWEEP_DIR... > table.csv   (runs under SWEEP_DIR/runs/<name>/eval.json)
+"""
+import csv
+import json
+import pathlib
+import statistics
+import sys
+
+FIGURES = ["frechet_distance", "classifier_score", "kl_uniform_nats", "classes_half_share",
+           "precision_k3", "recall_k3"]
+
+
+def setting_of(name):
+    """The run's settings without its seed: `seed=2,lr-g=0.0001` -> `lr-g=0.0001`."""
+    parts = [p for p in name.split(",") if not p.startswith("seed=")]
+    return ",".join(parts) or "default"
+
+
+def main(dirs):
+    rows = []
+    for d in dirs:
+        for path in sorted(pathlib.Path(d).glob("runs/*/eval.json")):
+            report = json.loads(path.read_text())
+            model, floor = report["model"], report["floor"]
+            seed = next((p[5:] for p in path.parent.name.split(",") if p.startswith("seed=")), "")
+            row = {"setting": setting_of(path.parent.name), "seed": seed,
+                   "floor_frechet": round(floor["frechet_distance"], 3)}
+            row.update({k: round(model[k], 4) for k in FIGURES})
+            rows.append(row)
+    if not rows:
+        sys.exit("study_table.py: no runs/*/eval.json under " + " ".join(dirs))
+    out = csv.DictWriter(sys.stdout, ["setting", "seed"] + FIGURES + ["floor_frechet"])
+    out.writeheader()
+    for row in sorted(rows, key=lambda r: (r["setting"], r["seed"])):
+        out.writerow(row)
+    for setting in sorted({r["setting"] for r in rows}):
+        group = [r for r in rows if r["setting"] == setting]
+        summary = {"setting": setting, "seed": "mean+-sd (%d seeds)" % len(group)}
+        for k in FIGURES + ["floor_frechet"]:
+            values = [r[k] for r in group]
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            summary[k] = "%.3f+-%.3f" % (statistics.mean(values), sd)
+        out.writerow(summary)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
