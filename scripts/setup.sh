@@ -22,6 +22,10 @@ command -v npm >/dev/null 2>&1 || missing="$missing npm"
 # The tests check scripts/torch_reference.py (the PyTorch comparator) with Debian's PyTorch:
 # about 150 MB to download and 550 MB installed (180 packages with its dependencies), 2-3
 # minutes; MNISTGAN_SKIP_TORCH=1 leaves it out and that test skips.
+# python3 alone for the study-table script's test (scripts/study_table.py).
+if [ "$mode" = test ]; then
+  dpkg -s python3 >/dev/null 2>&1 || missing="$missing python3"
+fi
 if [ "$mode" = test ] && [ -z "${MNISTGAN_SKIP_TORCH:-}" ]; then
   for p in python3-torch python3-numpy; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 fi
