@@ -223,16 +223,9 @@ void check_shape(const char* op, int rows, int in, int out, int models, RowStrid
                                 std::to_string(out) + "); pass 0 for packed rows");
 }
 
-// The dropout checks of both launchers (the CPU backend's check_dropout says the same), then
-// the launch's key.
+// The dropout precondition (op_types.h), then the launch's key.
 void set_dropout(const char* op, Launch& L, const Dropout& d, Activation act) {
-  if (!(d.p >= 0.0f && d.p < 1.0f))
-    throw std::invalid_argument(std::string(op) + ": dropout p " + std::to_string(d.p) +
-                                " is outside [0, 1)");
-  if (d.on() && act == Activation::kTanh)
-    throw std::invalid_argument(std::string(op) +
-                                ": dropout after tanh is not supported (its derivative is read "
-                                "from the unscaled output); use LeakyReLU or none");
+  check_dropout(op, d, act);
   L.drop_seed = d.seed;
   L.drop_stream = d.stream;
   L.drop_threshold = dropout_threshold(d.p);

@@ -30,18 +30,6 @@ void* alloc_zeroed(size_t bytes) {
   return p;
 }
 
-// The launchers' precondition (kernels/linear.cu checks the same): p in [0, 1), and an
-// activation whose derivative the scaled output still gives (dropout_activation_grad).
-void check_dropout(const char* op, const Dropout& d, Activation act) {
-  if (!(d.p >= 0.0f && d.p < 1.0f))
-    throw std::invalid_argument(std::string(op) + ": dropout p " + std::to_string(d.p) +
-                                " is outside [0, 1)");
-  if (d.on() && act == Activation::kTanh)
-    throw std::invalid_argument(std::string(op) +
-                                ": dropout after tanh is not supported (its derivative is read "
-                                "from the unscaled output); use LeakyReLU or none");
-}
-
 // One op's dropout mask: element i kept or not at the counter's current step.
 struct DropoutMask {
   explicit DropoutMask(const Dropout& d)

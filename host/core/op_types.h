@@ -2,7 +2,9 @@
 // (kernels/ include this, not the Backend interface of core/backend.h).
 #pragma once
 
-#include <cstdint>  // int64_t, uint32_t, uint64_t
+#include <cstdint>    // int64_t, uint32_t, uint64_t
+#include <stdexcept>  // std::invalid_argument
+#include <string>
 
 namespace mnistgan {
 
@@ -33,6 +35,18 @@ struct Dropout {
   const int64_t* step = nullptr;  // a backend counter, read when the op runs (nullptr: 0)
   bool on() const { return p > 0.0f; }
 };
+
+// The precondition of dropout on a layer, on every backend: p in [0, 1), and an activation
+// whose derivative the scaled output still gives (formulas.h's dropout_activation_grad).
+inline void check_dropout(const char* op, const Dropout& d, Activation act) {
+  if (!(d.p >= 0.0f && d.p < 1.0f))
+    throw std::invalid_argument(std::string(op) + ": dropout p " + std::to_string(d.p) +
+                                " is outside [0, 1)");
+  if (d.on() && act == Activation::kTanh)
+    throw std::invalid_argument(std::string(op) +
+                                ": dropout after tanh is not supported (its derivative is read "
+                                "from the unscaled output); use LeakyReLU or none");
+}
 
 // Row strides (leading dimensions, in floats) of a linear layer's row-major matrices; 0 means
 // packed (the matrix's own width). x: X and dX (rows, in); y: Y and dY (rows, out). They let
