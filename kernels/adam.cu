@@ -16,18 +16,22 @@ static __global__ void __launch_bounds__(kAdamThreads)
     adam_kernel(float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m,
                 float* __restrict__ v, size_t n, AdamHyper h, int64_t* __restrict__ step,
                 unsigned* __restrict__ tickets, const float* __restrict__ skip_if_nonzero,
-                long long skip_stride, float* __restrict__ ema, float ema_decay) {
-  const size_t z = blockIdx.y;
+                float* __restrict__ ema, float ema_decay, AdamModelStrides ms,
+                const AdamHyper* __restrict__ hypers, const float* __restrict__ ema_decays) {
+  const long long z = blockIdx.y;
+  if (hypers != nullptr) h = hypers[z];
+  if (ema_decays != nullptr) ema_decay = ema_decays[z];
   // Uniform across the model's blocks (every thread reads the same word), so returning before
   // the barriers below is safe: no block is left waiting on threads that left.
-  if (skip_if_nonzero != nullptr && skip_if_nonzero[z * skip_stride] != 0.0f) return;
-  params += z * n, grads += z * n, m += z * n, v += z * n;
-  if (ema != nullptr) ema += z * n;
+  if (skip_if_nonzero != nullptr && skip_if_nonzero[z * ms.skip] != 0.0f) return;
+  params += z * ms.params, grads += z * ms.grads, m += z * ms.m, v += z * ms.v;
+  if (ema != nullptr) ema += z * ms.ema;
+  step += z * ms.step;
   // The corrections in double (pow) once per block, shared.
   __shared__ AdamCorrections s_corrections;
   __shared__ int64_t s_step;
   if (threadIdx.x == 0) {
-    s_step = step[z];
+    s_step = *step;
     s_corrections = adam_corrections(h, s_step);
   }
   __syncthreads();  // s_step and s_corrections are set
@@ -46,7 +50,7 @@ static __global__ void __launch_bounds__(kAdamThreads)
   if (threadIdx.x == 0) {
     __threadfence();
     if (atomicAdd(&tickets[z], 1u) == gridDim.x - 1) {
-      step[z] = s_step + 1;
+      *step = s_step + 1;
       tickets[z] = 0;
     }
   }
@@ -57,7 +61,7 @@ static __global__ void __launch_bounds__(kAdamThreads)
 void adam_step(float* params, const float* grads, float* m, float* v, size_t n,
                const AdamHyper& hyper, int64_t* step, unsigned* tickets, cudaStream_t stream,
                const float* skip_if_nonzero, float* ema, float ema_decay, int models,
-               long long skip_stride) {
+               const AdamModelStrides& ms, const AdamHyper* hypers, const float* ema_decays) {
   if (n == 0) return;
   if (params == nullptr || grads == nullptr || m == nullptr || v == nullptr || step == nullptr ||
       tickets == nullptr)
@@ -72,7 +76,8 @@ void adam_step(float* params, const float* grads, float* m, float* v, size_t n,
   // A few blocks per SM is enough for a bandwidth-bound loop; the grid-stride covers the rest.
   const dim3 grid(grid_blocks(n, kAdamThreads, 4096), static_cast<unsigned>(models));
   MNISTGAN_LAUNCH(grid, kAdamThreads, 0, stream, adam_kernel)
-  (params, grads, m, v, n, hyper, step, tickets, skip_if_nonzero, skip_stride, ema, ema_decay);
+  (params, grads, m, v, n, hyper, step, tickets, skip_if_nonzero, ema, ema_decay, ms, hypers,
+   ema_decays);
   CUDA_CHECK_LAUNCH();
 }
 

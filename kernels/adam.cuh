@@ -12,8 +12,11 @@
 //   and *step = t.
 //   skip_if_nonzero (optional, device float): the whole update is a no-op when it is != 0
 //   (the divergence guard's skip-step policy), the step count and the EMA included.
-//   models: blockIdx.y; model z's params, grads, m, v, ema start z * n further on, its step is
-//   step[z], its skip flag skip_if_nonzero[z * skip_stride].
+//   models: blockIdx.y; model z's params, grads, m, v and ema start z * ms.<name> floats
+//   further on, its step is step[z * ms.step], its skip flag skip_if_nonzero[z * ms.skip],
+//   its ticket tickets[z] (tickets: `models` counters); with hypers and ema_decays (device arrays
+//   of `models`, or nullptr) its hyperparameters hypers[z] and EMA decay ema_decays[z] instead
+//   of hyper and ema_decay.
 // The increment: every block reads *step before it takes a ticket (integer atomic) on a
 // counter; the last block to take one has seen every block's read, so it alone writes
 // *step = t and re-zeroes the counter for the next launch.
@@ -35,6 +38,16 @@ namespace mnistgan {
 
 constexpr int kAdamThreads = 256;
 
+// Element strides between consecutive models' buffers (adam_step's `models`).
+struct AdamModelStrides {
+  long long params = 0, grads = 0, m = 0, v = 0, ema = 0, step = 0, skip = 0;
+};
+// Models' buffers packed one after another: n floats apart, steps and skip flags adjacent.
+inline AdamModelStrides packed_adam_strides(size_t n) {
+  const long long f = static_cast<long long>(n);
+  return {f, f, f, f, f, 1, 1};
+}
+
 // n == 0 does nothing. Throws std::invalid_argument on null pointers or a decay outside
 // [0, 1) with ema.
 // skip_if_nonzero: optional device float; when *skip_if_nonzero != 0 (read by the kernel, so
@@ -43,6 +56,7 @@ constexpr int kAdamThreads = 256;
 void adam_step(float* params, const float* grads, float* m, float* v, size_t n,
                const AdamHyper& hyper, int64_t* step, unsigned* tickets, cudaStream_t stream,
                const float* skip_if_nonzero = nullptr, float* ema = nullptr,
-               float ema_decay = 0.0f, int models = 1, long long skip_stride = 0);
+               float ema_decay = 0.0f, int models = 1, const AdamModelStrides& ms = {},
+               const AdamHyper* hypers = nullptr, const float* ema_decays = nullptr);
 
 }  // namespace mnistgan

@@ -48,11 +48,16 @@ static __global__ void split_cols_kernel(const float* __restrict__ in, float* __
   }
 }
 
-static __global__ void increment_kernel(int64_t* counter) { *counter += 1; }
+static __global__ void increment_kernel(int64_t* counter, long long counter_stride) {
+  counter[blockIdx.y * counter_stride] += 1;
+}
 
 static __global__ void __launch_bounds__(kElementwiseThreads)
     count_nonfinite_kernel(const float* __restrict__ x, size_t n, float* count,
-                           unsigned long long* scratch) {
+                           unsigned long long* scratch, long long x_stride,
+                           long long count_stride) {
+  const long long z = blockIdx.y;
+  x += z * x_stride, count += z * count_stride, scratch += 2 * z;
   unsigned local = 0;
   MNISTGAN_GRID_STRIDE(i, n) local += isfinite(x[i]) ? 0u : 1u;
 #pragma unroll
@@ -127,21 +132,28 @@ void split_cols(const float* in, float* A, float* B, int rows, int a, int b, cud
   CUDA_CHECK_LAUNCH();
 }
 
-void increment(int64_t* counter, cudaStream_t stream) {
+void increment(int64_t* counter, cudaStream_t stream, int models, long long counter_stride) {
   if (counter == nullptr) throw std::invalid_argument("increment: counter must be non-null");
-  MNISTGAN_LAUNCH(1, 1, 0, stream, increment_kernel)(counter);
+  if (models < 1 || models > 65535)
+    throw std::invalid_argument("increment: models " + std::to_string(models) +
+                                " is outside [1, 65535]");
+  MNISTGAN_LAUNCH(dim3(1, static_cast<unsigned>(models)), 1, 0, stream, increment_kernel)
+  (counter, counter_stride);
   CUDA_CHECK_LAUNCH();
 }
 
 void count_nonfinite(const float* x, size_t n, float* count, unsigned long long* scratch,
-                     cudaStream_t stream) {
+                     cudaStream_t stream, int models, long long x_stride, long long count_stride) {
   if (n == 0) return;
   if (x == nullptr || count == nullptr || scratch == nullptr)
     throw std::invalid_argument("count_nonfinite: x, count and scratch must be non-null");
+  if (models < 1 || models > 65535)
+    throw std::invalid_argument("count_nonfinite: models " + std::to_string(models) +
+                                " is outside [1, 65535]");
   // 1024 blocks at most: enough to saturate bandwidth, few tickets to take.
-  MNISTGAN_LAUNCH(grid_blocks(n, kElementwiseThreads, 1024), kElementwiseThreads, 0, stream,
-                  count_nonfinite_kernel)
-  (x, n, count, scratch);
+  const dim3 grid(grid_blocks(n, kElementwiseThreads, 1024), static_cast<unsigned>(models));
+  MNISTGAN_LAUNCH(grid, kElementwiseThreads, 0, stream, count_nonfinite_kernel)
+  (x, n, count, scratch, x_stride, count_stride);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -4,7 +4,7 @@
 //                        (LeakyReLU: Y > 0 ? 1 : slope; tanh: 1 - Y^2). dY, dZ may alias.
 //   concat_cols          A (rows, a), B (rows, b) -> out (rows, a + b) = [A | B]
 //   split_cols           in (rows, a + b) -> A (rows, a), B (rows, b); either may be null
-//   increment            *counter += 1 (one thread)
+//   increment            *counter += 1 (one thread per model)
 //   count_nonfinite      *count += number of non-finite values in x (n). Integer counts per
 //                        block, added with integer atomics into a 2-word scratch; the last
 //                        block to finish (atomic ticket) adds the total to *count and
@@ -32,11 +32,16 @@ void activation_backward(const float* Y, const float* dY, float* dZ, size_t n, A
 void concat_cols(const float* A, const float* B, float* out, int rows, int a, int b,
                  cudaStream_t stream);
 void split_cols(const float* in, float* A, float* B, int rows, int a, int b, cudaStream_t stream);
-void increment(int64_t* counter, cudaStream_t stream);
-// scratch: 2 zero-initialised device words, owned by the caller, left zeroed afterwards.
-// Calls sharing one scratch must be ordered (the same stream).
+// models (the grid's y): model z's counter is counter[z * counter_stride].
+void increment(int64_t* counter, cudaStream_t stream, int models = 1,
+               long long counter_stride = 0);
+// scratch: 2 zero-initialised device words per model, owned by the caller, left zeroed
+// afterwards. Calls sharing one scratch must be ordered (the same stream).
+// models (the grid's y): model z counts x + z * x_stride into count[z * count_stride] with the
+// scratch pair scratch + 2 z.
 void count_nonfinite(const float* x, size_t n, float* count, unsigned long long* scratch,
-                     cudaStream_t stream);
+                     cudaStream_t stream, int models = 1, long long x_stride = 0,
+                     long long count_stride = 0);
 
 cudaError_t kernel_image_error();
 

@@ -14,7 +14,10 @@ namespace {
 static __global__ void __launch_bounds__(kGatherThreads)
     gather_kernel(const uint8_t* __restrict__ dataset, const int32_t* __restrict__ perm,
                   int n_images, int pixels, const int64_t* __restrict__ step, int batches_per_step,
-                  int batch_offset, int64_t batches_per_epoch, float* __restrict__ out) {
+                  int batch_offset, int64_t batches_per_epoch, float* __restrict__ out,
+                  GatherModelStrides ms) {
+  const long long z = blockIdx.z;
+  dataset += z * ms.dataset, perm += z * ms.perm, step += z * ms.step, out += z * ms.out;
   const int r = blockIdx.y, rows = gridDim.y;
   const int p = blockIdx.x * kGatherThreads + threadIdx.x;
   if (p >= pixels) return;
@@ -59,14 +62,20 @@ void check_gather(const char* what, int n_images, int pixels, int rows, int batc
 
 void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels, int rows,
                   const int64_t* step, int batches_per_step, int batch_offset,
-                  int64_t batches_per_epoch, float* out, cudaStream_t stream) {
+                  int64_t batches_per_epoch, float* out, cudaStream_t stream, int models,
+                  const GatherModelStrides& ms) {
   if (dataset == nullptr || perm == nullptr || step == nullptr || out == nullptr)
     throw std::invalid_argument("gather_batch: dataset, perm, step and out must be non-null");
   check_gather("gather_batch", n_images, pixels, rows, batches_per_step, batch_offset,
                batches_per_epoch);
-  const dim3 grid((pixels + kGatherThreads - 1) / kGatherThreads, rows);
+  if (models < 1 || models > 65535)
+    throw std::invalid_argument("gather_batch: models " + std::to_string(models) +
+                                " is outside [1, 65535]");
+  const dim3 grid((pixels + kGatherThreads - 1) / kGatherThreads, rows,
+                  static_cast<unsigned>(models));
   MNISTGAN_LAUNCH(grid, kGatherThreads, 0, stream, gather_kernel)
-  (dataset, perm, n_images, pixels, step, batches_per_step, batch_offset, batches_per_epoch, out);
+  (dataset, perm, n_images, pixels, step, batches_per_step, batch_offset, batches_per_epoch, out,
+   ms);
   CUDA_CHECK_LAUNCH();
 }
 

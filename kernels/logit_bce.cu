@@ -22,10 +22,13 @@ static __global__ void __launch_bounds__(kLogitBceThreads)
                      const float* __restrict__ b, int groups, int B, int in, Targets targets,
                      float grad_scale, float* __restrict__ logits, float* __restrict__ dlogits,
                      float* __restrict__ dX, float* __restrict__ dw, float* __restrict__ db,
-                     float* __restrict__ stats, LogitBceModelStrides ms) {
+                     float* __restrict__ stats, LogitBceModelStrides ms,
+                     const float* __restrict__ model_targets) {
   static_assert((kLogitBceThreads & (kLogitBceThreads - 1)) == 0, "the tree needs a power of two");
   __shared__ double s_loss[kLogitBceThreads], s_prob[kLogitBceThreads];
   const long long z = blockIdx.x;
+  if (model_targets != nullptr)
+    for (int g = 0; g < groups; ++g) targets.t[g] = model_targets[z * groups + g];
   X += z * ms.x;
   w += z * ms.w;
   const float bias = b != nullptr ? b[z * ms.b] : 0.0f;
@@ -96,7 +99,7 @@ static __global__ void __launch_bounds__(kLogitBceThreads)
 void logit_bce(const float* X, const float* w, const float* b, int groups, int B, int in,
                const float* targets, float grad_scale, float* logits, float* dlogits, float* dX,
                float* dw, float* db, float* stats, int models, const LogitBceModelStrides& ms,
-               cudaStream_t stream) {
+               cudaStream_t stream, const float* model_targets) {
   if (groups < 1 || groups > kLogitBceMaxGroups || B < 1 || in < 1 || models < 1)
     throw std::invalid_argument("logit_bce: groups=" + std::to_string(groups) + ", B=" +
                                 std::to_string(B) + ", in=" + std::to_string(in) + ", models=" +
@@ -110,7 +113,7 @@ void logit_bce(const float* X, const float* w, const float* b, int groups, int B
   Targets t{};
   for (int g = 0; g < groups; ++g) t.t[g] = targets[g];
   MNISTGAN_LAUNCH(models, kLogitBceThreads, 0, stream, logit_bce_kernel)
-  (X, w, b, groups, B, in, t, grad_scale, logits, dlogits, dX, dw, db, stats, ms);
+  (X, w, b, groups, B, in, t, grad_scale, logits, dlogits, dX, dw, db, stats, ms, model_targets);
   CUDA_CHECK_LAUNCH();
 }
 

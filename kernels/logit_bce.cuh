@@ -26,11 +26,12 @@ struct LogitBceModelStrides {
   long long x = 0, w = 0, b = 0, logits = 0, dlogits = 0, dx = 0, dw = 0, db = 0, stats = 0;
 };
 
-// targets: one per group (groups <= kLogitBceMaxGroups). stats (2 groups floats) may be
-// nullptr. Throws std::invalid_argument on bad sizes or pointers.
+// targets: one per group (groups <= kLogitBceMaxGroups), a host array. model_targets: nullptr,
+// or a device array (models, groups) of each model's own targets, used instead. stats (2 groups
+// floats) may be nullptr. Throws std::invalid_argument on bad sizes or pointers.
 void logit_bce(const float* X, const float* w, const float* b, int groups, int B, int in,
                const float* targets, float grad_scale, float* logits, float* dlogits, float* dX,
                float* dw, float* db, float* stats, int models, const LogitBceModelStrides& ms,
-               cudaStream_t stream);
+               cudaStream_t stream, const float* model_targets = nullptr);
 
 }  // namespace mnistgan

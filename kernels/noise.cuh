@@ -17,8 +17,16 @@ namespace mnistgan {
 
 constexpr int kNoiseThreads = 256;
 
+// Element strides between consecutive models' buffers (gaussian_noise's `models`).
+struct NoiseModelStrides {
+  long long out = 0, step = 0;
+};
+
 // n == 0 does nothing. Throws std::invalid_argument when out is null.
+// models (blockIdx.y): model z writes out + z * ms.out from its counter step + z * ms.step, keyed
+// by seeds[z] (a device array of `models`) or, with seeds == nullptr, by seed.
 void gaussian_noise(float* out, size_t n, uint64_t seed, uint32_t stream, const int64_t* step,
-                    cudaStream_t cuda_stream);
+                    cudaStream_t cuda_stream, int models = 1, const NoiseModelStrides& ms = {},
+                    const uint64_t* seeds = nullptr);
 
 }  // namespace mnistgan

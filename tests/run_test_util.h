@@ -11,6 +11,7 @@
 //   wait_for_file(f, pid, s)   polls until f exists, the child exits, or s seconds pass
 //   same_tensors(a, b)         every tensor of two checkpoints bitwise equal (gtest failures)
 //   weights_close(a, b, atol)  every non-Adam tensor within atol elementwise (gtest failures)
+//   weights_rms_close(a, b, rtol, what)  every non-Adam tensor within rtol relative RMS
 #pragma once
 
 #include <gtest/gtest.h>
@@ -210,6 +211,25 @@ inline void weights_close(const Checkpoint& a, const Checkpoint& b, double atol)
     for (size_t i = 0; i < a.tensors[t].data.size(); ++i)
       worst = std::max(worst, std::fabs(double(a.tensors[t].data[i]) - b.tensors[t].data[i]));
     EXPECT_LE(worst, atol) << a.tensors[t].name;
+  }
+}
+
+// Every non-Adam tensor's relative RMS difference, |a - b| / |b| over the tensor, within `rtol`
+// (gtest failures): "the same computation with other rounding" between backends, or between
+// one run's launches and a lock-step group's.
+inline void weights_rms_close(const Checkpoint& a, const Checkpoint& b, double rtol,
+                              const std::string& what) {
+  ASSERT_EQ(a.tensors.size(), b.tensors.size()) << what;
+  for (size_t t = 0; t < a.tensors.size(); ++t) {
+    const CheckpointTensor &x = a.tensors[t], &y = b.tensors[t];
+    if (x.name.find('@') != std::string::npos) continue;  // Adam moments
+    ASSERT_EQ(x.data.size(), y.data.size()) << what << " " << x.name;
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < x.data.size(); ++i) {
+      diff += (double(x.data[i]) - y.data[i]) * (double(x.data[i]) - y.data[i]);
+      norm += double(y.data[i]) * y.data[i];
+    }
+    EXPECT_LE(std::sqrt(diff / std::max(norm, 1e-30)), rtol) << what << ": " << x.name;
   }
 }
 

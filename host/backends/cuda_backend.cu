@@ -8,10 +8,15 @@
 // launch it.
 #include <cuda_runtime.h>  // streams, graphs, memory
 
+#include <cstdint>    // uintptr_t
 #include <cstdio>     // std::fprintf
+#include <map>        // std::map
 #include <memory>     // std::unique_ptr
 #include <stdexcept>  // std::runtime_error, std::invalid_argument, std::logic_error
 #include <string>     // std::string, std::to_string
+#include <utility>    // std::move
+#include <variant>    // std::visit, std::get
+#include <vector>
 
 #include "adam.cuh"           // adam_step
 #include "bce.cuh"            // bce_with_logits
@@ -84,6 +89,34 @@ std::string unavailable_reason(int index) {
            std::to_string(prop.minor);
   }
   return "";
+}
+
+// The most models one launch takes (the kernels' grid dimension for the model index).
+constexpr int kMaxModels = 65535;
+
+// Lock-step runs' pointers: run r's is p(0) + r * stride elements (stride 0: one buffer they all
+// read). False when there is no such stride, or when some are null and some not. Outputs must
+// not share a buffer (writable: stride 0 refused).
+template <class T, class Get>
+bool model_stride(size_t models, Get get, long long& stride, bool writable = false) {
+  const uintptr_t p0 = reinterpret_cast<uintptr_t>(get(0));
+  const uintptr_t p1 = reinterpret_cast<uintptr_t>(get(1));
+  if ((p0 == 0) != (p1 == 0)) return false;
+  const intptr_t bytes = static_cast<intptr_t>(p1 - p0);
+  if (bytes % static_cast<intptr_t>(sizeof(T)) != 0) return false;
+  if (p0 != 0 && writable && bytes == 0) return false;
+  for (size_t r = 2; r < models; ++r) {
+    const uintptr_t pr = reinterpret_cast<uintptr_t>(get(r));
+    if (p0 == 0 ? pr != 0 : static_cast<intptr_t>(pr - p0) != static_cast<intptr_t>(r) * bytes)
+      return false;
+  }
+  stride = p0 == 0 ? 0 : bytes / static_cast<intptr_t>(sizeof(T));
+  return true;
+}
+
+bool same_hyper(const AdamHyper& a, const AdamHyper& b) {
+  return a.lr == b.lr && a.beta1 == b.beta1 && a.beta2 == b.beta2 && a.eps == b.eps &&
+         a.lr_decay_updates == b.lr_decay_updates;
 }
 
 class CudaBackend final : public Backend {
@@ -270,6 +303,17 @@ class CudaBackend final : public Backend {
     mnistgan::count_nonfinite(x, n, count, count_scratch_, stream_);
   }
 
+  // ---- lock-step runs: one model-indexed launch per op where the kernels have a model index,
+  // the runs' buffers lie a constant stride apart and their scalars are equal; otherwise each
+  // run's op in turn (Backend's default) ----------------------------------------------------
+  void run_models(const std::vector<const RecordedOp*>& ops) override {
+    if (ops.size() < 2 || ops.size() > static_cast<size_t>(kMaxModels) ||
+        !std::visit([&](const auto& first) { return issue_batched(first, ops); }, *ops.front()))
+      Backend::run_models(ops);
+  }
+
+  bool runs_models_together() const override { return true; }
+
   // ---- graphs ---------------------------------------------------------------------------
   bool begin_capture() override {
     if (capturing_)
@@ -280,7 +324,7 @@ class CudaBackend final : public Backend {
     return true;
   }
 
-  void end_capture() override {
+  int end_capture() override {
     if (!capturing_) throw std::logic_error("end_capture: no capture is open");
     capturing_ = false;
     cudaGraph_t graph = nullptr;
@@ -296,19 +340,296 @@ class CudaBackend final : public Backend {
     const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
     (void)cudaGraphDestroy(graph);  // the executable graph keeps what it needs
     CUDA_CHECK(e);
-    if (graph_exec_ != nullptr) CUDA_CHECK(cudaGraphExecDestroy(graph_exec_));
-    graph_exec_ = exec;
+    latest_graph_ = next_graph_id_++;
+    graphs_[latest_graph_] = exec;
+    return latest_graph_;
   }
 
   int64_t captured_nodes() const override { return captured_nodes_; }
 
-  void replay() override {
-    if (graph_exec_ == nullptr)
-      throw std::logic_error("replay: nothing captured; call begin_capture() and end_capture()");
-    CUDA_CHECK(cudaGraphLaunch(graph_exec_, stream_));
+  void replay() override { replay(latest_graph_); }
+
+  void replay(int graph) override {
+    const auto found = graphs_.find(graph);
+    if (found == graphs_.end())
+      throw std::logic_error("replay: no graph " + std::to_string(graph) +
+                             "; call begin_capture() and end_capture()");
+    CUDA_CHECK(cudaGraphLaunch(found->second, stream_));
+  }
+
+  void release_graph(int graph) noexcept override {
+    const auto found = graphs_.find(graph);
+    if (found == graphs_.end()) return;
+    (void)cudaGraphExecDestroy(found->second);  // waits for its launches, as cudaFree
+    graphs_.erase(found);
+    if (latest_graph_ == graph) latest_graph_ = -1;
   }
 
  private:
+  // Op kinds without a model-indexed kernel: never batched.
+  template <class Op>
+  bool issue_batched(const Op&, const std::vector<const RecordedOp*>&) {
+    return false;
+  }
+
+  bool issue_batched(const op::LinearForward& o, const std::vector<const RecordedOp*>& ops) {
+    const size_t n = ops.size();
+    auto at = [&](size_t r) -> const op::LinearForward& {
+      return std::get<op::LinearForward>(*ops[r]);
+    };
+    for (size_t r = 0; r < n; ++r) {
+      const op::LinearForward& q = at(r);
+      if (q.rows != o.rows || q.in != o.in || q.out != o.out || q.act != o.act ||
+          q.slope != o.slope || q.ld.x != o.ld.x || q.ld.y != o.ld.y || q.dropout.on())
+        return false;
+    }
+    ModelStrides ms;
+    if (!model_stride<float>(n, [&](size_t r) { return at(r).X; }, ms.x) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).W; }, ms.w) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).b; }, ms.b) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).Y; }, ms.y, true))
+      return false;
+    mnistgan::linear_forward(workspace_, o.X, o.W, o.b, o.Y, o.rows, o.in, o.out, o.act, o.slope,
+                             o.ld, static_cast<int>(n), ms, stream_);
+    return true;
+  }
+
+  bool issue_batched(const op::LinearBackward& o, const std::vector<const RecordedOp*>& ops) {
+    const size_t n = ops.size();
+    auto at = [&](size_t r) -> const op::LinearBackward& {
+      return std::get<op::LinearBackward>(*ops[r]);
+    };
+    for (size_t r = 0; r < n; ++r) {
+      const op::LinearBackward& q = at(r);
+      if (q.rows != o.rows || q.in != o.in || q.out != o.out || q.act != o.act ||
+          q.slope != o.slope || q.accumulate_dx != o.accumulate_dx || q.ld.x != o.ld.x ||
+          q.ld.y != o.ld.y || q.dropout.on())
+        return false;
+    }
+    ModelStrides ms;
+    if (!model_stride<float>(n, [&](size_t r) { return at(r).X; }, ms.x) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).W; }, ms.w) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).Y; }, ms.y) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).dY; }, ms.dy) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).dX; }, ms.dx, true) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).dW; }, ms.dw, true) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).db; }, ms.db, true))
+      return false;
+    mnistgan::linear_backward(workspace_, o.X, o.W, o.Y, o.dY, o.dX, o.dW, o.db, o.rows, o.in,
+                              o.out, o.act, o.slope, o.accumulate_dx, o.ld, static_cast<int>(n),
+                              ms, stream_);
+    return true;
+  }
+
+  bool issue_batched(const op::MbdForward& o, const std::vector<const RecordedOp*>& ops) {
+    const size_t n = ops.size();
+    auto at = [&](size_t r) -> const op::MbdForward& { return std::get<op::MbdForward>(*ops[r]); };
+    for (size_t r = 0; r < n; ++r) {
+      const op::MbdForward& q = at(r);
+      if (q.groups != o.groups || q.B != o.B || q.K != o.K || q.C != o.C || q.ldo != o.ldo)
+        return false;
+    }
+    MbdModelStrides ms;
+    if (!model_stride<float>(n, [&](size_t r) { return at(r).M; }, ms.m) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).O; }, ms.o, true))
+      return false;
+    mnistgan::mbd_forward(o.M, o.O, o.groups, o.B, o.K, o.C, o.ldo, static_cast<int>(n), ms,
+                          stream_);
+    return true;
+  }
+
+  bool issue_batched(const op::MbdBackward& o, const std::vector<const RecordedOp*>& ops) {
+    const size_t n = ops.size();
+    auto at = [&](size_t r) -> const op::MbdBackward& {
+      return std::get<op::MbdBackward>(*ops[r]);
+    };
+    for (size_t r = 0; r < n; ++r) {
+      const op::MbdBackward& q = at(r);
+      if (q.groups != o.groups || q.B != o.B || q.K != o.K || q.C != o.C || q.ldo != o.ldo)
+        return false;
+    }
+    MbdModelStrides ms;  // the backward kernel reads dO at stride ms.o
+    if (!model_stride<float>(n, [&](size_t r) { return at(r).M; }, ms.m) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).dO; }, ms.o) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).dM; }, ms.dm, true))
+      return false;
+    mnistgan::mbd_backward(o.M, o.dO, o.dM, o.groups, o.B, o.K, o.C, o.ldo, static_cast<int>(n),
+                           ms, stream_);
+    return true;
+  }
+
+  bool issue_batched(const op::LogitBce& o, const std::vector<const RecordedOp*>& ops) {
+    const size_t n = ops.size();
+    auto at = [&](size_t r) -> const op::LogitBce& { return std::get<op::LogitBce>(*ops[r]); };
+    bool same_targets = true;
+    for (size_t r = 0; r < n; ++r) {
+      const op::LogitBce& q = at(r);
+      if (q.groups != o.groups || q.B != o.B || q.in != o.in || q.grad_scale != o.grad_scale ||
+          q.targets.size() != o.targets.size())
+        return false;
+      same_targets = same_targets && q.targets == o.targets;
+    }
+    LogitBceModelStrides ms;
+    if (!model_stride<float>(n, [&](size_t r) { return at(r).X; }, ms.x) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).w; }, ms.w) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).b; }, ms.b) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).logits; }, ms.logits, true) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).dlogits; }, ms.dlogits, true) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).dX; }, ms.dx, true) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).dw; }, ms.dw, true) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).db; }, ms.db, true) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).stats; }, ms.stats, true))
+      return false;
+    const float* targets = nullptr;  // each run's own (a --real-label sweep), when they differ
+    if (!same_targets) {
+      std::vector<float> all;
+      for (size_t r = 0; r < n; ++r) all.insert(all.end(), at(r).targets.begin(), at(r).targets.end());
+      targets = static_cast<const float*>(constants(all.data(), all.size() * sizeof(float)));
+      if (targets == nullptr) return false;
+    }
+    mnistgan::logit_bce(o.X, o.w, o.b, o.groups, o.B, o.in, o.targets.data(), o.grad_scale,
+                        o.logits, o.dlogits, o.dX, o.dw, o.db, o.stats, static_cast<int>(n), ms,
+                        stream_, targets);
+    return true;
+  }
+
+  bool issue_batched(const op::AdamStep& o, const std::vector<const RecordedOp*>& ops) {
+    const size_t n = ops.size();
+    auto at = [&](size_t r) -> const op::AdamStep& { return std::get<op::AdamStep>(*ops[r]); };
+    bool same = true;
+    for (size_t r = 0; r < n; ++r) {
+      const op::AdamStep& q = at(r);
+      if (q.n != o.n) return false;
+      same = same && same_hyper(q.hyper, o.hyper) && q.ema_decay == o.ema_decay;
+    }
+    AdamModelStrides ms;
+    if (!model_stride<float>(n, [&](size_t r) { return at(r).params; }, ms.params, true) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).grads; }, ms.grads) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).m; }, ms.m, true) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).v; }, ms.v, true) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).ema; }, ms.ema, true) ||
+        !model_stride<int64_t>(n, [&](size_t r) { return at(r).step; }, ms.step, true) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).skip_if_nonzero; }, ms.skip))
+      return false;
+    // Runs with their own learning rates, betas or EMA decay read them from device arrays.
+    const AdamHyper* hypers = nullptr;
+    const float* ema_decays = nullptr;
+    if (!same) {
+      std::vector<AdamHyper> h(n);
+      std::vector<float> d(n);
+      for (size_t r = 0; r < n; ++r) {
+        h[r] = at(r).hyper;
+        d[r] = at(r).ema_decay;
+        if (at(r).ema != nullptr && !(d[r] >= 0.0f && d[r] < 1.0f))
+          throw std::invalid_argument("adam_step: EMA decay " + std::to_string(d[r]) +
+                                      " is outside [0, 1)");
+      }
+      hypers = static_cast<const AdamHyper*>(constants(h.data(), n * sizeof(AdamHyper)));
+      ema_decays = static_cast<const float*>(constants(d.data(), n * sizeof(float)));
+      if (hypers == nullptr || ema_decays == nullptr) return false;
+    }
+    mnistgan::adam_step(o.params, o.grads, o.m, o.v, o.n, o.hyper, o.step, adam_tickets_, stream_,
+                        o.skip_if_nonzero, o.ema, o.ema_decay, static_cast<int>(n), ms, hypers,
+                        ema_decays);
+    return true;
+  }
+
+  bool issue_batched(const op::GaussianNoise& o, const std::vector<const RecordedOp*>& ops) {
+    const size_t n = ops.size();
+    auto at = [&](size_t r) -> const op::GaussianNoise& {
+      return std::get<op::GaussianNoise>(*ops[r]);
+    };
+    bool same_seed = true;
+    for (size_t r = 0; r < n; ++r) {
+      if (at(r).n != o.n || at(r).stream != o.stream) return false;
+      same_seed = same_seed && at(r).seed == o.seed;
+    }
+    NoiseModelStrides ms;
+    if (!model_stride<float>(n, [&](size_t r) { return at(r).out; }, ms.out, true) ||
+        !model_stride<int64_t>(n, [&](size_t r) { return at(r).step; }, ms.step))
+      return false;
+    const uint64_t* seeds = nullptr;
+    if (!same_seed) {
+      std::vector<uint64_t> all(n);
+      for (size_t r = 0; r < n; ++r) all[r] = at(r).seed;
+      seeds = static_cast<const uint64_t*>(constants(all.data(), n * sizeof(uint64_t)));
+      if (seeds == nullptr) return false;
+    }
+    mnistgan::gaussian_noise(o.out, o.n, o.seed, o.stream, o.step, stream_, static_cast<int>(n),
+                             ms, seeds);
+    return true;
+  }
+
+  bool issue_batched(const op::GatherBatch& o, const std::vector<const RecordedOp*>& ops) {
+    const size_t n = ops.size();
+    auto at = [&](size_t r) -> const op::GatherBatch& {
+      return std::get<op::GatherBatch>(*ops[r]);
+    };
+    for (size_t r = 0; r < n; ++r) {
+      const op::GatherBatch& q = at(r);
+      if (q.n_images != o.n_images || q.pixels != o.pixels || q.rows != o.rows ||
+          q.batches_per_step != o.batches_per_step || q.batch_offset != o.batch_offset ||
+          q.batches_per_epoch != o.batches_per_epoch)
+        return false;
+    }
+    GatherModelStrides ms;
+    if (!model_stride<uint8_t>(n, [&](size_t r) { return at(r).dataset; }, ms.dataset) ||
+        !model_stride<int32_t>(n, [&](size_t r) { return at(r).perm; }, ms.perm) ||
+        !model_stride<int64_t>(n, [&](size_t r) { return at(r).step; }, ms.step) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).out; }, ms.out, true))
+      return false;
+    mnistgan::gather_batch(o.dataset, o.perm, o.n_images, o.pixels, o.rows, o.step,
+                           o.batches_per_step, o.batch_offset, o.batches_per_epoch, o.out, stream_,
+                           static_cast<int>(n), ms);
+    return true;
+  }
+
+  bool issue_batched(const op::Increment& o, const std::vector<const RecordedOp*>& ops) {
+    const size_t n = ops.size();
+    auto at = [&](size_t r) -> const op::Increment& { return std::get<op::Increment>(*ops[r]); };
+    long long stride = 0, skip_stride = 0;
+    if (!model_stride<int64_t>(n, [&](size_t r) { return at(r).counter; }, stride, true) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).skip_if_nonzero; }, skip_stride) ||
+        o.skip_if_nonzero != nullptr)  // increment_unless has no model index
+      return false;
+    mnistgan::increment(o.counter, stream_, static_cast<int>(n), stride);
+    return true;
+  }
+
+  bool issue_batched(const op::CountNonfinite& o, const std::vector<const RecordedOp*>& ops) {
+    const size_t n = ops.size();
+    auto at = [&](size_t r) -> const op::CountNonfinite& {
+      return std::get<op::CountNonfinite>(*ops[r]);
+    };
+    for (size_t r = 0; r < n; ++r)
+      if (at(r).n != o.n) return false;
+    long long x = 0, count = 0;
+    if (!model_stride<float>(n, [&](size_t r) { return at(r).x; }, x) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).count; }, count, true))
+      return false;
+    mnistgan::count_nonfinite(o.x, o.n, o.count, count_scratch_, stream_, static_cast<int>(n), x,
+                              count);
+    return true;
+  }
+
+  // A device copy of `bytes` host bytes (lock-step runs' own scalars, read by the model-indexed
+  // kernels), made once per content and kept for the backend's life. nullptr when the content
+  // is new while a capture is open (an upload cannot be captured; the caller then issues the op
+  // run by run). LockStepper steps eagerly before each capture, so the copies exist by then.
+  const void* constants(const void* host, size_t bytes) {
+    std::string key(static_cast<const char*>(host), bytes);
+    const auto found = constants_.find(key);
+    if (found != constants_.end()) return found->second;
+    if (capturing_) return nullptr;
+    void* device = nullptr;
+    CUDA_CHECK(cudaMalloc(&device, bytes));
+    const auto inserted = constants_.emplace(std::move(key), device).first;
+    // From the map's own bytes, which live as long as the copy.
+    CUDA_CHECK(cudaMemcpyAsync(device, inserted->first.data(), bytes, cudaMemcpyHostToDevice,
+                               stream_));
+    return device;
+  }
+
   void init() {
     CUDA_CHECK(cudaSetDevice(device_));
     cudaDeviceProp prop{};
@@ -317,10 +638,12 @@ class CudaBackend final : public Backend {
     workspace_.sm_count = prop.multiProcessorCount;
 
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    CUDA_CHECK(cudaMalloc(&count_scratch_, 2 * sizeof(unsigned long long)));
-    CUDA_CHECK(cudaMemsetAsync(count_scratch_, 0, 2 * sizeof(unsigned long long), stream_));
-    CUDA_CHECK(cudaMalloc(&adam_tickets_, sizeof(unsigned)));
-    CUDA_CHECK(cudaMemsetAsync(adam_tickets_, 0, sizeof(unsigned), stream_));
+    // count_nonfinite's scratch pair per model (elementwise.cuh), zero between launches.
+    const size_t scratch_bytes = 2 * sizeof(unsigned long long) * kMaxModels;
+    CUDA_CHECK(cudaMalloc(&count_scratch_, scratch_bytes));
+    CUDA_CHECK(cudaMemsetAsync(count_scratch_, 0, scratch_bytes, stream_));
+    CUDA_CHECK(cudaMalloc(&adam_tickets_, kMaxModels * sizeof(unsigned)));
+    CUDA_CHECK(cudaMemsetAsync(adam_tickets_, 0, kMaxModels * sizeof(unsigned), stream_));
     // The linear kernels' split-K partials and tile tickets (linear.cuh); the tickets start
     // at zero and every launch leaves them so.
     CUDA_CHECK(cudaMalloc(&workspace_.partials, kLinearWorkspaceFloats * sizeof(float)));
@@ -342,13 +665,15 @@ class CudaBackend final : public Backend {
       capturing_ = false;
     }
     if (stream_ != nullptr) (void)cudaStreamSynchronize(stream_);
-    if (graph_exec_ != nullptr) (void)cudaGraphExecDestroy(graph_exec_);
+    for (auto& entry : graphs_) (void)cudaGraphExecDestroy(entry.second);
+    graphs_.clear();
+    for (auto& entry : constants_) (void)cudaFree(entry.second);
+    constants_.clear();
     if (count_scratch_ != nullptr) (void)cudaFree(count_scratch_);
     if (adam_tickets_ != nullptr) (void)cudaFree(adam_tickets_);
     if (workspace_.partials != nullptr) (void)cudaFree(workspace_.partials);
     if (workspace_.counters != nullptr) (void)cudaFree(workspace_.counters);
     if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
-    graph_exec_ = nullptr;
     count_scratch_ = nullptr;
     adam_tickets_ = nullptr;
     workspace_.partials = nullptr;
@@ -369,11 +694,13 @@ class CudaBackend final : public Backend {
   std::string name_;
   cudaStream_t stream_ = nullptr;
   unsigned long long* count_scratch_ = nullptr;
-  unsigned* adam_tickets_ = nullptr;  // adam_step's ticket counter (adam.cuh), zero between ops
+  unsigned* adam_tickets_ = nullptr;  // adam_step's tickets (adam.cuh), one per model, zero between ops
   LinearWorkspace workspace_;
   bool capturing_ = false;
   bool free_failure_reported_ = false;  // free() reports only its first failure
-  cudaGraphExec_t graph_exec_ = nullptr;
+  std::map<int, cudaGraphExec_t> graphs_;  // end_capture()'s, by id, until release_graph
+  std::map<std::string, void*> constants_;  // constants(): device copies by their bytes
+  int next_graph_id_ = 0, latest_graph_ = -1;
   int64_t captured_nodes_ = -1;
 };
 

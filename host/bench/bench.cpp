@@ -511,9 +511,9 @@ E2eRow run_e2e(Backend& backend, const BenchOptions& o, const IdxImages& images,
 // 937).
 constexpr int kSweepBenchImages = 4096;
 
-// N runs (seeds seed .. seed + N - 1) stepped `steps` times in lock-step through a RunGroup
-// and `steps` more times one run after another. On CUDA every run has its own backend, as in
-// a sweep (each holds its own step graph).
+// N runs (seeds seed .. seed + N - 1) on one backend, stepped `steps` times in lock-step
+// through a RunGroup (one graph for the group on CUDA) and `steps` more times one run after
+// another (each run's own graph).
 SweepBenchRow run_sweep_bench(const std::string& backend_name, const BenchOptions& o,
                               const ModelShape& shape, int runs) {
   SweepBenchRow row;
@@ -522,22 +522,31 @@ SweepBenchRow run_sweep_bench(const std::string& backend_name, const BenchOption
   IdxImages images = synthetic_images(shape, o.seed);
   images.count = kSweepBenchImages;
   images.pixels.resize(static_cast<size_t>(kSweepBenchImages) * shape.image_pixels);
-  std::vector<std::unique_ptr<Backend>> backends;
-  std::vector<std::unique_ptr<TrainingState>> states;
-  RunGroup group;
-  for (int i = 0; i < runs; ++i) {
-    if (backends.empty() || backend_name == "cuda") backends.push_back(make_backend(backend_name));
+  const std::unique_ptr<Backend> backend = make_backend(backend_name);
+  auto config_of = [&](int i) {
     TrainConfig config;
     config.batch_size = row.batch;
     config.seed = o.seed + i;
     config.device = backend_name;
-    states.push_back(std::make_unique<TrainingState>(*backends.back(), config, images));
+    return config;
+  };
+  // As a sweep: equal slabs of one allocation where the backend launches a group's op once.
+  const bool slabs = runs > 1 && backend->runs_models_together();
+  const size_t slab_bytes = slabs ? TrainingState::slab_bytes(*backend, config_of(0), images) : 0;
+  BackendBuffer<uint8_t> arena;
+  if (slabs) arena = BackendBuffer<uint8_t>(*backend, slab_bytes * runs);
+  std::vector<ModelSlab> slab(runs);
+  std::vector<std::unique_ptr<TrainingState>> states;
+  RunGroup group;
+  for (int i = 0; i < runs; ++i) {
+    if (slabs) slab[i] = {arena.get() + i * slab_bytes, slab_bytes};
+    states.push_back(std::make_unique<TrainingState>(*backend, config_of(i), images,
+                                                     std::vector<uint8_t>{},
+                                                     slabs ? &slab[i] : nullptr));
     states.back()->initialize();
     group.add(*states.back());
   }
-  auto synchronize = [&] {
-    for (auto& b : backends) b->synchronize();
-  };
+  auto synchronize = [&] { backend->synchronize(); };
   for (int i = 0; i < std::max(o.warmup, 2); ++i) group.step();  // graphs captured at step 2
   synchronize();
   // The two modes alternate in two halves (lock-step, one after another, lock-step, one

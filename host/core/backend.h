@@ -18,8 +18,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
-#include "core/op_types.h"  // Activation, AdamHyper, RowStrides
+#include "core/op_types.h"     // Activation, AdamHyper, RowStrides
+#include "core/recorded_op.h"  // RecordedOp
 
 namespace mnistgan {
 
@@ -207,14 +209,32 @@ class Backend {
   // Count of non-finite values in x (n), added to *count (for the divergence guard).
   virtual void count_nonfinite(const float* x, size_t n, float* count) = 0;
 
+  // ---- lock-step runs ---------------------------------------------------------------
+  // ops: the same op (one kind, the same shapes) of `ops.size()` runs that step together, one
+  // entry per run (core/recorded_op.h); issues all of them, each run's exactly as its own call
+  // would. The default issues them one after another (the CPU backend's way: each run bitwise
+  // as alone). The CUDA backend issues a kernel with a model index once for all of them where
+  // their buffers lie a constant stride apart and their scalars allow (cuda_backend.cu).
+  virtual void run_models(const std::vector<const RecordedOp*>& ops);
+  // Whether run_models() can issue one launch for many runs (then a group's runs should have
+  // their buffers a constant stride apart: core/op_recorder.h's ModelSlab).
+  virtual bool runs_models_together() const { return false; }
+
   // ---- step graphs (optional) -------------------------------------------------------
   // Ops issued between begin_capture() and end_capture() are recorded as one replayable
   // unit (a CUDA graph) instead of run; replay() runs the recording. A backend without
   // graphs returns false from begin_capture() and keeps running ops eagerly, so callers
   // write: if (b.begin_capture()) { issue ops; b.end_capture(); b.replay(); } else ...
+  // A backend keeps every graph until release_graph(): end_capture() returns the new graph's
+  // id, replay(id) runs that one and replay() the latest (so several lock-step groups, or a
+  // group and its runs alone, can each keep a graph on one backend).
   virtual bool begin_capture() { return false; }
-  virtual void end_capture() {}
+  virtual int end_capture() { return -1; }
   virtual void replay() {}
+  virtual void replay(int /*graph*/) {}
+  // Frees graph `graph` (an id end_capture() returned; -1 or an unknown id: nothing). Never
+  // throws (destructors call it).
+  virtual void release_graph(int /*graph*/) noexcept {}
   // The work items (kernels, memsets, copies) of the last end_capture()'s recording (CUDA:
   // the graph's node count); -1 for a backend without graphs or before a capture.
   virtual int64_t captured_nodes() const { return -1; }

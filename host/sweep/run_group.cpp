@@ -5,12 +5,14 @@
 
 namespace mnistgan {
 
-void RunGroup::remove(TrainingState& member) {
-  members_.erase(std::remove(members_.begin(), members_.end(), &member), members_.end());
+void RunGroup::add(TrainingState& member) {
+  members_.push_back(&member);
+  stepper_.forget_graph();
 }
 
-void RunGroup::step() {
-  for (TrainingState* member : members_) member->step();
+void RunGroup::remove(TrainingState& member) {
+  members_.erase(std::remove(members_.begin(), members_.end(), &member), members_.end());
+  stepper_.forget_graph();
 }
 
 }  // namespace mnistgan

@@ -18,6 +18,8 @@
 #include <tuple>  // std::tie
 
 #include "core/backend.h"
+#include "core/backend_buffer.h"  // BackendBuffer
+#include "core/op_recorder.h"     // ModelSlab
 #include "eval/eval.h"       // Evaluator
 #include "io/atomic_file.h"  // write_file_atomic, ensure_writable_dir, IoError
 #include "io/idx.h"          // load_mnist
@@ -193,6 +195,7 @@ class Sweep {
   // runs stay done, the others resume from their latest checkpoint or start fresh.
   void start_members(const std::vector<SweepRun>& mine) {
     const fs::path out(options_.out);
+    reserve_group_memory(mine);
     for (const SweepRun& run : mine) {
       Member m;
       m.run = &*std::find_if(grid_.begin(), grid_.end(),
@@ -393,9 +396,37 @@ class Sweep {
 
   // ---- what the runs share: the backend, the data, the evaluators ----------------------
 
+  // On a backend that issues a group's ops as one launch (CUDA), each group's runs get equal
+  // slabs of one allocation, so their buffers lie a constant stride apart (op_recorder.h).
+  // Sized by making one fresh run of the group; failed runs get none.
+  void reserve_group_memory(const std::vector<SweepRun>& mine) {
+    std::map<std::string, std::vector<const SweepRun*>> by_group;
+    for (const SweepRun& run : mine)
+      if (read_run_record(options_.out, run).status != "failed")
+        by_group[run.group].push_back(&run);
+    for (const auto& [key, runs] : by_group) {
+      Backend& backend = backend_for(key);
+      if (runs.size() < 2 || !backend.runs_models_together()) continue;
+      TrainConfig config = runs.front()->config;
+      config.resume.clear();
+      const MnistSplit& train = split(config.data_dir, "train");
+      const size_t bytes = TrainingState::slab_bytes(backend, config, train.images, train.labels);
+      GroupMemory& memory = group_memory_[key];
+      memory.arena = BackendBuffer<uint8_t>(backend, bytes * runs.size());
+      memory.slabs.resize(runs.size());
+      for (size_t i = 0; i < runs.size(); ++i) {
+        memory.slabs[i].base = memory.arena.get() + i * bytes;
+        memory.slabs[i].size = bytes;
+        slab_of_[runs[i]->name] = &memory.slabs[i];
+      }
+    }
+  }
+
   RunEnvironment environment_for(const SweepRun& run) {
     RunEnvironment env;
-    env.backend = &backend_for();
+    env.backend = &backend_for(run.group);
+    const auto slab = slab_of_.find(run.name);
+    if (slab != slab_of_.end()) env.slab = slab->second;
     env.train = &split(run.config.data_dir, "train");
     env.evaluator = [this](Backend& backend, const TrainConfig& config,
                            const MnistSplit& train) -> Evaluator& {
@@ -412,16 +443,14 @@ class Sweep {
     return env;
   }
 
-  // The CPU backend is one for the whole process (it keeps no state between ops). A CUDA
-  // backend holds one captured step graph, so every run gets its own (its own stream too),
-  // on the GPU of this rank's local rank.
-  Backend& backend_for() {
-    if (device_ == "cpu") {
-      if (backends_.empty()) backends_.push_back(make_cpu_backend());
-      return *backends_.front();
-    }
-    backends_.push_back(make_cuda_backend(comm_->local_rank()));
-    return *backends_.back();
+  // The CPU backend is one for the whole process (it keeps no state between ops). On CUDA
+  // each group has its own backend (its own stream), on the GPU of this rank's local rank:
+  // a group's runs must share one, since their ops are issued together (run_group.h).
+  Backend& backend_for(const std::string& group) {
+    std::unique_ptr<Backend>& slot = backends_[device_ == "cpu" ? std::string() : group];
+    if (!slot)
+      slot = device_ == "cpu" ? make_cpu_backend() : make_cuda_backend(comm_->local_rank());
+    return *slot;
   }
 
   const MnistSplit& split(const std::string& data_dir, const std::string& which) {
@@ -460,7 +489,13 @@ class Sweep {
   std::string device_;  // "cpu" or "cuda"
   std::vector<SweepRun> grid_;
   // Declared before the members that borrow them, so they are destroyed after them.
-  std::vector<std::unique_ptr<Backend>> backends_;
+  std::map<std::string, std::unique_ptr<Backend>> backends_;  // by group ("" on the CPU)
+  struct GroupMemory {
+    BackendBuffer<uint8_t> arena;  // every run's slab, one after another
+    std::vector<ModelSlab> slabs;
+  };
+  std::map<std::string, GroupMemory> group_memory_;  // by group, where slabs are used
+  std::map<std::string, ModelSlab*> slab_of_;        // by run name
   std::map<std::string, std::unique_ptr<MnistSplit>> splits_;
   std::map<std::string, std::unique_ptr<Evaluator>> evaluators_;
   std::unique_ptr<SweepProgress> progress_;

@@ -35,8 +35,8 @@ int64_t total_steps(const TrainConfig& config, int64_t batches_per_epoch) {
 }
 
 TrainingState::TrainingState(Backend& backend, const TrainConfig& config, const IdxImages& images,
-                             const std::vector<uint8_t>& labels)
-    : backend_(backend), config_(config) {
+                             const std::vector<uint8_t>& labels, ModelSlab* slab)
+    : recorder_(backend, slab), backend_(recorder_), config_(config) {
   config_.validate();
   n_images_ = static_cast<int>(images.count);
   rows_ = images.rows;
@@ -90,6 +90,14 @@ TrainingState::TrainingState(Backend& backend, const TrainConfig& config, const 
   for (int i = 0; i < grid; ++i) grid_labels[i] = i / kGridPerRow;
   grid_labels_ = BackendBuffer<int32_t>(backend_, grid);
   backend_.to_backend(grid_labels_.get(), grid_labels.data(), grid_labels_.bytes());
+}
+
+size_t TrainingState::slab_bytes(Backend& backend, const TrainConfig& config,
+                                 const IdxImages& images, const std::vector<uint8_t>& labels) {
+  ModelSlab measure;  // size 0: every allocation goes to the backend, and is counted
+  TrainingState probe(backend, config, images, labels, &measure);
+  probe.initialize();
+  return measure.requested;
 }
 
 void TrainingState::initialize() {
@@ -213,26 +221,87 @@ bool TrainingState::inject_now(NonfiniteTarget target) const {
   return inject_step_ == step_ + 1 && inject_target_ == target;
 }
 
-void TrainingState::step() {
-  ensure_permutations();
-  if (inject_step_ >= 0) {
-    issue_step_ops();  // eager: the test hook decides per step on the host
-  } else if (graph_ready_) {
-    backend_.replay();
-  } else if (config_.cuda_graph && ran_eager_step_ && backend_.begin_capture()) {
+std::vector<RecordedOp> TrainingState::record_step() {
+  recorder_.begin_recording();
+  try {
     issue_step_ops();
-    backend_.end_capture();
-    graph_ready_ = true;
-    backend_.replay();
+  } catch (...) {
+    (void)recorder_.take_recording();
+    throw;
+  }
+  return recorder_.take_recording();
+}
+
+void TrainingState::step() { alone_.step({this}); }
+
+void LockStepper::release_graph() noexcept {
+  if (backend_ != nullptr) backend_->release_graph(graph_);
+  graph_ = -1;
+  captured_for_.clear();
+}
+
+void LockStepper::forget_graph() noexcept {
+  release_graph();
+  // The next step runs eagerly before a capture: a new set of runs may need the backend to
+  // upload their per-run constants first (cuda_backend.cu), which a capture cannot.
+  ran_eager_step_ = false;
+}
+
+void LockStepper::step(const std::vector<TrainingState*>& runs) {
+  if (runs.empty()) return;
+  Backend& backend = runs.front()->target_backend();
+  if (backend_ != &backend) {
+    forget_graph();
+    backend_ = &backend;
+  }
+  bool eager = false, graphs = true;
+  for (TrainingState* run : runs) {
+    if (&run->target_backend() != &backend)
+      throw std::logic_error("LockStepper: the runs of a group must share one backend");
+    eager = eager || run->step_needs_eager();
+    graphs = graphs && run->config().cuda_graph;
+    run->prepare_step();
+  }
+  if (!eager && graph_ >= 0 && captured_for_ == runs) {
+    backend.replay(graph_);
   } else {
+    std::vector<std::vector<RecordedOp>> recorded;
+    recorded.reserve(runs.size());
+    for (TrainingState* run : runs) recorded.push_back(run->record_step());
+    // The runs of a group issue the same op kinds in the same order (sweep/grid.h's key), but
+    // for the test hook's injected NaN (an extra upload in one run's eagerly issued step).
+    const size_t count = recorded.front().size();
+    bool aligned = true;
+    for (size_t r = 1; r < runs.size() && aligned; ++r) {
+      aligned = recorded[r].size() == count;
+      for (size_t i = 0; aligned && i < count; ++i)
+        aligned = recorded[r][i].index() == recorded.front()[i].index();
+    }
     // The first step runs eagerly, outside stream capture: it loads every kernel module (lazy
     // loading is what capture may refuse), as PyTorch warms up before capturing a graph.
     // Same ops, same results.
-    issue_step_ops();
-    ran_eager_step_ = true;
+    const bool want_graph = !eager && graphs && ran_eager_step_;
+    if (want_graph) release_graph();  // the old graph's runs or recording are stale
+    const bool capture = want_graph && backend.begin_capture();
+    if (aligned) {
+      std::vector<const RecordedOp*> column(runs.size());
+      for (size_t i = 0; i < count; ++i) {
+        for (size_t r = 0; r < runs.size(); ++r) column[r] = &recorded[r][i];
+        backend.run_models(column);
+      }
+    } else {  // run after run, each run's ops in its own order
+      for (const std::vector<RecordedOp>& ops : recorded)
+        for (const RecordedOp& op : ops) backend.run_models({&op});
+    }
+    if (capture) {
+      graph_ = backend.end_capture();
+      captured_for_ = runs;
+      backend.replay(graph_);
+    } else {
+      ran_eager_step_ = true;
+    }
   }
-  ++step_;
-  ++stats_steps_;
+  for (TrainingState* run : runs) run->finish_step();
 }
 
 StepStats TrainingState::take_stats() {
@@ -536,7 +605,8 @@ class Run {
     } else {
       backend_ = env_.backend;
     }
-    state_ = std::make_unique<TrainingState>(*backend_, config_, train.images, train.labels);
+    state_ = std::make_unique<TrainingState>(*backend_, config_, train.images, train.labels,
+                                             env_.slab);
     if (config_.eval_every > 0) start_evaluator(train);
     state_->inject_nonfinite_gradient(hooks_.nonfinite_gradient_step, hooks_.nonfinite_target);
     if (!config_.resume.empty()) {

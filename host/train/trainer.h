@@ -25,6 +25,7 @@
 #include "core/backend.h"
 #include "core/backend_buffer.h"  // BackendBuffer
 #include "core/config.h"
+#include "core/op_recorder.h"  // OpRecorder
 #include "core/shuffle.h"  // epoch_permutation
 #include "io/checkpoint.h"
 #include "io/idx.h"
@@ -45,13 +46,49 @@ struct StepStats {
 // Which update a test-injected non-finite gradient goes into (TrainingState's test hook).
 enum class NonfiniteTarget { kDiscriminator, kGenerator };
 
+class TrainingState;
+
+// Steps runs in lock-step: step s of every run before step s + 1 of any. Their steps' ops are
+// recorded (core/op_recorder.h) and op i of every run is issued as one unit with
+// Backend::run_models(): on CUDA one model-indexed launch where the kernels allow, on the CPU
+// each run's op in turn, bitwise as the run alone. Where the backend has graphs the group's
+// whole step is captured once (from the second step on, as a single run's) and replayed
+// while the runs stay the same. A single run is the group of one (TrainingState::step()), so
+// `train` and `sweep` step through this one path. Every run must be on the same backend.
+class LockStepper {
+ public:
+  LockStepper() = default;
+  ~LockStepper() { release_graph(); }
+  LockStepper(const LockStepper&) = delete;
+  LockStepper& operator=(const LockStepper&) = delete;
+
+  void step(const std::vector<TrainingState*>& runs);
+  // The runs changed (one left or joined): the next step records anew, eagerly, and the one
+  // after it captures.
+  void forget_graph() noexcept;
+
+ private:
+  void release_graph() noexcept;  // graph_ freed on its backend
+
+  Backend* backend_ = nullptr;  // the runs' backend, which holds graph_
+  int graph_ = -1;              // its id there, or -1
+  bool ran_eager_step_ = false;
+  std::vector<TrainingState*> captured_for_;  // the runs of graph_, in order
+};
+
 class TrainingState {
  public:
   // Uploads the dataset; images must outlive nothing (they are copied to the backend).
   // labels (images.count): the training labels, needed (and only uploaded) with
   // config.conditional; throws std::invalid_argument when they are missing or out of range.
+  // slab: this run's share of its lock-step group's memory (core/op_recorder.h), or nullptr.
   TrainingState(Backend& backend, const TrainConfig& config, const IdxImages& images,
-                const std::vector<uint8_t>& labels = {});
+                const std::vector<uint8_t>& labels = {}, ModelSlab* slab = nullptr);
+  // The bytes a fresh run of `config` on these images allocates on `backend` up to and
+  // including initialize(): the ModelSlab size that holds every buffer of its step (measured
+  // by making one).
+  static size_t slab_bytes(Backend& backend, const TrainConfig& config, const IdxImages& images,
+                           const std::vector<uint8_t>& labels = {});
   TrainingState(const TrainingState&) = delete;
   TrainingState& operator=(const TrainingState&) = delete;
 
@@ -60,7 +97,7 @@ class TrainingState {
   void restore(const Checkpoint& checkpoint, const std::string& source);
   Checkpoint checkpoint() const;  // everything needed to continue the run
 
-  void step();             // one D+G step (graph replay where the backend has graphs)
+  void step();             // one D+G step: LockStepper on this run alone
   StepStats take_stats();  // reads the accumulated loss stats and resets them (syncs)
   // Generates the fixed progress batch: (grid_images(), pixels) floats in [-1, 1].
   std::vector<float> fixed_grid_images();
@@ -102,12 +139,26 @@ class TrainingState {
   }
 
  private:
+  friend class LockStepper;
+  // LockStepper's three parts of a step: the host work before it (the permutations of the
+  // epochs it reads), its ops recorded in order (not run), then the host's step count.
+  void prepare_step() { ensure_permutations(); }
+  std::vector<RecordedOp> record_step();
+  void finish_step() {
+    ++step_;
+    ++stats_steps_;
+  }
+  Backend& target_backend() { return recorder_.target(); }
+  bool step_needs_eager() const { return inject_step_ >= 0; }  // the test hook, per step
+
   void issue_step_ops();
   void ensure_permutations();  // the epochs this step reads are in the two perm slots
   void set_step(int64_t step);
   bool skip_nonfinite_updates() const { return config_.nan_policy == "skip-step"; }
   bool inject_now(NonfiniteTarget target) const;  // the test hook's update?
 
+  // Every op of the run goes through recorder_ (backend_ is it) to the backend given.
+  OpRecorder recorder_;
   Backend& backend_;
   TrainConfig config_;
   int n_images_, pixels_, rows_, cols_;
@@ -135,8 +186,7 @@ class TrainingState {
   int64_t d_updates_mark_ = 0, g_updates_mark_ = 0;
   int64_t inject_step_ = -1;
   NonfiniteTarget inject_target_ = NonfiniteTarget::kDiscriminator;
-  bool graph_ready_ = false;
-  bool ran_eager_step_ = false;  // the CUDA graph is captured from the second step on
+  LockStepper alone_;  // step(): this run as a group of one
 };
 
 // Total steps of a run: --steps if set, else epochs * batches_per_epoch / d_steps.
@@ -155,6 +205,7 @@ class Evaluator;  // eval/eval.h
 struct RunEnvironment {
   Backend* backend = nullptr;         // null: make_backend(config.device)
   const MnistSplit* train = nullptr;  // null: load_mnist(config.data_dir, "train")
+  ModelSlab* slab = nullptr;          // the run's share of its group's memory (TrainingState)
   // The evaluator for (backend, config) (the classifier, the test features and the floor of
   // config.seed); empty: the run builds its own.
   std::function<Evaluator&(Backend&, const TrainConfig&, const MnistSplit& train)> evaluator;

@@ -157,3 +157,15 @@ mnistgan_negative_control(adam_step_never_counted kernels/adam.cu
 mnistgan_negative_control(linear_split_ticket_before_stores kernels/linear.cu
   "    __syncthreads();  // every thread's part is stored\n" ""
   FusedLinearCuda.SplitKSumsTheSlicesInIndexOrder TSAN)
+# The per-model scratch pair of the non-finite count (kernels/elementwise.cu), a cross-block
+# sum with a last-block ticket per model: with one pair for all models the models' blocks mix
+# their sums and tickets, and a model's count lands in another's.
+mnistgan_negative_control(nonfinite_count_shared_scratch kernels/elementwise.cu
+  "  x += z * x_stride, count += z * count_stride, scratch += 2 * z;\n"
+  "  x += z * x_stride, count += z * count_stride;\n"
+  ModelIndexCuda.NonfiniteCountsAndIncrementsPerModel)
+# The lock-step Adam's own hyperparameters per model (kernels/adam.cu): every model on model
+# 0's instead.
+mnistgan_negative_control(adam_ignores_model_hyperparameters kernels/adam.cu
+  "  if (hypers != nullptr) h = hypers[z];\n" "  if (hypers != nullptr) h = hypers[0];\n"
+  ModelIndexCuda.AdamPerModelHyperparametersBitwiseEqualCpu)

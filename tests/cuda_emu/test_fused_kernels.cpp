@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "adam.cuh"
+#include "elementwise.cuh"  // count_nonfinite, increment
+#include "gather.cuh"
 #include "cublas_v2.h"  // the emulated cuBLAS, for the dev variant
 #include "core/backend.h"    // make_cpu_backend: the reference
 #include "core/op_checks.h"  // op_tolerance, check_close, max_abs
@@ -24,6 +26,7 @@
 #include "linear.cuh"
 #include "logit_bce.cuh"
 #include "mbd.cuh"
+#include "noise.cuh"
 #include "test_util.h"  // random_vector
 
 namespace mnistgan {
@@ -454,11 +457,13 @@ TEST(AdamFusedCuda, TwoModelsWithEmaAndSkipBitwiseEqualCpu) {
   Dev<float> d_p(p), d_e(e), d_m(mom), d_v(var), d_skip(skip);
   Dev<int64_t> d_step(steps);
   Dev<unsigned> tickets(std::vector<unsigned>(models, 0u));
+  AdamModelStrides skip_stride_two = packed_adam_strides(n);
+  skip_stride_two.skip = 2;
   for (int t = 0; t < 3; ++t) {
     const auto g = random_vector(n * models, 60 + t, -0.1f, 0.1f);
     Dev<float> d_g(g);
     adam_step(d_p.p, d_g.p, d_m.p, d_v.p, n, h, d_step.p, tickets.p, nullptr, d_skip.p, d_e.p,
-              0.999f, models, 2);
+              0.999f, models, skip_stride_two);
     for (int m = 0; m < models; ++m)
       cpu->adam_step(&p[m * n], &g[m * n], &mom[m * n], &var[m * n], n, h, &steps[m], &skip[2 * m],
                      &e[m * n], 0.999f);
@@ -493,7 +498,7 @@ TEST(AdamFusedCuda, LinearDecayPerModelStepBitwiseEqualsCpu) {
     Dev<float> d_g(g);
     const auto before = d_p.host();
     adam_step(d_p.p, d_g.p, d_m.p, d_v.p, n, h, d_step.p, tickets.p, nullptr, nullptr, nullptr,
-              0.0f, models);
+              0.0f, models, packed_adam_strides(n));
     for (int m = 0; m < models; ++m)
       cpu->adam_step(&p[m * n], &g[m * n], &mom[m * n], &var[m * n], n, h, &steps[m]);
     test::expect_bitwise_equal(d_p.host(), p, "params after step " + std::to_string(t));
@@ -593,6 +598,145 @@ TEST(DevLinearCuda, CublasBackwardMatchesCpu) {
       expect_op(Op::kLinearBackward, d_db.host(), want_db, "db " + what, s.rows);
     }
   (void)cublasDestroy(ctx.cublas);
+}
+
+}  // namespace
+}  // namespace mnistgan
+
+namespace mnistgan {
+namespace {
+
+// ---- the lock-step group's per-run kernels (host/backends/cuda_backend.cu's run_models):
+// every model at its own stride, with its own seed, step, hyperparameters or targets, against
+// the CPU backend's op on each model alone. A model that read another's slice or scalar fails.
+
+// Three models' noise, each at its own step (stride 3 int64 apart) and seed, out 4100 floats
+// apart (a ragged n and whole float4s): bitwise the CPU's per model.
+TEST(ModelIndexCuda, NoisePerModelSeedAndStepBitwiseEqualsCpu) {
+  auto cpu = make_cpu_backend();
+  const size_t n = 4099, stride = 4100;
+  const int models = 3;
+  const std::vector<uint64_t> seeds = {7, 1234567890123ull, 7};
+  const std::vector<int64_t> steps = {5, 0, 0, 11, 0, 0, 5, 0, 0};
+  Dev<uint64_t> d_seeds(seeds);
+  Dev<int64_t> d_steps(steps);
+  Dev<float> d_out(std::vector<float>(stride * models, NAN));
+  gaussian_noise(d_out.p, n, 999, 3, d_steps.p, nullptr, models,
+                 NoiseModelStrides{static_cast<long long>(stride), 3}, d_seeds.p);
+  const auto got = d_out.host();
+  for (int m = 0; m < models; ++m) {
+    std::vector<float> want(n);
+    cpu->gaussian_noise(want.data(), n, seeds[m], 3, &steps[3 * m]);
+    test::expect_bitwise_equal(slice(got, m * stride, n), want, "model " + std::to_string(m));
+  }
+}
+
+// Two models' batches from their own datasets, permutations and steps: bitwise the CPU's.
+TEST(ModelIndexCuda, GatherPerModelDatasetPermAndStepBitwiseEqualsCpu) {
+  auto cpu = make_cpu_backend();
+  const int n_images = 20, pixels = 300, rows = 4, models = 2;
+  std::vector<uint8_t> dataset(static_cast<size_t>(n_images) * pixels * models);
+  for (size_t i = 0; i < dataset.size(); ++i) dataset[i] = static_cast<uint8_t>((i * 37) % 251);
+  std::vector<int32_t> perm(2 * n_images * models);
+  for (int m = 0; m < models; ++m)
+    for (int i = 0; i < 2 * n_images; ++i) perm[m * 2 * n_images + i] = (i * (3 + 4 * m)) % n_images;
+  const std::vector<int64_t> steps = {2, 7};
+  Dev<uint8_t> d_data(dataset);
+  Dev<int32_t> d_perm(perm);
+  Dev<int64_t> d_steps(steps);
+  Dev<float> d_out(std::vector<float>(static_cast<size_t>(rows) * pixels * models, NAN));
+  const GatherModelStrides ms{static_cast<long long>(n_images) * pixels, 2LL * n_images, 1,
+                              static_cast<long long>(rows) * pixels};
+  gather_batch(d_data.p, d_perm.p, n_images, pixels, rows, d_steps.p, 1, 0, 5, d_out.p, nullptr,
+               models, ms);
+  const auto got = d_out.host();
+  for (int m = 0; m < models; ++m) {
+    std::vector<float> want(static_cast<size_t>(rows) * pixels);
+    cpu->gather_batch(&dataset[m * ms.dataset], &perm[m * ms.perm], n_images, pixels, rows,
+                      &steps[m], 1, 0, 5, want.data());
+    test::expect_bitwise_equal(slice(got, m * ms.out, want.size()), want,
+                               "model " + std::to_string(m));
+  }
+}
+
+// Non-finite counts per model: NaN and Inf in model 1 only, several blocks per model; every
+// model's count its own, the scratch pairs zero again.
+TEST(ModelIndexCuda, NonfiniteCountsAndIncrementsPerModel) {
+  const size_t n = 70000;
+  const int models = 3;
+  std::vector<float> x(n * models, 1.0f);
+  x[n + 5] = NAN, x[n + 60000] = INFINITY, x[2 * n - 1] = -INFINITY;
+  Dev<float> d_x(x), d_count(std::vector<float>{10.0f, 0.0f, 20.0f, 0.0f, 30.0f, 0.0f});
+  Dev<unsigned long long> scratch(std::vector<unsigned long long>(2 * models, 0ull));
+  count_nonfinite(d_x.p, n, d_count.p, scratch.p, nullptr, models, static_cast<long long>(n), 2);
+  EXPECT_EQ(d_count.host(), (std::vector<float>{10.0f, 0.0f, 23.0f, 0.0f, 30.0f, 0.0f}));
+  for (unsigned long long s : scratch.host()) EXPECT_EQ(s, 0ull);
+  Dev<int64_t> d_counter(std::vector<int64_t>{1, -1, 5, -1, 9, -1});
+  increment(d_counter.p, nullptr, models, 2);
+  EXPECT_EQ(d_counter.host(), (std::vector<int64_t>{2, -1, 6, -1, 10, -1}));
+}
+
+// Adam with each model's own learning rate, betas, decay schedule and EMA decay from device
+// arrays: bitwise the CPU's adam_step per model, over steps.
+TEST(ModelIndexCuda, AdamPerModelHyperparametersBitwiseEqualCpu) {
+  auto cpu = make_cpu_backend();
+  const size_t n = 5003;
+  const int models = 3;
+  std::vector<AdamHyper> hypers(models);
+  hypers[0].lr = 2e-4f;
+  hypers[1].lr = 1e-3f, hypers[1].beta1 = 0.9f;
+  hypers[2].lr = 4e-4f, hypers[2].beta2 = 0.99f, hypers[2].lr_decay_updates = 6;
+  const std::vector<float> decays = {0.999f, 0.9f, 0.5f};
+  auto p = random_vector(n * models, 91), e = random_vector(n * models, 92);
+  std::vector<float> mom(n * models, 0.0f), var(n * models, 0.0f);
+  std::vector<int64_t> steps = {0, 3, 4};
+  Dev<float> d_p(p), d_e(e), d_m(mom), d_v(var), d_decays(decays);
+  Dev<int64_t> d_step(steps);
+  Dev<AdamHyper> d_hypers(hypers);
+  Dev<unsigned> tickets(std::vector<unsigned>(models, 0u));
+  for (int t = 0; t < 3; ++t) {
+    const auto g = random_vector(n * models, 95 + t, -0.1f, 0.1f);
+    Dev<float> d_g(g);
+    adam_step(d_p.p, d_g.p, d_m.p, d_v.p, n, AdamHyper{}, d_step.p, tickets.p, nullptr, nullptr,
+              d_e.p, 0.0f, models, packed_adam_strides(n), d_hypers.p, d_decays.p);
+    for (int m = 0; m < models; ++m)
+      cpu->adam_step(&p[m * n], &g[m * n], &mom[m * n], &var[m * n], n, hypers[m], &steps[m],
+                     nullptr, &e[m * n], decays[m]);
+    test::expect_bitwise_equal(d_p.host(), p, "params after step " + std::to_string(t));
+    test::expect_bitwise_equal(d_e.host(), e, "ema after step " + std::to_string(t));
+    EXPECT_EQ(d_step.host(), steps);
+  }
+}
+
+// The logit layer's BCE against each model's own targets (a --real-label sweep).
+TEST(ModelIndexCuda, LogitBcePerModelTargetsMatchCpu) {
+  auto cpu = make_cpu_backend();
+  const int groups = 2, B = 9, in = 13, models = 2, rows = groups * B;
+  const size_t nx = static_cast<size_t>(rows) * in;
+  const auto x = random_vector(nx * models, 401, -2.0f, 2.0f);
+  const auto w = random_vector(static_cast<size_t>(in) * models, 402, -0.5f, 0.5f);
+  const auto b = random_vector(models, 403);
+  const std::vector<float> targets = {0.9f, 0.0f, 1.0f, 0.0f};  // (models, groups)
+  Dev<float> d_x(x), d_w(w), d_b(b), d_targets(targets);
+  Dev<float> d_logits(std::vector<float>(rows * models, NAN));
+  Dev<float> d_dlogits(std::vector<float>(rows * models, NAN));
+  Dev<float> d_stats(std::vector<float>(2 * groups * models, 0.0f));
+  LogitBceModelStrides ms;
+  ms.x = nx, ms.w = in, ms.b = 1, ms.logits = ms.dlogits = rows, ms.stats = 2 * groups;
+  const float unused[2] = {NAN, NAN};  // the host targets, replaced by the device array
+  logit_bce(d_x.p, d_w.p, d_b.p, groups, B, in, unused, 1.0f, d_logits.p, d_dlogits.p, nullptr,
+            nullptr, nullptr, d_stats.p, models, ms, nullptr, d_targets.p);
+  const auto dlogits = d_dlogits.host(), stats = d_stats.host();
+  for (int m = 0; m < models; ++m) {
+    std::vector<float> want_logits(rows), want_dlogits(rows), want_stats(2 * groups, 0.0f);
+    cpu->logit_bce(&x[m * nx], &w[m * in], &b[m], groups, B, in, &targets[m * groups], 1.0f,
+                   want_logits.data(), want_dlogits.data(), nullptr, nullptr, nullptr,
+                   want_stats.data());
+    expect_op(Op::kLogitBce, slice(dlogits, m * rows, rows), want_dlogits,
+              "dlogits model " + std::to_string(m));
+    expect_op(Op::kLogitBce, slice(stats, 2 * groups * m, 2 * groups), want_stats,
+              "stats model " + std::to_string(m));
+  }
 }
 
 }  // namespace
