@@ -46,7 +46,7 @@ self="$repo_root/scripts/gpu_session.sh"
 # kernel tests are the ones without a training run in them, fast enough for racecheck.
 gpu_tests='*Cuda*'
 kernel_tests='Cuda*:*/CudaOpCases.*:*/CudaLinearVersion.*:SoftmaxXentCuda.*:NanGuardOpsCuda.*:EvalCuda.*:PrdcCuda.*'
-step_tests='TrainCuda.*:NanGuardCuda.*:ToyTrainCuda.*'
+step_tests='TrainCuda.*:NanGuardCuda.*:ToyTrainCuda.*:LockStepCuda.*'
 
 die() {
   echo "gpu_session.sh: error: $*" >&2

@@ -1,13 +1,13 @@
 // test_lock_step.cpp: runs stepped together (train/trainer.h's LockStepper, the sweep's
 // RunGroup) against the same runs stepped alone, and the op recording under it
 // (core/op_recorder.h).
-//   - CPU: a group of three runs (other seeds, another learning rate, one conditional-free
-//     shape) is bitwise each run alone;
+//   - CPU: a group of three runs (other seeds, another learning rate) is bitwise each run
+//     alone, in its own allocations or in slabs;
 //   - CUDA (a GPU or the emulation): with equal slabs (one model stride) op i of the runs is
 //     one model-indexed launch, each run's seed, step and learning rates read from device
 //     arrays, so the group's graph has as many launches as one run's; each run stays within the
-//     CUDA-vs-CPU tolerance of itself alone, and the group repeats bitwise. Without slabs every op goes run by run,
-//     bitwise as alone.
+//     CUDA-vs-CPU tolerance of itself alone, and the group repeats bitwise. With no common
+//     stride every op goes run by run, bitwise as alone.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -72,19 +72,25 @@ struct GroupResult {
   int64_t captured_nodes = -1;  // the group step's graph, where the backend has graphs
 };
 
-// The configs trained kSteps together as one RunGroup on `backend`; with `slabs`, in equal
-// slabs of one allocation as the sweep gives them on a backend that launches a group's op once.
-GroupResult together(Backend& backend, const std::vector<TrainConfig>& configs, bool slabs) {
+// Where the runs' memory lies: each run's own allocations, equal slabs of one allocation (as
+// a sweep gives a group on a backend that launches a group's op once), or slabs of one
+// allocation at growing gaps, so that no buffer of the runs lies a constant stride apart.
+enum class Layout { kOwn, kEqualSlabs, kUnevenSlabs };
+
+// The configs trained kSteps together as one RunGroup on `backend`.
+GroupResult together(Backend& backend, const std::vector<TrainConfig>& configs, Layout layout) {
+  const bool slabs = layout != Layout::kOwn;
   const size_t bytes = slabs ? TrainingState::slab_bytes(backend, configs[0], data().images) : 0;
+  auto gap = [&](size_t i) { return layout == Layout::kUnevenSlabs ? 256 * i * (i + 1) / 2 : 0; };
   BackendBuffer<uint8_t> arena;
-  if (slabs) arena = BackendBuffer<uint8_t>(backend, bytes * configs.size());
+  if (slabs) arena = BackendBuffer<uint8_t>(backend, (bytes + gap(configs.size())) * configs.size());
   std::vector<ModelSlab> slab(configs.size());
   std::vector<std::unique_ptr<TrainingState>> states;
   GroupResult result;
   {
     RunGroup group;
     for (size_t i = 0; i < configs.size(); ++i) {
-      if (slabs) slab[i] = {arena.get() + i * bytes, bytes};
+      if (slabs) slab[i] = {arena.get() + i * bytes + gap(i), bytes};
       states.push_back(std::make_unique<TrainingState>(backend, configs[i], data().images,
                                                        std::vector<uint8_t>{},
                                                        slabs ? &slab[i] : nullptr));
@@ -107,11 +113,11 @@ TEST(LockStepCpu, AGroupIsBitwiseEachRunAlone) {
   auto cpu = make_cpu_backend();
   const std::vector<TrainConfig> configs = three_configs();
   const std::vector<Checkpoint> want = alone(*cpu, configs);
-  const GroupResult got = together(*cpu, configs, false);
+  const GroupResult got = together(*cpu, configs, Layout::kOwn);
   for (size_t i = 0; i < configs.size(); ++i)
     runtest::same_tensors(want[i], got.checkpoints[i], "run " + std::to_string(i));
   // Slabs change where buffers lie, not what is computed.
-  const GroupResult in_slabs = together(*cpu, configs, true);
+  const GroupResult in_slabs = together(*cpu, configs, Layout::kEqualSlabs);
   for (size_t i = 0; i < configs.size(); ++i)
     runtest::same_tensors(want[i], in_slabs.checkpoints[i], "slabs, run " + std::to_string(i));
 }
@@ -173,8 +179,8 @@ TEST_F(LockStepCuda, InSlabsOneLaunchServesTheGroupMatchesAloneAndRepeatsBitwise
     for (int s = 0; s < 2; ++s) state.step();
     single_nodes = cuda->captured_nodes();
   }
-  const GroupResult got = together(*cuda, configs, true);
-  const GroupResult again = together(*cuda, configs, true);
+  const GroupResult got = together(*cuda, configs, Layout::kEqualSlabs);
+  const GroupResult again = together(*cuda, configs, Layout::kEqualSlabs);
   std::printf("[ lock-step ] launches per step: one run %lld, three runs together %lld\n",
               static_cast<long long>(single_nodes), static_cast<long long>(got.captured_nodes));
   ASSERT_GT(single_nodes, 0);
@@ -190,13 +196,13 @@ TEST_F(LockStepCuda, InSlabsOneLaunchServesTheGroupMatchesAloneAndRepeatsBitwise
   }
 }
 
-TEST_F(LockStepCuda, WithoutSlabsEveryOpGoesRunByRunBitwiseAsAlone) {
+TEST_F(LockStepCuda, WithoutACommonStrideEveryOpGoesRunByRunBitwiseAsAlone) {
   std::vector<TrainConfig> configs = three_configs();
   for (TrainConfig& c : configs) c.device = "cuda";
   auto cuda = make_cuda_backend();
   const std::vector<Checkpoint> want = alone(*cuda, configs);
   int64_t single_nodes = cuda->captured_nodes();
-  const GroupResult got = together(*cuda, configs, false);
+  const GroupResult got = together(*cuda, configs, Layout::kUnevenSlabs);
   EXPECT_EQ(got.captured_nodes, 3 * single_nodes);
   for (size_t i = 0; i < configs.size(); ++i)
     runtest::same_tensors(want[i], got.checkpoints[i], "run " + std::to_string(i));
