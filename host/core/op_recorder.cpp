@@ -192,11 +192,11 @@ void OpRecorder::gaussian_noise(float* out, size_t n, uint64_t seed, uint32_t st
   queue(op::GaussianNoise{out, n, seed, stream, step});
 }
 
-void OpRecorder::gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images,
-                              int pixels, int rows, const int64_t* step, int batches_per_step,
-                              int batch_offset, int64_t batches_per_epoch, float* out) {
-  queue(op::GatherBatch{dataset, perm, n_images, pixels, rows, step, batches_per_step,
-                        batch_offset, batches_per_epoch, out});
+void OpRecorder::gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int pixels,
+                              int rows, const int64_t* step, int batches_per_step, int batch_offset,
+                              int64_t batches_per_epoch, float* out) {
+  queue(op::GatherBatch{dataset, perm, n_images, pixels, rows, step, batches_per_step, batch_offset,
+                        batches_per_epoch, out});
 }
 
 void OpRecorder::gather_labels(const uint8_t* labels, const int32_t* perm, int n_images, int rows,
@@ -206,8 +206,8 @@ void OpRecorder::gather_labels(const uint8_t* labels, const int32_t* perm, int n
                          batches_per_epoch, out});
 }
 
-void OpRecorder::random_labels(int32_t* out, size_t n, int classes, uint64_t seed,
-                               uint32_t stream, const int64_t* step) {
+void OpRecorder::random_labels(int32_t* out, size_t n, int classes, uint64_t seed, uint32_t stream,
+                               const int64_t* step) {
   queue(op::RandomLabels{out, n, classes, seed, stream, step});
 }
 

@@ -59,9 +59,8 @@ class OpRecorder final : public Backend {
   void activation_backward(const float* Y, const float* dY, float* dZ, size_t n, Activation act,
                            float slope) override;
   void linear_backward(const float* X, const float* W, const float* Y, const float* dY, float* dX,
-                       float* dW, float* db, int rows, int in, int out, Activation act,
-                       float slope, bool accumulate_dx, RowStrides ld,
-                       const Dropout& dropout) override;
+                       float* dW, float* db, int rows, int in, int out, Activation act, float slope,
+                       bool accumulate_dx, RowStrides ld, const Dropout& dropout) override;
   void logit_bce(const float* X, const float* w, const float* b, int groups, int B, int in,
                  const float* targets, float grad_scale, float* logits, float* dlogits, float* dX,
                  float* dw, float* db, float* stats) override;

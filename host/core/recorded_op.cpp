@@ -22,8 +22,8 @@ void issue_recorded_op(Backend& backend, const RecordedOp& recorded) {
         } else if constexpr (std::is_same_v<T, op::ActivationBackward>) {
           backend.activation_backward(o.Y, o.dY, o.dZ, o.n, o.act, o.slope);
         } else if constexpr (std::is_same_v<T, op::LinearBackward>) {
-          backend.linear_backward(o.X, o.W, o.Y, o.dY, o.dX, o.dW, o.db, o.rows, o.in, o.out,
-                                  o.act, o.slope, o.accumulate_dx, o.ld, o.dropout);
+          backend.linear_backward(o.X, o.W, o.Y, o.dY, o.dX, o.dW, o.db, o.rows, o.in, o.out, o.act,
+                                  o.slope, o.accumulate_dx, o.ld, o.dropout);
         } else if constexpr (std::is_same_v<T, op::LogitBce>) {
           backend.logit_bce(o.X, o.w, o.b, o.groups, o.B, o.in, o.targets.data(), o.grad_scale,
                             o.logits, o.dlogits, o.dX, o.dw, o.db, o.stats);
@@ -77,13 +77,29 @@ void issue_recorded_op(Backend& backend, const RecordedOp& recorded) {
 }
 
 const char* recorded_op_name(const RecordedOp& recorded) {
-  static constexpr const char* kNames[] = {
-      "linear_forward", "activation_backward", "linear_backward", "logit_bce",
-      "concat_cols",    "split_cols",          "mbd_forward",     "mbd_backward",
-      "bce_with_logits", "softmax_cross_entropy", "adam_step",   "ema_update",
-      "gaussian_noise", "gather_batch",        "gather_labels",   "random_labels",
-      "one_hot",        "increment",           "accumulate",      "count_nonfinite",
-      "copy",           "fill_zero",           "to_backend"};
+  static constexpr const char* kNames[] = {"linear_forward",
+                                           "activation_backward",
+                                           "linear_backward",
+                                           "logit_bce",
+                                           "concat_cols",
+                                           "split_cols",
+                                           "mbd_forward",
+                                           "mbd_backward",
+                                           "bce_with_logits",
+                                           "softmax_cross_entropy",
+                                           "adam_step",
+                                           "ema_update",
+                                           "gaussian_noise",
+                                           "gather_batch",
+                                           "gather_labels",
+                                           "random_labels",
+                                           "one_hot",
+                                           "increment",
+                                           "accumulate",
+                                           "count_nonfinite",
+                                           "copy",
+                                           "fill_zero",
+                                           "to_backend"};
   static_assert(sizeof(kNames) / sizeof(kNames[0]) == std::variant_size_v<RecordedOp>);
   return kNames[recorded.index()];
 }

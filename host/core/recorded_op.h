@@ -202,11 +202,10 @@ struct ToBackend {
 
 using RecordedOp =
     std::variant<op::LinearForward, op::ActivationBackward, op::LinearBackward, op::LogitBce,
-                 op::ConcatCols, op::SplitCols, op::MbdForward, op::MbdBackward,
-                 op::BceWithLogits, op::SoftmaxCrossEntropy, op::AdamStep, op::EmaUpdate,
-                 op::GaussianNoise, op::GatherBatch, op::GatherLabels, op::RandomLabels,
-                 op::OneHot, op::Increment, op::Accumulate, op::CountNonfinite, op::Copy,
-                 op::FillZero, op::ToBackend>;
+                 op::ConcatCols, op::SplitCols, op::MbdForward, op::MbdBackward, op::BceWithLogits,
+                 op::SoftmaxCrossEntropy, op::AdamStep, op::EmaUpdate, op::GaussianNoise,
+                 op::GatherBatch, op::GatherLabels, op::RandomLabels, op::OneHot, op::Increment,
+                 op::Accumulate, op::CountNonfinite, op::Copy, op::FillZero, op::ToBackend>;
 
 // Issues `op` on `backend` (the Backend call it records).
 void issue_recorded_op(Backend& backend, const RecordedOp& op);

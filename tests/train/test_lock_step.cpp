@@ -18,9 +18,9 @@
 #include "core/backend.h"
 #include "core/backend_buffer.h"
 #include "core/op_recorder.h"
-#include "cuda_test.h"              // CudaTest
-#include "eval/eval_test_util.h"    // synthetic_split
-#include "run_test_util.h"          // same_tensors
+#include "cuda_test.h"            // CudaTest
+#include "eval/eval_test_util.h"  // synthetic_split
+#include "run_test_util.h"        // same_tensors
 #include "sweep/run_group.h"
 #include "train/trainer.h"
 
@@ -83,7 +83,8 @@ GroupResult together(Backend& backend, const std::vector<TrainConfig>& configs, 
   const size_t bytes = slabs ? TrainingState::slab_bytes(backend, configs[0], data().images) : 0;
   auto gap = [&](size_t i) { return layout == Layout::kUnevenSlabs ? 256 * i * (i + 1) / 2 : 0; };
   BackendBuffer<uint8_t> arena;
-  if (slabs) arena = BackendBuffer<uint8_t>(backend, (bytes + gap(configs.size())) * configs.size());
+  if (slabs)
+    arena = BackendBuffer<uint8_t>(backend, (bytes + gap(configs.size())) * configs.size());
   std::vector<ModelSlab> slab(configs.size());
   std::vector<std::unique_ptr<TrainingState>> states;
   GroupResult result;
@@ -91,9 +92,8 @@ GroupResult together(Backend& backend, const std::vector<TrainConfig>& configs, 
     RunGroup group;
     for (size_t i = 0; i < configs.size(); ++i) {
       if (slabs) slab[i] = {arena.get() + i * bytes + gap(i), bytes};
-      states.push_back(std::make_unique<TrainingState>(backend, configs[i], data().images,
-                                                       std::vector<uint8_t>{},
-                                                       slabs ? &slab[i] : nullptr));
+      states.push_back(std::make_unique<TrainingState>(
+          backend, configs[i], data().images, std::vector<uint8_t>{}, slabs ? &slab[i] : nullptr));
       states.back()->initialize();
       group.add(*states.back());
     }
@@ -149,8 +149,8 @@ TEST(OpRecorder, SlabCutsAllocationsInOrderThenFallsBackWhenFull) {
   BackendBuffer<uint8_t> arena(*cpu, 1024);
   ModelSlab slab{arena.get(), 1024};
   OpRecorder recorder(*cpu, &slab);
-  float* a = recorder.alloc_f32(10);     // 40 bytes: one 256-byte granule
-  int64_t* b = recorder.alloc_i64(96);   // 768 bytes: three
+  float* a = recorder.alloc_f32(10);    // 40 bytes: one 256-byte granule
+  int64_t* b = recorder.alloc_i64(96);  // 768 bytes: three
   EXPECT_EQ(reinterpret_cast<uint8_t*>(a), arena.get());
   EXPECT_EQ(reinterpret_cast<uint8_t*>(b), arena.get() + 256);
   EXPECT_EQ(slab.used, 1024u);
