@@ -25,7 +25,12 @@ static __global__ void activation_backward_kernel(const float* __restrict__ Y, c
 }
 
 static __global__ void concat_cols_kernel(const float* __restrict__ A, const float* __restrict__ B,
-                                          float* __restrict__ out, int rows, int a, int b) {
+                                          float* __restrict__ out, int rows, int a, int b,
+                                          ColsModelStrides ms) {
+  const long long z = blockIdx.y;
+  if (A != nullptr) A += z * ms.a;
+  if (B != nullptr) B += z * ms.b;
+  out += z * ms.whole;
   const int w = a + b;
   MNISTGAN_GRID_STRIDE(i, static_cast<size_t>(rows) * w) {
     const size_t r = i / w;
@@ -35,7 +40,12 @@ static __global__ void concat_cols_kernel(const float* __restrict__ A, const flo
 }
 
 static __global__ void split_cols_kernel(const float* __restrict__ in, float* __restrict__ A,
-                                         float* __restrict__ B, int rows, int a, int b) {
+                                         float* __restrict__ B, int rows, int a, int b,
+                                         ColsModelStrides ms) {
+  const long long z = blockIdx.y;
+  if (A != nullptr) A += z * ms.a;
+  if (B != nullptr) B += z * ms.b;
+  in += z * ms.whole;
   const int w = a + b;
   MNISTGAN_GRID_STRIDE(i, static_cast<size_t>(rows) * w) {
     const size_t r = i / w;
@@ -46,6 +56,12 @@ static __global__ void split_cols_kernel(const float* __restrict__ in, float* __
       B[r * b + (c - a)] = in[i];
     }
   }
+}
+
+static __global__ void __launch_bounds__(kElementwiseThreads)
+    fill_zero_models_kernel(uint8_t* p, size_t bytes, long long stride) {
+  uint8_t* q = p + blockIdx.y * stride;
+  MNISTGAN_GRID_STRIDE(i, bytes) q[i] = 0;
 }
 
 static __global__ void increment_kernel(int64_t* counter, long long counter_stride) {
@@ -80,6 +96,12 @@ static __global__ void __launch_bounds__(kElementwiseThreads)
   }
 }
 
+void check_models(const char* op, int models) {
+  if (models < 1 || models > 65535)
+    throw std::invalid_argument(std::string(op) + ": models " + std::to_string(models) +
+                                " is outside [1, 65535]");
+}
+
 void check_cols(const char* op, int rows, int a, int b) {
   if (rows < 1 || a < 0 || b < 0 || a + b < 1)
     throw std::invalid_argument(std::string(op) + ": rows=" + std::to_string(rows) +
@@ -108,35 +130,46 @@ void activation_backward(const float* Y, const float* dY, float* dZ, size_t n, A
 }
 
 void concat_cols(const float* A, const float* B, float* out, int rows, int a, int b,
-                 cudaStream_t stream) {
+                 cudaStream_t stream, int models, const ColsModelStrides& ms) {
   check_cols("concat_cols", rows, a, b);
+  check_models("concat_cols", models);
   if (out == nullptr || (a > 0 && A == nullptr) || (b > 0 && B == nullptr))
     throw std::invalid_argument(
         "concat_cols: out, and A / B when their width is > 0, must be "
         "non-null");
   const size_t n = static_cast<size_t>(rows) * (a + b);
-  MNISTGAN_LAUNCH(grid_blocks(n, kElementwiseThreads), kElementwiseThreads, 0, stream,
-                  concat_cols_kernel)
-  (A, B, out, rows, a, b);
+  const dim3 grid(grid_blocks(n, kElementwiseThreads), static_cast<unsigned>(models));
+  MNISTGAN_LAUNCH(grid, kElementwiseThreads, 0, stream, concat_cols_kernel)
+  (A, B, out, rows, a, b, ms);
   CUDA_CHECK_LAUNCH();
 }
 
-void split_cols(const float* in, float* A, float* B, int rows, int a, int b, cudaStream_t stream) {
+void split_cols(const float* in, float* A, float* B, int rows, int a, int b, cudaStream_t stream,
+                int models, const ColsModelStrides& ms) {
   check_cols("split_cols", rows, a, b);
+  check_models("split_cols", models);
   if (in == nullptr) throw std::invalid_argument("split_cols: in must be non-null");
   if (A == nullptr && B == nullptr) return;
   const size_t n = static_cast<size_t>(rows) * (a + b);
-  MNISTGAN_LAUNCH(grid_blocks(n, kElementwiseThreads), kElementwiseThreads, 0, stream,
-                  split_cols_kernel)
-  (in, A, B, rows, a, b);
+  const dim3 grid(grid_blocks(n, kElementwiseThreads), static_cast<unsigned>(models));
+  MNISTGAN_LAUNCH(grid, kElementwiseThreads, 0, stream, split_cols_kernel)
+  (in, A, B, rows, a, b, ms);
+  CUDA_CHECK_LAUNCH();
+}
+
+void fill_zero_models(void* p, size_t bytes, int models, long long stride, cudaStream_t stream) {
+  if (bytes == 0) return;
+  if (p == nullptr) throw std::invalid_argument("fill_zero_models: p must be non-null");
+  check_models("fill_zero_models", models);
+  const dim3 grid(grid_blocks(bytes, kElementwiseThreads, 1024), static_cast<unsigned>(models));
+  MNISTGAN_LAUNCH(grid, kElementwiseThreads, 0, stream, fill_zero_models_kernel)
+  (static_cast<uint8_t*>(p), bytes, stride);
   CUDA_CHECK_LAUNCH();
 }
 
 void increment(int64_t* counter, cudaStream_t stream, int models, long long counter_stride) {
   if (counter == nullptr) throw std::invalid_argument("increment: counter must be non-null");
-  if (models < 1 || models > 65535)
-    throw std::invalid_argument("increment: models " + std::to_string(models) +
-                                " is outside [1, 65535]");
+  check_models("increment", models);
   MNISTGAN_LAUNCH(dim3(1, static_cast<unsigned>(models)), 1, 0, stream, increment_kernel)
   (counter, counter_stride);
   CUDA_CHECK_LAUNCH();
@@ -147,9 +180,7 @@ void count_nonfinite(const float* x, size_t n, float* count, unsigned long long*
   if (n == 0) return;
   if (x == nullptr || count == nullptr || scratch == nullptr)
     throw std::invalid_argument("count_nonfinite: x, count and scratch must be non-null");
-  if (models < 1 || models > 65535)
-    throw std::invalid_argument("count_nonfinite: models " + std::to_string(models) +
-                                " is outside [1, 65535]");
+  check_models("count_nonfinite", models);
   // 1024 blocks at most: enough to saturate bandwidth, few tickets to take.
   const dim3 grid(grid_blocks(n, kElementwiseThreads, 1024), static_cast<unsigned>(models));
   MNISTGAN_LAUNCH(grid, kElementwiseThreads, 0, stream, count_nonfinite_kernel)

@@ -4,6 +4,7 @@
 //                        (LeakyReLU: Y > 0 ? 1 : slope; tanh: 1 - Y^2). dY, dZ may alias.
 //   concat_cols          A (rows, a), B (rows, b) -> out (rows, a + b) = [A | B]
 //   split_cols           in (rows, a + b) -> A (rows, a), B (rows, b); either may be null
+//   fill_zero_models     zero bytes in each model's buffer (a group's fill_zero)
 //   increment            *counter += 1 (one thread per model)
 //   count_nonfinite      *count += number of non-finite values in x (n). Integer counts per
 //                        block, added with integer atomics into a 2-word scratch; the last
@@ -29,9 +30,18 @@ constexpr int kElementwiseThreads = 256;
 
 void activation_backward(const float* Y, const float* dY, float* dZ, size_t n, Activation act,
                          float slope, cudaStream_t stream);
+// Element strides between consecutive models' A, B and [A | B] (concat_cols's and
+// split_cols's `models`, the grid's y).
+struct ColsModelStrides {
+  long long a = 0, b = 0, whole = 0;
+};
 void concat_cols(const float* A, const float* B, float* out, int rows, int a, int b,
-                 cudaStream_t stream);
-void split_cols(const float* in, float* A, float* B, int rows, int a, int b, cudaStream_t stream);
+                 cudaStream_t stream, int models = 1, const ColsModelStrides& ms = {});
+void split_cols(const float* in, float* A, float* B, int rows, int a, int b, cudaStream_t stream,
+                int models = 1, const ColsModelStrides& ms = {});
+// bytes zero bytes at p + z * stride for each of `models` models (the grid's y): a lock-step
+// group's memsets as one launch (a memset node per model otherwise).
+void fill_zero_models(void* p, size_t bytes, int models, long long stride, cudaStream_t stream);
 // models (the grid's y): model z's counter is counter[z * counter_stride].
 void increment(int64_t* counter, cudaStream_t stream, int models = 1,
                long long counter_stride = 0);

@@ -30,7 +30,9 @@ static __global__ void __launch_bounds__(kGatherThreads)
     gather_labels_kernel(const uint8_t* __restrict__ labels, const int32_t* __restrict__ perm,
                          int n_images, int rows, const int64_t* __restrict__ step,
                          int batches_per_step, int batch_offset, int64_t batches_per_epoch,
-                         int32_t* __restrict__ out) {
+                         int32_t* __restrict__ out, GatherModelStrides ms) {
+  const long long z = blockIdx.y;
+  labels += z * ms.dataset, perm += z * ms.perm, step += z * ms.step, out += z * ms.out;
   const int r = blockIdx.x * kGatherThreads + threadIdx.x;
   if (r >= rows) return;
   const int32_t image = perm[gather_perm_index(*step, batches_per_step, batch_offset,
@@ -81,14 +83,18 @@ void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int
 
 void gather_labels(const uint8_t* labels, const int32_t* perm, int n_images, int rows,
                    const int64_t* step, int batches_per_step, int batch_offset,
-                   int64_t batches_per_epoch, int32_t* out, cudaStream_t stream) {
+                   int64_t batches_per_epoch, int32_t* out, cudaStream_t stream, int models,
+                   const GatherModelStrides& ms) {
   if (labels == nullptr || perm == nullptr || step == nullptr || out == nullptr)
     throw std::invalid_argument("gather_labels: labels, perm, step and out must be non-null");
   check_gather("gather_labels", n_images, /*pixels=*/1, rows, batches_per_step, batch_offset,
                batches_per_epoch);
-  MNISTGAN_LAUNCH((rows + kGatherThreads - 1) / kGatherThreads, kGatherThreads, 0, stream,
-                  gather_labels_kernel)
-  (labels, perm, n_images, rows, step, batches_per_step, batch_offset, batches_per_epoch, out);
+  if (models < 1 || models > 65535)
+    throw std::invalid_argument("gather_labels: models " + std::to_string(models) +
+                                " is outside [1, 65535]");
+  const dim3 grid((rows + kGatherThreads - 1) / kGatherThreads, static_cast<unsigned>(models));
+  MNISTGAN_LAUNCH(grid, kGatherThreads, 0, stream, gather_labels_kernel)
+  (labels, perm, n_images, rows, step, batches_per_step, batch_offset, batches_per_epoch, out, ms);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -29,7 +29,8 @@ constexpr int kGatherThreads = 256;
 
 // Throws std::invalid_argument on non-positive sizes, null pointers, or when a batch does
 // not fit in an epoch (batches_per_epoch * rows > n_images).
-// Element strides between consecutive models' buffers (gather_batch's `models`, blockIdx.z).
+// Element strides between consecutive models' buffers (gather_batch's `models`, blockIdx.z;
+// gather_labels's, blockIdx.y, with `dataset` the labels' stride).
 struct GatherModelStrides {
   long long dataset = 0, perm = 0, step = 0, out = 0;
 };
@@ -42,6 +43,7 @@ void gather_batch(const uint8_t* dataset, const int32_t* perm, int n_images, int
 // Throws as gather_batch.
 void gather_labels(const uint8_t* labels, const int32_t* perm, int n_images, int rows,
                    const int64_t* step, int batches_per_step, int batch_offset,
-                   int64_t batches_per_epoch, int32_t* out, cudaStream_t stream);
+                   int64_t batches_per_epoch, int32_t* out, cudaStream_t stream, int models = 1,
+                   const GatherModelStrides& ms = {});
 
 }  // namespace mnistgan

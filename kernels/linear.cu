@@ -69,7 +69,9 @@ struct Launch {
   uint64_t drop_seed = 0;
   uint32_t drop_stream = 0, drop_threshold = 0;
   float drop_scale = 1.0f;
-  const int64_t* drop_step = nullptr;
+  const int64_t* drop_step = nullptr;  // model z's step: drop_step[z * drop_step_model]
+  long long drop_step_model = 0;
+  const uint64_t* drop_seeds = nullptr;  // nullptr, or model z's seed drop_seeds[z]
 };
 
 static __global__ void __launch_bounds__(kLinearThreads) linear_kernel(const Launch L) {
@@ -89,8 +91,10 @@ static __global__ void __launch_bounds__(kLinearThreads) linear_kernel(const Lau
   const float* gate = P.gate != nullptr ? P.gate + z * P.gate_model : nullptr;
   const float* B = P.b + z * P.b_model;
   const int tx = threadIdx.x % (BN / TN), ty = threadIdx.x / (BN / TN);
-  const uint64_t drop_step =
-      (P.drop_a || P.drop_c) && L.drop_step != nullptr ? static_cast<uint64_t>(*L.drop_step) : 0;
+  const uint64_t drop_step = (P.drop_a || P.drop_c) && L.drop_step != nullptr
+                                 ? static_cast<uint64_t>(L.drop_step[z * L.drop_step_model])
+                                 : 0;
+  const uint64_t drop_seed = L.drop_seeds != nullptr ? L.drop_seeds[z] : L.drop_seed;
 
   float acc[TM][TN];
 #pragma unroll
@@ -109,7 +113,7 @@ static __global__ void __launch_bounds__(kLinearThreads) linear_kernel(const Lau
         const long long at = gm * P.a_sm + gk * P.a_sk;
         v = A[at];
         if (P.drop_a) {
-          const bool keep = dropout_keep(L.drop_seed, L.drop_stream,
+          const bool keep = dropout_keep(drop_seed, L.drop_stream,
                                          static_cast<uint64_t>(gm * P.drop_sm + gk * P.drop_sk),
                                          drop_step, L.drop_threshold);
           v = dropout_activation_grad(gate != nullptr ? gate[at] : 0.0f, v, L.gate_act, L.slope,
@@ -198,7 +202,7 @@ static __global__ void __launch_bounds__(kLinearThreads) linear_kernel(const Lau
       v = activate(v, P.act, L.slope);
       if (P.drop_c)
         v = dropout_output(v,
-                           dropout_keep(L.drop_seed, L.drop_stream,
+                           dropout_keep(drop_seed, L.drop_stream,
                                         static_cast<uint64_t>(gm * P.drop_sm + gn), drop_step,
                                         L.drop_threshold),
                            L.drop_scale);
@@ -224,13 +228,16 @@ void check_shape(const char* op, int rows, int in, int out, int models, RowStrid
 }
 
 // The dropout precondition (op_types.h), then the launch's key.
-void set_dropout(const char* op, Launch& L, const Dropout& d, Activation act) {
+void set_dropout(const char* op, Launch& L, const Dropout& d, Activation act,
+                 const ModelStrides& ms, const uint64_t* dropout_seeds) {
   check_dropout(op, d, act);
   L.drop_seed = d.seed;
   L.drop_stream = d.stream;
   L.drop_threshold = dropout_threshold(d.p);
   L.drop_scale = dropout_scale(d.p);
   L.drop_step = d.step;
+  L.drop_step_model = ms.drop_step;
+  L.drop_seeds = dropout_seeds;
 }
 
 // Splits, block ranges and workspace offsets of the launch's problems, then launches it.
@@ -296,7 +303,7 @@ int linear_split_k(const LinearWorkspace& ws, int tiles, int total_tiles, int k)
 void linear_forward(const LinearWorkspace& ws, const float* X, const float* W, const float* b,
                     float* Y, int rows, int in, int out, Activation act, float slope,
                     RowStrides ld, int models, const ModelStrides& ms, cudaStream_t stream,
-                    const Dropout& dropout) {
+                    const Dropout& dropout, const uint64_t* dropout_seeds) {
   check_shape("linear_forward", rows, in, out, models, ld);
   if (X == nullptr || W == nullptr || Y == nullptr)
     throw std::invalid_argument("linear_forward: X, W and Y must be non-null (only b may be)");
@@ -311,7 +318,7 @@ void linear_forward(const LinearWorkspace& ws, const float* X, const float* W, c
   P.c = Y, P.c_sm = ldy, P.c_model = ms.y;
   P.bias = b, P.bias_model = ms.b;
   P.act = act;
-  set_dropout("linear_forward", L, dropout, act);
+  set_dropout("linear_forward", L, dropout, act, ms, dropout_seeds);
   P.drop_c = dropout.on(), P.drop_sm = out;  // Y's element (r, c) is mask element r * out + c
   plan_and_launch(ws, L, models, stream);
 }
@@ -319,7 +326,8 @@ void linear_forward(const LinearWorkspace& ws, const float* X, const float* W, c
 void linear_backward(const LinearWorkspace& ws, const float* X, const float* W, const float* Y,
                      const float* dY, float* dX, float* dW, float* db, int rows, int in, int out,
                      Activation act, float slope, bool accumulate_dx, RowStrides ld, int models,
-                     const ModelStrides& ms, cudaStream_t stream, const Dropout& dropout) {
+                     const ModelStrides& ms, cudaStream_t stream, const Dropout& dropout,
+                     const uint64_t* dropout_seeds) {
   check_shape("linear_backward", rows, in, out, models, ld);
   if (dY == nullptr) throw std::invalid_argument("linear_backward: dY must be non-null");
   if (act != Activation::kNone && Y == nullptr)
@@ -335,7 +343,7 @@ void linear_backward(const LinearWorkspace& ws, const float* X, const float* W, 
   Launch L;
   L.gate_act = act;
   L.slope = slope;
-  set_dropout("linear_backward", L, dropout, act);
+  set_dropout("linear_backward", L, dropout, act, ms, dropout_seeds);
   if (dX != nullptr) {  // dX (rows, in) = dZ (rows, out) W (out, in)
     Problem& P = L.p[L.count++];
     P.M = rows, P.N = in, P.K = out;

@@ -14,7 +14,8 @@
 //   loads dY (the A operand of both problems), dZ = dropout_activation_grad(Y, dY, ...), so a
 //   layer with dropout costs no extra launch and no mask buffer. keep is element
 //   r * out + c's Philox test (core/formulas.h's dropout_keep), the step read on the device.
-//   With models > 1 every model uses the same mask (one key and step for the launch).
+//   With models, model z's step is dropout.step[z * ms.drop_step] and its seed
+//   dropout_seeds[z] (a device array of `models`), or dropout.seed when that is nullptr.
 // Model m's tensors start at the pointer plus m times its model stride (ModelStrides).
 //
 // One kernel, v3 (v1 cuBLAS + epilogue, v2 tiled SIMT / TF32 WMMA: kernels/dev/linear_dev.cuh):
@@ -65,6 +66,7 @@ struct LinearWorkspace {
 // How far each tensor of model m is from model 0's, in floats (0 for a shared tensor).
 struct ModelStrides {
   long long x = 0, w = 0, b = 0, y = 0, dy = 0, dx = 0, dw = 0, db = 0;
+  long long drop_step = 0;  // between the models' dropout step counters (int64 elements)
 };
 
 // Floats of LinearWorkspace::partials and counters a backend allocates so that every layer of
@@ -78,14 +80,15 @@ constexpr size_t kLinearWorkspaceCounters = size_t{1} << 16;
 void linear_forward(const LinearWorkspace& ws, const float* X, const float* W, const float* b,
                     float* Y, int rows, int in, int out, Activation act, float slope,
                     RowStrides ld, int models, const ModelStrides& ms, cudaStream_t stream,
-                    const Dropout& dropout = {});
+                    const Dropout& dropout = {}, const uint64_t* dropout_seeds = nullptr);
 
 // dZ = dY * act'(Y); dX (=, or += with accumulate_dx) dZ W; dW = dZ^T X; db = column sums of
 // dZ. Any of dX, dW, db may be nullptr (db needs dW). Y may be nullptr for act none.
 void linear_backward(const LinearWorkspace& ws, const float* X, const float* W, const float* Y,
                      const float* dY, float* dX, float* dW, float* db, int rows, int in, int out,
                      Activation act, float slope, bool accumulate_dx, RowStrides ld, int models,
-                     const ModelStrides& ms, cudaStream_t stream, const Dropout& dropout = {});
+                     const ModelStrides& ms, cudaStream_t stream, const Dropout& dropout = {},
+                     const uint64_t* dropout_seeds = nullptr);
 
 // The split of a problem with `tiles` output tiles and K-extent k when a launch has
 // `total_tiles` tiles in all (exposed for the tests).

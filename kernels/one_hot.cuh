@@ -16,6 +16,8 @@ namespace mnistgan {
 constexpr int kOneHotThreads = 256;
 
 // Throws std::invalid_argument on null pointers or non-positive rows/classes.
-void one_hot(const int32_t* labels, float* out, int rows, int classes, cudaStream_t stream);
+// models (the grid's y): model z reads labels + z * labels_stride, writes out + z * out_stride.
+void one_hot(const int32_t* labels, float* out, int rows, int classes, cudaStream_t stream,
+             int models = 1, long long labels_stride = 0, long long out_stride = 0);
 
 }  // namespace mnistgan

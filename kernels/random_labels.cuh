@@ -19,7 +19,12 @@ namespace mnistgan {
 constexpr int kRandomLabelThreads = 256;
 
 // n == 0 does nothing. Throws std::invalid_argument when out is null or classes < 1.
+// models (the grid's y): model z writes out + z * out_stride from its step
+// step[z * step_stride], keyed by seeds[z] (a device array of `models`) or, with seeds ==
+// nullptr, by seed.
 void random_labels(int32_t* out, size_t n, int classes, uint64_t seed, uint32_t stream,
-                   const int64_t* step, cudaStream_t cuda_stream);
+                   const int64_t* step, cudaStream_t cuda_stream, int models = 1,
+                   long long out_stride = 0, long long step_stride = 0,
+                   const uint64_t* seeds = nullptr);
 
 }  // namespace mnistgan

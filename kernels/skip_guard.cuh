@@ -20,9 +20,13 @@ namespace mnistgan {
 constexpr int kSkipGuardThreads = 256;
 
 // Throws std::invalid_argument when counter or skip_if_nonzero is null.
-void increment_unless(int64_t* counter, const float* skip_if_nonzero, cudaStream_t stream);
+// models (the grid's y, both ops): model z's counter, x, acc and flag are at z times their
+// strides.
+void increment_unless(int64_t* counter, const float* skip_if_nonzero, cudaStream_t stream,
+                      int models = 1, long long counter_stride = 0, long long skip_stride = 0);
 // n == 0 does nothing; x and acc must be non-null otherwise. skip_if_nonzero may be null.
 void accumulate_unless(const float* x, float* acc, size_t n, const float* skip_if_nonzero,
-                       cudaStream_t stream);
+                       cudaStream_t stream, int models = 1, long long x_stride = 0,
+                       long long acc_stride = 0, long long skip_stride = 0);
 
 }  // namespace mnistgan

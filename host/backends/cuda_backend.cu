@@ -372,6 +372,30 @@ class CudaBackend final : public Backend {
     return false;
   }
 
+  // The runs' dropout of one linear op: all off, or the same p and stream with each run's own
+  // step counter (a constant stride apart: ms.drop_step) and seed (dropout_seeds, a device
+  // array, when the seeds differ). False when one launch cannot serve them.
+  template <class Get>
+  bool batched_dropout(size_t n, Get dropout_of, ModelStrides& ms, const uint64_t*& dropout_seeds) {
+    const Dropout& first = dropout_of(0);
+    bool same_seed = true;
+    for (size_t r = 0; r < n; ++r) {
+      const Dropout& d = dropout_of(r);
+      if (d.on() != first.on()) return false;
+      if (!first.on()) continue;
+      if (d.p != first.p || d.stream != first.stream) return false;
+      same_seed = same_seed && d.seed == first.seed;
+    }
+    if (!first.on()) return true;
+    if (!model_stride<int64_t>(n, [&](size_t r) { return dropout_of(r).step; }, ms.drop_step))
+      return false;
+    if (same_seed) return true;
+    std::vector<uint64_t> seeds(n);
+    for (size_t r = 0; r < n; ++r) seeds[r] = dropout_of(r).seed;
+    dropout_seeds = static_cast<const uint64_t*>(constants(seeds.data(), n * sizeof(uint64_t)));
+    return dropout_seeds != nullptr;
+  }
+
   bool issue_batched(const op::LinearForward& o, const std::vector<const RecordedOp*>& ops) {
     const size_t n = ops.size();
     auto at = [&](size_t r) -> const op::LinearForward& {
@@ -380,17 +404,20 @@ class CudaBackend final : public Backend {
     for (size_t r = 0; r < n; ++r) {
       const op::LinearForward& q = at(r);
       if (q.rows != o.rows || q.in != o.in || q.out != o.out || q.act != o.act ||
-          q.slope != o.slope || q.ld.x != o.ld.x || q.ld.y != o.ld.y || q.dropout.on())
+          q.slope != o.slope || q.ld.x != o.ld.x || q.ld.y != o.ld.y)
         return false;
     }
     ModelStrides ms;
+    const uint64_t* dropout_seeds = nullptr;
     if (!model_stride<float>(n, [&](size_t r) { return at(r).X; }, ms.x) ||
         !model_stride<float>(n, [&](size_t r) { return at(r).W; }, ms.w) ||
         !model_stride<float>(n, [&](size_t r) { return at(r).b; }, ms.b) ||
-        !model_stride<float>(n, [&](size_t r) { return at(r).Y; }, ms.y, true))
+        !model_stride<float>(n, [&](size_t r) { return at(r).Y; }, ms.y, true) ||
+        !batched_dropout(n, [&](size_t r) -> const Dropout& { return at(r).dropout; }, ms,
+                         dropout_seeds))
       return false;
     mnistgan::linear_forward(workspace_, o.X, o.W, o.b, o.Y, o.rows, o.in, o.out, o.act, o.slope,
-                             o.ld, static_cast<int>(n), ms, stream_);
+                             o.ld, static_cast<int>(n), ms, stream_, o.dropout, dropout_seeds);
     return true;
   }
 
@@ -403,11 +430,14 @@ class CudaBackend final : public Backend {
       const op::LinearBackward& q = at(r);
       if (q.rows != o.rows || q.in != o.in || q.out != o.out || q.act != o.act ||
           q.slope != o.slope || q.accumulate_dx != o.accumulate_dx || q.ld.x != o.ld.x ||
-          q.ld.y != o.ld.y || q.dropout.on())
+          q.ld.y != o.ld.y)
         return false;
     }
     ModelStrides ms;
-    if (!model_stride<float>(n, [&](size_t r) { return at(r).X; }, ms.x) ||
+    const uint64_t* dropout_seeds = nullptr;
+    if (!batched_dropout(n, [&](size_t r) -> const Dropout& { return at(r).dropout; }, ms,
+                         dropout_seeds) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).X; }, ms.x) ||
         !model_stride<float>(n, [&](size_t r) { return at(r).W; }, ms.w) ||
         !model_stride<float>(n, [&](size_t r) { return at(r).Y; }, ms.y) ||
         !model_stride<float>(n, [&](size_t r) { return at(r).dY; }, ms.dy) ||
@@ -417,7 +447,7 @@ class CudaBackend final : public Backend {
       return false;
     mnistgan::linear_backward(workspace_, o.X, o.W, o.Y, o.dY, o.dX, o.dW, o.db, o.rows, o.in,
                               o.out, o.act, o.slope, o.accumulate_dx, o.ld, static_cast<int>(n),
-                              ms, stream_);
+                              ms, stream_, o.dropout, dropout_seeds);
     return true;
   }
 
@@ -589,10 +619,134 @@ class CudaBackend final : public Backend {
     auto at = [&](size_t r) -> const op::Increment& { return std::get<op::Increment>(*ops[r]); };
     long long stride = 0, skip_stride = 0;
     if (!model_stride<int64_t>(n, [&](size_t r) { return at(r).counter; }, stride, true) ||
-        !model_stride<float>(n, [&](size_t r) { return at(r).skip_if_nonzero; }, skip_stride) ||
-        o.skip_if_nonzero != nullptr)  // increment_unless has no model index
+        !model_stride<float>(n, [&](size_t r) { return at(r).skip_if_nonzero; }, skip_stride))
       return false;
-    mnistgan::increment(o.counter, stream_, static_cast<int>(n), stride);
+    if (o.skip_if_nonzero == nullptr) {
+      mnistgan::increment(o.counter, stream_, static_cast<int>(n), stride);
+    } else {
+      increment_unless(o.counter, o.skip_if_nonzero, stream_, static_cast<int>(n), stride,
+                       skip_stride);
+    }
+    return true;
+  }
+
+  bool issue_batched(const op::Accumulate& o, const std::vector<const RecordedOp*>& ops) {
+    const size_t n = ops.size();
+    auto at = [&](size_t r) -> const op::Accumulate& { return std::get<op::Accumulate>(*ops[r]); };
+    for (size_t r = 0; r < n; ++r)
+      if (at(r).n != o.n) return false;
+    long long x = 0, acc = 0, skip = 0;
+    if (!model_stride<float>(n, [&](size_t r) { return at(r).x; }, x) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).acc; }, acc, true) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).skip_if_nonzero; }, skip))
+      return false;
+    accumulate_unless(o.x, o.acc, o.n, o.skip_if_nonzero, stream_, static_cast<int>(n), x, acc,
+                      skip);
+    return true;
+  }
+
+  bool issue_batched(const op::GatherLabels& o, const std::vector<const RecordedOp*>& ops) {
+    const size_t n = ops.size();
+    auto at = [&](size_t r) -> const op::GatherLabels& {
+      return std::get<op::GatherLabels>(*ops[r]);
+    };
+    for (size_t r = 0; r < n; ++r) {
+      const op::GatherLabels& q = at(r);
+      if (q.n_images != o.n_images || q.rows != o.rows ||
+          q.batches_per_step != o.batches_per_step || q.batch_offset != o.batch_offset ||
+          q.batches_per_epoch != o.batches_per_epoch)
+        return false;
+    }
+    GatherModelStrides ms;  // dataset: the labels' stride
+    if (!model_stride<uint8_t>(n, [&](size_t r) { return at(r).labels; }, ms.dataset) ||
+        !model_stride<int32_t>(n, [&](size_t r) { return at(r).perm; }, ms.perm) ||
+        !model_stride<int64_t>(n, [&](size_t r) { return at(r).step; }, ms.step) ||
+        !model_stride<int32_t>(n, [&](size_t r) { return at(r).out; }, ms.out, true))
+      return false;
+    mnistgan::gather_labels(o.labels, o.perm, o.n_images, o.rows, o.step, o.batches_per_step,
+                            o.batch_offset, o.batches_per_epoch, o.out, stream_,
+                            static_cast<int>(n), ms);
+    return true;
+  }
+
+  bool issue_batched(const op::RandomLabels& o, const std::vector<const RecordedOp*>& ops) {
+    const size_t n = ops.size();
+    auto at = [&](size_t r) -> const op::RandomLabels& {
+      return std::get<op::RandomLabels>(*ops[r]);
+    };
+    bool same_seed = true;
+    for (size_t r = 0; r < n; ++r) {
+      if (at(r).n != o.n || at(r).classes != o.classes || at(r).stream != o.stream) return false;
+      same_seed = same_seed && at(r).seed == o.seed;
+    }
+    long long out = 0, step = 0;
+    if (!model_stride<int32_t>(n, [&](size_t r) { return at(r).out; }, out, true) ||
+        !model_stride<int64_t>(n, [&](size_t r) { return at(r).step; }, step))
+      return false;
+    const uint64_t* seeds = nullptr;
+    if (!same_seed) {
+      std::vector<uint64_t> all(n);
+      for (size_t r = 0; r < n; ++r) all[r] = at(r).seed;
+      seeds = static_cast<const uint64_t*>(constants(all.data(), n * sizeof(uint64_t)));
+      if (seeds == nullptr) return false;
+    }
+    mnistgan::random_labels(o.out, o.n, o.classes, o.seed, o.stream, o.step, stream_,
+                            static_cast<int>(n), out, step, seeds);
+    return true;
+  }
+
+  bool issue_batched(const op::OneHot& o, const std::vector<const RecordedOp*>& ops) {
+    const size_t n = ops.size();
+    auto at = [&](size_t r) -> const op::OneHot& { return std::get<op::OneHot>(*ops[r]); };
+    for (size_t r = 0; r < n; ++r)
+      if (at(r).rows != o.rows || at(r).classes != o.classes) return false;
+    long long labels = 0, out = 0;
+    if (!model_stride<int32_t>(n, [&](size_t r) { return at(r).labels; }, labels) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).out; }, out, true))
+      return false;
+    mnistgan::one_hot(o.labels, o.out, o.rows, o.classes, stream_, static_cast<int>(n), labels,
+                      out);
+    return true;
+  }
+
+  bool issue_batched(const op::ConcatCols& o, const std::vector<const RecordedOp*>& ops) {
+    const size_t n = ops.size();
+    auto at = [&](size_t r) -> const op::ConcatCols& { return std::get<op::ConcatCols>(*ops[r]); };
+    for (size_t r = 0; r < n; ++r)
+      if (at(r).rows != o.rows || at(r).a != o.a || at(r).b != o.b) return false;
+    ColsModelStrides ms;
+    if (!model_stride<float>(n, [&](size_t r) { return at(r).A; }, ms.a) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).B; }, ms.b) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).out; }, ms.whole, true))
+      return false;
+    mnistgan::concat_cols(o.A, o.B, o.out, o.rows, o.a, o.b, stream_, static_cast<int>(n), ms);
+    return true;
+  }
+
+  bool issue_batched(const op::SplitCols& o, const std::vector<const RecordedOp*>& ops) {
+    const size_t n = ops.size();
+    auto at = [&](size_t r) -> const op::SplitCols& { return std::get<op::SplitCols>(*ops[r]); };
+    for (size_t r = 0; r < n; ++r)
+      if (at(r).rows != o.rows || at(r).a != o.a || at(r).b != o.b) return false;
+    ColsModelStrides ms;
+    if (!model_stride<float>(n, [&](size_t r) { return at(r).in; }, ms.whole) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).A; }, ms.a, true) ||
+        !model_stride<float>(n, [&](size_t r) { return at(r).B; }, ms.b, true))
+      return false;
+    mnistgan::split_cols(o.in, o.A, o.B, o.rows, o.a, o.b, stream_, static_cast<int>(n), ms);
+    return true;
+  }
+
+  bool issue_batched(const op::FillZero& o, const std::vector<const RecordedOp*>& ops) {
+    const size_t n = ops.size();
+    auto at = [&](size_t r) -> const op::FillZero& { return std::get<op::FillZero>(*ops[r]); };
+    for (size_t r = 0; r < n; ++r)
+      if (at(r).bytes != o.bytes) return false;
+    long long stride = 0;
+    if (!model_stride<uint8_t>(n, [&](size_t r) { return static_cast<uint8_t*>(at(r).p); }, stride,
+                               true))
+      return false;
+    fill_zero_models(o.p, o.bytes, static_cast<int>(n), stride, stream_);
     return true;
   }
 

@@ -27,6 +27,9 @@
 #include "logit_bce.cuh"
 #include "mbd.cuh"
 #include "noise.cuh"
+#include "one_hot.cuh"
+#include "random_labels.cuh"
+#include "skip_guard.cuh"
 #include "test_util.h"  // random_vector
 
 namespace mnistgan {
@@ -674,6 +677,84 @@ TEST(ModelIndexCuda, NonfiniteCountsAndIncrementsPerModel) {
   Dev<int64_t> d_counter(std::vector<int64_t>{1, -1, 5, -1, 9, -1});
   increment(d_counter.p, nullptr, models, 2);
   EXPECT_EQ(d_counter.host(), (std::vector<int64_t>{2, -1, 6, -1, 10, -1}));
+}
+
+// A conditional group's label ops, the skip-step guard's ops and the group's memset, two models
+// at their own strides (model 1's skip flag set): bitwise the CPU's op per model.
+TEST(ModelIndexCuda, LabelGuardAndMemsetOpsPerModelBitwiseEqualCpu) {
+  auto cpu = make_cpu_backend();
+  const int models = 2, rows = 7, classes = 10, n_images = 30;
+  // random_labels: per-model seeds and steps.
+  const std::vector<uint64_t> seeds = {3, 77};
+  const std::vector<int64_t> steps = {4, 9};
+  Dev<uint64_t> d_seeds(seeds);
+  Dev<int64_t> d_steps(steps);
+  Dev<int32_t> d_labels(std::vector<int32_t>(2 * rows, -5));
+  random_labels(d_labels.p, rows, classes, 0, 12, d_steps.p, nullptr, models, rows, 1, d_seeds.p);
+  const auto labels = d_labels.host();
+  for (int m = 0; m < models; ++m) {
+    std::vector<int32_t> want(rows);
+    cpu->random_labels(want.data(), rows, classes, seeds[m], 12, &steps[m]);
+    EXPECT_EQ(std::vector<int32_t>(labels.begin() + m * rows, labels.begin() + (m + 1) * rows),
+              want)
+        << "random_labels model " << m;
+  }
+  // gather_labels: per-model labels, permutation and step.
+  std::vector<uint8_t> image_labels(n_images * models);
+  for (size_t i = 0; i < image_labels.size(); ++i) image_labels[i] = static_cast<uint8_t>(i % 10);
+  std::vector<int32_t> perm(2 * n_images * models);
+  for (int m = 0; m < models; ++m)
+    for (int i = 0; i < 2 * n_images; ++i) perm[m * 2 * n_images + i] = (i * (7 + 4 * m)) % n_images;
+  Dev<uint8_t> d_image_labels(image_labels);
+  Dev<int32_t> d_perm(perm), d_gathered(std::vector<int32_t>(rows * models, -5));
+  gather_labels(d_image_labels.p, d_perm.p, n_images, rows, d_steps.p, 1, 0, 4, d_gathered.p,
+                nullptr, models, GatherModelStrides{n_images, 2 * n_images, 1, rows});
+  const auto gathered = d_gathered.host();
+  for (int m = 0; m < models; ++m) {
+    std::vector<int32_t> want(rows);
+    cpu->gather_labels(&image_labels[m * n_images], &perm[m * 2 * n_images], n_images, rows,
+                       &steps[m], 1, 0, 4, want.data());
+    EXPECT_EQ(std::vector<int32_t>(gathered.begin() + m * rows, gathered.begin() + (m + 1) * rows),
+              want)
+        << "gather_labels model " << m;
+  }
+  // one_hot of those labels, then [x | one-hot] and its split back, per model.
+  const int width = 5, onehot = rows * classes, whole = rows * (width + classes);
+  Dev<float> d_onehot(std::vector<float>(onehot * models, NAN));
+  one_hot(d_gathered.p, d_onehot.p, rows, classes, nullptr, models, rows, onehot);
+  const auto x = random_vector(rows * width * models, 501);
+  Dev<float> d_x(x), d_cat(std::vector<float>(whole * models, NAN));
+  concat_cols(d_x.p, d_onehot.p, d_cat.p, rows, width, classes, nullptr, models,
+              ColsModelStrides{rows * width, onehot, whole});
+  Dev<float> d_back(std::vector<float>(rows * width * models, NAN));
+  split_cols(d_cat.p, d_back.p, nullptr, rows, width, classes, nullptr, models,
+             ColsModelStrides{rows * width, 0, whole});
+  const auto cat = d_cat.host();
+  test::expect_bitwise_equal(d_back.host(), x, "split_cols of concat_cols");
+  for (int m = 0; m < models; ++m) {
+    std::vector<float> want_onehot(onehot), want_cat(whole);
+    cpu->one_hot(&gathered[m * rows], want_onehot.data(), rows, classes);
+    cpu->concat_cols(&x[m * rows * width], want_onehot.data(), want_cat.data(), rows, width,
+                     classes);
+    test::expect_bitwise_equal(slice(cat, m * whole, whole), want_cat,
+                               "concat_cols model " + std::to_string(m));
+  }
+  // The skip-step guard: model 1's flag is set, so its counter and sums stay.
+  const std::vector<float> skip = {0.0f, 1.0f};
+  Dev<float> d_skip(skip), d_acc(std::vector<float>{1, 2, 3, 4, 5, 6});
+  Dev<float> d_add(std::vector<float>{10, 20, 30, 40, 50, 60});
+  accumulate_unless(d_add.p, d_acc.p, 3, d_skip.p, nullptr, models, 3, 3, 1);
+  EXPECT_EQ(d_acc.host(), (std::vector<float>{11, 22, 33, 4, 5, 6}));
+  Dev<int64_t> d_counter(std::vector<int64_t>{1, 1});
+  increment_unless(d_counter.p, d_skip.p, nullptr, models, 1, 1);
+  EXPECT_EQ(d_counter.host(), (std::vector<int64_t>{2, 1}));
+  // The group's memset: 10 bytes of each model's 16, the rest kept.
+  Dev<uint8_t> d_bytes(std::vector<uint8_t>(32, 9));
+  fill_zero_models(d_bytes.p, 10, models, 16, nullptr);
+  std::vector<uint8_t> want_bytes(32, 9);
+  std::fill(want_bytes.begin(), want_bytes.begin() + 10, 0);
+  std::fill(want_bytes.begin() + 16, want_bytes.begin() + 26, 0);
+  EXPECT_EQ(d_bytes.host(), want_bytes);
 }
 
 // Adam with each model's own learning rate, betas, decay schedule and EMA decay from device

@@ -59,7 +59,7 @@ std::vector<TrainConfig> three_configs() {
 std::vector<Checkpoint> alone(Backend& backend, const std::vector<TrainConfig>& configs) {
   std::vector<Checkpoint> out;
   for (const TrainConfig& config : configs) {
-    TrainingState state(backend, config, data().images);
+    TrainingState state(backend, config, data().images, data().labels);
     state.initialize();
     for (int s = 0; s < kSteps; ++s) state.step();
     out.push_back(state.checkpoint());
@@ -80,7 +80,8 @@ enum class Layout { kOwn, kEqualSlabs, kUnevenSlabs };
 // The configs trained kSteps together as one RunGroup on `backend`.
 GroupResult together(Backend& backend, const std::vector<TrainConfig>& configs, Layout layout) {
   const bool slabs = layout != Layout::kOwn;
-  const size_t bytes = slabs ? TrainingState::slab_bytes(backend, configs[0], data().images) : 0;
+  const size_t bytes =
+      slabs ? TrainingState::slab_bytes(backend, configs[0], data().images, data().labels) : 0;
   auto gap = [&](size_t i) { return layout == Layout::kUnevenSlabs ? 256 * i * (i + 1) / 2 : 0; };
   BackendBuffer<uint8_t> arena;
   if (slabs)
@@ -93,7 +94,7 @@ GroupResult together(Backend& backend, const std::vector<TrainConfig>& configs, 
     for (size_t i = 0; i < configs.size(); ++i) {
       if (slabs) slab[i] = {arena.get() + i * bytes + gap(i), bytes};
       states.push_back(std::make_unique<TrainingState>(
-          backend, configs[i], data().images, std::vector<uint8_t>{}, slabs ? &slab[i] : nullptr));
+          backend, configs[i], data().images, data().labels, slabs ? &slab[i] : nullptr));
       states.back()->initialize();
       group.add(*states.back());
     }
@@ -194,6 +195,43 @@ TEST_F(LockStepCuda, InSlabsOneLaunchServesTheGroupMatchesAloneAndRepeatsBitwise
     runtest::same_tensors(got.checkpoints[i], again.checkpoints[i],
                           "run " + std::to_string(i) + " twice");
   }
+}
+
+// Every lever whose ops a default run does not issue, in one group: conditional (the label
+// gather, random labels, one-hot and column ops), dropout in D (each run's own mask seed and
+// step), --nan-policy skip-step (the guarded counters and sums), two D steps, lr decay, and
+// each run's own real label. Still one launch per op for the group; each run within tolerance
+// of itself alone on the CPU.
+TEST_F(LockStepCuda, EveryLeverKeepsOneLaunchPerOpForTheGroup) {
+  std::vector<TrainConfig> configs = {small_config(4), small_config(5)};
+  configs[1].real_label = 1.0f;
+  for (TrainConfig& c : configs) {
+    c.conditional = true;
+    c.d_dropout = 0.3f;
+    c.nan_policy = "skip-step";
+    c.d_steps = 2;
+    c.lr_decay = "linear";
+    c.steps = 40;
+  }
+  std::vector<TrainConfig> cpu_configs = configs;
+  for (TrainConfig& c : configs) c.device = "cuda";
+  auto cuda = make_cuda_backend();
+  auto cpu = make_cpu_backend();
+  const std::vector<Checkpoint> want = alone(*cpu, cpu_configs);
+  int64_t single_nodes = -1;
+  {
+    TrainingState state(*cuda, configs[0], data().images, data().labels);
+    state.initialize();
+    for (int s = 0; s < 2; ++s) state.step();
+    single_nodes = cuda->captured_nodes();
+  }
+  const GroupResult got = together(*cuda, configs, Layout::kEqualSlabs);
+  std::printf("[ lock-step ] every lever: one run %lld launches per step, two together %lld\n",
+              static_cast<long long>(single_nodes), static_cast<long long>(got.captured_nodes));
+  EXPECT_EQ(got.captured_nodes, single_nodes);
+  for (size_t i = 0; i < configs.size(); ++i)
+    runtest::weights_rms_close(got.checkpoints[i], want[i], 1e-2,
+                               "levers, run " + std::to_string(i) + " vs cpu");
 }
 
 TEST_F(LockStepCuda, WithoutACommonStrideEveryOpGoesRunByRunBitwiseAsAlone) {
