@@ -7,11 +7,6 @@
 
 namespace mnistgan {
 
-namespace {
-template <class>
-inline constexpr bool kAlwaysFalse = false;
-}  // namespace
-
 void issue_recorded_op(Backend& backend, const RecordedOp& recorded) {
   std::visit(
       [&backend](const auto& o) {
@@ -70,7 +65,7 @@ void issue_recorded_op(Backend& backend, const RecordedOp& recorded) {
         } else if constexpr (std::is_same_v<T, op::ToBackend>) {
           backend.to_backend(o.dst, o.bytes.data(), o.bytes.size());
         } else {
-          static_assert(kAlwaysFalse<T>, "issue_recorded_op: an op kind is missing");
+          static_assert(sizeof(T) == 0, "issue_recorded_op: an op kind is missing");
         }
       },
       recorded);
