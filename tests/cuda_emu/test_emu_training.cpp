@@ -76,20 +76,7 @@ void expect_metrics_close(const TrainingRun& a, const TrainingRun& b, const std:
 }
 
 void expect_weights_close(const Checkpoint& a, const Checkpoint& b, const std::string& what) {
-  ASSERT_EQ(a.tensors.size(), b.tensors.size()) << what;
-  for (size_t t = 0; t < a.tensors.size(); ++t) {
-    const CheckpointTensor &x = a.tensors[t], &y = b.tensors[t];
-    if (x.name.find('@') != std::string::npos) continue;  // Adam moments
-    ASSERT_EQ(x.data.size(), y.data.size()) << what << " " << x.name;
-    double diff = 0, norm = 0;
-    for (size_t i = 0; i < x.data.size(); ++i) {
-      diff += (double(x.data[i]) - y.data[i]) * (double(x.data[i]) - y.data[i]);
-      norm += double(x.data[i]) * x.data[i];
-    }
-    const double rel = std::sqrt(diff / std::max(norm, 1e-30));
-    EXPECT_LE(rel, kRelRmsTolerance) << what << ": tensor " << x.name;
-    std::printf("[ emu ] %s %s: relative RMS difference %.3g\n", what.c_str(), x.name.c_str(), rel);
-  }
+  runtest::weights_rms_close(a, b, kRelRmsTolerance, what);
 }
 
 TEST(EmuCudaTraining, HundredStepsMatchCpuWithAndWithoutGraphAndRepeatBitwise) {
