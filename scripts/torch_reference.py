@@ -8,6 +8,9 @@ discriminator 784 -> 1024 -> 512 -> 256 -> minibatch discrimination (Salimans et
 0.999), an EMA of G's weights (decay min(0.999, (1 + t) / (10 + t)) after G update t),
 batch 64 -- with the same data pipeline (MNIST IDX scaled to [-1, 1], a seeded per-epoch
 shuffle, the last incomplete batch dropped) and the same initialisation distributions.
+No dropout in D: mnistgan's default --d-dropout 0.3 is a Philox mask inside its linear
+kernels' epilogue, which this script does not reproduce, so `mnistgan bench`'s end-to-end
+rows (the ones compared with this script) train with --d-dropout 0, the same computation.
 
 One step, as ours: fake = G(z); the D update on the real batch (target 0.9) and the
 detached fake batch (target 0), each half's loss a mean, minibatch discrimination comparing

@@ -489,6 +489,8 @@ E2eRow run_e2e(Backend& backend, const BenchOptions& o, const IdxImages& images,
   config.cuda_graph = graph == "on";
   config.seed = o.seed;
   config.device = o.device;
+  // The PyTorch comparator's model (scripts/torch_reference.py): no dropout in D.
+  config.d_dropout = 0.0f;
   TrainingState state(backend, config, images);
   state.initialize();
   for (int i = 0; i < o.warmup; ++i) state.step();  // the first step captures the graph

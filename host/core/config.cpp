@@ -121,7 +121,9 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
   if (c.conditional) j["conditional"] = true;
   // Likewise written only when not the default, so default checkpoints keep their bytes.
   if (c.lr_decay != "none") j["lr_decay"] = c.lr_decay;
-  if (c.d_dropout != 0.0f) j["d_dropout"] = c.d_dropout;
+  // Always written: versions before dropout became the default (0.3) wrote it only when not
+  // 0, so a checkpoint without the key was trained without dropout (from_json).
+  j["d_dropout"] = c.d_dropout;
 }
 
 // Missing keys keep their defaults, so checkpoints from older versions still load.
@@ -172,6 +174,8 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   get("adam_eps", c.adam_eps);
   get("real_label", c.real_label);
   get("lr_decay", c.lr_decay);
+  // A missing key is a checkpoint from before dropout became the default: trained without.
+  c.d_dropout = 0.0f;
   get("d_dropout", c.d_dropout);
   get("d_steps", c.d_steps);
   get("seed", c.seed);

@@ -568,7 +568,19 @@ class Run {
     must_match(stored.batch_size == config_.batch_size, "--batch-size");
     must_match(stored.d_steps == config_.d_steps, "--d-steps");
     must_match(stored.lr_decay == config_.lr_decay, "--lr-decay");
-    must_match(stored.d_dropout == config_.d_dropout, "--d-dropout");
+    // Named with both values: checkpoints from before dropout became the default (0.3) were
+    // trained without it and resume only with --d-dropout 0.
+    if (stored.d_dropout != config_.d_dropout) {
+      auto text = [](float p) {
+        char buffer[32];
+        std::snprintf(buffer, sizeof buffer, "%g", p);
+        return std::string(buffer);
+      };
+      throw std::invalid_argument("--d-dropout: " + text(config_.d_dropout) +
+                                  " differs from the checkpoint " + config_.resume +
+                                  ", trained with " + text(stored.d_dropout) +
+                                  "; resume with --d-dropout " + text(stored.d_dropout));
+    }
     // The run's length is the decay's T: a longer or shorter resumed run would jump the lr.
     if (config_.lr_decay != "none" &&
         (stored.epochs != config_.epochs || stored.steps != config_.steps))

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "cuda_test.h"  // CudaTest
+#include "io/checkpoint.h"  // load_checkpoint, save_checkpoint
 #include "io/idx.h"
 #include "model/model_checkpoint.h"
 #include "core/backend_buffer.h"  // BackendBuffer
@@ -143,6 +144,40 @@ TEST(TrainCpu, ResumeWithDDropoutIsBitwiseIdentical) {
   expect_resume_bitwise(config, 20);
 }
 
+// Checkpoints from before dropout became the default (0.3) have no d_dropout key and were
+// trained without it: they read as 0, a resume with the default is refused with the value to
+// pass, and with --d-dropout 0 it resumes. New checkpoints store the value, 0 included.
+TEST(TrainCpu, CheckpointWithoutDDropoutKeyReadsAsNoDropout) {
+  const fs::path dir = fresh_dir("d_dropout_old_checkpoint");
+  TrainConfig config = small_config(dir / "first");
+  config.d_dropout = 0.0f;
+  config.steps = 2;
+  config.final_eval = false;
+  ASSERT_EQ(run_training(config), 0);
+  Checkpoint ck = load_checkpoint((dir / "first" / "latest.ckpt").string());
+  ASSERT_EQ(ck.header.at("config").at("d_dropout"), 0.0f);
+  ck.header["config"].erase("d_dropout");
+  const std::string old_path = (dir / "old.ckpt").string();
+  save_checkpoint(old_path, ck);
+
+  TrainConfig resumed = small_config(dir / "resumed_default");
+  ASSERT_EQ(resumed.d_dropout, 0.3f);
+  resumed.steps = 4;
+  resumed.final_eval = false;
+  resumed.resume = old_path;
+  try {
+    run_training(resumed);
+    ADD_FAILURE() << "the default --d-dropout resumed a checkpoint trained without dropout";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("trained with 0; resume with --d-dropout 0"),
+              std::string::npos)
+        << e.what();
+  }
+  resumed.out_dir = (dir / "resumed_without").string();
+  resumed.d_dropout = 0.0f;
+  EXPECT_EQ(run_training(resumed), 0);
+}
+
 // Dropout acts in training only: after D and G updates with --d-dropout, the logits of
 // discriminator_forward (evaluation) are those of the same weights without dropout, and they
 // repeat; a training step with dropout gives other weights than one without.
@@ -151,6 +186,7 @@ TEST(TrainCpu, DDropoutChangesTrainingButNotEvaluation) {
   config.mbd_kernels = 10;
   const MnistSplit train = load_mnist(config.data_dir, "train");
   auto backend = make_cpu_backend();
+  config.d_dropout = 0.0f;
   TrainingState plain(*backend, config, train.images);
   config.d_dropout = 0.5f;
   TrainingState dropped(*backend, config, train.images);
@@ -382,14 +418,14 @@ TEST(Cli, ResumeRefusesAnotherLrSchedule) {
       runtest::run_command(common + " --steps 2 --lr-decay linear --d-dropout 0.5");
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string resume = " --resume " + (out / "latest.ckpt").string();
-  for (const auto& [args, flag] : std::vector<std::pair<std::string, std::string>>{
-           {" --steps 2 --lr-decay none --d-dropout 0.5", "--lr-decay"},
-           {" --steps 2 --lr-decay linear --d-dropout 0.25", "--d-dropout"},
-           {" --steps 4 --lr-decay linear --d-dropout 0.5", "--epochs/--steps"}}) {
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {" --steps 2 --lr-decay none --d-dropout 0.5", "--lr-decay: differ"},
+           {" --steps 2 --lr-decay linear --d-dropout 0.25",
+            "--d-dropout: 0.25 differs from the checkpoint"},
+           {" --steps 4 --lr-decay linear --d-dropout 0.5", "--epochs/--steps: differ"}}) {
     r = runtest::run_command(common + args + resume);
     EXPECT_NE(r.code, 0) << args;
-    EXPECT_NE(r.output.find(flag + ": differ"), std::string::npos)
-        << args << ": " << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << args << ": " << r.output;
   }
 }
 
