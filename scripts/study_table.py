@@ -7,6 +7,7 @@ usage: study_table.py SWEEP_DIR... > table.csv   (runs under SWEEP_DIR/runs/<nam
 import csv
 import json
 import pathlib
+import re
 import statistics
 import sys
 
@@ -18,6 +19,11 @@ def setting_of(name):
     """The run's settings without its seed: `seed=2,lr-g=0.0001` -> `lr-g=0.0001`."""
     parts = [p for p in name.split(",") if not p.startswith("seed=")]
     return ",".join(parts) or "default"
+
+
+def natural(text):
+    """Sort key reading digit runs as numbers: `epochs=20` before `epochs=100`."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
 def main(dirs):
@@ -35,9 +41,9 @@ def main(dirs):
         sys.exit("study_table.py: no runs/*/eval.json under " + " ".join(dirs))
     out = csv.DictWriter(sys.stdout, ["setting", "seed"] + FIGURES + ["floor_frechet"])
     out.writeheader()
-    for row in sorted(rows, key=lambda r: (r["setting"], r["seed"])):
+    for row in sorted(rows, key=lambda r: (natural(r["setting"]), natural(r["seed"]))):
         out.writerow(row)
-    for setting in sorted({r["setting"] for r in rows}):
+    for setting in sorted({r["setting"] for r in rows}, key=natural):
         group = [r for r in rows if r["setting"] == setting]
         summary = {"setting": setting, "seed": "mean+-sd (%d seeds)" % len(group)}
         for k in FIGURES + ["floor_frechet"]:
