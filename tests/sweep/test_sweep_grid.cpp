@@ -3,11 +3,13 @@
 // sweep-owned flag, duplicate run, flags that clash) naming where in the file the fault is.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <set>
 #include <stdexcept>
 #include <string>
 
 #include "sweep/grid.h"
+#include "test_paths.h"  // source_dir
 
 namespace mnistgan {
 namespace {
@@ -163,6 +165,28 @@ TEST(SweepGrid, SharesAreContiguousBalancedAndCoverEveryRunOnce) {
   const auto first = sweep_share(runs, 0, 2), second = sweep_share(runs, 1, 2);
   for (const SweepRun& r : first) EXPECT_FALSE(r.config.conditional) << r.name;
   EXPECT_THROW(sweep_share(runs, 2, 2), std::invalid_argument);
+}
+
+// The grid files README points to parse as they are, and the worked sweep pins
+// `"d-dropout": 0` (it documents runs made when that was the default), so rerunning it is
+// still the computation its committed leaderboard shows.
+TEST(SweepGrid, CommittedGridFilesParseAndTheWorkedSweepPinsItsDropout) {
+  namespace fs = std::filesystem;
+  int files = 0;
+  for (const char* folder : {"docs/sweep", "docs/study"})
+    for (const fs::directory_entry& entry : fs::directory_iterator(fs::path(testpaths::source_dir()) / folder))
+      if (entry.path().extension() == ".json" && entry.path().stem() != "leaderboard") {
+        ++files;
+        std::vector<SweepRun> runs;
+        ASSERT_NO_THROW(runs = parse_sweep_grid(entry.path().string(), "out", "cpu"))
+            << entry.path();
+        EXPECT_FALSE(runs.empty()) << entry.path();
+      }
+  EXPECT_GE(files, 2);
+  const std::vector<SweepRun> worked =
+      parse_sweep_grid(testpaths::source_dir() + "/docs/sweep/sweep_seeds.json", "out", "cpu");
+  ASSERT_EQ(worked.size(), 4u);
+  for (const SweepRun& run : worked) EXPECT_EQ(run.config.d_dropout, 0.0f) << run.name;
 }
 
 }  // namespace
