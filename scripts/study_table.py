@@ -2,7 +2,9 @@
 """study_table.py: one row per finished run of a `mnistgan sweep` screen, from each run's
 eval.json, and a mean +- sd row per setting over its seeds.
 
-usage: study_table.py SWEEP_DIR... > table.csv   (runs under SWEEP_DIR/runs/<name>/eval.json)
+usage: study_table.py [--fixed TEXT] SWEEP_DIR... > table.csv
+       (runs under SWEEP_DIR/runs/<name>/eval.json; --fixed names the grid's fixed "train"
+       flags that the run names leave out, e.g. --fixed d-dropout=0.2, prefixed to each setting)
 """
 import csv
 import json
@@ -26,14 +28,17 @@ def natural(text):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
-def main(dirs):
+def main(dirs, fixed=""):
     rows = []
     for d in dirs:
         for path in sorted(pathlib.Path(d).glob("runs/*/eval.json")):
             report = json.loads(path.read_text())
             model, floor = report["model"], report["floor"]
             seed = next((p[5:] for p in path.parent.name.split(",") if p.startswith("seed=")), "")
-            row = {"setting": setting_of(path.parent.name), "seed": seed,
+            setting = setting_of(path.parent.name)
+            if fixed:
+                setting = fixed if setting == "default" else fixed + "," + setting
+            row = {"setting": setting, "seed": seed,
                    "floor_frechet": round(floor["frechet_distance"], 3)}
             row.update({k: round(model[k], 4) for k in FIGURES})
             rows.append(row)
@@ -54,4 +59,10 @@ def main(dirs):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    args = sys.argv[1:]
+    fixed = ""
+    if args[:1] == ["--fixed"]:
+        if len(args) < 2:
+            sys.exit("study_table.py: --fixed needs a value, e.g. --fixed d-dropout=0.2")
+        fixed, args = args[1], args[2:]
+    main(args, fixed)
