@@ -173,8 +173,9 @@ TEST(SweepGrid, SharesAreContiguousBalancedAndCoverEveryRunOnce) {
 TEST(SweepGrid, CommittedGridFilesParseAndTheWorkedSweepPinsItsDropout) {
   namespace fs = std::filesystem;
   int files = 0;
+  const fs::path source = testpaths::source_dir();
   for (const char* folder : {"docs/sweep", "docs/study"})
-    for (const fs::directory_entry& entry : fs::directory_iterator(fs::path(testpaths::source_dir()) / folder))
+    for (const fs::directory_entry& entry : fs::directory_iterator(source / folder))
       if (entry.path().extension() == ".json" && entry.path().stem() != "leaderboard") {
         ++files;
         std::vector<SweepRun> runs;
