@@ -100,7 +100,6 @@ double percentile(std::vector<double> values, double p) {
 
 // ---- shapes and work counts ----------------------------------------------------------------
 
-
 double roofline_fraction(const WorkCount& work, double seconds, double peak_flops_per_s,
                          double peak_bytes_per_s) {
   if (seconds <= 0) return 0;
@@ -184,11 +183,16 @@ nlohmann::json bench_report_json(const BenchReport& r) {
   j["commit_source"] = r.commit_source;
   j["device"] = r.device;
   const BenchOptions& s = r.settings;
-  j["settings"] = {{"device", s.device},       {"batches", s.batches},
-                   {"repeats", s.repeats},     {"warmup", s.warmup},
-                   {"e2e_steps", s.e2e_steps}, {"kernels", !s.e2e_only && !s.sweep_only},
-                   {"e2e", !s.kernels_only && !s.sweep_only},   {"seed", s.seed},
-                   {"sweep_runs", s.sweep_runs}, {"sweep_steps", s.sweep_steps}};
+  j["settings"] = {{"device", s.device},
+                   {"batches", s.batches},
+                   {"repeats", s.repeats},
+                   {"warmup", s.warmup},
+                   {"e2e_steps", s.e2e_steps},
+                   {"kernels", !s.e2e_only && !s.sweep_only},
+                   {"e2e", !s.kernels_only && !s.sweep_only},
+                   {"seed", s.seed},
+                   {"sweep_runs", s.sweep_runs},
+                   {"sweep_steps", s.sweep_steps}};
   const BenchCeilings& c = r.ceilings;
   j["ceilings"] = {{"copy_gb_per_s", c.copy_bytes_per_s / 1e9},
                    {"sgemm_gflop_per_s", c.sgemm_flops_per_s / 1e9},
@@ -331,11 +335,10 @@ std::string format_bench_report(const BenchReport& r) {
     std::vector<std::vector<std::string>> rows{
         {"batch", "mbd", "cuda graph", "steps", "steps/s", "images/s", "kernels/step", "status"}};
     for (const E2eRow& e : r.e2e)
-      rows.push_back({std::to_string(e.batch), e.mbd ? "on" : "off", e.cuda_graph,
-                      std::to_string(e.steps), fmt("%.2f", e.steps_per_s()),
-                      fmt("%.0f", e.images_per_s()),
-                      e.kernels_per_step >= 0 ? std::to_string(e.kernels_per_step) : "-",
-                      e.status});
+      rows.push_back(
+          {std::to_string(e.batch), e.mbd ? "on" : "off", e.cuda_graph, std::to_string(e.steps),
+           fmt("%.2f", e.steps_per_s()), fmt("%.0f", e.images_per_s()),
+           e.kernels_per_step >= 0 ? std::to_string(e.kernels_per_step) : "-", e.status});
     out << format_columns(rows, {true, false, false, true, true, true, true, false});
   }
   if (!r.sweep.empty()) {
@@ -346,13 +349,13 @@ std::string format_bench_report(const BenchReport& r) {
                                                 "one after another GAN-steps/s", "ratio",
                                                 "status"}};
     for (const SweepBenchRow& w : r.sweep)
-      rows.push_back({std::to_string(w.runs), std::to_string(w.steps),
-                      fmt("%.2f", w.lockstep_gan_steps_per_s()),
-                      fmt("%.2f", w.sequential_gan_steps_per_s()),
-                      fmt("%.2f", w.sequential_gan_steps_per_s() > 0
-                                      ? w.lockstep_gan_steps_per_s() / w.sequential_gan_steps_per_s()
-                                      : 0),
-                      w.status});
+      rows.push_back(
+          {std::to_string(w.runs), std::to_string(w.steps),
+           fmt("%.2f", w.lockstep_gan_steps_per_s()), fmt("%.2f", w.sequential_gan_steps_per_s()),
+           fmt("%.2f", w.sequential_gan_steps_per_s() > 0
+                           ? w.lockstep_gan_steps_per_s() / w.sequential_gan_steps_per_s()
+                           : 0),
+           w.status});
     out << format_columns(rows, {true, true, true, true, true, false});
   }
   return out.str();
@@ -542,9 +545,8 @@ SweepBenchRow run_sweep_bench(const std::string& backend_name, const BenchOption
   RunGroup group;
   for (int i = 0; i < runs; ++i) {
     if (slabs) slab[i] = {arena.get() + i * slab_bytes, slab_bytes};
-    states.push_back(std::make_unique<TrainingState>(*backend, config_of(i), images,
-                                                     std::vector<uint8_t>{},
-                                                     slabs ? &slab[i] : nullptr));
+    states.push_back(std::make_unique<TrainingState>(
+        *backend, config_of(i), images, std::vector<uint8_t>{}, slabs ? &slab[i] : nullptr));
     states.back()->initialize();
     group.add(*states.back());
   }
@@ -568,7 +570,8 @@ SweepBenchRow run_sweep_bench(const std::string& backend_name, const BenchOption
   double nonfinite = 0;
   for (auto& state : states) nonfinite += state->take_stats().nonfinite;
   if (nonfinite > 0)
-    row.status = "FAILED: " + std::to_string(static_cast<int64_t>(nonfinite)) + " non-finite losses";
+    row.status =
+        "FAILED: " + std::to_string(static_cast<int64_t>(nonfinite)) + " non-finite losses";
   return row;
 }
 

@@ -53,7 +53,7 @@ struct TrainConfig {
   // where T counts that network's updates (D: steps x --d-steps, G: steps) and t its applied
   // updates (AdamHyper::lr_decay_updates, computed on the backend from Adam's step count).
   std::string lr_decay = "none";
-  int d_steps = 1;    // --d-steps: D updates per G update
+  int d_steps = 1;  // --d-steps: D updates per G update
   // --d-dropout: inverted dropout with this probability after each of D's hidden LeakyReLU
   // layers in its training passes (model.h's set_discriminator_dropout), Philox-keyed by
   // (seed, step). 0: off. In [0, 1). 0.3 by default: over 3 seeds of the 20-epoch run it

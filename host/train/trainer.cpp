@@ -617,8 +617,8 @@ class Run {
     } else {
       backend_ = env_.backend;
     }
-    state_ = std::make_unique<TrainingState>(*backend_, config_, train.images, train.labels,
-                                             env_.slab);
+    state_ =
+        std::make_unique<TrainingState>(*backend_, config_, train.images, train.labels, env_.slab);
     if (config_.eval_every > 0) start_evaluator(train);
     state_->inject_nonfinite_gradient(hooks_.nonfinite_gradient_step, hooks_.nonfinite_target);
     if (!config_.resume.empty()) {
@@ -775,9 +775,8 @@ class Run {
     skipped_total_ += row.skipped;
     if (row.skipped > 0)
       say("mnistgan: skipped " + std::to_string(row.skipped) +
-                         " update(s) with a NaN/Inf loss or gradient " + steps_text(interval) +
-                         " (--nan-policy skip-step; " + std::to_string(skipped_total_) +
-                         " so far)");
+          " update(s) with a NaN/Inf loss or gradient " + steps_text(interval) +
+          " (--nan-policy skip-step; " + std::to_string(skipped_total_) + " so far)");
     if (at.eval) {
       row.eval = evaluate(at.step);
       last_eval_step_ = at.step;
@@ -980,9 +979,9 @@ class Run {
   RunTestHooks hooks_;
   RunEnvironment env_;
   bool training_started_ = false;
-  int64_t total_ = 0;                      // the run's last step
-  int exit_code_ = 0;                      // set when after_step() ends the run
-  int64_t last_eval_step_ = -1;            // the step of this process's latest evaluation
+  int64_t total_ = 0;                        // the run's last step
+  int exit_code_ = 0;                        // set when after_step() ends the run
+  int64_t last_eval_step_ = -1;              // the step of this process's latest evaluation
   std::unique_ptr<MnistSplit> owned_train_;  // the training split, unless env_ lends one
   const MnistSplit* train_ = nullptr;
   int64_t skipped_total_ = 0;       // updates skipped by --nan-policy skip-step, whole run
@@ -994,8 +993,8 @@ class Run {
   std::unique_ptr<MetricsLog> metrics_;
   std::unique_ptr<ProgressLine> progress_;
   std::unique_ptr<Evaluator> owned_evaluator_;  // unless env_ lends evaluators
-  Evaluator* evaluator_ = nullptr;  // --eval-every > 0, or the final evaluation
-  std::optional<EvalMetrics> last_eval_;  // the latest evaluation's figures
+  Evaluator* evaluator_ = nullptr;              // --eval-every > 0, or the final evaluation
+  std::optional<EvalMetrics> last_eval_;        // the latest evaluation's figures
   GifWriter gif_{50};
   int64_t last_epoch_ = 0;  // epochs completed at the last crossed_epoch()
   // The log interval's clock: the loop's start, and the time and step of the last row.

@@ -43,9 +43,8 @@ struct TrainingRun {
 // amplifies rounding differences chaotically, so runs on different backends part ways
 // after it; at these widths all 100 steps stay in the smooth regime.
 // levers: further flags (the training levers' test), steps: the run's length.
-TrainingRun train(const std::string& name, const std::string& device,
-                  const std::string& graph_flag, const std::vector<std::string>& levers = {},
-                  int steps = kSteps) {
+TrainingRun train(const std::string& name, const std::string& device, const std::string& graph_flag,
+                  const std::vector<std::string>& levers = {}, int steps = kSteps) {
   const fs::path out = runtest::fresh_dir(name);
   std::vector<std::string> extra = {"--hidden-g", "128,256", "--hidden-d", "256,128", graph_flag};
   extra.insert(extra.end(), levers.begin(), levers.end());
@@ -99,8 +98,8 @@ TEST(EmuCudaTraining, HundredStepsMatchCpuWithAndWithoutGraphAndRepeatBitwise) {
 // device and replayed from the graph, match the CPU at the same tolerance over a shorter run;
 // --d-steps 2 gives D its own T and two dropout passes per step.
 TEST(EmuCudaTraining, LeversMatchCpu) {
-  const std::vector<std::string> levers = {"--lr-decay", "linear", "--d-steps", "2",
-                                           "--d-dropout", "0.3"};
+  const std::vector<std::string> levers = {"--lr-decay", "linear",      "--d-steps",
+                                           "2",          "--d-dropout", "0.3"};
   constexpr int kLeverSteps = 40;
   const TrainingRun cpu = train("emu_levers_cpu", "cpu", "--no-cuda-graph", levers, kLeverSteps);
   const TrainingRun graph = train("emu_levers_graph", "cuda", "--cuda-graph", levers, kLeverSteps);

@@ -65,7 +65,8 @@ TEST(SweepGrid, AnExplicitListFollowsTheProduct) {
 }
 
 TEST(SweepGrid, ListValuesFlagsAndNoAxes) {
-  const auto runs = parse(R"({"train": {"steps": 5, "hidden-g": [64, 128], "no-cuda-graph": true}})");
+  const auto runs =
+      parse(R"({"train": {"steps": 5, "hidden-g": [64, 128], "no-cuda-graph": true}})");
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_EQ(runs[0].name, "base");
   EXPECT_EQ(runs[0].config.hidden_g, (std::vector<int>{64, 128}));
@@ -129,8 +130,7 @@ TEST(SweepGrid, SweepOwnedClashingAndDuplicateRunsAreRefused) {
   std::string m = refusal(R"({"train": {"out": "x"}})");
   EXPECT_NE(m.find("grid.json: train.out: --out is set by the sweep"), std::string::npos) << m;
   m = refusal(R"({"axes": {"device": ["cpu"]}})");
-  EXPECT_NE(m.find("grid.json: axes.device: --device is set by the sweep"), std::string::npos)
-      << m;
+  EXPECT_NE(m.find("grid.json: axes.device: --device is set by the sweep"), std::string::npos) << m;
   m = refusal(R"({"train": {"seed": 1}, "axes": {"seed": [1, 2]}})");
   EXPECT_NE(m.find("grid.json: axes.seed: also fixed in \"train\""), std::string::npos) << m;
   m = refusal(R"({"axes": {"seed": [1, 2]}, "runs": [{"seed": 2}]})");

@@ -17,11 +17,11 @@
 #include <sstream>
 #include <string>
 
-#include "cuda_test.h"  // CudaTest
-#include "io/checkpoint.h"  // load_checkpoint, save_checkpoint
+#include "core/backend_buffer.h"  // BackendBuffer
+#include "cuda_test.h"            // CudaTest
+#include "io/checkpoint.h"        // load_checkpoint, save_checkpoint
 #include "io/idx.h"
 #include "model/model_checkpoint.h"
-#include "core/backend_buffer.h"  // BackendBuffer
 #include "run_test_util.h"  // fresh_dir, run_command
 #include "test_util.h"      // random_vector
 #include "train/trainer.h"
@@ -239,8 +239,7 @@ TEST(TrainCpu, LinearLrDecayCountsEachNetworksUpdatesAndStartsAtTheFullLr) {
   EXPECT_EQ(linear.generator_hyper().lr, config.lr);
   config.steps = 0;  // from --epochs: 20 epochs of batches_per_epoch / d_steps steps
   TrainingState by_epochs(*backend, config, train.images);
-  EXPECT_EQ(by_epochs.generator_hyper().lr_decay_updates,
-            20 * by_epochs.batches_per_epoch() / 2);
+  EXPECT_EQ(by_epochs.generator_hyper().lr_decay_updates, 20 * by_epochs.batches_per_epoch() / 2);
 
   // One D update per step, so step 1 is every network's update 1.
   config.d_steps = 1;
