@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>  // std::move
 
 #include "eval/eval.h"
@@ -555,32 +556,39 @@ class Run {
                                   (stored.conditional ? "a conditional" : "an unconditional") +
                                   " checkpoint; resume it " +
                                   (stored.conditional ? "with" : "without") + " --conditional");
-    auto must_match = [&](bool same, const char* flag) {
-      if (!same)
-        throw std::invalid_argument(std::string(flag) + ": differs from the checkpoint " +
-                                    config_.resume + "; resume with the flags it was made with");
-    };
-    must_match(stored.latent_dim == config_.latent_dim, "--latent-dim");
-    must_match(stored.hidden_g == config_.hidden_g, "--hidden-g");
-    must_match(stored.hidden_d == config_.hidden_d, "--hidden-d");
-    must_match(stored.mbd_kernels == config_.mbd_kernels, "--mbd-kernels");
-    must_match(stored.mbd_dims == config_.mbd_dims, "--mbd-dims");
-    must_match(stored.batch_size == config_.batch_size, "--batch-size");
-    must_match(stored.d_steps == config_.d_steps, "--d-steps");
-    must_match(stored.lr_decay == config_.lr_decay, "--lr-decay");
-    // Named with both values: checkpoints from before dropout became the default (0.3) were
-    // trained without it and resume only with --d-dropout 0.
-    if (stored.d_dropout != config_.d_dropout) {
-      auto text = [](float p) {
+    // Names both values and the flag to pass (e.g. checkpoints from before dropout became
+    // the default were trained with --d-dropout 0).
+    auto text = [](const auto& value) {
+      using Value = std::decay_t<decltype(value)>;
+      if constexpr (std::is_same_v<Value, std::string>) {
+        return value;
+      } else if constexpr (std::is_same_v<Value, std::vector<int>>) {
+        std::string joined;
+        for (size_t i = 0; i < value.size(); ++i)
+          joined += (i ? "," : "") + std::to_string(value[i]);
+        return joined;
+      } else {
         char buffer[32];
-        std::snprintf(buffer, sizeof buffer, "%g", p);
+        std::snprintf(buffer, sizeof buffer, "%g", static_cast<double>(value));
         return std::string(buffer);
-      };
-      throw std::invalid_argument("--d-dropout: " + text(config_.d_dropout) +
-                                  " differs from the checkpoint " + config_.resume +
-                                  ", trained with " + text(stored.d_dropout) +
-                                  "; resume with --d-dropout " + text(stored.d_dropout));
-    }
+      }
+    };
+    auto must_match = [&](const auto& stored_value, const auto& value, const char* flag) {
+      if (stored_value != value)
+        throw std::invalid_argument(std::string(flag) + ": " + text(value) +
+                                    " differs from the checkpoint " + config_.resume +
+                                    ", trained with " + text(stored_value) + "; resume with " +
+                                    flag + " " + text(stored_value));
+    };
+    must_match(stored.latent_dim, config_.latent_dim, "--latent-dim");
+    must_match(stored.hidden_g, config_.hidden_g, "--hidden-g");
+    must_match(stored.hidden_d, config_.hidden_d, "--hidden-d");
+    must_match(stored.mbd_kernels, config_.mbd_kernels, "--mbd-kernels");
+    must_match(stored.mbd_dims, config_.mbd_dims, "--mbd-dims");
+    must_match(stored.batch_size, config_.batch_size, "--batch-size");
+    must_match(stored.d_steps, config_.d_steps, "--d-steps");
+    must_match(stored.lr_decay, config_.lr_decay, "--lr-decay");
+    must_match(stored.d_dropout, config_.d_dropout, "--d-dropout");
     // The run's length is the decay's T: a longer or shorter resumed run would jump the lr.
     if (config_.lr_decay != "none" &&
         (stored.epochs != config_.epochs || stored.steps != config_.steps))

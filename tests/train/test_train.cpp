@@ -418,7 +418,8 @@ TEST(Cli, ResumeRefusesAnotherLrSchedule) {
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string resume = " --resume " + (out / "latest.ckpt").string();
   for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
-           {" --steps 2 --lr-decay none --d-dropout 0.5", "--lr-decay: differ"},
+           {" --steps 2 --lr-decay none --d-dropout 0.5",
+            "--lr-decay: none differs from the checkpoint"},
            {" --steps 2 --lr-decay linear --d-dropout 0.25",
             "--d-dropout: 0.25 differs from the checkpoint"},
            {" --steps 4 --lr-decay linear --d-dropout 0.5", "--epochs/--steps: differ"}}) {
